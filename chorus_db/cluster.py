@@ -1,0 +1,243 @@
+"""The embedded PostgreSQL cluster: one the project owns, in a directory it chooses.
+
+`invoke db.up` and the test fixtures both use this. initdb and postgres refuse to run as
+root, so when we are root the server runs as an unprivileged OS user that is created on
+first use (or reused). The cluster listens on 127.0.0.1 only, on a port chosen once at
+initdb time (the first free one from CHORUS_PG_PORT) and then kept, so it never takes a
+port from a server that is already there.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config
+
+SETTINGS_FILE = "chorus.conf"
+PASSWORD_FILE = "chorus_superuser_password"
+SUPERUSER = "postgres"
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def ensure_os_user(name: str = config.PG_OS_USER) -> str | None:
+    """Return the OS user the server must run as, creating it when needed.
+
+    None means "the current user", which is the case whenever we are not root.
+    """
+    if not is_root():
+        return None
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            check=True,
+        )
+    return name
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def first_free_port(start: int) -> int:
+    for port in range(start, start + 200):
+        if port_is_free(port):
+            return port
+    raise RuntimeError(f"no free TCP port on 127.0.0.1 between {start} and {start + 199}")
+
+
+@dataclass
+class Cluster:
+    """A PostgreSQL 15 cluster in `datadir`, managed with pg_ctl."""
+
+    datadir: Path
+    cron_database: str = config.DB_NAME
+    first_port: int = config.PG_FIRST_PORT
+
+    @property
+    def os_user(self) -> str | None:
+        return ensure_os_user()
+
+    @property
+    def logfile(self) -> Path:
+        return self.datadir / "server.log"
+
+    def _as_owner(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+        user = self.os_user
+        if user:
+            argv = ["runuser", "-u", user, "--", *argv]
+        return subprocess.run(argv, **kwargs)
+
+    def _bin(self, name: str) -> str:
+        return str(config.pg_bindir() / name)
+
+    # -- state -------------------------------------------------------------------
+    @property
+    def initialized(self) -> bool:
+        return (self.datadir / "PG_VERSION").exists()
+
+    @property
+    def port(self) -> int:
+        for line in (self.datadir / SETTINGS_FILE).read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "port":
+                return int(value.strip())
+        raise RuntimeError(f"no port in {self.datadir / SETTINGS_FILE}")
+
+    @property
+    def password(self) -> str:
+        return (self.datadir.parent / f"{self.datadir.name}.{PASSWORD_FILE}").read_text().strip()
+
+    def running(self) -> bool:
+        if not self.initialized:
+            return False
+        proc = self._as_owner(
+            [self._bin("pg_ctl"), "status", "-D", str(self.datadir)],
+            capture_output=True,
+            text=True,
+        )
+        return proc.returncode == 0
+
+    def url(self, dbname: str | None = None, user: str = SUPERUSER, password: str | None = None) -> str:
+        secret = self.password if password is None else password
+        return f"postgresql://{user}:{secret}@127.0.0.1:{self.port}/{dbname or self.cron_database}"
+
+    # -- lifecycle ---------------------------------------------------------------
+    def init(self) -> bool:
+        """Create the cluster if absent. Returns True when it was created now."""
+        if self.initialized:
+            return False
+        user = self.os_user
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        if user and self._as_owner(["test", "-x", str(self.datadir.parent)]).returncode != 0:
+            raise RuntimeError(
+                f"the OS user {user} cannot enter {self.datadir.parent}: allow it (chmod o+x on the "
+                "directories above) or set CHORUS_PGDATA to a directory it can reach"
+            )
+        password_path = self.datadir.parent / f"{self.datadir.name}.{PASSWORD_FILE}"
+        password_path.write_text(secrets.token_urlsafe(24) + "\n")
+        password_path.chmod(0o600)
+        # initdb reads the password from a file the server user can read; it is removed after.
+        pwfile = Path(tempfile.mkstemp(prefix="chorus-initpw-")[1])
+        pwfile.write_text(password_path.read_text())
+        if user:
+            shutil.chown(self.datadir, user=user)
+            shutil.chown(pwfile, user=user)
+        self.datadir.chmod(0o700)
+        proc = self._as_owner(
+            [
+                self._bin("initdb"),
+                "-D", str(self.datadir),
+                "-U", SUPERUSER,
+                f"--pwfile={pwfile}",
+                "--auth-local=peer",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        pwfile.unlink(missing_ok=True)
+        if proc.returncode != 0:
+            shutil.rmtree(self.datadir, ignore_errors=True)
+            raise RuntimeError(f"initdb failed:\n{proc.stdout}\n{proc.stderr}")
+        port = first_free_port(self.first_port)
+        settings = "\n".join(
+            [
+                "# Written by chorus_db.cluster: the embedded cluster's own settings.",
+                f"port = {port}",
+                "listen_addresses = '127.0.0.1'",
+                "unix_socket_directories = ''",
+                "shared_preload_libraries = 'pg_cron'",
+                f"cron.database_name = '{self.cron_database}'",
+                # Jobs run in background workers: no libpq login, no password to manage.
+                "cron.use_background_workers = on",
+                "max_worker_processes = 16",
+                "cron.timezone = 'UTC'",
+                "timezone = 'UTC'",
+                "max_connections = 200",
+                "shared_buffers = 256MB",
+                "fsync = on",
+                "",
+            ]
+        )
+        (self.datadir / SETTINGS_FILE).write_text(settings)
+        with (self.datadir / "postgresql.conf").open("a") as conf:
+            conf.write(f"\ninclude_if_exists = '{SETTINGS_FILE}'\n")
+        if user:
+            shutil.chown(self.datadir / SETTINGS_FILE, user=user)
+        return True
+
+    def start(self) -> bool:
+        """Start the server if it is not running. Returns True when it was started now."""
+        self.init()
+        if self.running():
+            return False
+        if not port_is_free(self.port):
+            raise RuntimeError(
+                f"port {self.port} of the embedded cluster is taken by another program; "
+                f"stop it or remove {self.datadir} to choose a new port"
+            )
+        proc = self._as_owner(
+            [self._bin("pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.datadir), "-l", str(self.logfile)],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            tail = self.logfile.read_text()[-2000:] if self.logfile.exists() else ""
+            raise RuntimeError(f"pg_ctl start failed:\n{proc.stdout}\n{proc.stderr}\n{tail}")
+        return True
+
+    def stop(self, mode: str = "fast") -> bool:
+        if not self.running():
+            return False
+        self._as_owner(
+            [self._bin("pg_ctl"), "stop", "-w", "-m", mode, "-D", str(self.datadir)],
+            check=True,
+            capture_output=True,
+        )
+        return True
+
+    def kill9(self) -> None:
+        """Crash the postmaster (fault tests): no shutdown checkpoint."""
+        pid = int((self.datadir / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, 9)
+
+    def destroy(self) -> None:
+        self.stop("immediate") if self.running() else None
+        shutil.rmtree(self.datadir, ignore_errors=True)
+        (self.datadir.parent / f"{self.datadir.name}.{PASSWORD_FILE}").unlink(missing_ok=True)
+
+
+def embedded() -> Cluster:
+    """The project's default cluster (`invoke db.up`)."""
+    return Cluster(config.PGDATA)
+
+
+def database_url() -> str:
+    """DATABASE_URL if set, else the embedded cluster's URL (starting it if needed)."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    cluster = embedded()
+    cluster.start()
+    return cluster.url()

@@ -1,0 +1,64 @@
+"""Drift: the live schema against a fresh build of the source.
+
+A scratch database is built from the source on the same server, both are dumped with
+pg_dump --schema-only, and the dumps are compared. pg_cron's own schema is left out (it
+exists only in cron.database_name), and so is the random pepper in app.settings (data).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import secrets
+import subprocess
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from . import config
+from .build import Source, build
+
+
+def _pg_dump() -> str:
+    return str(config.pg_bindir() / "pg_dump")
+
+
+def schema_dump(url: str) -> str:
+    """pg_dump --schema-only, normalised so two equal schemas give equal text."""
+    proc = subprocess.run(
+        [_pg_dump(), "--schema-only", "--no-owner", "--exclude-schema=cron", "--dbname", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = []
+    for line in proc.stdout.splitlines():
+        if line.startswith("--") or not line.strip():
+            continue
+        if re.match(r"^(CREATE|COMMENT ON) EXTENSION .*pg_cron", line):
+            continue
+        if line.startswith("\\restrict") or line.startswith("\\unrestrict"):
+            continue  # pg_dump's random per-dump key
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def drift(url: str, source: Source | None = None) -> str:
+    """A unified diff (empty when none) of the live schema against a fresh build."""
+    params = conninfo_to_dict(url)
+    scratch = f"{params.get('dbname', config.DB_NAME)}_drift_{secrets.token_hex(4)}"
+    admin = make_conninfo(url, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(scratch)))
+    try:
+        scratch_url = make_conninfo(url, dbname=scratch)
+        build(scratch_url, source=source, log=lambda _m: None)
+        fresh = schema_dump(scratch_url)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(scratch)))
+    live = schema_dump(url)
+    return "".join(
+        difflib.unified_diff(fresh.splitlines(True), live.splitlines(True), "fresh build of the source", "live database")
+    )

@@ -1,0 +1,117 @@
+"""The test cluster, the template database and the SQL-level checks `invoke test` runs.
+
+The test cluster is a second embedded cluster (.run/test-pgdata) so tests never touch the
+developer's data. The built schema is loaded once into a template database; every test gets
+a fresh copy of it (pytest-postgresql's DatabaseJanitor), which takes milliseconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import subprocess
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from . import config
+from .build import Source, build
+from .cluster import Cluster
+
+TEMPLATE_DB = "chorus_test_template"
+# Outside the checkout: a fresh clone may sit below a directory the server's OS user cannot
+# enter (CI clones anywhere), while the temporary directory is open to every user.
+TEST_PGDATA = Path(
+    os.environ.get(
+        "CHORUS_TEST_PGDATA",
+        Path(tempfile.gettempdir()) / f"chorus-test-{hashlib.sha1(str(config.ROOT).encode()).hexdigest()[:10]}" / "pgdata",
+    )
+)
+
+
+def test_cluster() -> Cluster:
+    cluster = Cluster(TEST_PGDATA, first_port=int(os.environ.get("CHORUS_TEST_PG_PORT", "55432")))
+    cluster.start()
+    return cluster
+
+
+def recreate_database(cluster: Cluster, name: str, template: str | None = None) -> str:
+    with psycopg.connect(cluster.url("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        if template:
+            conn.execute(
+                sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(template))
+            )
+        else:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    return cluster.url(name)
+
+
+def build_template(cluster: Cluster, source: Source | None = None, quiet: bool = True) -> str:
+    """Build the source into a fresh template database and return its URL."""
+    url = recreate_database(cluster, TEMPLATE_DB)
+    build(url, source=source, log=(lambda _msg: None) if quiet else print)
+    return url
+
+
+def copy_of_template(cluster: Cluster, name: str, extensions: tuple[str, ...] = ()) -> str:
+    url = recreate_database(cluster, name, template=TEMPLATE_DB)
+    if extensions:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for ext in extensions:
+                conn.execute(sql.SQL("create extension if not exists {}").format(sql.Identifier(ext)))
+    return url
+
+
+def psql_env(cluster: Cluster, dbname: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PGHOST="127.0.0.1",
+        PGPORT=str(cluster.port),
+        PGUSER="postgres",
+        PGPASSWORD=cluster.password,
+        PGDATABASE=dbname,
+    )
+    return env
+
+
+def run_pgtap(cluster: Cluster, files: list[Path] | None = None) -> int:
+    """Run pg_prove over db/tests on a copy of the template; returns pg_prove's exit code."""
+    dbname = "chorus_pgtap"
+    copy_of_template(cluster, dbname, extensions=("pgtap",))
+    files = files or sorted(config.TESTS_SQL_DIR.glob("*.sql"))
+    cmd = ["pg_prove", "--failures", "--comments", *[str(f) for f in files]]
+    return subprocess.run(cmd, env=psql_env(cluster, dbname)).returncode
+
+
+PLPGSQL_CHECK = """
+with targets as (
+    select p.oid, p.oid::regprocedure as fn, t.tgrelid
+    from pg_proc as p
+    join pg_namespace as n on n.oid = p.pronamespace
+    join pg_language as l on l.oid = p.prolang
+    left join lateral (
+        select tg.tgrelid from pg_trigger as tg where tg.tgfoid = p.oid limit 1
+    ) as t on true
+    where l.lanname = 'plpgsql' and n.nspname in ('api', 'app_logic')
+      and (p.prorettype <> 'trigger'::regtype or t.tgrelid is not null)
+)
+select t.fn::text, r.lineno, r.level, r.message, r.hint
+from targets as t
+cross join lateral plpgsql_check_function_tb(
+    t.oid, coalesce(t.tgrelid, 0), fatal_errors => false,
+    other_warnings => false, extra_warnings => false
+) as r
+where r.level in ('error', 'warning')
+order by 1, 2
+"""
+
+
+def run_plpgsql_check(cluster: Cluster) -> list[tuple]:
+    """Every PL/pgSQL function of api and app_logic (trigger functions with their table)."""
+    dbname = "chorus_plpgsql_check"
+    url = copy_of_template(cluster, dbname, extensions=("plpgsql_check",))
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(PLPGSQL_CHECK).fetchall()

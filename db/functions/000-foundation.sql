@@ -1,0 +1,351 @@
+-- Foundation logic every endpoint uses: the two declarative schemas, the request context
+-- PostgREST sets, response helpers, the rule-driven validator and the job declaration.
+-- This folder is re-applied from scratch on every build that changes it (chorus_db/build.py).
+
+create schema app_logic;
+comment on schema app_logic is 'Functions and internal views; rebuilt from db/functions on every change.';
+
+create schema api;
+comment on schema api is
+'The HTTP API of the lead-capture backend: the only schema PostgREST exposes. Views and functions only.';
+
+-- Tests freeze time by setting app.frozen_now; requests never can (PostgREST sets only request.*).
+create function app_logic.now() returns timestamptz
+language sql stable
+as $$
+    select coalesce(nullif(current_setting('app.frozen_now', true), '')::timestamptz, now())
+$$;
+comment on function app_logic.now() is 'now(), unless a test froze the clock with app.frozen_now.';
+
+create function app_logic.setting(p_key text) returns text
+language sql stable security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+    select s.value from app.settings as s where s.key = p_key
+$$;
+comment on function app_logic.setting(text) is 'An operator setting from app.settings.';
+
+-- request.headers is JSON with lower-cased names; on a pooled connection it can be ''.
+create function app_logic.request_headers() returns jsonb
+language sql stable
+as $$
+    select coalesce(nullif(current_setting('request.headers', true), ''), '{}')::jsonb
+$$;
+
+create function app_logic.request_header(p_name text) returns text
+language sql stable
+as $$
+    select nullif(app_logic.request_headers() ->> lower(p_name), '')
+$$;
+
+-- The client's network as nginx saw it: nginx overwrites X-Real-IP with the TCP peer, so the
+-- header is trusted and nothing else is. An IPv6 host owns a whole /64, so it counts as one.
+create function app_logic.client_network() returns inet
+language plpgsql stable
+as $$
+declare
+    v_raw text := app_logic.request_header('x-real-ip');
+    v_ip inet;
+begin
+    if v_raw is null or v_raw !~ '^[0-9A-Fa-f:.]{2,45}$' then
+        return null;
+    end if;
+    begin
+        v_ip := v_raw::inet;
+    exception when invalid_text_representation then
+        return null;
+    end;
+    if family(v_ip) = 6 then
+        return network(set_masklen(v_ip, 64));
+    end if;
+    return set_masklen(v_ip, 32);
+end
+$$;
+comment on function app_logic.client_network() is
+'Client IPv4 address or IPv6 /64 from X-Real-IP (set by nginx); null when absent or malformed.';
+
+-- Keyed hash: IPs and emails are pseudonymised with a secret pepper so they cannot be
+-- recovered by hashing every IPv4 address or a list of known emails.
+create function app_logic.pseudonym(p_value text) returns text
+language sql stable
+as $$
+    select encode(
+        extensions.hmac(convert_to(p_value, 'UTF8'), convert_to(app_logic.setting('hash_pepper'), 'UTF8'), 'sha256'),
+        'hex'
+    )
+$$;
+comment on function app_logic.pseudonym(text) is 'HMAC-SHA256 of a value with the secret pepper, hex.';
+
+-- Answering 4xx by setting response.status (instead of raising) keeps the transaction, and
+-- with it the rate-limit counters, committed.
+create function app_logic.respond(p_status integer, p_body jsonb, p_headers jsonb default null) returns jsonb
+language plpgsql volatile
+as $$
+begin
+    perform set_config('response.status', p_status::text, true);
+    if p_headers is not null then
+        perform set_config('response.headers', p_headers::text, true);
+    end if;
+    return p_body;
+end
+$$;
+comment on function app_logic.respond(integer, jsonb, jsonb) is
+'Set the HTTP status (and headers, a JSON array of one-key objects) and return the body.';
+
+create function app_logic.error_body(p_code text, p_message text, p_details text default null, p_hint text default null)
+returns jsonb
+language sql immutable
+as $$
+    select jsonb_build_object('code', p_code, 'message', p_message, 'details', p_details, 'hint', p_hint)
+$$;
+comment on function app_logic.error_body(text, text, text, text) is 'An error in PostgREST''s shape.';
+
+-- A 400 naming every bad field: message names them, details has one sentence per problem.
+create function app_logic.reject_invalid(p_problems jsonb) returns jsonb
+language plpgsql volatile
+as $$
+declare
+    v_fields text[] := array(select distinct p ->> 'field' from jsonb_array_elements(p_problems) as p);
+    v_message text;
+begin
+    if jsonb_array_length(p_problems) = 1 then
+        v_message := p_problems -> 0 ->> 'message';
+    else
+        v_message := format('%s fields are invalid: %s.', cardinality(v_fields), array_to_string(v_fields, ', '));
+    end if;
+    return app_logic.respond(
+        400,
+        app_logic.error_body(
+            'CHV01',
+            v_message,
+            (select string_agg(p ->> 'message', ' ') from jsonb_array_elements(p_problems) as p),
+            'Correct the fields named in details and send the request again.'
+        )
+        || jsonb_build_object('errors', p_problems)
+    );
+end
+$$;
+comment on function app_logic.reject_invalid(jsonb) is
+'Answer 400 with the problems found by app_logic.validate; nothing is stored.';
+
+create function app_logic.problem(p_field text, p_message text) returns jsonb
+language sql immutable
+as $$
+    select jsonb_build_array(jsonb_build_object('field', p_field, 'message', p_message))
+$$;
+
+-- Email: one @, a dotted domain, no spaces; the length rules come from RFC 5321.
+create function app_logic.is_valid_email(p_email text) returns boolean
+language sql immutable
+as $$
+    select p_email ~ '^[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$'
+        and p_email !~ '^\.|\.\.|\.@'
+        and char_length(p_email) <= 254
+$$;
+
+-- One value against one rule. Rules use JSON Schema's words (type, minLength, maxLength,
+-- pattern, enum, minimum, maximum, maxItems, items, properties, additionalProperties, const)
+-- plus: trim (lengths after trimming), maxBytes (size of the JSON text), patternText (the
+-- pattern in words, for the message), and the types email and phone. The same rules feed the
+-- OpenAPI document, so the documentation cannot disagree with the checks.
+create function app_logic.check_value(p_field text, p_value jsonb, p_rule jsonb) returns jsonb
+language plpgsql stable
+as $$
+declare
+    v_type text := p_rule ->> 'type';
+    v_actual text := jsonb_typeof(p_value);
+    v_text text;
+    v_number numeric;
+    v_len integer;
+    v_min integer := (p_rule ->> 'minLength')::integer;
+    v_max integer := (p_rule ->> 'maxLength')::integer;
+    v_problems jsonb := '[]'::jsonb;
+    v_key text;
+    v_item jsonb;
+    v_index integer := 0;
+    v_sub jsonb;
+begin
+    if v_type in ('string', 'email', 'phone') then
+        if v_actual <> 'string' then
+            return app_logic.problem(p_field, format('%s must be a string.', p_field));
+        end if;
+        v_text := p_value #>> '{}';
+        if coalesce((p_rule ->> 'trim')::boolean, false) then
+            v_text := btrim(v_text, E' \t\r\n');
+        end if;
+        v_len := char_length(v_text);
+        if v_min is not null and v_max is not null and (v_len < v_min or v_len > v_max) then
+            return app_logic.problem(p_field, format('%s must be between %s and %s characters.', p_field, v_min, v_max));
+        elsif v_max is not null and v_len > v_max then
+            return app_logic.problem(p_field, format('%s must be at most %s characters.', p_field, v_max));
+        elsif v_min is not null and v_len < v_min then
+            return app_logic.problem(p_field, format('%s must be at least %s characters.', p_field, v_min));
+        end if;
+        if p_rule ? 'enum' and not (p_rule -> 'enum') ? v_text then
+            return app_logic.problem(p_field, format(
+                '%s must be one of: %s.', p_field,
+                (select string_agg(e, ', ') from jsonb_array_elements_text(p_rule -> 'enum') as e)
+            ));
+        end if;
+        if p_rule ? 'pattern' and v_text !~ (p_rule ->> 'pattern') then
+            return app_logic.problem(p_field, format(
+                '%s must be %s.', p_field, coalesce(p_rule ->> 'patternText', 'in the expected format')
+            ));
+        end if;
+        if v_type = 'email' and not app_logic.is_valid_email(v_text) then
+            return app_logic.problem(p_field, format('%s must be a valid email address.', p_field));
+        end if;
+        if v_type = 'phone' then
+            v_text := (select p.problem from app_logic.phone_to_e164(v_text) as p);
+            if v_text is not null then
+                return app_logic.problem(p_field, format('%s %s', p_field, v_text));
+            end if;
+        end if;
+        return v_problems;
+    elsif v_type = 'boolean' then
+        if v_actual <> 'boolean' then
+            return app_logic.problem(p_field, format('%s must be true or false.', p_field));
+        end if;
+        if p_rule ? 'const' and p_value <> p_rule -> 'const' then
+            return app_logic.problem(p_field, format('%s must be %s.', p_field, p_rule ->> 'const'));
+        end if;
+        return v_problems;
+    elsif v_type in ('integer', 'number') then
+        if v_actual <> 'number' then
+            return app_logic.problem(p_field, format('%s must be a number.', p_field));
+        end if;
+        v_number := p_value::numeric;
+        if v_type = 'integer' and v_number <> trunc(v_number) then
+            return app_logic.problem(p_field, format('%s must be a whole number.', p_field));
+        end if;
+        if (p_rule ? 'minimum' and v_number < (p_rule ->> 'minimum')::numeric)
+            or (p_rule ? 'maximum' and v_number > (p_rule ->> 'maximum')::numeric) then
+            return app_logic.problem(p_field, case
+                when p_rule ? 'minimum' and p_rule ? 'maximum' then
+                    format('%s must be between %s and %s.', p_field, p_rule ->> 'minimum', p_rule ->> 'maximum')
+                when p_rule ? 'minimum' then format('%s must be at least %s.', p_field, p_rule ->> 'minimum')
+                else format('%s must be at most %s.', p_field, p_rule ->> 'maximum')
+            end);
+        end if;
+        return v_problems;
+    elsif v_type = 'object' then
+        if v_actual <> 'object' then
+            return app_logic.problem(p_field, format('%s must be an object.', p_field));
+        end if;
+        if p_rule ? 'maxBytes' and octet_length(p_value::text) > (p_rule ->> 'maxBytes')::integer then
+            return app_logic.problem(p_field, format('%s must be at most %s bytes of JSON.', p_field, p_rule ->> 'maxBytes'));
+        end if;
+        if p_rule ? 'maxProperties' and (select count(*) from jsonb_object_keys(p_value)) > (p_rule ->> 'maxProperties')::integer then
+            return app_logic.problem(p_field, format('%s must have at most %s entries.', p_field, p_rule ->> 'maxProperties'));
+        end if;
+        if p_rule ? 'properties' or p_rule ? 'additionalProperties' then
+            return app_logic.validate(p_value, p_rule, p_field || '.');
+        end if;
+        return v_problems;
+    elsif v_type = 'array' then
+        if v_actual <> 'array' then
+            return app_logic.problem(p_field, format('%s must be an array.', p_field));
+        end if;
+        if p_rule ? 'maxItems' and jsonb_array_length(p_value) > (p_rule ->> 'maxItems')::integer then
+            return app_logic.problem(p_field, format('%s must have at most %s items.', p_field, p_rule ->> 'maxItems'));
+        end if;
+        if p_rule ? 'maxBytes' and octet_length(p_value::text) > (p_rule ->> 'maxBytes')::integer then
+            return app_logic.problem(p_field, format('%s must be at most %s bytes of JSON.', p_field, p_rule ->> 'maxBytes'));
+        end if;
+        if p_rule ? 'items' then
+            for v_item in select e from jsonb_array_elements(p_value) as e loop
+                v_sub := app_logic.check_value(format('%s[%s]', p_field, v_index), v_item, p_rule -> 'items');
+                v_problems := v_problems || v_sub;
+                v_index := v_index + 1;
+                -- One bad item is enough to name the field; do not flood the answer.
+                exit when jsonb_array_length(v_problems) >= 5;
+            end loop;
+        end if;
+        return v_problems;
+    elsif v_type is null then
+        return v_problems; -- any JSON value
+    end if;
+    raise exception 'unknown rule type % for %', v_type, p_field using errcode = 'CHX01';
+end
+$$;
+comment on function app_logic.check_value(text, jsonb, jsonb) is
+'Problems (a JSON array of {field, message}) of one value against one rule; [] when it passes.';
+
+-- A JSON object against an object rule: unknown keys, missing required keys, then each field.
+create function app_logic.validate(p_body jsonb, p_rule jsonb, p_prefix text default '') returns jsonb
+language plpgsql stable
+as $$
+declare
+    v_problems jsonb := '[]'::jsonb;
+    v_properties jsonb := coalesce(p_rule -> 'properties', '{}'::jsonb);
+    v_required jsonb := coalesce(p_rule -> 'required', '[]'::jsonb);
+    v_extra jsonb := coalesce(p_rule -> 'additionalProperties', 'false'::jsonb);
+    v_key text;
+    v_value jsonb;
+begin
+    if p_body is null or jsonb_typeof(p_body) <> 'object' then
+        return app_logic.problem(
+            coalesce(nullif(rtrim(p_prefix, '.'), ''), 'body'),
+            format('%s must be a JSON object.', coalesce(nullif(rtrim(p_prefix, '.'), ''), 'The request body'))
+        );
+    end if;
+    for v_key, v_value in select k, v from jsonb_each(p_body) as e (k, v) loop
+        if v_properties ? v_key then
+            -- null is the same as leaving the field out; required fields are checked below.
+            if jsonb_typeof(v_value) <> 'null' then
+                v_problems := v_problems || app_logic.check_value(p_prefix || v_key, v_value, v_properties -> v_key);
+            end if;
+        elsif jsonb_typeof(v_extra) = 'object' then
+            if char_length(v_key) > 100 then
+                v_problems := v_problems || app_logic.problem(p_prefix || left(v_key, 100), format(
+                    '%s keys must be at most 100 characters.', coalesce(nullif(rtrim(p_prefix, '.'), ''), 'The body')
+                ));
+            else
+                v_problems := v_problems || app_logic.check_value(p_prefix || v_key, v_value, v_extra);
+            end if;
+        else
+            v_problems := v_problems || app_logic.problem(
+                p_prefix || left(v_key, 100), format('%s is not a known field.', p_prefix || left(v_key, 100))
+            );
+        end if;
+        exit when jsonb_array_length(v_problems) >= 20;
+    end loop;
+    for v_key in select jsonb_array_elements_text(v_required) loop
+        if jsonb_typeof(coalesce(p_body -> v_key, 'null'::jsonb)) = 'null' then
+            v_problems := v_problems || app_logic.problem(p_prefix || v_key, format('%s is required.', p_prefix || v_key));
+        end if;
+    end loop;
+    return v_problems;
+end
+$$;
+comment on function app_logic.validate(jsonb, jsonb, text) is
+'Problems of a JSON object against an object rule (properties, required, additionalProperties).';
+
+-- Trimmed text of a field, or null when absent or JSON null.
+create function app_logic.text_field(p_body jsonb, p_key text) returns text
+language sql immutable
+as $$
+    select nullif(btrim(p_body ->> p_key, E' \t\r\n'), '')
+$$;
+
+-- pg_cron jobs are declared by db/policies and reconciled by the build: cron.schedule upserts
+-- by name, and the build unschedules the project's jobs that were not declared this time.
+create function app_logic.declare_job(p_name text, p_schedule text, p_command text) returns void
+language plpgsql volatile
+as $$
+begin
+    if p_name not like 'chorus_website:%' then
+        raise exception 'job name % must start with chorus_website:', p_name using errcode = 'CHX02';
+    end if;
+    if to_regclass('pg_temp.chorus_declared_jobs') is not null then
+        -- format(): the table exists only during a build, so it is not checked statically.
+        execute format('insert into %I.%I (jobname) values ($1) on conflict do nothing', 'pg_temp', 'chorus_declared_jobs')
+        using p_name;
+    end if;
+    if exists (select from pg_extension where extname = 'pg_cron') then
+        execute format('select %I.schedule($1, $2, $3)', 'cron') using p_name, p_schedule, p_command;
+    end if;
+end
+$$;
+comment on function app_logic.declare_job(text, text, text) is
+'Schedule a project pg_cron job (name prefixed chorus_website:); a no-op where pg_cron is absent.';

@@ -1,0 +1,74 @@
+-- The consent audit: appended to by the endpoints, never changed.
+--
+-- Tamper evidence: each row's hash covers its content and the previous row's hash of the same
+-- subject. Chaining per subject (not one global chain) means two people's submissions never
+-- wait for each other; within a subject an advisory lock orders the appends.
+
+create function app_logic.consent_row_hash(
+    p_subject text, p_seq integer, p_event text, p_consent_type text, p_granted boolean,
+    p_source text, p_ip_hash text, p_user_agent text, p_text_version text,
+    p_recorded_at timestamptz, p_prev_hash bytea
+) returns bytea
+language sql immutable
+as $$
+    -- A JSON array is an unambiguous serialisation: no separator can be forged inside a field.
+    select sha256(convert_to(jsonb_build_array(
+        p_subject, p_seq, p_event, p_consent_type, p_granted, p_source, p_ip_hash, p_user_agent,
+        p_text_version, to_char(p_recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        encode(p_prev_hash, 'hex')
+    )::text, 'UTF8'))
+$$;
+comment on function app_logic.consent_row_hash(
+    text, integer, text, text, boolean, text, text, text, text, timestamptz, bytea
+) is 'The hash a consent_audit row must carry, given its content and its predecessor''s hash.';
+
+create function app_logic.append_consent(
+    p_subject text, p_event text, p_consent_type text, p_granted boolean, p_source text,
+    p_ip_hash text default null, p_user_agent text default null
+) returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+declare
+    v_last record;
+    v_seq integer;
+    v_at timestamptz := app_logic.now();
+    v_version text := case when p_event = 'consent' then app_logic.setting('consent_text_version') end;
+    v_ua text := left(p_user_agent, 512);
+begin
+    perform pg_advisory_xact_lock(hashtextextended('consent_audit:' || p_subject, 0));
+    select a.seq, a.row_hash into v_last
+    from app.consent_audit as a where a.subject = p_subject order by a.seq desc limit 1;
+    v_seq := coalesce(v_last.seq, 0) + 1;
+    insert into app.consent_audit (
+        subject, seq, event, consent_type, granted, source, ip_hash, user_agent,
+        consent_text_version, recorded_at, prev_hash, row_hash
+    ) values (
+        p_subject, v_seq, p_event, p_consent_type, p_granted, p_source, p_ip_hash, v_ua, v_version, v_at,
+        v_last.row_hash,
+        app_logic.consent_row_hash(
+            p_subject, v_seq, p_event, p_consent_type, p_granted, p_source, p_ip_hash, v_ua, v_version,
+            v_at, v_last.row_hash
+        )
+    );
+end
+$$;
+comment on function app_logic.append_consent(text, text, text, boolean, text, text, text) is
+'Append one row to the consent audit, chained to the subject''s previous row.';
+
+create function app_logic.tg_consent_audit__refuse_change() returns trigger
+language plpgsql
+as $$
+begin
+    raise exception 'the consent audit is append-only: % is refused', tg_op
+        using errcode = 'CHA01', hint = 'Erasure appends an erasure record instead of changing rows.';
+end
+$$;
+
+create trigger consent_audit_append_only
+before update or delete on app.consent_audit
+for each row execute function app_logic.tg_consent_audit__refuse_change();
+
+create trigger consent_audit_no_truncate
+before truncate on app.consent_audit
+for each statement execute function app_logic.tg_consent_audit__refuse_change();

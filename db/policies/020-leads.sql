@@ -1,0 +1,3 @@
+-- Leads: who may call what.
+
+grant execute on function api.check_leads_health() to anon, reader, admin;

@@ -1,0 +1,81 @@
+-- Foundation advisor: the security rules every object must follow, checked on the built
+-- schema. Each query lists offenders, so a failure names them.
+begin;
+select plan(10);
+
+select is_empty(
+    $$ select c.oid::regclass::text from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
+       where c.relkind in ('r', 'p') and n.nspname in ('app', 'public', 'api', 'app_logic')
+         and not c.relrowsecurity $$,
+    'every table (partitions included) has row level security enabled'
+);
+
+select is_empty(
+    $$ select p.oid::regprocedure::text from pg_proc as p join pg_namespace as n on n.oid = p.pronamespace
+       where p.prosecdef and n.nspname in ('api', 'app_logic')
+         and not exists (select from unnest(p.proconfig) as c where c like 'search_path=%') $$,
+    'every SECURITY DEFINER function pins its search_path'
+);
+
+select is_empty(
+    $$ select p.oid::regprocedure::text from pg_proc as p join pg_namespace as n on n.oid = p.pronamespace
+       where n.nspname in ('api', 'app_logic') and has_function_privilege('public', p.oid, 'execute')
+         and exists (select from aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) as a where a.grantee = 0) $$,
+    'no function of api or app_logic is executable by PUBLIC'
+);
+
+select is_empty(
+    $$ select c.oid::regclass::text from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
+       where n.nspname in ('api', 'app', 'app_logic') and c.relkind in ('r', 'v', 'm', 'p', 'f')
+         and exists (select from aclexplode(c.relacl) as a where a.grantee = 0) $$,
+    'no table or view of api, app or app_logic is readable by PUBLIC'
+);
+
+select is_empty(
+    $$ select c.oid::regclass::text from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
+       where n.nspname = 'api' and c.relkind in ('r', 'p', 'f', 'm') $$,
+    'the api schema holds no table: only views and functions'
+);
+
+select is_empty(
+    $$ select c.oid::regclass::text from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
+       where n.nspname = 'api' and c.relkind = 'v'
+         and not coalesce('security_invoker=true' = any(c.reloptions), false) $$,
+    'every api view runs with the caller''s rights (security_invoker), so RLS applies'
+);
+
+select ok(
+    (
+        select rolcanlogin and not rolinherit from pg_roles
+        where rolname = 'authenticator'
+    ),
+    'authenticator logs in and inherits nothing (NOINHERIT)'
+);
+
+select ok(
+    (
+        select bool_and(not rolcanlogin) from pg_roles
+        where rolname in ('anon', 'reader', 'admin')
+    ),
+    'anon, reader and admin cannot log in'
+);
+
+select ok(
+    not has_schema_privilege('anon', 'app', 'usage'),
+    'anon has no usage on the table schema app'
+);
+
+select is(
+    (
+        select count(*)::integer
+        from pg_roles
+        where
+            rolname in ('anon', 'reader', 'admin')
+            and pg_has_role('authenticator', rolname, 'member')
+    ),
+    3,
+    'authenticator may switch to anon, reader and admin'
+);
+
+select * from finish();
+rollback;

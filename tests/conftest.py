@@ -1,0 +1,78 @@
+"""Fixtures: a real PostgreSQL cluster, the schema built once into a template, a fresh copy
+per test, and the PostgREST-request helper bound to that copy.
+
+The cluster is the project's test cluster (.run/test-pgdata, started by chorus_db.testing;
+as root it runs as an unprivileged OS user). pytest-postgresql's DatabaseJanitor makes and
+drops the per-test copies of the template.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from chorus_db import testing
+from chorus_db.cluster import Cluster
+from tests.support.postgrest import PostgrestSim
+
+AUTHENTICATOR_PASSWORD = "authenticator-test-only"
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Cluster:
+    cluster = testing.test_cluster()
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def template_url(pg_cluster: Cluster) -> str:
+    url = testing.build_template(pg_cluster)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"alter role authenticator password '{AUTHENTICATOR_PASSWORD}'")
+    return url
+
+
+@pytest.fixture
+def db_url(pg_cluster: Cluster, template_url: str):
+    """A fresh database copied from the built template, dropped after the test."""
+    name = f"chorus_t{os.getpid()}_{next(_counter)}"
+    janitor = DatabaseJanitor(
+        user="postgres",
+        host="127.0.0.1",
+        port=pg_cluster.port,
+        dbname=name,
+        template_dbname=testing.TEMPLATE_DB,
+        password=pg_cluster.password,
+    )
+    with janitor:
+        yield pg_cluster.url(name)
+
+
+@pytest.fixture
+def db(db_url: str):
+    """A superuser connection (autocommit) to the per-test database, for setup and checks."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def api(db_url: str) -> PostgrestSim:
+    """Requests as PostgREST makes them, against the per-test database."""
+    return PostgrestSim(make_conninfo(db_url, user="authenticator", password=AUTHENTICATOR_PASSWORD))
+
+
+@pytest.fixture
+def make_key(db):
+    """Create an API key of a role and return the secret."""
+
+    def _make(role: str = "reader", name: str | None = None) -> str:
+        name = name or f"{role}-{next(_counter)}"
+        return db.execute("select app_logic.create_api_key(%s, %s)", (name, role)).fetchone()[0]
+
+    return _make

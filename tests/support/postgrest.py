@@ -1,0 +1,170 @@
+"""PostgREST 12's per-request SQL, reproduced so the API is tested on every machine.
+
+For each request PostgREST (as the `authenticator` login) opens a transaction, sets the
+role and the request settings with set_config(..., true), calls the pre-request function,
+runs the query, reads response.status / response.headers, and commits. Any error rolls the
+whole transaction back and is mapped to an HTTP status. This helper does the same through
+the public routes of chorus_db.routes (the nginx mapping), so a test written against it
+reads like an HTTP test: `api.post("/api/leads", body)`.
+
+What it does not reproduce: PostgREST's URL filter grammar (tests pass a SQL `where`),
+content negotiation, and anything nginx does (body size, header rewriting).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from chorus_db.routes import Route, resolve
+
+PRE_REQUEST = "app_logic.pre_request"
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        return self.body
+
+    @property
+    def message(self) -> str:
+        return (self.body or {}).get("message", "") if isinstance(self.body, dict) else ""
+
+
+def status_for_sqlstate(code: str, role: str) -> int:
+    """PostgREST 12's mapping of SQLSTATE to HTTP status (docs: Errors)."""
+    if code.startswith("PT") and code[2:].isdigit():
+        return int(code[2:])
+    exact = {
+        "23503": 409, "23505": 409, "25006": 405, "42883": 404, "42P01": 404, "P0001": 400,
+        "42P17": 500, "53400": 500, "57P01": 503,
+    }
+    if code in exact:
+        return exact[code]
+    if code == "42501":
+        return 401 if role == "anon" else 403
+    prefix = {
+        "08": 503, "09": 500, "0L": 403, "0P": 403, "22": 400, "23": 400, "25": 500, "28": 403,
+        "2D": 500, "38": 500, "39": 500, "3B": 500, "40": 500, "53": 503, "54": 500, "55": 500,
+        "57": 500, "58": 500, "F0": 500, "HV": 500, "P0": 500, "XX": 500, "42": 400,
+    }
+    return prefix.get(code[:2], 400)
+
+
+class PostgrestSim:
+    """Send requests to the API as PostgREST would, at the SQL level."""
+
+    def __init__(self, authenticator_dsn: str, client_ip: str = "203.0.113.10"):
+        self.dsn = authenticator_dsn
+        self.client_ip = client_ip
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        api_key: str | None = None,
+        headers: dict[str, str] | None = None,
+        client_ip: str | None = None,
+        where: str | None = None,
+        frozen_now: str | None = None,
+        raw_body: str | None = None,
+    ) -> Response:
+        route = resolve(method, path)
+        request_headers = {
+            "content-type": "application/json",
+            "user-agent": "pytest-postgrest-sim/1.0",
+            # nginx sets X-Real-IP from the TCP peer; None leaves it out (direct access).
+            **({"x-real-ip": client_ip or self.client_ip} if (client_ip or self.client_ip) else {}),
+            **({"x-api-key": api_key} if api_key is not None else {}),
+            **{k.lower(): v for k, v in (headers or {}).items()},
+        }
+        if raw_body is None and body is not None:
+            raw_body = json.dumps(body)
+        if method.upper() == "POST" and raw_body is not None:
+            try:
+                json.loads(raw_body)
+            except ValueError:
+                return Response(400, {"code": "PGRST102", "message": "Empty or invalid json", "details": None, "hint": None})
+        role = "anon"
+        read_only = method.upper() in ("GET", "HEAD")
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            if route.is_rpc and not read_only:
+                # PostgREST runs POST to a STABLE or IMMUTABLE function read-only as well.
+                volatility = conn.execute(
+                    "select provolatile from pg_proc where oid = to_regproc(%s)", (route.sql_name,)
+                ).fetchone()
+                read_only = bool(volatility and volatility[0] in ("s", "i"))
+            conn.execute("begin isolation level read committed" + (" read only" if read_only else ""))
+            try:
+                conn.execute(
+                    """
+                    select set_config('role', 'anon', true),
+                           set_config('request.jwt.claims', '{"role":"anon"}', true),
+                           set_config('request.method', %s, true),
+                           set_config('request.path', %s, true),
+                           set_config('request.headers', %s, true),
+                           set_config('request.cookies', '{}', true),
+                           set_config('search_path', 'api', true)
+                    """,
+                    (method.upper(), route.target, json.dumps(request_headers)),
+                )
+                if frozen_now:
+                    conn.execute("select set_config('app.frozen_now', %s, true)", (frozen_now,))
+                conn.execute(f"select {PRE_REQUEST}()")
+                role = conn.execute("select current_user").fetchone()[0]
+                body_out = self._query(conn, route, method.upper(), raw_body, where)
+                status_raw, headers_raw = conn.execute(
+                    "select current_setting('response.status', true), current_setting('response.headers', true)"
+                ).fetchone()
+                conn.execute("commit")
+            except psycopg.Error as exc:
+                conn.execute("rollback")
+                return self._error(exc, role)
+        status = int(status_raw) if status_raw else (200 if route.is_rpc or method.upper() == "GET" else 201)
+        out_headers: dict[str, str] = {}
+        for item in json.loads(headers_raw) if headers_raw else []:
+            out_headers.update(item)
+        return Response(status, body_out, out_headers)
+
+    def _query(self, conn, route: Route, method: str, raw_body: str | None, where: str | None):
+        schema, name = route.sql_name.split(".")
+        if route.is_rpc:
+            fn = sql.Identifier(schema, name)
+            if method == "POST":
+                row = conn.execute(sql.SQL("select {}(%s::jsonb)").format(fn), (raw_body or "{}",)).fetchone()
+            else:
+                row = conn.execute(sql.SQL("select {}()").format(fn)).fetchone()
+            return row[0]
+        query = sql.SQL("select coalesce(jsonb_agg(to_jsonb(t)), '[]'::jsonb) from {} as t").format(
+            sql.Identifier(schema, name)
+        )
+        if where:
+            query = query + sql.SQL(" where ") + sql.SQL(where)
+        return conn.execute(query).fetchone()[0]
+
+    @staticmethod
+    def _error(exc: psycopg.Error, role: str) -> Response:
+        diag = exc.diag
+        code = diag.sqlstate or "XX000"
+        if code == "PGRST":
+            body = json.loads(diag.message_primary)
+            detail = json.loads(diag.message_detail or "{}")
+            return Response(int(detail.get("status", 400)), body, dict(detail.get("headers", {})))
+        body = {"code": code, "message": diag.message_primary, "details": diag.message_detail, "hint": diag.message_hint}
+        return Response(status_for_sqlstate(code, role), body)
+
+    def get(self, path: str, **kwargs) -> Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, body: Any = None, **kwargs) -> Response:
+        return self.request("POST", path, body, **kwargs)

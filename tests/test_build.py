@@ -1,0 +1,101 @@
+"""db.build: atomic, idempotent, refuses edited schema files, removes what left the source."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from chorus_db import config, testing
+from chorus_db.build import BuildError, Source, build, status
+from chorus_db.drift import drift, schema_dump
+
+
+@pytest.fixture
+def empty_url(pg_cluster, request):
+    name = f"chorus_build_{request.node.name[:30].lower()}"
+    url = testing.recreate_database(pg_cluster, name)
+    yield url
+    testing.recreate_database(pg_cluster, name)  # leave an empty database behind, cheaply
+
+
+@pytest.fixture
+def source_copy(tmp_path) -> Source:
+    root = tmp_path / "db"
+    shutil.copytree(config.DB_DIR, root)
+    return Source(root)
+
+
+def quiet(_msg: str) -> None:
+    pass
+
+
+def test_second_build_changes_nothing_and_the_dump_is_identical(empty_url):
+    first = build(empty_url, log=quiet)
+    assert first.changed and first.applied_migrations
+    before = schema_dump(empty_url)
+    messages: list[str] = []
+    second = build(empty_url, log=messages.append)
+    assert not second.changed
+    assert any("nothing to do" in m for m in messages)
+    assert schema_dump(empty_url) == before
+
+
+def test_a_broken_function_file_names_file_and_line_and_changes_nothing(empty_url, source_copy):
+    build(empty_url, source=source_copy, log=quiet)
+    before = schema_dump(empty_url)
+    broken = source_copy.root / "functions" / "020-leads.sql"
+    text = broken.read_text()
+    broken.write_text(text + "\n\ncreate function api.broken() returns int\nlanguage sql as $$ select nope $$;\n")
+    with pytest.raises(BuildError) as err:
+        build(empty_url, source=source_copy, log=quiet)
+    line = text.count("\n") + 4  # the line holding "select nope"
+    assert f"020-leads.sql:{line}" in str(err.value)
+    assert "nope" in str(err.value)
+    assert schema_dump(empty_url) == before
+
+
+def test_an_edited_applied_schema_file_is_refused_by_name(empty_url, source_copy):
+    build(empty_url, source=source_copy, log=quiet)
+    edited = source_copy.root / "schema" / "020-leads.sql"
+    edited.write_text(edited.read_text() + "\n-- an innocent-looking edit\n")
+    with pytest.raises(BuildError, match=r"db/schema/020-leads\.sql was applied .* has changed"):
+        build(empty_url, source=source_copy, log=quiet)
+    assert status(empty_url, source_copy).changed == ["020-leads.sql"]
+
+
+def test_a_new_schema_file_numbered_below_an_applied_one_is_refused(empty_url, source_copy):
+    build(empty_url, source=source_copy, log=quiet)
+    (source_copy.root / "schema" / "001-late.sql").write_text("-- late\ncreate table app.late (id int);\n")
+    with pytest.raises(BuildError, match="sorts before"):
+        build(empty_url, source=source_copy, log=quiet)
+
+
+def test_a_function_that_left_the_source_leaves_the_database(empty_url, source_copy):
+    extra = source_copy.root / "functions" / "990-extra.sql"
+    extra.write_text("-- temporary\ncreate function api.extra_thing() returns int language sql immutable as $$ select 1 $$;\n")
+    build(empty_url, source=source_copy, log=quiet)
+    with psycopg.connect(empty_url) as conn:
+        assert conn.execute("select to_regproc('api.extra_thing')").fetchone()[0] is not None
+    extra.unlink()
+    result = build(empty_url, source=source_copy, log=quiet)
+    assert result.declarative_applied
+    with psycopg.connect(empty_url) as conn:
+        assert conn.execute("select to_regproc('api.extra_thing')").fetchone()[0] is None
+
+
+def test_drift_is_empty_after_a_build_and_shows_a_hand_made_change(empty_url):
+    build(empty_url, log=quiet)
+    assert drift(empty_url) == ""
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        conn.execute("create index leads_by_hand_idx on app.leads (company_name)")
+    diff = drift(empty_url)
+    assert "leads_by_hand_idx" in diff
+
+
+def test_status_reports_pending_files_before_the_first_build(empty_url):
+    st = status(empty_url)
+    assert st.pending == [p.name for p in Source().schema_files]
+    assert not st.declarative_in_sync
