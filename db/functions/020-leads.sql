@@ -1,16 +1,4 @@
--- Leads: the health endpoint (walking skeleton). Submission and reading arrive with issue 3.
-
-create function api.check_leads_health() returns jsonb
-language sql stable security definer
-set search_path = pg_catalog, app, pg_temp
-as $$
-    -- Touches the objects the endpoint needs without reading any row's content.
-    select jsonb_build_object('status', 'ok', 'endpoint', 'leads')
-    from (select 1 from app.leads limit 0) as probe
-    right join (select 1) as one on true
-$$;
-comment on function api.check_leads_health() is
-'GET /api/leads/health: 200 {"status":"ok"} when the database and the leads objects are usable.';
+-- Leads: validation helpers, submission and reading (issue 3).
 
 -- Phone numbers: the common international spellings (spaces, dashes, dots, brackets, a
 -- leading 00) become E.164. A number without a country code cannot be normalised safely.
