@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,15 +198,23 @@ class Cluster:
                 f"port {self.port} of the embedded cluster is taken by another program; "
                 f"stop it or remove {self.datadir} to choose a new port"
             )
-        proc = self._as_owner(
-            [self._bin("pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.datadir), "-l", str(self.logfile)],
-            capture_output=True,
-            text=True,
-        )
+        for _attempt in range(20):
+            proc = self._as_owner(
+                [self._bin("pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.datadir), "-l", str(self.logfile)],
+                capture_output=True,
+                text=True,
+            )
+            # After a crash, orphaned backends may hold the shared memory for a moment.
+            if proc.returncode == 0 or "shared memory block is still in use" not in self._log_tail():
+                break
+            time.sleep(0.5)
         if proc.returncode != 0:
             tail = self.logfile.read_text()[-2000:] if self.logfile.exists() else ""
             raise RuntimeError(f"pg_ctl start failed:\n{proc.stdout}\n{proc.stderr}\n{tail}")
         return True
+
+    def _log_tail(self) -> str:
+        return self.logfile.read_text()[-2000:] if self.logfile.exists() else ""
 
     def stop(self, mode: str = "fast") -> bool:
         if not self.running():
