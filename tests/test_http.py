@@ -29,6 +29,7 @@ def test_every_health_endpoint_answers_200_ok_without_a_key(http, route):
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("application/json")
     assert response.json()["status"] == "ok"
+    assert http.request("HEAD", route.path).status_code == 200
 
 
 @pytest.mark.parametrize("accept", [None, "application/json", "application/openapi+json", "text/html"])

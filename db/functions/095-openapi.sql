@@ -447,7 +447,14 @@ create function api.openapi() returns json
 language sql stable security definer
 set search_path = pg_catalog, pg_temp
 as $$
-    select app_logic.openapi_document((select jsonb_agg(to_jsonb(r)) from app_logic.public_routes() as r))::json
+    -- json keeps the key order given here (jsonb would sort it): "openapi" first, for readers.
+    select json_build_object(
+        'openapi', d.doc -> 'openapi', 'info', d.doc -> 'info', 'servers', d.doc -> 'servers',
+        'paths', d.doc -> 'paths', 'components', d.doc -> 'components'
+    )
+    from (
+        select app_logic.openapi_document((select jsonb_agg(to_jsonb(r)) from app_logic.public_routes() as r)) as doc
+    ) as d
 $$;
 comment on function api.openapi() is
 'GET /api/: the OpenAPI 3.0 document of the public API (PostgREST db-root-spec).';
