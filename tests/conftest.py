@@ -76,3 +76,19 @@ def make_key(db):
         return db.execute("select app_logic.create_api_key(%s, %s)", (name, role)).fetchone()[0]
 
     return _make
+
+
+@pytest.fixture(scope="session")
+def http(pg_cluster: Cluster, template_url: str):
+    """The API through nginx and PostgREST (tests marked http), on free ports, against a copy of
+    the template (database chorus_http); skipped, with the reason, where PostgREST is absent."""
+    from tests.support.http_stack import HttpStack
+
+    stack = HttpStack(pg_cluster, AUTHENTICATOR_PASSWORD)
+    client = stack.start()
+    if client is None:
+        pytest.skip(stack.skip_reason)
+    try:
+        yield client
+    finally:
+        stack.stop()

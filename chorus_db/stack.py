@@ -1,0 +1,463 @@
+"""The local stack behind `invoke up` / `invoke down`: PostgREST and nginx next to the embedded
+cluster, every runtime file in the run directory (.run/, git-ignored).
+
+The same functions start the HTTP test stack (tests/support/http_stack.py) with other ports and
+another run directory, so the tests exercise what `up` runs:
+
+* PostgREST reads deploy/postgrest/postgrest.conf, the settings the container uses too; the
+  secrets (database URI with the authenticator's password, JWT secret) and the ports come from
+  its environment (PGRST_* overrides the file). It listens on 127.0.0.1 only, its admin server
+  (/live, /ready) too.
+* nginx is Debian's binary with a config rendered from deploy/nginx/api.conf.template (the file
+  the nginx container uses) inside a main config whose pid, temp and log paths are in the run
+  directory, so it runs as any user.
+* Each process's pid is in a pid file; `stop_all` stops what those files name, after checking
+  that the pid still belongs to the process we started (pids get reused).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import config
+
+POSTGREST_CONF = config.DEPLOY_DIR / "postgrest" / "postgrest.conf"
+NGINX_TEMPLATE = config.DEPLOY_DIR / "nginx" / "api.conf.template"
+# The only placeholders of the template; every other "$word" is an nginx variable.
+TEMPLATE_VARIABLES = ("API_LISTEN", "POSTGREST_UPSTREAM")
+POSTGREST_MAJOR_MINOR = "12.2"
+
+POSTGREST_MISSING = (
+    "PostgREST was not found: `invoke up` serves the API with PostgREST 12.2 between nginx and "
+    "PostgreSQL, and looks for it in POSTGREST_BIN, then on PATH. Get the official static "
+    "binary for Linux from PostgREST's GitHub releases (https://github.com/PostgREST/postgrest/"
+    "releases, v12.2.3: postgrest-v12.2.3-linux-static-x64.tar.xz), unpack it anywhere outside "
+    "this checkout, and run `POSTGREST_BIN=/path/to/postgrest invoke up` (or put it on PATH). "
+    "Without it, `invoke db.up` and `invoke db.build` still give you the database, and the "
+    "HTTP tests are skipped."
+)
+
+
+class StackError(RuntimeError):
+    """A stack step that failed; the message says what to do."""
+
+
+# -- finding the programs ------------------------------------------------------------------
+def find_postgrest() -> Path | None:
+    """POSTGREST_BIN when set (it must be an executable file), else `postgrest` on PATH."""
+    explicit = os.environ.get("POSTGREST_BIN")
+    if explicit:
+        path = Path(explicit)
+        return path if path.is_file() and os.access(path, os.X_OK) else None
+    found = shutil.which("postgrest")
+    return Path(found) if found else None
+
+
+def postgrest_missing_message() -> str:
+    explicit = os.environ.get("POSTGREST_BIN")
+    if explicit:
+        return f"POSTGREST_BIN={explicit} is not an executable file. " + POSTGREST_MISSING
+    return POSTGREST_MISSING
+
+
+def postgrest_version(binary: Path) -> str:
+    proc = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=10)
+    match = re.search(r"(\d+\.\d+(?:\.\d+)?)", proc.stdout + proc.stderr)
+    return match.group(1) if match else "unknown"
+
+
+def find_nginx() -> Path | None:
+    found = shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
+    )
+    return Path(found) if found else None
+
+
+NGINX_MISSING = "nginx was not found: install Debian's package (`apt-get install nginx`), then run `invoke up` again."
+
+
+# -- secrets ---------------------------------------------------------------------------------
+def secret(run_dir: Path, name: str, nbytes: int = 32) -> str:
+    """A secret generated once and kept in run_dir/<name> (mode 600), never in the repository."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / name
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(nbytes) + "\n")
+    path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def set_authenticator_password(database_url: str, password: str) -> None:
+    """Give PostgREST's login role its password (roles are cluster-wide)."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("alter role {} with login password {}").format(
+                sql.Identifier(config.AUTHENTICATOR), sql.Literal(password)
+            )
+        )
+
+
+# -- PostgREST settings ----------------------------------------------------------------------
+def read_postgrest_conf(path: Path = POSTGREST_CONF) -> dict[str, str]:
+    """The key = value pairs of a PostgREST config file (quotes removed)."""
+    settings: dict[str, str] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ValueError(f"{path}: not a `key = value` line: {raw!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        settings[key.strip()] = value
+    return settings
+
+
+def env_name(setting: str) -> str:
+    """PostgREST's environment variable for a setting: db-uri -> PGRST_DB_URI."""
+    return "PGRST_" + setting.upper().replace("-", "_").replace(".", "_")
+
+
+# -- nginx config ----------------------------------------------------------------------------
+def render_template(text: str, values: dict[str, str]) -> str:
+    """What the nginx image's envsubst does with NGINX_ENVSUBST_FILTER limited to our variables:
+    replace ${NAME} and $NAME for those names only."""
+    missing = [name for name in TEMPLATE_VARIABLES if name not in values]
+    if missing:
+        raise ValueError(f"no value for {', '.join(missing)}")
+
+    def substitute(match: re.Match) -> str:
+        name = match.group(1) or match.group(2)
+        return values[name] if name in TEMPLATE_VARIABLES else match.group(0)
+
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)", substitute, text)
+
+
+def _worker_user() -> str:
+    """As root nginx's workers drop to an unprivileged user; otherwise they run as we do."""
+    if os.geteuid() != 0:
+        return ""
+    import grp
+    import pwd
+
+    for user, group in (("www-data", "www-data"), ("nobody", "nogroup"), ("nobody", "nobody")):
+        try:
+            pwd.getpwnam(user)
+            grp.getgrnam(group)
+        except KeyError:
+            continue
+        return f"user {user} {group};\n"
+    return ""
+
+
+def nginx_main_config(nginx_dir: Path, api_conf: Path) -> str:
+    """The local nginx.conf: every path in nginx_dir, the API server from the rendered template."""
+    temp = nginx_dir / "temp"
+    return (
+        "# Generated by chorus_db.stack for the local stack; the API itself is in api.conf,\n"
+        "# rendered from deploy/nginx/api.conf.template.\n"
+        + _worker_user()
+        + "worker_processes 1;\n"
+        f"pid {nginx_dir / 'nginx.pid'};\n"
+        f"error_log {nginx_dir / 'error.log'} warn;\n"
+        "events { worker_connections 256; }\n"
+        "http {\n"
+        f"    access_log {nginx_dir / 'access.log'};\n"
+        f"    client_body_temp_path {temp / 'client_body'};\n"
+        f"    proxy_temp_path {temp / 'proxy'};\n"
+        f"    fastcgi_temp_path {temp / 'fastcgi'};\n"
+        f"    uwsgi_temp_path {temp / 'uwsgi'};\n"
+        f"    scgi_temp_path {temp / 'scgi'};\n"
+        "    # Large responses stream through instead of going to a temporary file the workers\n"
+        "    # might not be allowed to write.\n"
+        "    proxy_max_temp_file_size 0;\n"
+        f"    include {api_conf};\n"
+        "}\n"
+    )
+
+
+# -- processes -------------------------------------------------------------------------------
+def _alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (an orphan nobody reaped is dead)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _environ(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_status(url: str, timeout: float = 2.0) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+@dataclass
+class Service:
+    """One process of the stack, known by its pid file."""
+
+    name: str
+    pidfile: Path
+    # Ours when this text is in the process's command line or is one of its environment entries.
+    marker: str
+    logfile: Path | None = None
+    popen: subprocess.Popen | None = field(default=None, repr=False)
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
+        if not _alive(pid):
+            return None
+        if self.marker not in _cmdline(pid) and self.marker not in _environ(pid):
+            return None  # the pid was reused by a process that is not ours
+        return pid
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        if self.logfile and self.logfile.exists():
+            return self.logfile.read_text(errors="replace")[-chars:]
+        return ""
+
+    def stop(self, timeout: float = 15.0) -> bool:
+        """SIGTERM, wait, SIGKILL if needed. True when a process of ours was stopped."""
+        pid = self.pid()
+        if pid is None:
+            self.pidfile.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            if self.popen is not None:
+                try:
+                    self.popen.wait(timeout=0.05)
+                except subprocess.TimeoutExpired:
+                    pass
+            else:
+                time.sleep(0.05)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.05)
+        if self.popen is not None:
+            self.popen.wait()
+        self.pidfile.unlink(missing_ok=True)
+        return True
+
+
+@dataclass
+class StackConfig:
+    """Where one stack lives and listens. `invoke up` uses the defaults of chorus_db.config."""
+
+    run_dir: Path
+    database_url: str  # the authenticator's URL
+    api_port: int
+    postgrest_port: int
+    postgrest_admin_port: int
+    jwt_secret: str = ""
+    postgrest_bin: Path | None = None
+    nginx_bin: Path | None = None
+
+    @property
+    def nginx_dir(self) -> Path:
+        return self.run_dir / "nginx"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}/api"
+
+
+def postgrest_service(run_dir: Path) -> Service:
+    return Service(
+        "PostgREST",
+        run_dir / "postgrest.pid",
+        marker=f"CHORUS_STACK_RUN_DIR={run_dir}",
+        logfile=run_dir / "postgrest.log",
+    )
+
+
+def nginx_service(run_dir: Path) -> Service:
+    nginx_dir = run_dir / "nginx"
+    return Service("nginx", nginx_dir / "nginx.pid", marker=str(nginx_dir / "nginx.conf"), logfile=nginx_dir / "error.log")
+
+
+def postgrest_env(cfg: StackConfig) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PGRST_")}
+    env.update(
+        {
+            "PGRST_DB_URI": cfg.database_url,
+            "PGRST_JWT_SECRET": cfg.jwt_secret,
+            "PGRST_SERVER_HOST": "127.0.0.1",
+            "PGRST_SERVER_PORT": str(cfg.postgrest_port),
+            "PGRST_ADMIN_SERVER_PORT": str(cfg.postgrest_admin_port),
+            # Lets `stop_all` recognise the process as ours by its environment.
+            "CHORUS_STACK_RUN_DIR": str(cfg.run_dir),
+        }
+    )
+    return env
+
+
+def _require_free(port: int, what: str, variable: str) -> None:
+    if not port_is_free(port):
+        raise StackError(f"port {port} for {what} is taken by another program: stop it or set {variable} to a free port")
+
+
+def start_postgrest(cfg: StackConfig) -> tuple[Service, bool]:
+    """Start PostgREST unless ours already runs. Returns the service and whether it was started."""
+    service = postgrest_service(cfg.run_dir)
+    if service.running():
+        return service, False
+    if cfg.postgrest_bin is None:
+        raise StackError(postgrest_missing_message())
+    _require_free(cfg.postgrest_port, "PostgREST", "POSTGREST_PORT")
+    _require_free(cfg.postgrest_admin_port, "PostgREST's admin server", "POSTGREST_ADMIN_PORT")
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    log = open(service.logfile, "ab")
+    try:
+        service.popen = subprocess.Popen(
+            [str(cfg.postgrest_bin), str(POSTGREST_CONF)],
+            env=postgrest_env(cfg),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=cfg.run_dir,
+        )
+    finally:
+        log.close()
+    service.pidfile.write_text(f"{service.popen.pid}\n")
+    return service, True
+
+
+def render_nginx(cfg: StackConfig) -> Path:
+    """Write run_dir/nginx/{api.conf,nginx.conf}; returns the main config's path."""
+    nginx_dir = cfg.nginx_dir
+    (nginx_dir / "temp").mkdir(parents=True, exist_ok=True)
+    api_conf = nginx_dir / "api.conf"
+    api_conf.write_text(
+        render_template(
+            NGINX_TEMPLATE.read_text(),
+            {"API_LISTEN": f"127.0.0.1:{cfg.api_port}", "POSTGREST_UPSTREAM": f"127.0.0.1:{cfg.postgrest_port}"},
+        )
+    )
+    main = nginx_dir / "nginx.conf"
+    main.write_text(nginx_main_config(nginx_dir, api_conf))
+    return main
+
+
+def _nginx_argv(cfg: StackConfig, *extra: str) -> list[str]:
+    nginx_dir = cfg.nginx_dir
+    return [str(cfg.nginx_bin or find_nginx() or "nginx"), "-p", f"{nginx_dir}/", "-e", str(nginx_dir / "error.log"), "-c", str(nginx_dir / "nginx.conf"), *extra]
+
+
+def start_nginx(cfg: StackConfig) -> tuple[Service, bool]:
+    """Render the config and start nginx, or reload the one that runs. Returns (service, started)."""
+    service = nginx_service(cfg.run_dir)
+    render_nginx(cfg)
+    check = subprocess.run(_nginx_argv(cfg, "-t", "-q"), capture_output=True, text=True)
+    if check.returncode != 0:
+        raise StackError(f"nginx refused the rendered config {cfg.nginx_dir / 'nginx.conf'}:\n{check.stderr.strip()}")
+    if service.running():
+        subprocess.run(_nginx_argv(cfg, "-s", "reload"), check=True, capture_output=True)
+        return service, False
+    _require_free(cfg.api_port, "nginx (the API)", "API_PORT")
+    # nginx daemonizes: its output goes to a file, so no pipe is left open by the daemon.
+    startlog = cfg.nginx_dir / "start.log"
+    with open(startlog, "wb") as out:
+        proc = subprocess.run(_nginx_argv(cfg), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise StackError(f"nginx did not start:\n{startlog.read_text(errors='replace').strip()}\n{service.log_tail()}")
+    deadline = time.monotonic() + 10
+    while not service.running():
+        if time.monotonic() > deadline:
+            raise StackError(f"nginx started but wrote no pid file:\n{service.log_tail()}")
+        time.sleep(0.05)
+    return service, True
+
+
+def wait_until_ready(cfg: StackConfig, timeout: float = 30.0, health_path: str = "/api/leads/health") -> None:
+    """Wait for PostgREST's /ready and the health endpoint through nginx; explain a failure."""
+    postgrest = postgrest_service(cfg.run_dir)
+    checks = [
+        ("PostgREST /ready", f"http://127.0.0.1:{cfg.postgrest_admin_port}/ready"),
+        (f"GET {health_path} through nginx", f"http://127.0.0.1:{cfg.api_port}{health_path}"),
+    ]
+    deadline = time.monotonic() + timeout
+    for what, url in checks:
+        while True:
+            status = http_status(url)
+            if status == 200:
+                break
+            if not postgrest.running():
+                raise StackError(f"PostgREST stopped while starting; its log ({postgrest.logfile}):\n{postgrest.log_tail()}")
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"{what} did not answer 200 within {timeout:.0f} s (last: {status}); "
+                    f"see {postgrest.logfile} and {cfg.nginx_dir / 'error.log'}:\n{postgrest.log_tail(1500)}"
+                )
+            time.sleep(0.1)
+
+
+def stop_all(run_dir: Path | None = None) -> list[str]:
+    """Stop nginx and PostgREST started from run_dir (default .run/); the names of those stopped."""
+    run_dir = run_dir or config.RUN_DIR
+    stopped = []
+    for service in (nginx_service(run_dir), postgrest_service(run_dir)):
+        if service.stop():
+            stopped.append(service.name)
+    return stopped

@@ -1,0 +1,118 @@
+-- The OpenAPI document: built from the route table, the rule functions and the api views.
+begin;
+select plan(16);
+
+-- A route of our own, with its function, its rule and a view, so the test does not depend on
+-- which endpoints exist in this build.
+create function api.openapi_probe(jsonb) returns jsonb
+language sql volatile as $$ select '{}'::jsonb $$;
+comment on function api.openapi_probe(jsonb) is 'A probe endpoint.';
+create function app_logic.openapi_probe_rule() returns jsonb
+language sql immutable as $$
+    select '{
+        "type": "object", "additionalProperties": false, "required": ["email"],
+        "properties": {
+            "email": {"type": "email", "maxLength": 254, "description": "Address."},
+            "phone": {"type": "phone", "description": "Phone."},
+            "name": {"type": "string", "trim": true, "minLength": 1, "maxLength": 100, "description": "Name."},
+            "slug": {"type": "string", "pattern": "^[a-z]+$", "patternText": "lower-case letters", "description": "Slug."},
+            "agree": {"type": "boolean", "const": true, "description": "Consent."},
+            "info": {"type": "object", "maxBytes": 4096, "description": "Anything."},
+            "pages": {"type": "array", "maxItems": 3, "items": {"type": "string", "maxLength": 5}, "description": "Paths."}
+        }
+    }'::jsonb
+$$;
+create view api.openapi_probe_rows with (security_invoker = true) as
+select
+    1::bigint as id,
+    'x'::text as "firstName",
+    now() as "createdAt";
+comment on view api.openapi_probe_rows is 'Probe rows.';
+comment on column api.openapi_probe_rows."firstName" is 'First name.';
+
+create temporary table probe_doc on commit drop as
+select app_logic.openapi_document('[
+    {"method": "POST", "path": "/api/probe", "target": "/rpc/openapi_probe", "auth": "public", "success": [201]},
+    {"method": "GET", "path": "/api/probe", "target": "/openapi_probe_rows", "auth": "reader", "success": [200, 206]},
+    {"method": "POST", "path": "/api/missing", "target": "/rpc/openapi_missing", "auth": "admin", "success": [201]}
+]'::jsonb) as doc;
+
+select is(
+    (select doc ->> 'openapi' from probe_doc), '3.0.3',
+    'the document declares OpenAPI 3.0.3'
+);
+select is(
+    (select array_agg(k.k order by k.k) from probe_doc as p cross join jsonb_object_keys(p.doc -> 'paths') as k (k)),
+    array['/api/probe'],
+    'only routes whose api object exists are documented (the missing function is left out)'
+);
+select is(
+    (select doc #> '{components,schemas,openapi_probe_body,properties,email}' from probe_doc),
+    '{"type": "string", "format": "email", "maxLength": 254, "description": "Address."}'::jsonb,
+    'an email rule becomes a string of format email'
+);
+select is(
+    (select doc #> '{components,schemas,openapi_probe_body,properties,phone}' from probe_doc),
+    '{"type": "string", "nullable": true, "description": "Phone."}'::jsonb,
+    'a phone rule becomes a string, nullable because it is optional'
+);
+select ok(
+    (select not (doc #> '{components,schemas,openapi_probe_body,properties,name}') ? 'trim' from probe_doc),
+    'trim is not an OpenAPI word and is dropped'
+);
+select is(
+    (select doc #>> '{components,schemas,openapi_probe_body,properties,slug,description}' from probe_doc),
+    'Slug. Must be lower-case letters.',
+    'patternText is folded into the description'
+);
+select is(
+    (select doc #> '{components,schemas,openapi_probe_body,properties,agree,enum}' from probe_doc),
+    '[true]'::jsonb,
+    'const becomes a one-value enum (OpenAPI 3.0 has no const)'
+);
+select is(
+    (select doc #>> '{components,schemas,openapi_probe_body,properties,info,description}' from probe_doc),
+    'Anything. At most 4096 bytes of JSON.',
+    'maxBytes is folded into the description'
+);
+select is(
+    (select doc #> '{components,schemas,openapi_probe_body,properties,pages,items}' from probe_doc),
+    '{"type": "string", "maxLength": 5}'::jsonb,
+    'array items are translated too'
+);
+select is(
+    (select doc #> '{components,schemas,openapi_probe_body,required}' from probe_doc),
+    '["email"]'::jsonb,
+    'required fields are kept'
+);
+select is(
+    (select doc #> '{paths,/api/probe,post,responses,429,$ref}' from probe_doc),
+    '"#/components/responses/TooManyRequests"'::jsonb,
+    'a POST documents 429'
+);
+select ok(
+    (select doc #> '{components,responses,TooManyRequests,headers}' ? 'Retry-After' from probe_doc),
+    'the 429 response documents Retry-After'
+);
+select is(
+    (select doc #> '{paths,/api/probe,get,security}' from probe_doc),
+    '[{"ApiKey": []}]'::jsonb,
+    'a reader route needs the X-API-Key scheme'
+);
+select is(
+    (select doc #> '{components,schemas,openapi_probe_rows,properties,firstName}' from probe_doc),
+    '{"type": "string", "nullable": true, "description": "First name."}'::jsonb,
+    'view columns are described with their type and comment'
+);
+
+select ok(
+    has_function_privilege('anon', 'api.openapi()', 'execute'),
+    'anon may fetch the document'
+);
+select ok(
+    not has_function_privilege('public', 'api.openapi()', 'execute'),
+    'PUBLIC holds no EXECUTE on api.openapi() (granted per role)'
+);
+
+select * from finish();
+rollback;

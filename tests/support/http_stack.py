@@ -1,0 +1,211 @@
+"""The HTTP test stack: PostgREST and nginx, started by the code `invoke up` uses
+(chorus_db.stack), on free ports, against a database copied from the built template.
+
+`HttpStack.start()` returns None (with the reason in `skip_reason`) where PostgREST or nginx is
+missing, so the `http` fixture can skip with that reason printed.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import requests
+
+from chorus_db import config, stack, testing
+from chorus_db.cluster import Cluster
+
+HTTP_DB = "chorus_http"
+
+
+@dataclass
+class HttpClient:
+    """requests against the API through nginx; `db_url` is a superuser URL of its database."""
+
+    base_url: str  # http://127.0.0.1:<port>, paths start with /api
+    db_url: str
+    cfg: stack.StackConfig
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 10)
+        return self.session.request(method, self.url(path), **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def sql(self, query: str, params: tuple = ()) -> list[tuple]:
+        with psycopg.connect(self.db_url, autocommit=True) as conn:
+            cur = conn.execute(query, params)
+            return cur.fetchall() if cur.description else []
+
+    def exists(self, sql_name: str, is_rpc: bool) -> bool:
+        """Whether the api object behind a route exists in this database."""
+        check = "select to_regproc(%s) is not null" if is_rpc else "select to_regclass(%s) is not null"
+        return self.sql(check, (sql_name,))[0][0]
+
+    def make_key(self, role: str = "reader") -> str:
+        name = f"http-{role}-{secrets.token_hex(4)}"
+        return self.sql("select app_logic.create_api_key(%s, %s)", (name, role))[0][0]
+
+    @property
+    def rendered_nginx_conf(self) -> str:
+        return (self.cfg.nginx_dir / "api.conf").read_text()
+
+
+class HttpStack:
+    def __init__(self, cluster: Cluster, authenticator_password: str):
+        self.cluster = cluster
+        self.authenticator_password = authenticator_password
+        self.run_dir: Path | None = None
+        self.skip_reason = ""
+        self.cfg: stack.StackConfig | None = None
+
+    def start(self) -> HttpClient | None:
+        postgrest_bin = stack.find_postgrest()
+        if postgrest_bin is None:
+            self.skip_reason = "PostgREST not found: set POSTGREST_BIN to the postgrest binary (v12.2.x) or put it on PATH"
+            return None
+        nginx_bin = stack.find_nginx()
+        if nginx_bin is None:
+            self.skip_reason = "nginx not found: apt-get install nginx"
+            return None
+        db_url = testing.copy_of_template(self.cluster, HTTP_DB)
+        # Roles are cluster-wide; the template fixture set this password already, this makes
+        # the stack independent of that.
+        stack.set_authenticator_password(db_url, self.authenticator_password)
+        self.run_dir = Path(tempfile.mkdtemp(prefix="chorus-http-"))
+        self.cfg = stack.StackConfig(
+            run_dir=self.run_dir,
+            database_url=self.cluster.url(HTTP_DB, user=config.AUTHENTICATOR, password=self.authenticator_password),
+            api_port=stack.free_port(),
+            postgrest_port=stack.free_port(),
+            postgrest_admin_port=stack.free_port(),
+            jwt_secret=stack.secret(self.run_dir, "jwt_secret", 48),
+            postgrest_bin=postgrest_bin,
+            nginx_bin=nginx_bin,
+        )
+        try:
+            self._postgrest, _ = stack.start_postgrest(self.cfg)
+            self._nginx, _ = stack.start_nginx(self.cfg)
+            stack.wait_until_ready(self.cfg, timeout=30)
+        except Exception:
+            self.stop()
+            raise
+        return HttpClient(f"http://127.0.0.1:{self.cfg.api_port}", db_url, self.cfg)
+
+    def stop(self) -> None:
+        if self.run_dir is None:
+            return
+        for name in ("_nginx", "_postgrest"):
+            service = getattr(self, name, None)
+            if service is not None:
+                service.stop()
+        stack.stop_all(self.run_dir)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        self.run_dir = None
+
+
+# -- nginx in front of a recorder instead of PostgREST ---------------------------------------
+@dataclass
+class Seen:
+    method: str
+    path: str  # with the query string, as nginx sent it
+    headers: dict[str, str]  # names lower-cased
+    body: bytes
+
+
+class CaptureUpstream:
+    """A tiny HTTP server standing where PostgREST would: it records what nginx forwards and
+    answers 200 {}. With nginx rendered from the same template in front of it, a test sees
+    exactly the path, query and headers PostgREST would receive."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _record(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                seen.append(Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                payload = b"{}"
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_POST = do_HEAD = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _record
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def last(self) -> Seen:
+        assert self.seen, "nginx forwarded nothing to the upstream"
+        return self.seen[-1]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class CapturingNginx:
+    """nginx rendered from deploy/nginx/api.conf.template with the recorder as its upstream."""
+
+    def __init__(self):
+        self.skip_reason = ""
+        self.run_dir: Path | None = None
+        self.upstream: CaptureUpstream | None = None
+
+    def start(self) -> tuple[str, CaptureUpstream] | None:
+        nginx_bin = stack.find_nginx()
+        if nginx_bin is None:
+            self.skip_reason = "nginx not found: apt-get install nginx"
+            return None
+        self.upstream = CaptureUpstream()
+        self.run_dir = Path(tempfile.mkdtemp(prefix="chorus-nginx-"))
+        self.cfg = stack.StackConfig(
+            run_dir=self.run_dir,
+            database_url="",
+            api_port=stack.free_port(),
+            postgrest_port=self.upstream.port,
+            postgrest_admin_port=0,
+            nginx_bin=nginx_bin,
+        )
+        try:
+            stack.start_nginx(self.cfg)
+        except Exception:
+            self.stop()
+            raise
+        return f"http://127.0.0.1:{self.cfg.api_port}", self.upstream
+
+    def stop(self) -> None:
+        if self.run_dir is not None:
+            stack.stop_all(self.run_dir)
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            self.run_dir = None
+        if self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None

@@ -1,0 +1,331 @@
+"""The local stack: the nginx mapping (deploy/nginx/api.conf.template against chorus_db.routes),
+what nginx forwards (through a recorder standing where PostgREST would), and `invoke up` /
+`invoke down` run as the user runs them."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+
+from chorus_db import config, stack
+from chorus_db.routes import ROUTES
+from tests.support.http_stack import CapturingNginx
+
+TEMPLATE = stack.NGINX_TEMPLATE.read_text()
+
+
+def _map_block(name: str) -> dict[str, str]:
+    """The entries of `map ... $name { ... }` in the template (default excluded)."""
+    block = re.search(r"map [^{]*\$" + name + r" \{(.*?)\n\}", TEMPLATE, re.S)
+    assert block, f"no map for ${name} in the template"
+    entries = {}
+    for line in block.group(1).strip().splitlines():
+        line = line.strip().rstrip(";")
+        if not line or line.startswith("#") or line.startswith("default"):
+            continue
+        match = re.match(r'"([^"]+)"\s+(.*)$|(\S+)\s+(.*)$', line)
+        key, value = (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
+        entries[key] = value.strip().strip('"')
+    return entries
+
+
+def _expected_methods(path: str) -> set[str]:
+    methods = {r.method for r in ROUTES if r.path == path}
+    return methods | ({"HEAD"} if "GET" in methods else set())
+
+
+# -- the template against the route table ----------------------------------------------------
+def test_the_nginx_template_maps_exactly_the_routes_of_chorus_db_routes():
+    targets = _map_block("chorus_target")
+    expected = {"GET /api/": "/", "HEAD /api/": "/"}
+    for route in ROUTES:
+        target = route.target if route.is_rpc else route.target + "$is_args$args"
+        for method in [route.method] + (["HEAD"] if route.method == "GET" else []):
+            expected[f"{method} {route.path}"] = target
+    assert targets == expected
+
+
+def test_the_nginx_template_allows_exactly_the_methods_of_each_public_path():
+    allow = {path: set(methods.split(", ")) for path, methods in _map_block("chorus_allow").items()}
+    expected = {route.path: _expected_methods(route.path) for route in ROUTES}
+    expected["/api/"] = {"GET", "HEAD"}
+    assert allow == expected
+
+
+def test_the_template_has_only_the_two_environment_placeholders():
+    placeholders = set(re.findall(r"\$\{?([A-Z_][A-Z0-9_]*)\}?", TEMPLATE))
+    assert placeholders == set(stack.TEMPLATE_VARIABLES)
+    rendered = stack.render_template(TEMPLATE, {"API_LISTEN": "8080", "POSTGREST_UPSTREAM": "postgrest:3000"})
+    assert "${" not in rendered and "server postgrest:3000;" in rendered and "listen 8080;" in rendered
+    # nginx's own variables are left alone.
+    assert "$remote_addr" in rendered and "$chorus_target" in rendered
+
+
+def test_nginx_overwrites_the_client_ip_headers_and_never_appends_to_them():
+    lines = [line.strip() for line in TEMPLATE.splitlines() if not line.strip().startswith("#")]
+    assert "proxy_set_header X-Real-IP $remote_addr;" in lines
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in lines
+    assert not any("proxy_add_x_forwarded_for" in line for line in lines)
+    assert "client_max_body_size 64k;" in lines
+
+
+@pytest.fixture(scope="module")
+def nginx_rendered(tmp_path_factory):
+    if stack.find_nginx() is None:
+        pytest.skip("nginx not found: apt-get install nginx")
+    run_dir = tmp_path_factory.mktemp("nginx-t")
+    cfg = stack.StackConfig(run_dir=run_dir, database_url="", api_port=18079, postgrest_port=3000, postgrest_admin_port=0)
+    return cfg, stack.render_nginx(cfg)
+
+
+def test_nginx_accepts_the_rendered_local_config(nginx_rendered):
+    cfg, main = nginx_rendered
+    proc = subprocess.run(stack._nginx_argv(cfg, "-t"), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert f"include {cfg.nginx_dir / 'api.conf'};" in main.read_text()
+
+
+# -- what nginx forwards: a recorder stands where PostgREST would ----------------------------
+@pytest.fixture(scope="module")
+def capture():
+    runner = CapturingNginx()
+    started = runner.start()
+    if started is None:
+        pytest.skip(runner.skip_reason)
+    base, upstream = started
+    yield base, upstream
+    runner.stop()
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
+def test_each_public_route_reaches_its_postgrest_path(capture, route):
+    base, upstream = capture
+    body = b'{"probe": true}' if route.method == "POST" else None
+    response = requests.request(
+        route.method, base + route.path + "?select=id&order=id.desc&limit=2", data=body,
+        headers={"Content-Type": "application/json"}, timeout=5,
+    )
+    assert response.status_code == 200
+    seen = upstream.last()
+    assert seen.method == route.method
+    # Views keep the query string (PostgREST filters); RPCs get none (it would become arguments).
+    assert seen.path == (route.target if route.is_rpc else route.target + "?select=id&order=id.desc&limit=2")
+    if body:
+        assert seen.body == body
+
+
+def test_get_api_root_reaches_postgrest_root_asking_for_json(capture):
+    base, upstream = capture
+    response = requests.get(base + "/api/", headers={"Accept": "application/openapi+json"}, timeout=5)
+    assert response.status_code == 200
+    seen = upstream.last()
+    assert (seen.method, seen.path, seen.headers["accept"]) == ("GET", "/", "application/json")
+
+
+def test_spoofed_client_ip_headers_are_replaced_by_the_tcp_peer(capture, db):
+    base, upstream = capture
+    requests.post(
+        base + "/api/leads",
+        data=b"{}",
+        headers={
+            "Content-Type": "application/json",
+            "X-Forwarded-For": "198.51.100.7, 10.0.0.1",
+            "X-Real-IP": "198.51.100.7",
+            "Forwarded": "for=198.51.100.7",
+            "X-API-Key": "chk_example",
+            "Prefer": "count=exact",
+            "Range": "0-9",
+            "Authorization": "Bearer not-a-jwt",
+            "User-Agent": "spoof-test/1.0",
+        },
+        timeout=5,
+    )
+    headers = upstream.last().headers
+    assert headers["x-real-ip"] == "127.0.0.1"
+    assert headers["x-forwarded-for"] == "127.0.0.1"
+    assert "forwarded" not in headers
+    assert "authorization" not in headers
+    # The headers the API reads pass unchanged.
+    assert headers["x-api-key"] == "chk_example"
+    assert headers["prefer"] == "count=exact"
+    assert headers["range"] == "0-9"
+    assert headers["content-type"] == "application/json"
+    assert headers["user-agent"] == "spoof-test/1.0"
+    # What the rate limiter will count: the SQL reads exactly these headers (PostgREST puts them,
+    # lower-cased, in request.headers).
+    import json
+
+    with db.transaction():
+        db.execute("select set_config('request.headers', %s, true)", (json.dumps(headers),))
+        (network,) = db.execute("select app_logic.client_network()::text").fetchone()
+    assert network == "127.0.0.1/32"
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [("DELETE", "/api/leads"), ("PUT", "/api/leads/health"), ("POST", "/api/leads/health"),
+     ("GET", "/api/gdpr/export"), ("PATCH", "/api/page-views"), ("OPTIONS", "/api/leads"), ("POST", "/api/")],
+)
+def test_a_method_outside_the_route_table_is_405_with_allow(capture, method, path):
+    base, upstream = capture
+    before = len(upstream.seen)
+    response = requests.request(method, base + path, timeout=5)
+    assert response.status_code == 405
+    expected = _expected_methods(path) if path != "/api/" else {"GET", "HEAD"}
+    assert set(response.headers["Allow"].split(", ")) == expected
+    assert set(response.json()) == {"code", "message", "details", "hint"}
+    assert response.json()["code"] == "CHM01"
+    assert len(upstream.seen) == before, "a refused request must not reach PostgREST"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/rpc/check_leads_health", "/leads", "/", "/api", "/api/nope", "/api/leads/", "/api/rpc/submit_lead",
+     "/api/check_leads_health", "/api/leads/health/x", "/lead_interactions"],
+)
+def test_paths_outside_the_route_table_are_404_and_never_reach_postgrest(capture, path):
+    base, upstream = capture
+    before = len(upstream.seen)
+    for method in ("GET", "POST"):
+        response = requests.request(method, base + path, data=b"{}", timeout=5)
+        assert response.status_code == 404
+        assert response.headers["Content-Type"].startswith("application/json")
+        assert response.json() == {
+            "code": "CHN01", "message": "There is no endpoint at this path.", "details": None,
+            "hint": "GET /api/ lists the endpoints.",
+        }
+    assert len(upstream.seen) == before
+
+
+@pytest.mark.parametrize("raw_path", ["/api/../rpc/submit_lead", "/api/leads/health/../../../leads", "/api/%2e%2e/rpc/submit_lead"])
+def test_dot_segments_cannot_reach_postgrest_paths(capture, raw_path):
+    base, upstream = capture
+    before = len(upstream.seen)
+    conn = http.client.HTTPConnection(base.split("//")[1], timeout=5)
+    conn.request("POST", raw_path, body=b"{}", headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    assert response.status in (400, 404)
+    assert len(upstream.seen) == before
+
+
+def test_a_body_over_64_kib_is_refused_with_413_in_json(capture):
+    base, upstream = capture
+    before = len(upstream.seen)
+    response = requests.post(base + "/api/leads", data=b"x" * (64 * 1024 + 1), timeout=5)
+    assert response.status_code == 413
+    assert response.json()["code"] == "CHB01"
+    assert set(response.json()) == {"code", "message", "details", "hint"}
+    # Without a Content-Length (chunked) nginx counts as it reads.
+    chunked = requests.post(base + "/api/leads", data=iter([b"x" * 40000, b"x" * 40000]), timeout=5)
+    assert chunked.status_code == 413
+    assert len(upstream.seen) == before
+
+
+def test_a_body_of_exactly_64_kib_is_forwarded_whole(capture):
+    base, upstream = capture
+    body = b'{"pad":"' + b"a" * (64 * 1024 - 10) + b'"}'
+    assert len(body) == 64 * 1024
+    response = requests.post(base + "/api/leads", data=body, headers={"Content-Type": "application/json"}, timeout=5)
+    assert response.status_code == 200
+    assert upstream.last().body == body
+
+
+# -- invoke up / invoke down -----------------------------------------------------------------
+def _invoke(args: list[str], env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args], cwd=config.ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture
+def stack_env():
+    """Environment for a separate stack: its own data dir, run dir and ports. The directory is
+    under the system temp dir, open to the cluster's OS user (pytest's tmp_path is not, as root)."""
+    base = Path(tempfile.mkdtemp(prefix="chorus-stack-"))
+    base.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+    env.update(
+        CHORUS_PGDATA=str(base / "pgdata"),
+        CHORUS_RUN_DIR=str(base / "run"),
+        CHORUS_PG_PORT=str(stack.free_port()),
+        API_PORT=str(stack.free_port()),
+        POSTGREST_PORT=str(stack.free_port()),
+        POSTGREST_ADMIN_PORT=str(stack.free_port()),
+    )
+    yield env, base
+    _invoke(["down"], env, timeout=60)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = (proc / "environ").read_bytes().decode(errors="replace")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and (text in cmdline or text in environ):
+            found.append(f"{proc.name}: {cmdline}")
+    return found
+
+
+def test_up_serves_the_health_endpoint_and_down_leaves_no_process_of_ours(stack_env):
+    if stack.find_postgrest() is None:
+        pytest.skip("PostgREST not found: set POSTGREST_BIN to the postgrest binary (v12.2.x) or put it on PATH")
+    env, base = stack_env
+    first = _invoke(["up"], env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    api_url = f"http://127.0.0.1:{env['API_PORT']}/api"
+    assert f"API: {api_url}" in first.stdout
+    response = requests.get(api_url + "/leads/health", timeout=5)
+    assert response.status_code == 200 and response.json()["status"] == "ok"
+
+    run_dir = Path(env["CHORUS_RUN_DIR"])
+    for name in ("authenticator_password", "jwt_secret"):
+        assert (run_dir / name).stat().st_mode & 0o777 == 0o600
+    pids = {p: (run_dir / p).read_text() for p in ("postgrest.pid", "nginx/nginx.pid")}
+
+    second = _invoke(["up"], env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "already running: PostgREST" in second.stdout
+    assert pids == {p: (run_dir / p).read_text() for p in pids}, "a second `up` started new processes"
+    assert len(_processes_mentioning(f"CHORUS_STACK_RUN_DIR={run_dir}")) == 1
+
+    down = _invoke(["down"], env, timeout=60)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "stopped nginx" in down.stdout and "stopped PostgREST" in down.stdout
+    assert "stopped the embedded PostgreSQL cluster" in down.stdout
+    assert _processes_mentioning(str(base)) == []
+    for port in ("API_PORT", "POSTGREST_PORT", "POSTGREST_ADMIN_PORT", "CHORUS_PG_PORT"):
+        assert stack.port_is_free(int(env[port])), f"{port} {env[port]} is still taken"
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(f"host=127.0.0.1 port={env['CHORUS_PG_PORT']} dbname=postgres connect_timeout=2")
+
+
+def test_up_without_postgrest_explains_in_one_paragraph_and_starts_nothing(stack_env):
+    env, base = stack_env
+    env.pop("POSTGREST_BIN", None)
+    env["PATH"] = os.pathsep.join(p for p in ("/usr/sbin", "/usr/bin", "/sbin", "/bin") if not (Path(p) / "postgrest").exists())
+    result = _invoke(["up"], env)
+    assert result.returncode != 0
+    message = result.stderr.strip()
+    assert message.startswith("PostgREST was not found")
+    assert "\n" not in message, "one paragraph"
+    assert "POSTGREST_BIN=" in message and "v12.2" in message and "releases" in message
+    assert not (base / "pgdata").exists(), "nothing is started without PostgREST"
