@@ -8,8 +8,12 @@ hash chains still verify.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 import time
+
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -27,8 +31,11 @@ def lead(email: str) -> dict:
 
 
 @pytest.mark.slow
-def test_every_acknowledged_submission_survives_a_kill_9(tmp_path):
-    cluster = Cluster(tmp_path / "pgdata", cron_database="chorus_faults", first_port=56100)
+def test_every_acknowledged_submission_survives_a_kill_9():
+    # Not pytest's tmp_path: it is private to root, and the server runs as another OS user.
+    cluster = Cluster(Path(tempfile.mkdtemp(prefix="chorus-faults-")) / "pgdata", cron_database="chorus_faults",
+                      first_port=56100)
+    cluster.datadir.parent.chmod(0o755)
     try:
         cluster.start()
         url = cluster.url("chorus_faults")
@@ -78,3 +85,4 @@ def test_every_acknowledged_submission_survives_a_kill_9(tmp_path):
         assert broken == [], f"consent audit chain broken after the crash: {broken[:3]}"
     finally:
         cluster.destroy()
+        shutil.rmtree(cluster.datadir.parent, ignore_errors=True)
