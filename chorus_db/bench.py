@@ -206,3 +206,104 @@ def print_summary(report: Report) -> None:
             print(f"  {name:55} {value}")
     for name, why in report.skipped.items():
         print(f"  skipped {name}: {why}")
+
+
+# -- HTTP path ---------------------------------------------------------------------------------
+BARE_SCHEMA_SQL = """
+drop schema if exists bench_bare cascade;
+create schema bench_bare;
+-- The same columns as app.leads, nothing else: no checks, no unique email, no logic.
+create table bench_bare.leads (like app.leads including defaults);
+alter table bench_bare.leads drop column load_time_lcp, drop column load_time_fid;
+alter table bench_bare.leads add primary key (id);
+grant usage on schema bench_bare to anon;
+grant insert on bench_bare.leads to anon;
+"""
+
+
+def _wrk(name: str, url: str, seconds: int, style: str, spoof_ip: bool) -> Run:
+    env = dict(os.environ, BODY_STYLE=style, SET_REAL_IP="1" if spoof_ip else "0")
+    proc = subprocess.run(
+        ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-s", str(BENCH_DIR / "wrk_post.lua"), url],
+        capture_output=True, text=True, env=env,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed for {name}:\n{proc.stdout}\n{proc.stderr}")
+    out = proc.stdout
+    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+
+    def latency(pct: str) -> float | None:
+        m = re.search(rf"^\s+{pct}%\s+([0-9.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return None
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    return Run(name, rps, total, int(bad.group(1)) if bad else 0, latency("50"), latency("99"))
+
+
+def http_path(report: Report, cluster: Cluster, seconds: int = 10, quick: bool = False) -> None:
+    from . import stack
+
+    print("HTTP path (wrk, 16 connections)")
+    postgrest_bin = stack.find_postgrest()
+    if postgrest_bin is None or stack.find_nginx() is None or not shutil_which("wrk"):
+        report.skipped["HTTP path"] = "PostgREST, nginx or wrk not found (set POSTGREST_BIN)"
+        print("  skipped: " + report.skipped["HTTP path"])
+        return
+    with psycopg.connect(cluster.url(BENCH_DB), autocommit=True) as conn:
+        conn.execute(BARE_SCHEMA_SQL)
+    run_dir = Path(tempfile.mkdtemp(prefix="chorus-bench-http-"))
+    bare_dir = run_dir / "bare"
+    bare_dir.mkdir()
+    auth_url = cluster.url(BENCH_DB, user=config.AUTHENTICATOR, password=AUTH_PASSWORD)
+    cfg = stack.StackConfig(
+        run_dir=run_dir, database_url=auth_url, api_port=stack.free_port(),
+        postgrest_port=stack.free_port(), postgrest_admin_port=stack.free_port(),
+        jwt_secret=stack.secret(run_dir, "jwt_secret", 48), postgrest_bin=postgrest_bin,
+        nginx_bin=stack.find_nginx(),
+    )
+    bare_port = stack.free_port()
+    # (c) the same PostgREST binary and pool, exposing only the bare table, no pre-request.
+    bare_conf = bare_dir / "postgrest.conf"
+    bare_conf.write_text(
+        f'db-uri = "{auth_url}"\ndb-schemas = "bench_bare"\ndb-anon-role = "anon"\ndb-pool = 10\n'
+        f'server-host = "127.0.0.1"\nserver-port = {bare_port}\njwt-secret = "{"x" * 40}"\nlog-level = "error"\n'
+    )
+    bare = subprocess.Popen([str(postgrest_bin), str(bare_conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        stack.start_postgrest(cfg)
+        stack.start_nginx(cfg)
+        stack.wait_until_ready(cfg, timeout=30)
+        deadline = time.monotonic() + 20
+        while stack.http_status(f"http://127.0.0.1:{bare_port}/") is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        results: dict[str, list[Run]] = {"c": [], "d": [], "e": []}
+        for _ in range(2):
+            results["c"].append(report.add(_wrk("c PostgREST, bare table", f"http://127.0.0.1:{bare_port}/leads",
+                                                seconds, "table", False)))
+            results["d"].append(report.add(_wrk("d PostgREST, /rpc/submit_lead",
+                                                f"http://127.0.0.1:{cfg.postgrest_port}/rpc/submit_lead",
+                                                seconds, "api", True)))
+            results["e"].append(report.add(_wrk("e nginx, POST /api/leads", f"{cfg.api_url}/leads",
+                                                seconds, "api", False)))
+        med = {k: statistics.median(r.tps for r in v) for k, v in results.items()}
+        report.ratios["d/c project PostgREST vs bare table (goal >= 0.85)"] = med["d"] / med["c"]
+        report.ratios["e/d through nginx vs direct"] = med["e"] / med["d"]
+        for key in ("c", "d", "e"):
+            report.figures[f"{key} p50 / p99 latency (ms)"] = (
+                f"{statistics.median(r.p50_ms for r in results[key]):.2f} / "
+                f"{statistics.median(r.p99_ms for r in results[key]):.2f}"
+            )
+    finally:
+        bare.terminate()
+        bare.wait(timeout=10)
+        stack.stop_all(run_dir)
+
+
+def shutil_which(name: str) -> str | None:
+    import shutil
+
+    return shutil.which(name)

@@ -1,0 +1,40 @@
+-- wrk script: POST a JSON body with a unique email per request (and, for requests that go
+-- straight to PostgREST, a distinct X-Real-IP as nginx would set it).
+-- BODY_STYLE: "api" (camelCase lead, as the website sends) or "table" (snake_case columns of
+-- the bare table). Set through the environment of wrk.
+local style = os.getenv("BODY_STYLE") or "api"
+local spoof_ip = os.getenv("SET_REAL_IP") == "1"
+local counter = 0
+local thread_tag = 0
+
+function setup(thread)
+  thread_tag = thread_tag + 1
+  thread:set("tag", thread_tag)
+end
+
+function init(args)
+  math.randomseed(os.time() + (tag or 0) * 7919)
+end
+
+request = function()
+  counter = counter + 1
+  local email = string.format("w%d-%d-%d@example.com", tag or 0, counter, math.random(1, 1000000000))
+  local body
+  if style == "table" then
+    body = string.format('{"first_name":"John","last_name":"Doe","email":"%s","company_name":"Acme Corp",'
+      .. '"inquiry_details":"Interested in technical deep dive","lead_source":"contact_form",'
+      .. '"accessibility_theme":"protanopia","gdpr_consent":true,"device_type":"desktop",'
+      .. '"core_web_vitals":{"lcp":2300,"fid":85,"cls":0.08},"logo_interactions":3,"time_on_site":145000,'
+      .. '"pages_viewed":["/","/ecosystem","/contact"]}', email)
+  else
+    body = string.format('{"firstName":"John","lastName":"Doe","email":"%s","leadSource":"contact_form",'
+      .. '"gdprConsent":true,"companyName":"Acme Corp","inquiryDetails":"Interested in technical deep dive",'
+      .. '"accessibilityTheme":"protanopia","deviceType":"desktop","coreWebVitals":{"lcp":2300,"fid":85,"cls":0.08},'
+      .. '"logoInteractions":3,"timeOnSite":145000,"pagesViewed":["/","/ecosystem","/contact"]}', email)
+  end
+  local headers = {["Content-Type"] = "application/json", ["Prefer"] = "return=minimal"}
+  if spoof_ip then
+    headers["X-Real-IP"] = string.format("10.%d.%d.%d", math.random(0, 255), math.random(0, 255), math.random(1, 254))
+  end
+  return wrk.format("POST", nil, headers, body)
+end
