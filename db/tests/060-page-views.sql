@@ -31,19 +31,28 @@ select is(
     '{}', 'every field with a valid value passes'
 );
 select is(
-    (select array_agg(p ->> 'field' order by p ->> 'field')
-     from jsonb_array_elements(app_logic.validate('{}', app_logic.record_page_view_rule())) as p),
+    (
+        select array_agg(p ->> 'field' order by p ->> 'field')
+        from jsonb_array_elements(app_logic.validate('{}', app_logic.record_page_view_rule())) as p
+    ),
     '{path,sessionId}', 'sessionId and path are required'
 );
 select is(pg_temp.bad_fields('{"path": "ecosystem"}'), '{path}', 'a path not starting with / is refused');
-select is(pg_temp.bad_fields(jsonb_build_object('path', '/' || repeat('p', 200))), '{path}', 'a path of 201 characters is refused');
+select is(
+    pg_temp.bad_fields(jsonb_build_object('path', '/' || repeat('p', 200))), '{path}', 'a path of 201 characters is refused'
+);
 select is(pg_temp.bad_fields(jsonb_build_object('path', '/' || repeat('p', 199))), '{}', 'a path of 200 characters passes');
 select is(pg_temp.bad_fields('{"path": "/a b"}'), '{path}', 'a path with a space is refused');
 select is(pg_temp.bad_fields('{"path": 7}'), '{path}', 'a numeric path is refused');
 select is(pg_temp.bad_fields('{"referrer": "not a url"}'), '{referrer}', 'a referrer that is not a URL is refused');
 select is(pg_temp.bad_fields('{"referrer": "ftp://example.com/"}'), '{referrer}', 'a referrer that is not http(s) is refused');
 select is(pg_temp.bad_fields('{"referrer": "https://"}'), '{referrer}', 'a referrer without a host is refused');
-select is(pg_temp.bad_fields('{"referrer": "https://exa mple.com/"}'), '{referrer}', 'a referrer with a space in the host is refused');
+select
+    is(
+        pg_temp.bad_fields('{"referrer": "https://exa mple.com/"}'),
+        '{referrer}',
+        'a referrer with a space in the host is refused'
+    );
 select is(
     pg_temp.bad_fields(jsonb_build_object('referrer', 'https://example.com/' || repeat('x', 2048))), '{referrer}',
     'a referrer longer than 2048 characters is refused'
@@ -84,7 +93,10 @@ select is(
     '201', 'an empty referrer (a page opened directly) is accepted'
 );
 select is(
-    (select referrer_host from app.page_views where path = '/'), null, 'an empty referrer stores no host'
+    (
+        select referrer_host from app.page_views
+        where path = '/'
+    ), null, 'an empty referrer stores no host'
 );
 select is(
     pg_temp.call_as('anon', $$api.record_page_view('{"sessionId": "sess-p", "path": "/", "referrer": "nope"}')$$)
@@ -103,8 +115,10 @@ select columns_are(
     'page views have no column for an IP address or a user agent'
 );
 select is(
-    (select r.max_requests || '/' || r.window_seconds || 's' from app.rate_limit_rules as r
-     where r.action = 'page_views' and r.scope = 'ip'),
+    (
+        select r.max_requests || '/' || r.window_seconds || 's' from app.rate_limit_rules as r
+        where r.action = 'page_views' and r.scope = 'ip'
+    ),
     '120/60s', 'page views are limited to 120 per client IP per minute'
 );
 
@@ -122,15 +136,20 @@ select set_config('app.frozen_now', '2031-05-31 23:30:00-05', true);
 select is(app_logic.page_view_partition_name(app_logic.now()), 'page_views_2031_06', 'partition names use the UTC month');
 select is(app_logic.ensure_page_view_partitions(2), 3, 'months_ahead 2 makes this month and the next two');
 select is(
-    (select array_agg(c.relname::text order by c.relname) from pg_class as c
-     join pg_inherits as i on i.inhrelid = c.oid
-     where i.inhparent = 'app.page_views'::regclass and c.relname like 'page_views_2031%'),
+    (
+        select array_agg(c.relname::text order by c.relname) from pg_class as c
+        inner join pg_inherits as i on c.oid = i.inhrelid
+        where i.inhparent = 'app.page_views'::regclass and c.relname like 'page_views_2031%'
+    ),
     '{page_views_2031_06,page_views_2031_07,page_views_2031_08}',
     'the new partitions are attached and named page_views_YYYY_MM'
 );
 select ok(
-    (select bool_and(c.relrowsecurity and obj_description(c.oid, 'pg_class') like 'Page views of 2031-0%')
-     from pg_class as c where c.relname like 'page_views_2031%' and c.relkind = 'r'),
+    (
+        select bool_and(c.relrowsecurity and obj_description(c.oid, 'pg_class') like 'Page views of 2031-0%')
+        from pg_class as c
+        where c.relname like 'page_views_2031%' and c.relkind = 'r'
+    ),
     'every new partition has RLS enabled and a comment'
 );
 insert into app.page_views (session_id, path, viewed_at) values

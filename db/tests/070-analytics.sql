@@ -95,16 +95,21 @@ select throws_ok(
     '42501', 'permission denied for view design_effectiveness', 'anon may not read the design view (401)'
 );
 select ok(
-    (select bool_and(has_table_privilege(r, 'api.' || v, 'select') and not has_table_privilege(r, 'api.' || v, 'insert'))
-     from unnest(array['reader', 'admin']) as r
-     cross join unnest(array['brand_performance', 'accessibility_usage', 'design_effectiveness']) as v),
+    (
+        select bool_and(has_table_privilege(r, 'api.' || v, 'select') and not has_table_privilege(r, 'api.' || v, 'insert'))
+        from unnest(array['reader', 'admin']) as r
+        cross join unnest(array['brand_performance', 'accessibility_usage', 'design_effectiveness']) as v
+    ),
     'reader and admin may select the three views and nothing more'
 );
 select is(
-    (select array_agg(c.relname::text order by c.relname) from pg_class as c
-     where c.relnamespace = 'api'::regnamespace and c.relkind = 'v'
-       and c.relname in ('brand_performance', 'accessibility_usage', 'design_effectiveness')
-       and 'security_invoker=true' = any(c.reloptions)),
+    (
+        select array_agg(c.relname::text order by c.relname) from pg_class as c
+        where
+            c.relnamespace = 'api'::regnamespace and c.relkind = 'v'
+            and c.relname in ('brand_performance', 'accessibility_usage', 'design_effectiveness')
+            and 'security_invoker=true' = any(c.reloptions)
+    ),
     '{accessibility_usage,brand_performance,design_effectiveness}',
     'the three views run with the caller''s rights'
 );

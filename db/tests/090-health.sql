@@ -32,13 +32,17 @@ select is(
     'page views are healthy'
 );
 select is(
-    (select array_agg(distinct provolatile::text) from pg_proc
-     where pronamespace = 'api'::regnamespace and proname like 'check\_%\_health'),
+    (
+        select array_agg(distinct provolatile::text) from pg_proc
+        where pronamespace = 'api'::regnamespace and proname like 'check\_%\_health'
+    ),
     '{s}', 'every health function is STABLE, so GET runs it read-only'
 );
 select ok(
-    (select bool_and(has_function_privilege('anon', p.oid, 'execute')) from pg_proc as p
-     where p.pronamespace = 'api'::regnamespace and p.proname like 'check\_%\_health'),
+    (
+        select bool_and(has_function_privilege('anon', p.oid, 'execute')) from pg_proc as p
+        where p.pronamespace = 'api'::regnamespace and p.proname like 'check\_%\_health'
+    ),
     'anon may call every health function'
 );
 
@@ -65,7 +69,8 @@ select is(
 revoke execute on function api.save_accessibility_preferences(jsonb) from anon;
 select is(
     pg_temp.call_as('anon', 'api.check_accessibility_preferences_health()') #>> '{body,message}',
-    'The accessibility-preferences endpoint is unavailable: the anon role may not execute api.save_accessibility_preferences(jsonb).',
+    'The accessibility-preferences endpoint is unavailable: '
+    || 'the anon role may not execute api.save_accessibility_preferences(jsonb).',
     'a revoked execute privilege is a 503 naming it'
 );
 
