@@ -41,7 +41,7 @@ def engagement(db):
     """Random engagement rows, some outside the windows; returns them as inserted."""
     rng = random.Random(20300320)
     inserted = []
-    for n in range(300):
+    for _ in range(300):
         session = f"sess-{rng.randrange(120)}"
         # Ages from 1 hour in the future to 40 days back, so every window has rows on both sides.
         created = NOW - timedelta(seconds=rng.uniform(-3600, 40 * 86400))
@@ -52,12 +52,14 @@ def engagement(db):
         }
         scroll = rng.choice([None, rng.randrange(0, 101)])
         clicks = [f"cta-{i}" for i in range(rng.randrange(0, 6))]
-        db.execute(
-            """insert into app.brand_engagement (session_id, core_web_vitals, scroll_depth_percentage, cta_clicks, created_at)
-               values (%s, %s, %s, %s, %s)""",
-            (session, Jsonb(vitals), scroll, Jsonb(clicks), created),
-        )
-        inserted.append({"session": session, "created": created, "vitals": vitals, "scroll": scroll, "clicks": len(clicks)})
+        inserted.append({"session": session, "created": created, "vitals": vitals, "scroll": scroll, "clicks": clicks})
+    db.cursor().executemany(
+        """insert into app.brand_engagement (session_id, core_web_vitals, scroll_depth_percentage, cta_clicks, created_at)
+           values (%s, %s, %s, %s, %s)""",
+        [(e["session"], Jsonb(e["vitals"]), e["scroll"], Jsonb(e["clicks"]), e["created"]) for e in inserted],
+    )
+    for e in inserted:
+        e["clicks"] = len(e["clicks"])
     return inserted
 
 
@@ -99,16 +101,16 @@ def test_design_effectiveness_counts_each_session_once_over_30_days(api, make_ke
 def test_accessibility_usage_gives_sessions_and_mean_duration_per_theme_over_30_days(api, make_key, db):
     rng = random.Random(7)
     inserted = []
-    for n in range(200):
+    for _ in range(200):
         theme = rng.choice(THEMES[1:])  # no session ever chooses "default" here
         duration = rng.choice([None, rng.randrange(1000, 900000)])
         created = NOW - timedelta(seconds=rng.uniform(-86400, 45 * 86400))
-        db.execute(
-            """insert into app.accessibility_preferences (session_id, accessibility_theme, session_duration, created_at)
-               values (%s, %s, %s, %s)""",
-            (f"s{n}", theme, duration, created),
-        )
         inserted.append((theme, duration, created))
+    db.cursor().executemany(
+        """insert into app.accessibility_preferences (session_id, accessibility_theme, session_duration, created_at)
+           values (%s, %s, %s, %s)""",
+        [(f"s{n}", theme, duration, created) for n, (theme, duration, created) in enumerate(inserted)],
+    )
     response = api.get(USAGE, api_key=make_key("reader"), frozen_now=FROZEN)
     assert response.status == 200, response.body
     assert [r["accessibilityTheme"] for r in response.body] == THEMES

@@ -44,7 +44,7 @@ def count(db, table: str, session_id: str | None = None) -> int:
     return db.execute(f"select count(*) from app.{table} where session_id = %s", (session_id,)).fetchone()[0]
 
 
-def insert_lead(db, session_id: str, email: str = "ada@example.com") -> str:
+def insert_lead(db, session_id: str | None, email: str = "ada@example.com") -> str:
     return str(
         db.execute(
             """insert into app.leads (first_name, last_name, email, gdpr_consent, session_id)

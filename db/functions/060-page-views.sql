@@ -7,11 +7,8 @@
 create function app_logic.page_view_partition_name(p_at timestamptz) returns text
 language sql immutable
 as $$
-    select format(
-        'page_views_%s_%s',
-        extract(year from p_at at time zone 'UTC')::integer,
-        lpad(extract(month from p_at at time zone 'UTC')::integer::text, 2, '0')
-    )
+    select 'page_views_' || extract(year from p_at at time zone 'UTC')::integer::text
+        || '_' || lpad(extract(month from p_at at time zone 'UTC')::integer::text, 2, '0')
 $$;
 comment on function app_logic.page_view_partition_name(timestamptz) is
 'Name (in schema app) of the page_views partition holding that instant: page_views_YYYY_MM, UTC.';

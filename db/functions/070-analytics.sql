@@ -2,7 +2,8 @@
 -- reader and admin keys. Corrections: AVG over jsonb text became numeric casts of numbers only,
 -- JSON_ARRAY_LENGTH became jsonb_array_length, p75 was added (the Core Web Vitals assessment
 -- uses the 75th percentile) and every window ends at app_logic.now() so tests can freeze it.
--- security_invoker: the caller's privileges and RLS apply to the tables read.
+-- security_invoker: the caller's privileges and RLS apply to the tables read. Means are double
+-- precision, like percentile_cont: plenty for a dashboard, and no 20-digit numerics in JSON.
 
 -- Core Web Vitals over the last 7 days, one row per metric (all five, also without samples).
 -- Every post carrying a metric is one sample.
@@ -22,7 +23,7 @@ with samples as (
 select
     metrics.metric,
     count(s.value)::integer as "sampleCount",
-    avg(s.value) as mean,
+    avg(s.value)::double precision as mean,
     percentile_cont(0.75) within group (order by s.value::double precision) as p75
 from (values (1, 'lcp'), (2, 'fid'), (3, 'cls'), (4, 'inp'), (5, 'ttfb')) as metrics (position, metric)
 left join samples as s on metrics.metric = s.metric
@@ -42,7 +43,7 @@ create view api.accessibility_usage with (security_invoker = true) as
 select
     themes.theme as "accessibilityTheme",
     count(p.created_at)::integer as sessions,
-    avg(p.session_duration) as "meanSessionDuration"
+    avg(p.session_duration)::double precision as "meanSessionDuration"
 from (
     values (1, 'default'), (2, 'protanopia'), (3, 'deuteranopia'), (4, 'tritanopia'), (5, 'achromatopsia')
 ) as themes (position, theme)
@@ -79,8 +80,8 @@ with per_session as (
 
 select
     count(*)::integer as sessions,
-    avg(scroll_depth) as "meanScrollDepthPercentage",
-    avg(cta_clicks) as "meanCtaClicksPerSession"
+    avg(scroll_depth)::double precision as "meanScrollDepthPercentage",
+    avg(cta_clicks)::double precision as "meanCtaClicksPerSession"
 from per_session;
 comment on view api.design_effectiveness is
 'GET /api/brand-analytics/design-effectiveness (reader or admin key): over the sessions of the '

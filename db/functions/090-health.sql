@@ -71,7 +71,7 @@ begin
             'CHU01',
             format('The %s endpoint is unavailable: %s.', p_endpoint, array_to_string(p_problems, '; ')),
             (select string_agg(upper(left(p, 1)) || substr(p, 2) || '.', ' ') from unnest(p_problems) as p),
-            'Operators: run invoke db.status and invoke db.build; see the README''s operations section.'
+            'Operators: invoke db.status shows drift; invoke db.build --force restores functions, grants and partitions.'
         ) || jsonb_build_object('status', 'unavailable', 'endpoint', p_endpoint)
     );
 end

@@ -54,7 +54,7 @@ select is(
         'code', 'CHU01',
         'message', 'The page-views endpoint is unavailable: partition app.page_views_2040_01 of the current month is missing.',
         'details', 'Partition app.page_views_2040_01 of the current month is missing.',
-        'hint', 'Operators: run invoke db.status and invoke db.build; see the README''s operations section.',
+        'hint', 'Operators: invoke db.status shows drift; invoke db.build --force restores functions, grants and partitions.',
         'status', 'unavailable', 'endpoint', 'page-views'
     )),
     'without the current month''s partition, page views health is 503 naming it'
