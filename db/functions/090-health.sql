@@ -11,3 +11,130 @@ as $$
 $$;
 comment on function api.check_leads_health() is
 'GET /api/leads/health: 200 {"status":"ok"} when the database and the leads objects are usable.';
+
+-- What keeps an endpoint from working, as sentences without personal data: a missing or
+-- unreadable table, a missing function, a function anon may not call, a read-only database.
+-- Everything is looked up by name at run time, so a dropped object is reported, not a 404.
+create function app_logic.endpoint_problems(p_tables text[], p_functions text[], p_public_function text)
+returns text[]
+language plpgsql stable security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+declare
+    v_problems text[] := '{}';
+    v_name text;
+    v_table regclass;
+begin
+    if pg_is_in_recovery() then
+        v_problems := v_problems || 'the database is a read-only standby'::text;
+    end if;
+    foreach v_name in array p_tables loop
+        v_table := to_regclass(v_name);
+        if v_table is null then
+            v_problems := v_problems || format('table %s is missing', v_name);
+            continue;
+        end if;
+        begin
+            execute format('select from %s limit 0', v_table);
+        exception when others then
+            v_problems := v_problems || format('table %s cannot be read (%s)', v_name, sqlstate);
+        end;
+    end loop;
+    foreach v_name in array p_functions || p_public_function loop
+        if to_regprocedure(v_name) is null then
+            v_problems := v_problems || format('function %s is missing', v_name);
+        end if;
+    end loop;
+    if not has_schema_privilege('anon', 'api', 'usage') then
+        v_problems := v_problems || 'the anon role has no usage on schema api'::text;
+    elsif to_regprocedure(p_public_function) is not null
+        and not has_function_privilege('anon', to_regprocedure(p_public_function), 'execute') then
+        v_problems := v_problems || format('the anon role may not execute %s', p_public_function);
+    end if;
+    return v_problems;
+end
+$$;
+comment on function app_logic.endpoint_problems(text[], text[], text) is
+'Why an endpoint cannot work (tables, functions, anon''s privilege); empty when it can.';
+
+-- 200 {"status":"ok","endpoint":...}, or 503 with an error body naming every problem.
+create function app_logic.health_response(p_endpoint text, p_problems text[]) returns jsonb
+language plpgsql volatile
+as $$
+begin
+    if cardinality(p_problems) = 0 then
+        return app_logic.respond(200, jsonb_build_object('status', 'ok', 'endpoint', p_endpoint));
+    end if;
+    return app_logic.respond(
+        503,
+        app_logic.error_body(
+            'CHU01',
+            format('The %s endpoint is unavailable: %s.', p_endpoint, array_to_string(p_problems, '; ')),
+            (select string_agg(upper(left(p, 1)) || substr(p, 2) || '.', ' ') from unnest(p_problems) as p),
+            'Operators: invoke db.status shows drift; invoke db.build --force restores functions, grants and partitions.'
+        ) || jsonb_build_object('status', 'unavailable', 'endpoint', p_endpoint)
+    );
+end
+$$;
+comment on function app_logic.health_response(text, text[]) is
+'The answer of a health endpoint: 200 ok, or 503 CHU01 naming what is missing.';
+
+-- Objects every rate-limited POST endpoint needs before its own.
+create function app_logic.rate_limit_objects(out tables text[], out functions text[])
+language sql immutable
+as $$
+    select
+        array['app.rate_limit_rules', 'app.rate_limit_counters'],
+        array['app_logic.enforce_rate_limits(text,text)', 'app_logic.validate(jsonb,jsonb,text)']
+$$;
+
+create function api.check_accessibility_preferences_health() returns jsonb
+language sql stable security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+    select app_logic.health_response('accessibility-preferences', app_logic.endpoint_problems(
+        o.tables || array['app.accessibility_preferences', 'app.leads'],
+        o.functions || array['app_logic.save_accessibility_preferences_rule()'],
+        'api.save_accessibility_preferences(jsonb)'
+    ))
+    from app_logic.rate_limit_objects() as o
+$$;
+comment on function api.check_accessibility_preferences_health() is
+'GET /api/accessibility-preferences/health: 200 {"status":"ok"} when the database and the objects of '
+'POST /api/accessibility-preferences are usable, else 503 (code CHU01) naming what is missing.';
+
+create function api.check_brand_engagement_health() returns jsonb
+language sql stable security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+    select app_logic.health_response('brand-engagement', app_logic.endpoint_problems(
+        o.tables || array['app.brand_engagement', 'app.leads'],
+        o.functions || array['app_logic.record_brand_engagement_rule()'],
+        'api.record_brand_engagement(jsonb)'
+    ))
+    from app_logic.rate_limit_objects() as o
+$$;
+comment on function api.check_brand_engagement_health() is
+'GET /api/brand-engagement/health: 200 {"status":"ok"} when the database and the objects of '
+'POST /api/brand-engagement are usable, else 503 (code CHU01) naming what is missing.';
+
+-- Page views also need the partition of the current month (the job makes them ahead).
+create function api.check_page_views_health() returns jsonb
+language sql stable security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+    select app_logic.health_response('page-views', app_logic.endpoint_problems(
+        o.tables || array['app.page_views'],
+        o.functions || array['app_logic.record_page_view_rule()'],
+        'api.record_page_view(jsonb)'
+    ) || case
+        when to_regclass('app.page_views') is not null and app_logic.page_view_partition(app_logic.now()) is null
+            then array[format('partition app.%s of the current month is missing',
+                app_logic.page_view_partition_name(app_logic.now()))]
+        else '{}'::text[]
+    end)
+    from app_logic.rate_limit_objects() as o
+$$;
+comment on function api.check_page_views_health() is
+'GET /api/page-views/health: 200 {"status":"ok"} when the database, the objects of POST /api/page-views '
+'and the current month''s partition are usable, else 503 (code CHU01) naming what is missing.';

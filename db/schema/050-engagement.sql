@@ -20,7 +20,8 @@ create table app.accessibility_preferences (
     last_updated timestamptz not null default now()
 );
 comment on table app.accessibility_preferences is 'One row per browser session: the accessibility theme it chose.';
-create index accessibility_preferences_theme_idx on app.accessibility_preferences (accessibility_theme, created_at);
+-- The usage analytics read a time window across all themes.
+create index accessibility_preferences_created_idx on app.accessibility_preferences (created_at);
 create index accessibility_preferences_lead_idx on app.accessibility_preferences (lead_id) where lead_id is not null;
 alter table app.accessibility_preferences enable row level security;
 
@@ -34,7 +35,6 @@ create table app.brand_engagement (
     time_spent_per_section jsonb not null default '{}'::jsonb check (jsonb_typeof(time_spent_per_section) = 'object'),
     cta_clicks jsonb not null default '[]'::jsonb check (jsonb_typeof(cta_clicks) = 'array'),
     core_web_vitals jsonb not null default '{}'::jsonb check (jsonb_typeof(core_web_vitals) = 'object'),
-    page_load_performance jsonb not null default '{}'::jsonb check (jsonb_typeof(page_load_performance) = 'object'),
     accessibility_features_used jsonb not null default '[]'::jsonb check (
         jsonb_typeof(accessibility_features_used) = 'array'
     ),

@@ -1,0 +1,141 @@
+-- Brand analytics: the three views on a known set of rows (numbers worked out by hand), their
+-- time windows under a frozen clock, and who may read them.
+begin;
+select plan(13);
+
+create function pg_temp.call_as(p_role text, p_call text) returns jsonb
+language plpgsql volatile as $$
+declare
+    v_body jsonb;
+begin
+    perform set_config('role', p_role, true);
+    execute 'select ' || p_call into v_body;
+    reset role;
+    return v_body;
+end
+$$;
+
+select set_config('app.frozen_now', '2030-03-20 12:00:00+00', true);
+
+insert into app.brand_engagement (session_id, core_web_vitals, scroll_depth_percentage, cta_clicks, created_at) values
+('s1', '{"lcp": 1000, "fid": 10, "cls": 0.125}', 50, '["a", "b"]', '2030-03-19 12:00:00+00'),
+('s2', '{"lcp": 2000, "cls": 0.375, "inp": 200}', 70, '[]', '2030-03-18 12:00:00+00'),
+('s2', '{"lcp": 3000, "fid": 30, "ttfb": 500}', 90, '["a"]', '2030-03-19 12:00:00+00'),
+('s3', '{"lcp": 4000}', null, '["x", "y", "z"]', '2030-03-13 13:00:00+00'),
+-- exactly 7 days old: outside the performance window, inside the 30-day one
+('s4', '{"lcp": 100000}', 10, '[]', '2030-03-13 12:00:00+00'),
+-- in the future of the frozen clock, and older than 30 days: outside every window
+('s5', '{"lcp": 99999}', 100, '["a"]', '2030-03-20 13:00:00+00'),
+('s6', '{"lcp": 99999}', 100, '["a"]', '2030-02-18 11:00:00+00'),
+-- written around the endpoint's validation: a non-number metric is not a sample
+('s7', '{"lcp": "fast"}', 30, '[]', '2030-03-17 12:00:00+00');
+
+insert into app.accessibility_preferences (session_id, accessibility_theme, session_duration, created_at) values
+('p1', 'protanopia', 1000, '2030-03-19 12:00:00+00'),
+('p2', 'protanopia', 3000, '2030-02-19 12:00:00+00'),
+('p3', 'protanopia', null, '2030-03-18 12:00:00+00'),
+('p4', 'default', 999, '2030-02-18 12:00:00+00'),
+('p5', 'tritanopia', 600, '2030-03-15 12:00:00+00'),
+('p6', 'achromatopsia', 5, '2030-03-21 12:00:00+00');
+
+-- lcp 1000, 2000, 3000, 4000: mean 2500, p75 at rank 2.25: 3000 + 0.25 * 1000 = 3250.
+-- fid 10, 30: mean 20, p75 10 + 0.75 * 20 = 25. cls 0.125, 0.375: mean 0.25, p75 0.3125.
+select is(
+    pg_temp.call_as('reader', '(select jsonb_agg(t) from api.brand_performance as t)'),
+    '[
+        {"metric": "lcp", "sampleCount": 4, "mean": 2500, "p75": 3250},
+        {"metric": "fid", "sampleCount": 2, "mean": 20, "p75": 25},
+        {"metric": "cls", "sampleCount": 2, "mean": 0.25, "p75": 0.3125},
+        {"metric": "inp", "sampleCount": 1, "mean": 200, "p75": 200},
+        {"metric": "ttfb", "sampleCount": 1, "mean": 500, "p75": 500}
+    ]'::jsonb,
+    'performance: mean, p75 and sample count per metric over the 7 days before the frozen clock'
+);
+-- Sessions s1, s2, s3, s4, s7. Deepest scroll 50, 90, -, 10, 30: mean 45.
+-- Most CTA clicks 2, 1, 3, 0, 0: mean 1.2.
+select is(
+    pg_temp.call_as('admin', '(select jsonb_agg(t) from api.design_effectiveness as t)'),
+    '[{"sessions": 5, "meanScrollDepthPercentage": 45, "meanCtaClicksPerSession": 1.2}]'::jsonb,
+    'design: each session once, with its deepest scroll and most CTA clicks, over 30 days'
+);
+select is(
+    pg_temp.call_as('reader', '(select jsonb_agg(t) from api.accessibility_usage as t)'),
+    '[
+        {"accessibilityTheme": "default", "sessions": 0, "meanSessionDuration": null},
+        {"accessibilityTheme": "protanopia", "sessions": 3, "meanSessionDuration": 2000},
+        {"accessibilityTheme": "deuteranopia", "sessions": 0, "meanSessionDuration": null},
+        {"accessibilityTheme": "tritanopia", "sessions": 1, "meanSessionDuration": 600},
+        {"accessibilityTheme": "achromatopsia", "sessions": 0, "meanSessionDuration": null}
+    ]'::jsonb,
+    'accessibility usage: sessions and mean duration per theme over 30 days, every theme listed'
+);
+
+select set_config('app.frozen_now', '2031-01-01 00:00:00+00', true);
+select is(
+    pg_temp.call_as('reader', '(select jsonb_agg(t) from api.brand_performance as t where metric = ''lcp'')'),
+    '[{"metric": "lcp", "sampleCount": 0, "mean": null, "p75": null}]'::jsonb,
+    'performance: a metric without samples in the window has count 0 and no mean'
+);
+select is(
+    pg_temp.call_as('reader', '(select jsonb_agg(t) from api.design_effectiveness as t)'),
+    '[{"sessions": 0, "meanScrollDepthPercentage": null, "meanCtaClicksPerSession": null}]'::jsonb,
+    'design: no sessions in the window, no means'
+);
+
+select throws_ok(
+    $$ select pg_temp.call_as('anon', '(select count(*) from api.brand_performance)') $$,
+    '42501', 'permission denied for view brand_performance', 'anon may not read the performance view (401)'
+);
+select throws_ok(
+    $$ select pg_temp.call_as('anon', '(select count(*) from api.accessibility_usage)') $$,
+    '42501', 'permission denied for view accessibility_usage', 'anon may not read the usage view (401)'
+);
+select throws_ok(
+    $$ select pg_temp.call_as('anon', '(select count(*) from api.design_effectiveness)') $$,
+    '42501', 'permission denied for view design_effectiveness', 'anon may not read the design view (401)'
+);
+select ok(
+    (
+        select bool_and(has_table_privilege(r, 'api.' || v, 'select') and not has_table_privilege(r, 'api.' || v, 'insert'))
+        from unnest(array['reader', 'admin']) as r
+        cross join unnest(array['brand_performance', 'accessibility_usage', 'design_effectiveness']) as v
+    ),
+    'reader and admin may select the three views and nothing more'
+);
+select is(
+    (
+        select array_agg(c.relname::text order by c.relname) from pg_class as c
+        where
+            c.relnamespace = 'api'::regnamespace and c.relkind = 'v'
+            and c.relname in ('brand_performance', 'accessibility_usage', 'design_effectiveness')
+            and 'security_invoker=true' = any(c.reloptions)
+    ),
+    '{accessibility_usage,brand_performance,design_effectiveness}',
+    'the three views run with the caller''s rights'
+);
+select is_empty(
+    $$ select c.relname || '.' || a.attname from pg_class as c
+       join pg_attribute as a on a.attrelid = c.oid and a.attnum > 0
+       where c.relnamespace = 'api'::regnamespace
+         and c.relname in ('brand_performance', 'accessibility_usage', 'design_effectiveness')
+         and col_description(c.oid, a.attnum) is null $$,
+    'every column of the views is documented'
+);
+select is_empty(
+    $$ select c.relname || '.' || a.attname from pg_class as c
+       join pg_attribute as a on a.attrelid = c.oid and a.attnum > 0
+       where c.relnamespace = 'api'::regnamespace
+         and c.relname in ('brand_performance', 'accessibility_usage', 'design_effectiveness')
+         and a.attname !~ '^[a-z][A-Za-z0-9]*$' $$,
+    'every column of the views is camelCase'
+);
+-- security_invoker: RLS of the tables applies to reader through the view.
+select set_config('app.frozen_now', '2030-03-20 12:00:00+00', true);
+drop policy brand_engagement_analytics_read on app.brand_engagement;
+select is(
+    pg_temp.call_as('reader', '(select "sampleCount" from api.brand_performance where metric = ''lcp'')'),
+    '0'::jsonb, 'without the read policy, reader sees no engagement rows (RLS applies through the view)'
+);
+
+select * from finish();
+rollback;
