@@ -161,7 +161,14 @@ class Cluster:
         if proc.returncode != 0:
             shutil.rmtree(self.datadir, ignore_errors=True)
             raise RuntimeError(f"initdb failed:\n{proc.stdout}\n{proc.stderr}")
-        port = first_free_port(self.first_port)
+        self._write_settings(first_free_port(self.first_port))
+        with (self.datadir / "postgresql.conf").open("a") as conf:
+            conf.write(f"\ninclude_if_exists = '{SETTINGS_FILE}'\n")
+        return True
+
+    def _write_settings(self, port: int) -> None:
+        """The project's settings, rewritten at every start so a cluster made by an older
+        checkout gets the current ones; only the port chosen at initdb time is kept."""
         settings = "\n".join(
             [
                 "# Written by chorus_db.cluster: the embedded cluster's own settings.",
@@ -176,23 +183,24 @@ class Cluster:
                 "cron.timezone = 'UTC'",
                 "timezone = 'UTC'",
                 "max_connections = 200",
+                # A 64 KiB body can nest 32,768 levels; parsing that needs more than the 2MB
+                # default, and a client must not be able to cause a 5xx (OS stack is 8MB).
+                "max_stack_depth = '6MB'",
                 "shared_buffers = 256MB",
                 "fsync = on",
                 "",
             ]
         )
         (self.datadir / SETTINGS_FILE).write_text(settings)
-        with (self.datadir / "postgresql.conf").open("a") as conf:
-            conf.write(f"\ninclude_if_exists = '{SETTINGS_FILE}'\n")
-        if user:
-            shutil.chown(self.datadir / SETTINGS_FILE, user=user)
-        return True
+        if self.os_user:
+            shutil.chown(self.datadir / SETTINGS_FILE, user=self.os_user)
 
     def start(self) -> bool:
         """Start the server if it is not running. Returns True when it was started now."""
         self.init()
         if self.running():
             return False
+        self._write_settings(self.port)
         if not port_is_free(self.port):
             raise RuntimeError(
                 f"port {self.port} of the embedded cluster is taken by another program; "
