@@ -93,6 +93,8 @@ class PostgrestSim:
         if method.upper() == "POST" and raw_body is not None:
             try:
                 json.loads(raw_body)
+            except RecursionError:
+                pass  # deeper than Python's parser goes; PostgREST's parser takes it, PostgreSQL decides
             except ValueError:
                 return Response(400, {"code": "PGRST102", "message": "Empty or invalid json", "details": None, "hint": None})
         role = "anon"
@@ -100,8 +102,11 @@ class PostgrestSim:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             if route.is_rpc and not read_only:
                 # PostgREST runs POST to a STABLE or IMMUTABLE function read-only as well.
+                # The catalogue, not to_regproc: the authenticator has no USAGE on schema api.
                 volatility = conn.execute(
-                    "select provolatile from pg_proc where oid = to_regproc(%s)", (route.sql_name,)
+                    "select p.provolatile from pg_proc as p join pg_namespace as n on n.oid = p.pronamespace"
+                    " where n.nspname || '.' || p.proname = %s",
+                    (route.sql_name,),
                 ).fetchone()
                 read_only = bool(volatility and volatility[0] in ("s", "i"))
             conn.execute("begin isolation level read committed" + (" read only" if read_only else ""))
