@@ -122,7 +122,7 @@ create function app_logic.reject_invalid(p_problems jsonb) returns jsonb
 language plpgsql volatile
 as $$
 declare
-    v_fields text[] := array(select distinct p ->> 'field' from jsonb_array_elements(p_problems) as p);
+    v_fields text[] := array(select distinct p ->> 'field' from jsonb_array_elements(p_problems) as p order by 1);
     v_message text;
 begin
     if jsonb_array_length(p_problems) = 1 then
