@@ -29,6 +29,7 @@ declare
     v_email text := lower(btrim(p_email, E' \t\r\n'));
     v_rule app.rate_limit_rules;
     v_subject text;
+    v_counted app.rate_limit_rules[] := '{}';
     v_subjects text[] := '{}';
     v_hits timestamptz[];
     v_live timestamptz[];
@@ -72,22 +73,23 @@ begin
             ))::integer);
             v_max_wait := greatest(v_max_wait, v_wait);
         end if;
+        v_counted := v_counted || v_rule;
         v_subjects := v_subjects || v_subject;
     end loop;
 
     if v_max_wait is null then
-        update app.rate_limit_counters as c
-        set
-            hits = array(
-                select h from unnest(c.hits || v_now) as h
-                where h > v_now - make_interval(secs => r.window_seconds)
-                order by h
-            ),
-            expires_at = greatest(c.expires_at, v_now + make_interval(secs => r.window_seconds))
-        from app.rate_limit_rules as r
-        where
-            r.action = c.action and r.scope = c.scope
-            and c.action = p_action and c.subject = any(v_subjects);
+        -- Admitted: take a slot in every log (by full key: one index probe each).
+        for i in 1..cardinality(v_subjects) loop
+            update app.rate_limit_counters as c
+            set
+                hits = array(
+                    select h from unnest(c.hits || v_now) as h
+                    where h > v_now - make_interval(secs => v_counted[i].window_seconds)
+                    order by h
+                ),
+                expires_at = greatest(c.expires_at, v_now + make_interval(secs => v_counted[i].window_seconds))
+            where c.action = p_action and c.scope = v_counted[i].scope and c.subject = v_subjects[i];
+        end loop;
         return null;
     end if;
     return app_logic.respond(
