@@ -1,7 +1,7 @@
 -- Rate limits with frozen time: the seeded rules, the sliding window and its Retry-After, the
 -- per-email rule, IPv6 /64 clients, counters without addresses in clear, and their purge.
 begin;
-select plan(25);
+select plan(27);
 
 -- One request of a client at a moment: what the limiter answers (null = admitted).
 create function pg_temp.hit(p_ip text, p_at text, p_email text default null) returns jsonb
@@ -81,6 +81,20 @@ select set_config('app.frozen_now', '2026-03-01 13:19:59+00', true);
 select is(app_logic.purge_rate_limit_counters(), 2, 'the IP counters of the 12:20 and 12:30 requests go at 12:30');
 select set_config('app.frozen_now', '2026-03-01 13:20:00+00', true);
 select is(app_logic.purge_rate_limit_counters(), 1, 'the email counter lives until its newest hit is an hour old');
+
+select is_empty(
+    $$ select r, t, p from unnest(array['anon', 'reader', 'admin']) as r,
+       unnest(array['app.rate_limit_rules', 'app.rate_limit_counters']) as t,
+       unnest(array['select', 'insert', 'update', 'delete', 'truncate']) as p
+       where has_table_privilege(r, t, p) $$,
+    'no API role can read or change the rules or the counters'
+);
+select is_empty(
+    $$ select r from unnest(array['anon', 'reader', 'admin']) as r
+       where has_function_privilege(r, 'app_logic.enforce_rate_limits(text, text)', 'execute')
+          or has_function_privilege(r, 'app_logic.purge_rate_limit_counters()', 'execute') $$,
+    'no API role can call the limiter or the purge directly'
+);
 
 select * from finish();
 rollback;
