@@ -38,9 +38,10 @@ as $$
     select nullif(app_logic.request_headers() ->> lower(p_name), '')
 $$;
 
--- The client's network as nginx saw it: nginx overwrites X-Real-IP with the TCP peer, so the
--- header is trusted and nothing else is. An IPv6 host owns a whole /64, so it counts as one.
-create function app_logic.client_network() returns inet
+-- The client's address as nginx saw it: nginx overwrites X-Real-IP with the TCP peer, so the
+-- header is trusted and nothing else is. An IPv4-mapped IPv6 address (::ffff:a.b.c.d, what a
+-- dual-stack socket reports) is the IPv4 client it stands for.
+create function app_logic.client_ip() returns inet
 language plpgsql stable
 as $$
 declare
@@ -55,6 +56,22 @@ begin
     exception when invalid_text_representation then
         return null;
     end;
+    if family(v_ip) = 6 and v_ip << '::ffff:0:0/96'::inet then
+        v_ip := '0.0.0.0'::inet + (v_ip - '::ffff:0:0'::inet);
+    end if;
+    return v_ip;
+end
+$$;
+comment on function app_logic.client_ip() is
+'Client IP address from X-Real-IP (set by nginx), IPv4-mapped addresses as IPv4; null when absent or malformed.';
+
+-- An IPv6 host owns a whole /64, so it counts as one client.
+create function app_logic.client_network() returns inet
+language plpgsql stable
+as $$
+declare
+    v_ip inet := app_logic.client_ip();
+begin
     if family(v_ip) = 6 then
         return network(set_masklen(v_ip, 64));
     end if;
@@ -105,7 +122,7 @@ create function app_logic.reject_invalid(p_problems jsonb) returns jsonb
 language plpgsql volatile
 as $$
 declare
-    v_fields text[] := array(select distinct p ->> 'field' from jsonb_array_elements(p_problems) as p);
+    v_fields text[] := array(select distinct p ->> 'field' from jsonb_array_elements(p_problems) as p order by 1);
     v_message text;
 begin
     if jsonb_array_length(p_problems) = 1 then

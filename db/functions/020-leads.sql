@@ -1,24 +1,408 @@
--- Leads: validation helpers, submission and reading (issue 3).
+-- Leads (issue 3): phone normalisation, the submission endpoint, the CRM history and the
+-- read views. Rules live in app_logic.<function>_rule() so the OpenAPI document uses them too.
 
--- Phone numbers: the common international spellings (spaces, dashes, dots, brackets, a
--- leading 00) become E.164. A number without a country code cannot be normalised safely.
+-- Country calling codes assigned by the ITU (E.164 list; geographic areas and the global
+-- services 800, 808, 870, 878, 881-883, 888, 979). Spare and withdrawn codes are absent.
+-- The list is prefix-free, so at most one code is a prefix of a number.
+create function app_logic.itu_country_code(p_digits text) returns text
+language sql immutable
+as $$
+    select c.code
+    from unnest(array[
+        '1', '7',
+        '20', '27', '30', '31', '32', '33', '34', '36', '39', '40', '41', '43', '44', '45', '46', '47', '48',
+        '49', '51', '52', '53', '54', '55', '56', '57', '58', '60', '61', '62', '63', '64', '65', '66', '81',
+        '82', '84', '86', '90', '91', '92', '93', '94', '95', '98',
+        '211', '212', '213', '216', '218', '220', '221', '222', '223', '224', '225', '226', '227', '228',
+        '229', '230', '231', '232', '233', '234', '235', '236', '237', '238', '239', '240', '241', '242',
+        '243', '244', '245', '246', '247', '248', '249', '250', '251', '252', '253', '254', '255', '256',
+        '257', '258', '260', '261', '262', '263', '264', '265', '266', '267', '268', '269', '290', '291',
+        '297', '298', '299', '350', '351', '352', '353', '354', '355', '356', '357', '358', '359', '370',
+        '371', '372', '373', '374', '375', '376', '377', '378', '380', '381', '382', '383', '385', '386',
+        '387', '389', '420', '421', '423', '500', '501', '502', '503', '504', '505', '506', '507', '508',
+        '509', '590', '591', '592', '593', '594', '595', '596', '597', '598', '599', '670', '672', '673',
+        '674', '675', '676', '677', '678', '679', '680', '681', '682', '683', '685', '686', '687', '688',
+        '689', '690', '691', '692', '800', '808', '850', '852', '853', '855', '856', '870', '878', '880',
+        '881', '882', '883', '886', '888', '960', '961', '962', '963', '964', '965', '966', '967', '968',
+        '970', '971', '972', '973', '974', '975', '976', '977', '979', '992', '993', '994', '995', '996',
+        '998'
+    ]) as c (code)
+    where left(p_digits, char_length(c.code)) = c.code
+    limit 1
+$$;
+comment on function app_logic.itu_country_code(text) is
+'The ITU country calling code a string of digits starts with, or null when none is assigned.';
+
+-- Phone numbers: the common international spellings (spaces, dashes, dots, slashes, brackets,
+-- a leading 00, the British "(0)") become E.164. A number without a country code cannot be
+-- normalised safely: the caller is told to add it. A blank value is no number at all.
 create function app_logic.phone_to_e164(p_raw text, out e164 text, out problem text)
 language plpgsql immutable
 as $$
 declare
-    v_digits text := regexp_replace(p_raw, '[[:space:]().\-/]', '', 'g');
+    -- Typographic spaces and dashes count as separators too.
+    v_text text := btrim(regexp_replace(p_raw, '[\u00a0\u2000-\u200b\u202f\u3000\u2010-\u2015\u2212]', ' ', 'g'));
+    v_digits text;
+    v_code text;
 begin
+    if coalesce(v_text, '') = '' then
+        return;
+    end if;
+    if v_text !~ '^\+?[0-9[:space:]().\[\]/-]+$' then
+        problem := 'may contain only digits, spaces, dashes, dots, slashes and brackets, after a leading + or 00.';
+        return;
+    end if;
+    -- "+44 (0)20 ..." writes the national trunk prefix in brackets: it is not part of the number.
+    v_digits := regexp_replace(regexp_replace(v_text, '\([[:space:]]*0[[:space:]]*\)', '', 'g'), '[^0-9+]', '', 'g');
     if v_digits ~ '^00' then
         v_digits := '+' || substr(v_digits, 3);
     end if;
     if v_digits !~ '^\+' then
-        problem := 'must start with a country code, such as +44 or 0044.';
-    elsif v_digits !~ '^\+[1-9][0-9]{6,14}$' then
-        problem := 'must be an international phone number of 7 to 15 digits.';
+        problem := 'needs the country code: start with + or 00, e.g. +44 20 7946 0958.';
+        return;
+    end if;
+    v_digits := substr(v_digits, 2);
+    v_code := app_logic.itu_country_code(v_digits);
+    if char_length(v_digits) < 3 then
+        problem := 'must have 7 to 15 digits including the country code.';
+    elsif v_code is null then
+        problem := format('starts with +%s, which is not an ITU country code.', left(v_digits, 3));
+    elsif char_length(v_digits) not between 7 and 15 then
+        problem := 'must have 7 to 15 digits including the country code.';
+    elsif v_code in ('1', '7') and char_length(v_digits) <> 11 then
+        -- North America (+1) and Russia/Kazakhstan (+7) have ten-digit national numbers.
+        problem := format('with country code +%s must have 10 digits after it.', v_code);
     else
-        e164 := v_digits;
+        e164 := '+' || v_digits;
     end if;
 end
 $$;
 comment on function app_logic.phone_to_e164(text) is
-'E.164 form of a phone number, or the reason it cannot be one (problem).';
+'E.164 form of a phone number, or the reason it cannot be one (problem); both null for a blank value.';
+
+-- POST /api/leads: the contract's table, one property per field. "phone" and "email" are
+-- types of app_logic.check_value; "trim" measures lengths after trimming.
+create function app_logic.submit_lead_rule() returns jsonb
+language sql immutable
+as $$
+    select '{
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["firstName", "lastName", "email", "gdprConsent"],
+        "properties": {
+            "firstName": {"type": "string", "trim": true, "minLength": 1, "maxLength": 100,
+                "pattern": "^[^\\u0001-\\u001f\\u007f]*$", "patternText": "free of control characters",
+                "description": "First name, 1 to 100 characters after trimming."},
+            "lastName": {"type": "string", "trim": true, "minLength": 1, "maxLength": 100,
+                "pattern": "^[^\\u0001-\\u001f\\u007f]*$", "patternText": "free of control characters",
+                "description": "Last name, 1 to 100 characters after trimming."},
+            "email": {"type": "email", "trim": true, "maxLength": 254,
+                "description": "Email address (at most 254 characters); one lead per address, whatever its letter case."},
+            "phone": {"type": "phone", "trim": true, "maxLength": 40,
+                "description": "Phone number with its country code (+44 20 7946 0958, 0044 ..., dots, dashes, brackets); stored as E.164."},
+            "companyName": {"type": "string", "trim": true, "maxLength": 200,
+                "pattern": "^[^\\u0001-\\u001f\\u007f]*$", "patternText": "free of control characters",
+                "description": "Company, at most 200 characters."},
+            "inquiryDetails": {"type": "string", "trim": true, "maxLength": 5000,
+                "description": "What the person would like to discuss, at most 5000 characters."},
+            "leadSource": {"type": "string", "pattern": "^[a-z0-9_]{1,50}$",
+                "patternText": "1 to 50 lower-case letters, digits or underscores",
+                "description": "Where the lead came from, a slug; default contact_form."},
+            "gdprConsent": {"type": "boolean", "const": true,
+                "description": "Consent to processing the data for answering the inquiry; must be true."},
+            "marketingConsent": {"type": "boolean",
+                "description": "Consent to marketing messages; default false. Every submission records it."},
+            "accessibilityTheme": {"type": "string",
+                "enum": ["default", "protanopia", "deuteranopia", "tritanopia", "achromatopsia"],
+                "description": "Colour theme the visitor used; default default."},
+            "preferredCommunication": {"type": "string", "enum": ["email", "phone"],
+                "description": "How to answer; default email; phone needs a phone number."},
+            "deviceType": {"type": "string", "enum": ["mobile", "tablet", "desktop"],
+                "description": "Kind of device the form was sent from."},
+            "coreWebVitals": {"type": "object", "additionalProperties": false,
+                "description": "Core Web Vitals measured in the browser: lcp, fid, inp, ttfb (ms) and cls.",
+                "properties": {
+                    "lcp": {"type": "number", "minimum": 0, "maximum": 3600000,
+                        "description": "Largest Contentful Paint, ms."},
+                    "fid": {"type": "number", "minimum": 0, "maximum": 3600000,
+                        "description": "First Input Delay, ms."},
+                    "cls": {"type": "number", "minimum": 0, "maximum": 3600000,
+                        "description": "Cumulative Layout Shift, unitless."},
+                    "inp": {"type": "number", "minimum": 0, "maximum": 3600000,
+                        "description": "Interaction to Next Paint, ms."},
+                    "ttfb": {"type": "number", "minimum": 0, "maximum": 3600000,
+                        "description": "Time to First Byte, ms."}
+                }},
+            "logoInteractions": {"type": "integer", "minimum": 0, "maximum": 2147483647,
+                "description": "How often the visitor interacted with the logo."},
+            "timeOnSite": {"type": "integer", "minimum": 0, "maximum": 2147483647,
+                "description": "Time spent on the site before sending, ms."},
+            "pagesViewed": {"type": "array", "maxItems": 100,
+                "description": "Paths the visitor viewed, at most 100.",
+                "items": {"type": "string", "maxLength": 200, "pattern": "^/[^\\s\\u0001-\\u001f\\u007f]*$",
+                    "patternText": "a path that starts with / and has no spaces",
+                    "description": "A path, at most 200 characters."}},
+            "browserInfo": {"type": "object", "maxBytes": 4096,
+                "description": "Whatever the browser reports about itself, a JSON object of at most 4096 bytes."},
+            "sessionId": {"type": "string", "trim": true, "maxLength": 100,
+                "pattern": "^[^\\u0001-\\u001f\\u007f]*$", "patternText": "free of control characters",
+                "description": "The visitor''s session id, at most 100 characters; links the lead to its preferences and engagement."}
+        }
+    }'::jsonb
+$$;
+comment on function app_logic.submit_lead_rule() is 'The validation rule of POST /api/leads (JSON Schema words).';
+
+-- The validated fields of a submission, normalised (trimmed, phone in E.164, defaults
+-- applied), camelCase, without absent ones: what is stored, and what a resubmission records.
+create function app_logic.lead_fields(p_body jsonb) returns jsonb
+language sql immutable
+as $$
+    select jsonb_strip_nulls(jsonb_build_object(
+        'firstName', app_logic.text_field(p_body, 'firstName'),
+        'lastName', app_logic.text_field(p_body, 'lastName'),
+        'email', app_logic.text_field(p_body, 'email'),
+        'phone', (select p.e164 from app_logic.phone_to_e164(p_body ->> 'phone') as p),
+        'companyName', app_logic.text_field(p_body, 'companyName'),
+        'inquiryDetails', app_logic.text_field(p_body, 'inquiryDetails'),
+        'leadSource', coalesce(p_body ->> 'leadSource', 'contact_form'),
+        'gdprConsent', (p_body -> 'gdprConsent'),
+        'marketingConsent', coalesce((p_body ->> 'marketingConsent')::boolean, false),
+        'accessibilityTheme', coalesce(p_body ->> 'accessibilityTheme', 'default'),
+        'preferredCommunication', coalesce(p_body ->> 'preferredCommunication', 'email'),
+        'deviceType', p_body ->> 'deviceType',
+        'coreWebVitals', p_body -> 'coreWebVitals',
+        'logoInteractions', (p_body ->> 'logoInteractions')::numeric::integer,
+        'timeOnSite', (p_body ->> 'timeOnSite')::numeric::integer,
+        'pagesViewed', p_body -> 'pagesViewed',
+        'browserInfo', p_body -> 'browserInfo',
+        'sessionId', app_logic.text_field(p_body, 'sessionId')
+    ))
+$$;
+comment on function app_logic.lead_fields(jsonb) is
+'The normalised fields of a valid POST /api/leads body (phone as E.164, defaults applied).';
+
+-- The rule the per-field checks cannot express: answering by phone needs a phone number.
+create function app_logic.lead_cross_field_problems(p_body jsonb) returns jsonb
+language sql immutable
+as $$
+    select case
+        when p_body ->> 'preferredCommunication' = 'phone'
+            and (select p.e164 is null and p.problem is null from app_logic.phone_to_e164(p_body ->> 'phone') as p)
+            then app_logic.problem(
+                'preferredCommunication', 'preferredCommunication can be phone only when a phone number is given.'
+            )
+        else '[]'::jsonb
+    end
+$$;
+
+create function api.submit_lead(jsonb) returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+declare
+    v_body jsonb := $1;
+    v_limited jsonb;
+    v_problems jsonb;
+    v_fields jsonb;
+    v_now timestamptz := app_logic.now();
+    v_lead_id uuid;
+    v_known app.leads;
+begin
+    -- First, so that every request counts, whatever is wrong with it.
+    v_limited := app_logic.enforce_rate_limits(
+        'leads', case when jsonb_typeof(v_body -> 'email') = 'string' then v_body ->> 'email' end
+    );
+    if v_limited is not null then
+        return v_limited;
+    end if;
+
+    v_problems := app_logic.validate(v_body, app_logic.submit_lead_rule());
+    if jsonb_typeof(v_body) = 'object' then
+        v_problems := v_problems || app_logic.lead_cross_field_problems(v_body);
+    end if;
+    if jsonb_array_length(v_problems) > 0 then
+        return app_logic.reject_invalid(v_problems);
+    end if;
+
+    v_fields := app_logic.lead_fields(v_body);
+    -- Twice at most: a known lead erased between the insert and the lookup is inserted anew.
+    for attempt in 1..2 loop
+        insert into app.leads as l (
+            first_name, last_name, email, phone, company_name, inquiry_details, lead_source,
+            gdpr_consent, marketing_consent, accessibility_theme, preferred_communication, device_type,
+            core_web_vitals, logo_interactions, time_on_site, pages_viewed, browser_info, session_id,
+            created_at, updated_at
+        ) values (
+            v_fields ->> 'firstName', v_fields ->> 'lastName', v_fields ->> 'email', v_fields ->> 'phone',
+            v_fields ->> 'companyName', v_fields ->> 'inquiryDetails', v_fields ->> 'leadSource',
+            (v_fields ->> 'gdprConsent')::boolean, (v_fields ->> 'marketingConsent')::boolean,
+            v_fields ->> 'accessibilityTheme', v_fields ->> 'preferredCommunication', v_fields ->> 'deviceType',
+            v_fields -> 'coreWebVitals', coalesce((v_fields ->> 'logoInteractions')::integer, 0),
+            (v_fields ->> 'timeOnSite')::integer, coalesce(v_fields -> 'pagesViewed', '[]'::jsonb),
+            v_fields -> 'browserInfo', v_fields ->> 'sessionId',
+            v_now, v_now
+        )
+        on conflict ((lower(email))) do nothing
+        returning l.id into v_lead_id;
+        if v_lead_id is not null then
+            insert into app.lead_interactions (lead_id, kind, created_at) values (v_lead_id, 'submission', v_now);
+            exit;
+        end if;
+        -- A known address: the lead stays as its owner left it (anyone may know an address);
+        -- only the marketing consent follows the latest submission, and the audit says so.
+        select l.* into v_known from app.leads as l where lower(l.email) = lower(v_fields ->> 'email') for update;
+        if found then
+            if v_known.marketing_consent is distinct from (v_fields ->> 'marketingConsent')::boolean then
+                update app.leads
+                set marketing_consent = (v_fields ->> 'marketingConsent')::boolean, updated_at = v_now
+                where id = v_known.id;
+            end if;
+            insert into app.lead_interactions (lead_id, kind, details, created_at)
+            values (v_known.id, 'resubmission', v_fields, v_now);
+            exit;
+        end if;
+    end loop;
+
+    perform app_logic.record_form_consent(v_fields ->> 'email', (v_fields ->> 'marketingConsent')::boolean);
+    -- The same answer for a new and a known address: a caller cannot learn which it was.
+    return app_logic.respond(201, jsonb_build_object('status', 'received'));
+end
+$$;
+comment on function api.submit_lead(jsonb) is
+'POST /api/leads: record a lead from the contact form. 201 {"status":"received"} whether or not the address was '
+'known; 400 naming every invalid field; 429 when rate-limited (5 per IP per 10 minutes, 3 per email per hour).';
+
+-- GET /api/leads: the leads with the POST field names. security_invoker: the caller's grants
+-- and the RLS policies of app.leads decide who reads what.
+create view api.leads with (security_invoker = true) as
+select
+    l.id,
+    l.first_name as "firstName",
+    l.last_name as "lastName",
+    l.email,
+    l.phone,
+    l.company_name as "companyName",
+    l.inquiry_details as "inquiryDetails",
+    l.lead_source as "leadSource",
+    l.gdpr_consent as "gdprConsent",
+    l.marketing_consent as "marketingConsent",
+    l.accessibility_theme as "accessibilityTheme",
+    l.preferred_communication as "preferredCommunication",
+    l.device_type as "deviceType",
+    l.core_web_vitals as "coreWebVitals",
+    l.logo_interactions as "logoInteractions",
+    l.time_on_site as "timeOnSite",
+    l.pages_viewed as "pagesViewed",
+    l.browser_info as "browserInfo",
+    l.session_id as "sessionId",
+    l.created_at as "createdAt",
+    l.updated_at as "updatedAt"
+from app.leads as l;
+comment on view api.leads is
+'GET /api/leads (reader or admin key): one row per person who contacted us. PostgREST filters, order, '
+'limit/offset and Prefer: count=exact apply.';
+comment on column api.leads.id is 'Lead id (UUID).';
+comment on column api.leads."firstName" is 'First name, trimmed.';
+comment on column api.leads."lastName" is 'Last name, trimmed.';
+comment on column api.leads.email is 'Email address as first submitted; unique regardless of letter case.';
+comment on column api.leads.phone is 'Phone number in E.164 (+442079460958), or null.';
+comment on column api.leads."companyName" is 'Company, or null.';
+comment on column api.leads."inquiryDetails" is 'What the person would like to discuss, or null.';
+comment on column api.leads."leadSource" is 'Where the lead came from (slug), default contact_form.';
+comment on column api.leads."gdprConsent" is 'Consent to processing; always true (required to submit).';
+comment on column api.leads."marketingConsent" is 'Current marketing consent: the latest submission''s choice.';
+comment on column api.leads."accessibilityTheme" is 'Colour theme the visitor used.';
+comment on column api.leads."preferredCommunication" is 'email or phone.';
+comment on column api.leads."deviceType" is 'mobile, tablet or desktop, or null.';
+comment on column api.leads."coreWebVitals" is 'Core Web Vitals object {lcp, fid, cls, inp, ttfb}, or null.';
+comment on column api.leads."logoInteractions" is 'How often the visitor interacted with the logo.';
+comment on column api.leads."timeOnSite" is 'Time on the site before sending, ms, or null.';
+comment on column api.leads."pagesViewed" is 'JSON array of the paths viewed.';
+comment on column api.leads."browserInfo" is 'JSON object the browser reported, or null.';
+comment on column api.leads."sessionId" is 'Session id linking the lead to accessibility preferences and engagement.';
+comment on column api.leads."createdAt" is 'When the lead was first submitted.';
+comment on column api.leads."updatedAt" is 'When the lead last changed (a marketing consent change).';
+
+-- GET /api/lead-interactions: the CRM history, same access as the leads.
+create view api.lead_interactions with (security_invoker = true) as
+select
+    i.id,
+    i.lead_id as "leadId",
+    i.kind,
+    i.note,
+    i.details,
+    i.api_key_id as "apiKeyId",
+    i.created_at as "createdAt"
+from app.lead_interactions as i;
+comment on view api.lead_interactions is
+'GET /api/lead-interactions (reader or admin key): what happened to each lead, oldest first by id; '
+'filter with leadId=eq.<id>.';
+comment on column api.lead_interactions.id is 'Interaction id.';
+comment on column api.lead_interactions."leadId" is 'The lead it belongs to (api.leads.id).';
+comment on column api.lead_interactions.kind is
+'submission or resubmission (recorded by the system), note, call, email, meeting or status_change (the team).';
+comment on column api.lead_interactions.note is 'Free text of the team''s entry, or null.';
+comment on column api.lead_interactions.details is
+'For a resubmission: the validated fields it carried (the lead itself is not changed by it).';
+comment on column api.lead_interactions."apiKeyId" is 'Id of the API key that added the entry; null for system entries.';
+comment on column api.lead_interactions."createdAt" is 'When it happened.';
+
+create function app_logic.add_lead_interaction_rule() returns jsonb
+language sql immutable
+as $$
+    select '{
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["leadId", "kind"],
+        "properties": {
+            "leadId": {"type": "string",
+                "pattern": "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$",
+                "patternText": "a lead id (UUID)", "description": "Id of the lead (from GET /api/leads)."},
+            "kind": {"type": "string", "enum": ["note", "call", "email", "meeting", "status_change"],
+                "description": "What happened."},
+            "note": {"type": "string", "trim": true, "maxLength": 5000,
+                "description": "Free text, at most 5000 characters; required when kind is note."}
+        }
+    }'::jsonb
+$$;
+comment on function app_logic.add_lead_interaction_rule() is
+'The validation rule of POST /api/lead-interactions (JSON Schema words).';
+
+create function api.add_lead_interaction(jsonb) returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+declare
+    v_body jsonb := $1;
+    v_limited jsonb;
+    v_problems jsonb;
+    v_lead_id uuid;
+    v_id bigint;
+begin
+    -- No rule is seeded for this action; an operator may add one.
+    v_limited := app_logic.enforce_rate_limits('lead_interactions');
+    if v_limited is not null then
+        return v_limited;
+    end if;
+    v_problems := app_logic.validate(v_body, app_logic.add_lead_interaction_rule());
+    if jsonb_array_length(v_problems) = 0 then
+        v_lead_id := (v_body ->> 'leadId')::uuid;
+        if not exists (select from app.leads as l where l.id = v_lead_id) then
+            v_problems := app_logic.problem('leadId', 'leadId does not name a known lead.');
+        end if;
+        if v_body ->> 'kind' = 'note' and app_logic.text_field(v_body, 'note') is null then
+            v_problems := v_problems || app_logic.problem('note', 'note is required when kind is note.');
+        end if;
+    end if;
+    if jsonb_array_length(v_problems) > 0 then
+        return app_logic.reject_invalid(v_problems);
+    end if;
+    insert into app.lead_interactions (lead_id, kind, note, api_key_id, created_at)
+    values (v_lead_id, v_body ->> 'kind', app_logic.text_field(v_body, 'note'), app_logic.current_api_key_id(), app_logic.now())
+    returning id into v_id;
+    return app_logic.respond(201, jsonb_build_object('status', 'recorded', 'id', v_id));
+end
+$$;
+comment on function api.add_lead_interaction(jsonb) is
+'POST /api/lead-interactions (admin key): add a note, call, email, meeting or status change to a lead. '
+'201 {"status":"recorded","id":...}; 400 naming the invalid fields (an unknown leadId included).';

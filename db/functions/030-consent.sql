@@ -72,3 +72,60 @@ for each row execute function app_logic.tg_consent_audit__refuse_change();
 create trigger consent_audit_no_truncate
 before truncate on app.consent_audit
 for each statement execute function app_logic.tg_consent_audit__refuse_change();
+
+-- ENABLE ALWAYS: the guard fires even with session_replication_role = replica, the switch a
+-- superuser would otherwise use to silence ordinary triggers.
+alter table app.consent_audit enable always trigger consent_audit_append_only;
+alter table app.consent_audit enable always trigger consent_audit_no_truncate;
+
+-- True when every row of the subject's chain carries the hash its content and predecessor
+-- give, with no gap in seq: what an auditor runs to check that nothing was altered.
+create function app_logic.consent_chain_is_intact(p_subject text) returns boolean
+language sql stable security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+    select coalesce(bool_and(
+        a.seq = a.position
+        and a.prev_hash is not distinct from a.expected_prev
+        and a.row_hash = app_logic.consent_row_hash(
+            a.subject, a.seq, a.event, a.consent_type, a.granted, a.source, a.ip_hash, a.user_agent,
+            a.consent_text_version, a.recorded_at, a.prev_hash
+        )
+    ), true)
+    from (
+        select
+            c.*,
+            row_number() over (order by c.seq) as position,
+            lag(c.row_hash) over (order by c.seq) as expected_prev
+        from app.consent_audit as c
+        where c.subject = p_subject
+    ) as a
+$$;
+comment on function app_logic.consent_chain_is_intact(text) is
+'Whether a subject''s consent records are complete and unaltered (hash chain and sequence).';
+
+-- The hash of the client IP kept with a consent: the full address (never the /64 used for rate
+-- limits), pseudonymised with the secret pepper.
+create function app_logic.client_ip_hash() returns text
+language sql stable
+as $$
+    select app_logic.pseudonym(host(app_logic.client_ip()))
+$$;
+comment on function app_logic.client_ip_hash() is 'Pseudonym of the request''s client IP; null without one.';
+
+-- What the web form's submission consents to: GDPR processing (always true, the form requires
+-- it) and marketing (as ticked), with the request's IP hash and user agent.
+create function app_logic.record_form_consent(p_email text, p_marketing boolean) returns void
+language plpgsql volatile
+as $$
+declare
+    v_subject text := app_logic.pseudonym(lower(p_email));
+    v_ip_hash text := app_logic.client_ip_hash();
+    v_agent text := app_logic.request_header('user-agent');
+begin
+    perform app_logic.append_consent(v_subject, 'consent', 'gdpr', true, 'web_form', v_ip_hash, v_agent);
+    perform app_logic.append_consent(v_subject, 'consent', 'marketing', p_marketing, 'web_form', v_ip_hash, v_agent);
+end
+$$;
+comment on function app_logic.record_form_consent(text, boolean) is
+'Append the GDPR and marketing consent of one accepted form submission to the consent audit.';

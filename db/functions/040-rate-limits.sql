@@ -1,67 +1,123 @@
--- Rate limiting: fixed windows, one counter row per client per window.
+-- Rate limiting (issue 4): a sliding log per client, counted before anything else a public POST does.
 --
--- The upsert takes a row lock, so simultaneous requests of one client queue on that row and
--- each sees the count the previous one left: exactly max_requests are admitted. Different
--- clients touch different rows and never wait for each other.
+-- Exact under concurrency: every request of one client locks that client's row, so
+-- simultaneous requests queue on it and each sees what the previous one left: exactly
+-- max_requests are admitted. Different clients lock different rows and never wait for each
+-- other. Rows are locked in one order (ip before email), so two requests cannot deadlock.
+-- Endpoints answer 4xx with response.status instead of raising, so a request rejected for bad
+-- input keeps its hit: PostgREST commits the transaction.
 
-create function app_logic.rate_limit_hit(p_action text, p_scope text, p_subject text) returns integer
+-- The counter key of a client: a keyed hash, prefixed by scope so that a counter cannot be
+-- joined to a consent record or to another scope's counter.
+create function app_logic.rate_limit_subject(p_scope text, p_value text) returns text
+language sql stable
+as $$
+    select app_logic.pseudonym(p_scope || ':' || p_value)
+$$;
+comment on function app_logic.rate_limit_subject(text, text) is
+'The key of a rate-limit counter: HMAC of scope and client network or lower-cased email.';
+
+-- Count a request for an action against each of its rules (per IP, and per email when given)
+-- and answer 429 when one is exceeded. A request is admitted only when every rule admits it,
+-- and only an admitted request takes a slot: retrying while blocked does not prolong the block.
+create function app_logic.enforce_rate_limits(p_action text, p_email text default null) returns jsonb
 language plpgsql volatile security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
 declare
-    v_rule app.rate_limit_rules;
     v_now timestamptz := app_logic.now();
-    v_window_start timestamptz;
-    v_hits integer;
-begin
-    select r.* into v_rule from app.rate_limit_rules as r where r.action = p_action and r.scope = p_scope;
-    if not found then
-        return null;
-    end if;
-    v_window_start := to_timestamp(floor(extract(epoch from v_now) / v_rule.window_seconds) * v_rule.window_seconds);
-    insert into app.rate_limit_counters as c (action, scope, subject, window_start, window_seconds)
-    values (p_action, p_scope, p_subject, v_window_start, v_rule.window_seconds)
-    on conflict (action, scope, subject, window_start) do update set hits = c.hits + 1
-    returning c.hits into v_hits;
-    if v_hits <= v_rule.max_requests then
-        return null;
-    end if;
-    -- Seconds until this window ends and a slot is free again; never 0.
-    return greatest(1, ceil(extract(epoch from (v_window_start + make_interval(secs => v_rule.window_seconds) - v_now)))::integer);
-end
-$$;
-comment on function app_logic.rate_limit_hit(text, text, text) is
-'Count one request; null when admitted, else the seconds to wait (Retry-After).';
-
--- Count the request against every rule of the action (per IP, and per email when given) and
--- answer 429 when one is exceeded. Called first by every public POST, so requests rejected
--- later for bad input still count.
-create function app_logic.enforce_rate_limits(p_action text, p_email text default null) returns jsonb
-language plpgsql volatile
-as $$
-declare
-    v_network inet := app_logic.client_network();
+    v_email text := lower(btrim(p_email, E' \t\r\n'));
+    v_rule app.rate_limit_rules;
+    v_subject text;
+    v_counted app.rate_limit_rules[] := '{}';
+    v_subjects text[] := '{}';
+    v_hits timestamptz[];
+    v_live timestamptz[];
     v_wait integer;
-    v_email_wait integer;
+    v_max_wait integer;
 begin
-    v_wait := app_logic.rate_limit_hit(p_action, 'ip', app_logic.pseudonym(coalesce(v_network::text, 'unknown')));
-    if p_email is not null and char_length(p_email) <= 254 then
-        v_email_wait := app_logic.rate_limit_hit(p_action, 'email', app_logic.pseudonym(lower(btrim(p_email))));
-        v_wait := greatest(v_wait, v_email_wait);
+    if char_length(v_email) not between 1 and 254 then
+        v_email := null; -- not an address: validation will say so; the IP rule still counts
     end if;
-    if v_wait is null then
+    -- 'ip' sorts after 'email': descending order locks the IP row first, always.
+    for v_rule in
+        select r.* from app.rate_limit_rules as r
+        where r.action = p_action and (r.scope = 'ip' or v_email is not null)
+        order by r.scope desc
+    loop
+        v_subject := app_logic.rate_limit_subject(
+            v_rule.scope,
+            case when v_rule.scope = 'ip' then coalesce(app_logic.client_network()::text, 'unknown') else v_email end
+        );
+        select c.hits into v_hits from app.rate_limit_counters as c
+        where c.action = p_action and c.scope = v_rule.scope and c.subject = v_subject
+        for update;
+        if not found then
+            insert into app.rate_limit_counters (action, scope, subject, expires_at)
+            values (p_action, v_rule.scope, v_subject, v_now)
+            on conflict do nothing;
+            select c.hits into v_hits from app.rate_limit_counters as c
+            where c.action = p_action and c.scope = v_rule.scope and c.subject = v_subject
+            for update;
+        end if;
+        v_live := array(
+            select h from unnest(v_hits) as h
+            where h > v_now - make_interval(secs => v_rule.window_seconds)
+            order by h
+        );
+        if cardinality(v_live) >= v_rule.max_requests then
+            -- A slot frees when the hit that keeps the log full leaves the window.
+            v_wait := greatest(1, ceil(extract(epoch from
+                v_live[cardinality(v_live) - v_rule.max_requests + 1]
+                + make_interval(secs => v_rule.window_seconds) - v_now
+            ))::integer);
+            v_max_wait := greatest(v_max_wait, v_wait);
+        end if;
+        v_counted := v_counted || v_rule;
+        v_subjects := v_subjects || v_subject;
+    end loop;
+
+    if v_max_wait is null then
+        -- Admitted: take a slot in every log (by full key: one index probe each).
+        for i in 1..cardinality(v_subjects) loop
+            update app.rate_limit_counters as c
+            set
+                hits = array(
+                    select h from unnest(c.hits || v_now) as h
+                    where h > v_now - make_interval(secs => v_counted[i].window_seconds)
+                    order by h
+                ),
+                expires_at = greatest(c.expires_at, v_now + make_interval(secs => v_counted[i].window_seconds))
+            where c.action = p_action and c.scope = v_counted[i].scope and c.subject = v_subjects[i];
+        end loop;
         return null;
     end if;
     return app_logic.respond(
         429,
         app_logic.error_body(
-            'CHR01', format('Too many requests: try again in %s seconds.', v_wait),
-            format('The limit for %s was reached for this client.', p_action),
+            'CHR01', format('Too many requests: try again in %s seconds.', v_max_wait),
+            format('The rate limit for %s was reached for this client.', p_action),
             'Wait for the number of seconds in the Retry-After header.'
         ),
-        jsonb_build_array(jsonb_build_object('Retry-After', v_wait::text))
+        jsonb_build_array(jsonb_build_object('Retry-After', v_max_wait::text))
     );
 end
 $$;
 comment on function app_logic.enforce_rate_limits(text, text) is
 'Count a request for an action; the 429 body (status and Retry-After set) when over a limit, else null.';
+
+-- Retention: a row whose newest hit has left the window holds nothing; the job removes it,
+-- so the table holds one row per client active within its window.
+create function app_logic.purge_rate_limit_counters() returns integer
+language sql volatile security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+    with purged as (
+        delete from app.rate_limit_counters as c
+        where c.expires_at <= app_logic.now()
+        returning 1
+    )
+    select count(*)::integer from purged
+$$;
+comment on function app_logic.purge_rate_limit_counters() is
+'Delete rate-limit counters whose window has passed; run every minute by pg_cron. Returns the count.';

@@ -18,16 +18,20 @@ insert into app.rate_limit_rules (action, scope, max_requests, window_seconds) v
 ('page_views', 'ip', 120, 60);
 
 -- Unlogged: counters are short-lived by nature; a crash resets them, which only forgives.
+-- A sliding log per client: the times of the requests admitted within the window (at most
+-- max_requests of them), so "5 per 10 minutes" holds over any 10 minutes, and Retry-After is
+-- exactly when the oldest of them leaves the window. One row per client per action and scope.
 create unlogged table app.rate_limit_counters (
     action text not null,
-    scope text not null,
+    scope text not null check (scope in ('ip', 'email')),
     -- HMAC of the client's network or email: no address is kept in clear.
     subject text not null,
-    window_start timestamptz not null,
-    window_seconds integer not null,
-    hits integer not null default 1,
-    primary key (action, scope, subject, window_start)
-);
-comment on table app.rate_limit_counters is 'One row per client per window; removed by the retention job.';
-create index rate_limit_counters_expiry_idx on app.rate_limit_counters (window_start);
+    -- Arrival times of the admitted requests still inside the window, oldest first.
+    hits timestamptz[] not null default '{}',
+    -- When the newest hit leaves the window; after that the row is stale (retention job).
+    expires_at timestamptz not null,
+    primary key (action, scope, subject)
+) with (fillfactor = 70);
+comment on table app.rate_limit_counters is
+'One row per client per action and scope: the admitted requests inside the window; stale rows are purged.';
 alter table app.rate_limit_counters enable row level security;

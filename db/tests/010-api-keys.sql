@@ -1,0 +1,101 @@
+-- API keys: the pre-request function switches the role for a valid key, refuses a wrong,
+-- revoked or absurd one with 401, and no API role can see the keys.
+begin;
+select plan(16);
+
+create function pg_temp.bad_key_message() returns text
+language sql immutable
+as $$
+    select app_logic.error_body(
+        'CHK01', 'The X-API-Key header holds no valid API key.', null,
+        'Ask an operator for a key (invoke api.key-create) or leave the header out.'
+    )::text
+$$;
+
+create temporary table keys on commit drop as
+select
+    app_logic.create_api_key('crm-reader', 'reader') as reader_key,
+    app_logic.create_api_key('crm-admin', 'admin') as admin_key,
+    app_logic.create_api_key('old', 'reader') as revoked_key;
+select app_logic.revoke_api_key('old');
+select set_config('test.reader_key_id', (
+    select id::text from app.api_keys
+    where name = 'crm-reader'
+), true);
+
+grant execute on all functions in schema public to anon, reader, admin;
+grant execute on all functions in schema pg_temp to anon, reader, admin;
+grant all on all tables in schema pg_temp to anon, reader, admin;
+grant all on all sequences in schema pg_temp to anon, reader, admin;
+
+select is(
+    (
+        select key_hash from app.api_keys
+        where name = 'crm-reader'
+    ),
+    (select sha256(convert_to(reader_key, 'UTF8')) from keys),
+    'a key is stored as its SHA-256'
+);
+select is_empty(
+    $$ select 1 from app.api_keys as k, keys where k::text like '%' || substr(keys.reader_key, 11) || '%' $$,
+    'the secret part of a key is stored nowhere'
+);
+select throws_ok(
+    $$ select app_logic.create_api_key('x', 'owner') $$, '22023', 'role must be reader or admin, not owner',
+    'only reader and admin keys exist'
+);
+select is(app_logic.revoke_api_key('nobody'), 0, 'revoking an unknown name revokes nothing');
+
+-- As PostgREST: the request starts as anon, the headers set, then the pre-request function.
+set local role anon;
+select set_config('request.headers', '{}', true);
+select lives_ok('select app_logic.pre_request()', 'no key: the request goes on');
+select is(current_user::text, 'anon', 'no key: the request stays anon');
+
+select set_config('request.headers', jsonb_build_object('x-api-key', (select reader_key from keys))::text, true);
+select app_logic.pre_request();
+select is(current_user::text, 'reader', 'a reader key switches to reader');
+select is(
+    current_setting('app.api_key_id'), current_setting('test.reader_key_id'),
+    'the key that authorised the request is known'
+);
+reset role;
+
+set local role anon;
+select set_config('request.headers', jsonb_build_object('x-api-key', (select admin_key from keys))::text, true);
+select app_logic.pre_request();
+select is(current_user::text, 'admin', 'an admin key switches to admin');
+reset role;
+
+set local role anon;
+select set_config('request.headers', jsonb_build_object('x-api-key', (select revoked_key from keys))::text, true);
+select throws_ok('select app_logic.pre_request()', 'PGRST', pg_temp.bad_key_message(), 'a revoked key is refused');
+select set_config('request.headers', '{"x-api-key": "chk_0000"}', true);
+select throws_ok('select app_logic.pre_request()', 'PGRST', pg_temp.bad_key_message(), 'a wrong key is refused');
+select set_config('request.headers', jsonb_build_object('x-api-key', repeat('k', 5000))::text, true);
+select throws_ok('select app_logic.pre_request()', 'PGRST', pg_temp.bad_key_message(), 'an absurdly long key is refused');
+select throws_ok(
+    'select * from app.api_keys', '42501', 'permission denied for schema app', 'anon cannot reach the keys'
+);
+reset role;
+
+set local role reader;
+select throws_ok(
+    'select * from app.api_keys', '42501', 'permission denied for table api_keys', 'reader cannot read the keys'
+);
+reset role;
+set local role admin;
+select throws_ok(
+    'select * from app.api_keys', '42501', 'permission denied for table api_keys', 'admin cannot read the keys'
+);
+reset role;
+
+select is_empty(
+    $$ select r from unnest(array['anon', 'reader', 'admin']) as r
+       where has_function_privilege(r, 'app_logic.create_api_key(text, text)', 'execute')
+          or has_function_privilege(r, 'app_logic.revoke_api_key(text)', 'execute') $$,
+    'no API role can create or revoke keys'
+);
+
+select * from finish();
+rollback;

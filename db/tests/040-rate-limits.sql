@@ -1,0 +1,100 @@
+-- Rate limits with frozen time: the seeded rules, the sliding window and its Retry-After, the
+-- per-email rule, IPv6 /64 clients, counters without addresses in clear, and their purge.
+begin;
+select plan(27);
+
+-- One request of a client at a moment: what the limiter answers (null = admitted).
+create function pg_temp.hit(p_ip text, p_at text, p_email text default null) returns jsonb
+language plpgsql volatile
+as $$
+begin
+    perform set_config('request.headers', jsonb_build_object('x-real-ip', p_ip)::text, true);
+    perform set_config('app.frozen_now', p_at, true);
+    perform set_config('response.status', '', true);
+    perform set_config('response.headers', '', true);
+    return app_logic.enforce_rate_limits('leads', p_email);
+end
+$$;
+
+select results_eq(
+    'select action, scope, max_requests, window_seconds from app.rate_limit_rules order by action, scope',
+    $$ values ('accessibility_preferences', 'ip', 120, 60), ('brand_engagement', 'ip', 120, 60),
+              ('leads', 'email', 3, 3600), ('leads', 'ip', 5, 600), ('page_views', 'ip', 120, 60) $$,
+    'the contract''s default rules are seeded'
+);
+
+select is(pg_temp.hit('198.51.100.1', '2026-03-01 10:00:00+00'), null, 'request 1 of an IP is admitted');
+select is(pg_temp.hit('198.51.100.1', '2026-03-01 10:01:00+00'), null, 'request 2 is admitted');
+select is(pg_temp.hit('198.51.100.1', '2026-03-01 10:02:00+00'), null, 'request 3 is admitted');
+select is(pg_temp.hit('198.51.100.1', '2026-03-01 10:03:00+00'), null, 'request 4 is admitted');
+select is(pg_temp.hit('198.51.100.1', '2026-03-01 10:04:00+00'), null, 'request 5 is admitted');
+select is(
+    pg_temp.hit('198.51.100.1', '2026-03-01 10:05:00+00') ->> 'code', 'CHR01', 'request 6 within ten minutes is refused'
+);
+select is(current_setting('response.status'), '429', 'the refusal is answered 429, not raised');
+select is(
+    current_setting('response.headers')::jsonb, '[{"Retry-After": "300"}]',
+    'Retry-After says when the oldest request leaves the window'
+);
+select is(
+    pg_temp.hit('198.51.100.1', '2026-03-01 10:09:59.5+00') -> 'message', '"Too many requests: try again in 1 seconds."',
+    'half a second before a slot frees, Retry-After is 1'
+);
+select is(pg_temp.hit('198.51.100.1', '2026-03-01 10:10:00+00'), null, 'ten minutes after request 1 a slot is free');
+select is(
+    (pg_temp.hit('198.51.100.1', '2026-03-01 10:10:01+00') is not null, current_setting('response.headers')),
+    (true, '[{"Retry-After": "59"}]'::text),
+    'the window slides: the next slot frees when request 2 leaves it'
+);
+select is(pg_temp.hit('198.51.100.2', '2026-03-01 10:10:01+00'), null, 'another IP is not affected');
+
+select is(pg_temp.hit('2001:db8:1:2::1', '2026-03-01 11:00:00+00'), null, 'IPv6 host 1 of a /64');
+select is(pg_temp.hit('2001:db8:1:2::2', '2026-03-01 11:00:00+00'), null, 'IPv6 host 2 of the same /64');
+select is(pg_temp.hit('2001:db8:1:2:aaaa::3', '2026-03-01 11:00:00+00'), null, 'IPv6 host 3 of the same /64');
+select is(pg_temp.hit('2001:db8:1:2:bbbb::4', '2026-03-01 11:00:00+00'), null, 'IPv6 host 4 of the same /64');
+select is(pg_temp.hit('2001:db8:1:2:cccc::5', '2026-03-01 11:00:00+00'), null, 'IPv6 host 5 of the same /64');
+select isnt(
+    pg_temp.hit('2001:db8:1:2:ffff::6', '2026-03-01 11:00:00+00'), null, 'host 6 of the /64 is refused: one client'
+);
+
+select is(
+    array[
+        pg_temp.hit('192.0.2.1', '2026-03-01 12:00:00+00', 'Grace@Example.org') is null,
+        pg_temp.hit('192.0.2.2', '2026-03-01 12:10:00+00', 'grace@example.org') is null,
+        pg_temp.hit('192.0.2.3', '2026-03-01 12:20:00+00', ' GRACE@example.ORG') is null,
+        pg_temp.hit('192.0.2.4', '2026-03-01 12:30:00+00', 'grace@example.org') is null
+    ],
+    array[true, true, true, false],
+    'one email gets three requests per hour whatever the IP or letter case'
+);
+select is(current_setting('response.headers'), '[{"Retry-After": "1800"}]', 'the email rule has its own Retry-After');
+
+select is_empty(
+    $$ select 1 from app.rate_limit_counters as c
+       where c::text ilike '%grace%' or c::text like '%198.51.100%' or c::text like '%2001:db8%' $$,
+    'counters keep no email and no IP in clear'
+);
+
+select set_config('app.frozen_now', '2026-03-01 12:25:00+00', true);
+select is(app_logic.purge_rate_limit_counters(), 5, 'the purge removes the counters whose window has passed');
+select set_config('app.frozen_now', '2026-03-01 13:19:59+00', true);
+select is(app_logic.purge_rate_limit_counters(), 2, 'the IP counters of the 12:20 and 12:30 requests go at 12:30');
+select set_config('app.frozen_now', '2026-03-01 13:20:00+00', true);
+select is(app_logic.purge_rate_limit_counters(), 1, 'the email counter lives until its newest hit is an hour old');
+
+select is_empty(
+    $$ select r, t, p from unnest(array['anon', 'reader', 'admin']) as r,
+       unnest(array['app.rate_limit_rules', 'app.rate_limit_counters']) as t,
+       unnest(array['select', 'insert', 'update', 'delete', 'truncate']) as p
+       where has_table_privilege(r, t, p) $$,
+    'no API role can read or change the rules or the counters'
+);
+select is_empty(
+    $$ select r from unnest(array['anon', 'reader', 'admin']) as r
+       where has_function_privilege(r, 'app_logic.enforce_rate_limits(text, text)', 'execute')
+          or has_function_privilege(r, 'app_logic.purge_rate_limit_counters()', 'execute') $$,
+    'no API role can call the limiter or the purge directly'
+);
+
+select * from finish();
+rollback;

@@ -1,0 +1,101 @@
+"""The consent audit: what every accepted submission records, and that nobody can change it."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+LEAD = {"firstName": "Ada", "lastName": "Lovelace", "email": "Ada@Example.org", "gdprConsent": True}
+
+
+def pseudonym(db, value: str) -> str:
+    return db.execute("select app_logic.pseudonym(%s)", (value,)).fetchone()[0]
+
+
+def audit(db) -> list[tuple]:
+    return db.execute(
+        "select subject, seq, event, consent_type, granted, source, ip_hash, user_agent, consent_text_version"
+        " from app.consent_audit order by id"
+    ).fetchall()
+
+
+def test_an_accepted_submission_records_gdpr_and_marketing_consent(api, db):
+    response = api.post(
+        "/api/leads", {**LEAD, "marketingConsent": True}, client_ip="203.0.113.10", headers={"User-Agent": "Firefox/130"}
+    )
+    assert response.status == 201
+    subject = pseudonym(db, "ada@example.org")
+    ip_hash = pseudonym(db, "203.0.113.10")
+    assert audit(db) == [
+        (subject, 1, "consent", "gdpr", True, "web_form", ip_hash, "Firefox/130", "2026-01"),
+        (subject, 2, "consent", "marketing", True, "web_form", ip_hash, "Firefox/130", "2026-01"),
+    ]
+    assert db.execute("select app_logic.consent_chain_is_intact(%s)", (subject,)).fetchone()[0] is True
+
+
+def test_the_audit_keeps_neither_the_email_nor_the_ip_in_clear(api, db):
+    api.post("/api/leads", LEAD, client_ip="203.0.113.10")
+    dump = str(db.execute("select * from app.consent_audit").fetchall()).lower()
+    assert "ada@example.org" not in dump and "203.0.113.10" not in dump
+
+
+def test_an_ipv6_client_is_hashed_by_its_full_address_not_its_64(api, db):
+    api.post("/api/leads", LEAD, client_ip="2001:db8:1:2::abcd")
+    ip_hashes = {row[6] for row in audit(db)}
+    assert ip_hashes == {pseudonym(db, "2001:db8:1:2::abcd")}
+    assert pseudonym(db, "2001:db8:1:2::/64") not in ip_hashes
+
+
+def test_the_consent_text_version_comes_from_the_settings(api, db):
+    db.execute("update app.settings set value = '2026-07' where key = 'consent_text_version'")
+    api.post("/api/leads", LEAD)
+    assert {row[8] for row in audit(db)} == {"2026-07"}
+
+
+def test_a_resubmission_appends_to_the_same_chain(api, db):
+    api.post("/api/leads", LEAD)
+    api.post("/api/leads", {**LEAD, "email": "ADA@example.ORG", "marketingConsent": True})
+    rows = audit(db)
+    assert [(r[1], r[3], r[4]) for r in rows] == [(1, "gdpr", True), (2, "marketing", False), (3, "gdpr", True), (4, "marketing", True)]
+    assert len({r[0] for r in rows}) == 1
+
+
+def test_a_rejected_submission_records_no_consent(api, db):
+    assert api.post("/api/leads", {**LEAD, "deviceType": "fridge"}).status == 400
+    assert audit(db) == []
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "update app.consent_audit set granted = not granted",
+        "delete from app.consent_audit",
+        "truncate app.consent_audit",
+    ],
+)
+def test_the_audit_is_append_only_for_the_owner_too(api, db, statement):
+    api.post("/api/leads", LEAD)
+    before = audit(db)
+    with pytest.raises(psycopg.Error) as err:
+        db.execute(statement)
+    assert err.value.diag.sqlstate == "CHA01"
+    assert audit(db) == before
+
+
+def test_the_guard_holds_with_session_replication_role_replica(api, db):
+    api.post("/api/leads", LEAD)
+    db.execute("set session_replication_role = replica")
+    with pytest.raises(psycopg.Error) as err:
+        db.execute("delete from app.consent_audit")
+    assert err.value.diag.sqlstate == "CHA01"
+    db.execute("reset session_replication_role")
+    assert len(audit(db)) == 2
+
+
+def test_no_api_role_can_touch_the_audit(db):
+    rows = db.execute(
+        "select r, p from unnest(array['anon', 'reader', 'admin']) as r,"
+        " unnest(array['select', 'insert', 'update', 'delete', 'truncate', 'references', 'trigger']) as p"
+        " where has_table_privilege(r, 'app.consent_audit', p)"
+    ).fetchall()
+    assert rows == []

@@ -1,0 +1,407 @@
+"""POST /api/leads, GET /api/leads and the lead interactions, through the PostgREST-request helper."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from chorus_db import testing
+from chorus_db.routes import ROUTES
+from tests.conftest import AUTHENTICATOR_PASSWORD
+from tests.support.postgrest import PostgrestSim
+
+# The seed's request example (DATABASE_INTEGRATION.md), its `//` comment line removed.
+SEED_BODY = """{
+    "firstName": "John",
+    "lastName": "Doe",
+    "email": "john.doe@example.com",
+    "leadSource": "contact_form",
+    "gdprConsent": true,
+    "companyName": "Acme Corp",
+    "inquiryDetails": "Interested in technical deep dive",
+
+    "accessibilityTheme": "protanopia",
+    "deviceType": "desktop",
+    "coreWebVitals": {
+      "lcp": 2300,
+      "fid": 85,
+      "cls": 0.08
+    },
+    "logoInteractions": 3,
+    "timeOnSite": 145000,
+    "pagesViewed": ["/", "/ecosystem", "/contact"]
+  }"""
+
+MINIMAL = {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.org", "gdprConsent": True}
+
+POST_FIELDS = {
+    "firstName", "lastName", "email", "phone", "companyName", "inquiryDetails", "leadSource", "gdprConsent",
+    "marketingConsent", "accessibilityTheme", "preferredCommunication", "deviceType", "coreWebVitals",
+    "logoInteractions", "timeOnSite", "pagesViewed", "browserInfo", "sessionId",
+}
+
+
+def lead(**overrides):
+    body = dict(MINIMAL)
+    body.update(overrides)
+    return body
+
+
+def count(db, table: str) -> int:
+    return db.execute(f"select count(*) from {table}").fetchone()[0]
+
+
+def stored_rows(db) -> dict[str, int]:
+    return {t: count(db, t) for t in ("app.leads", "app.lead_interactions", "app.consent_audit")}
+
+
+@pytest.fixture(scope="module")
+def shared_db_url(pg_cluster, template_url):
+    """One database for the many rejection cases: a rejection stores nothing, so they cannot
+    disturb each other (and each case checks that). Rate limits are off here; their own tests
+    prove that rejections count."""
+    name = f"chorus_leads_rejections_{os.getpid()}"
+    janitor = DatabaseJanitor(
+        user="postgres", host="127.0.0.1", port=pg_cluster.port, dbname=name,
+        template_dbname=testing.TEMPLATE_DB, password=pg_cluster.password,
+    )
+    with janitor:
+        url = pg_cluster.url(name)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("delete from app.rate_limit_rules where action = 'leads'")
+        yield url
+
+
+@pytest.fixture(scope="module")
+def shared_db(shared_db_url):
+    with psycopg.connect(shared_db_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="module")
+def shared_api(shared_db_url) -> PostgrestSim:
+    return PostgrestSim(make_conninfo(shared_db_url, user="authenticator", password=AUTHENTICATOR_PASSWORD))
+
+
+# -- accepted submissions ----------------------------------------------------------------------
+def test_the_seed_example_request_is_accepted_and_stored(api, db):
+    response = api.post("/api/leads", raw_body=SEED_BODY)
+    assert response.status == 201
+    assert response.body == {"status": "received"}
+    row = db.execute(
+        "select first_name, email, lead_source, accessibility_theme, device_type, core_web_vitals, logo_interactions,"
+        " time_on_site, pages_viewed, load_time_lcp, gdpr_consent, marketing_consent, preferred_communication"
+        " from app.leads"
+    ).fetchone()
+    assert row == (
+        "John", "john.doe@example.com", "contact_form", "protanopia", "desktop",
+        {"lcp": 2300, "fid": 85, "cls": 0.08}, 3, 145000, ["/", "/ecosystem", "/contact"], 2300, True, False, "email",
+    )
+    kinds = db.execute("select kind, details from app.lead_interactions").fetchall()
+    assert kinds == [("submission", None)]
+
+
+def test_every_contract_field_is_accepted_and_stored_normalised(api, db):
+    body = lead(
+        firstName="  Grace ", phone="+44 (0)20 7946-0958", companyName="Navy", inquiryDetails="Compilers",
+        leadSource="conference_2026", marketingConsent=True, accessibilityTheme="achromatopsia",
+        preferredCommunication="phone", deviceType="tablet",
+        coreWebVitals={"lcp": 1200.5, "fid": 0, "cls": 0.01, "inp": 90, "ttfb": 30},
+        logoInteractions=0, timeOnSite=145000.0, pagesViewed=["/a/b?c=d", "/"], browserInfo={"ua": "x", "w": 1280},
+        sessionId="sess_abc123",
+    )
+    response = api.post("/api/leads", body)
+    assert response.status == 201, response.body
+    row = db.execute(
+        "select first_name, phone, time_on_site, preferred_communication, marketing_consent, session_id, browser_info"
+        " from app.leads"
+    ).fetchone()
+    assert row == ("Grace", "+442079460958", 145000, "phone", True, "sess_abc123", {"ua": "x", "w": 1280})
+
+
+PHONE_SPELLINGS = [
+    ("+44 20 7946 0958", "+442079460958"),
+    ("0044 20 7946 0958", "+442079460958"),
+    ("+44 (0)20 7946 0958", "+442079460958"),
+    ("+1 (415) 555-2671", "+14155552671"),
+    ("+1.415.555.2671", "+14155552671"),
+    ("+49 30/1234567", "+49301234567"),
+    ("+33\u00a01\u201342 68 53 00", "+33142685300"),
+    ("+683 4002", "+6834002"),
+]
+
+
+def test_common_international_phone_spellings_are_stored_as_e164(api, db):
+    for n, (spelling, e164) in enumerate(PHONE_SPELLINGS):
+        email = f"phone{n}@example.org"
+        response = api.post("/api/leads", lead(email=email, phone=spelling), client_ip=f"198.51.100.{n}")
+        assert response.status == 201, spelling
+        stored = db.execute("select phone from app.leads where email = %s", (email,)).fetchone()[0]
+        assert stored == e164, spelling
+
+
+def test_a_blank_phone_counts_as_no_phone(api, db):
+    assert api.post("/api/leads", lead(phone="  ")).status == 201
+    assert db.execute("select phone from app.leads").fetchone()[0] is None
+
+
+# -- known email ---------------------------------------------------------------------------------
+def test_a_known_email_in_any_case_adds_a_resubmission_and_never_changes_the_lead(api, db):
+    first = api.post("/api/leads", lead(companyName="Analytical Engines", marketingConsent=False))
+    again = api.post(
+        "/api/leads",
+        lead(email="  ADA@Example.ORG ", firstName="Mallory", companyName="Evil", marketingConsent=True, phone="+44 20 7946 0958"),
+        client_ip="198.51.100.77",
+    )
+    assert first.status == again.status == 201
+    assert first.body == again.body == {"status": "received"}
+    assert count(db, "app.leads") == 1
+    row = db.execute("select first_name, company_name, email, phone, marketing_consent from app.leads").fetchone()
+    assert row == ("Ada", "Analytical Engines", "ada@example.org", None, True)
+    kind, details = db.execute(
+        "select kind, details from app.lead_interactions order by id desc limit 1"
+    ).fetchone()
+    assert kind == "resubmission"
+    assert details["firstName"] == "Mallory" and details["phone"] == "+442079460958"
+    assert details["email"] == "ADA@Example.ORG" and details["marketingConsent"] is True
+
+
+def test_a_marketing_consent_change_on_resubmission_is_applied_and_audited(api, db):
+    api.post("/api/leads", lead(marketingConsent=True))
+    api.post("/api/leads", lead(marketingConsent=False))
+    assert db.execute("select marketing_consent from app.leads").fetchone()[0] is False
+    audit = db.execute(
+        "select granted from app.consent_audit where consent_type = 'marketing' order by seq"
+    ).fetchall()
+    assert audit == [(True,), (False,)]
+
+
+def test_simultaneous_first_submissions_of_one_email_make_one_lead(api, db):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda i: api.post("/api/leads", lead(), client_ip=f"198.51.100.{i}"), range(3)))
+    assert [r.status for r in results] == [201, 201, 201]
+    assert count(db, "app.leads") == 1
+    kinds = sorted(k for (k,) in db.execute("select kind from app.lead_interactions"))
+    assert kinds == ["resubmission", "resubmission", "submission"]
+
+
+# -- rejected submissions ------------------------------------------------------------------------
+INVALID = [
+    ({"firstName": ""}, "firstName", "firstName must be between 1 and 100 characters."),
+    ({"firstName": "   "}, "firstName", "firstName must be between 1 and 100 characters."),
+    ({"firstName": "x" * 101}, "firstName", "firstName must be between 1 and 100 characters."),
+    ({"firstName": 7}, "firstName", "firstName must be a string."),
+    ({"firstName": "A\u0007da"}, "firstName", "firstName must be free of control characters."),
+    ({"lastName": "y" * 101}, "lastName", "lastName must be between 1 and 100 characters."),
+    ({"email": "not-an-address"}, "email", "email must be a valid email address."),
+    ({"email": "a@" + "b" * 250 + ".com"}, "email", "email must be at most 254 characters."),
+    ({"email": ["ada@example.org"]}, "email", "email must be a string."),
+    ({"phone": "020 7946 0958"}, "phone", "phone needs the country code: start with + or 00, e.g. +44 20 7946 0958."),
+    ({"phone": "+999 1234 5678"}, "phone", "phone starts with +999, which is not an ITU country code."),
+    ({"phone": "+44 20"}, "phone", "phone must have 7 to 15 digits including the country code."),
+    ({"phone": "+1 415 555 267"}, "phone", "phone with country code +1 must have 10 digits after it."),
+    ({"phone": "+44 20 7946 0958 ext 1"}, "phone",
+     "phone may contain only digits, spaces, dashes, dots, slashes and brackets, after a leading + or 00."),
+    ({"phone": "+" + "1" * 40}, "phone", "phone must be at most 40 characters."),
+    ({"companyName": "c" * 201}, "companyName", "companyName must be at most 200 characters."),
+    ({"inquiryDetails": "i" * 5001}, "inquiryDetails", "inquiryDetails must be at most 5000 characters."),
+    ({"leadSource": "Contact Form"}, "leadSource", "leadSource must be 1 to 50 lower-case letters, digits or underscores."),
+    ({"leadSource": "a" * 51}, "leadSource", "leadSource must be 1 to 50 lower-case letters, digits or underscores."),
+    ({"gdprConsent": False}, "gdprConsent", "gdprConsent must be true."),
+    ({"gdprConsent": "true"}, "gdprConsent", "gdprConsent must be true or false."),
+    ({"gdprConsent": None}, "gdprConsent", "gdprConsent is required."),
+    ({"marketingConsent": "yes"}, "marketingConsent", "marketingConsent must be true or false."),
+    ({"accessibilityTheme": "sepia"}, "accessibilityTheme",
+     "accessibilityTheme must be one of: default, protanopia, deuteranopia, tritanopia, achromatopsia."),
+    ({"preferredCommunication": "fax"}, "preferredCommunication", "preferredCommunication must be one of: email, phone."),
+    ({"preferredCommunication": "phone"}, "preferredCommunication",
+     "preferredCommunication can be phone only when a phone number is given."),
+    ({"deviceType": "watch"}, "deviceType", "deviceType must be one of: mobile, tablet, desktop."),
+    ({"coreWebVitals": [1, 2]}, "coreWebVitals", "coreWebVitals must be an object."),
+    ({"coreWebVitals": {"lcp": -1}}, "coreWebVitals.lcp", "coreWebVitals.lcp must be between 0 and 3600000."),
+    ({"coreWebVitals": {"cls": "0.1"}}, "coreWebVitals.cls", "coreWebVitals.cls must be a number."),
+    ({"coreWebVitals": {"fcp": 1}}, "coreWebVitals.fcp", "coreWebVitals.fcp is not a known field."),
+    ({"logoInteractions": -1}, "logoInteractions", "logoInteractions must be between 0 and 2147483647."),
+    ({"logoInteractions": 1.5}, "logoInteractions", "logoInteractions must be a whole number."),
+    ({"timeOnSite": 2147483648}, "timeOnSite", "timeOnSite must be between 0 and 2147483647."),
+    ({"timeOnSite": "145000"}, "timeOnSite", "timeOnSite must be a number."),
+    ({"pagesViewed": "/"}, "pagesViewed", "pagesViewed must be an array."),
+    ({"pagesViewed": ["/"] * 101}, "pagesViewed", "pagesViewed must have at most 100 items."),
+    ({"pagesViewed": ["/ok", "contact"]}, "pagesViewed[1]",
+     "pagesViewed[1] must be a path that starts with / and has no spaces."),
+    ({"pagesViewed": ["/" + "p" * 200]}, "pagesViewed[0]", "pagesViewed[0] must be at most 200 characters."),
+    ({"browserInfo": "Firefox"}, "browserInfo", "browserInfo must be an object."),
+    ({"browserInfo": {"ua": "x" * 4100}}, "browserInfo", "browserInfo must be at most 4096 bytes of JSON."),
+    ({"sessionId": "s" * 101}, "sessionId", "sessionId must be at most 100 characters."),
+    ({"referrer": "https://example.com"}, "referrer", "referrer is not a known field."),
+]
+
+
+@pytest.mark.parametrize("override, field, message", INVALID, ids=[f"{f}-{i}" for i, (_, f, _) in enumerate(INVALID)])
+def test_an_invalid_field_gets_400_naming_it_and_nothing_is_stored(shared_api, shared_db, override, field, message):
+    response = shared_api.post("/api/leads", lead(**override))
+    assert response.status == 400
+    assert response.body["code"] == "CHV01"
+    assert response.body["message"] == message
+    assert response.body["errors"] == [{"field": field, "message": message}]
+    assert stored_rows(shared_db) == {"app.leads": 0, "app.lead_interactions": 0, "app.consent_audit": 0}
+
+
+def test_every_bad_field_is_named_in_one_400(api, db):
+    response = api.post("/api/leads", {"email": "nope", "deviceType": "fridge", "colour": "red"})
+    assert response.status == 400
+    fields = {e["field"] for e in response.body["errors"]}
+    assert fields == {"email", "deviceType", "colour", "firstName", "lastName", "gdprConsent"}
+    assert response.body["message"].startswith("6 fields are invalid: ")
+    for name in fields:
+        assert name in response.body["details"]
+    assert stored_rows(db)["app.leads"] == 0
+
+
+DEEP = 32_000  # a 64 KiB body (nginx's limit) nests at most ~32,000 levels
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "[]", "1", "null", '"lead"', "true", "{}",
+        '{"firstName": "A\\u0000da", "lastName": "L", "email": "a@b.co", "gdprConsent": true}',
+        '{"\\u0000": 1}',
+        json.dumps(lead()).replace('"gdprConsent": true', '"gdprConsent": true, "timeOnSite": 1e400'),
+        json.dumps(lead()).replace('"gdprConsent": true', '"gdprConsent": true, "logoInteractions": -1e400'),
+        json.dumps(lead()).replace('"gdprConsent": true', '"gdprConsent": true, "timeOnSite": 1e200000'),
+        json.dumps(lead()).replace('"gdprConsent": true', '"gdprConsent": true, "coreWebVitals": {"lcp": 1e400}'),
+        "[" * DEEP + "]" * DEEP,
+        '{"browserInfo": ' + '{"a":' * 10_000 + "1" + "}" * 10_000 + "}",
+        json.dumps(lead(browserInfo={})).replace("{}", "[" * DEEP + "]" * DEEP),
+        json.dumps(lead(firstName="x" * 60_000)),
+        json.dumps({("k" * 5000): 1}),
+        json.dumps({f"f{i}": i for i in range(3000)}),
+        "{not json",
+        '{"firstName": "\\ud800", "lastName": "L", "email": "a@b.co", "gdprConsent": true}',
+    ],
+    ids=[
+        "array", "number", "null", "string", "boolean", "empty-object", "nul-in-value", "nul-in-key", "1e400",
+        "-1e400", "1e200000", "lcp-1e400", "deep-array", "deep-object-field", "deep-array-field", "huge-string",
+        "huge-key", "many-keys", "not-json", "lone-surrogate",
+    ],
+)
+def test_hostile_bodies_get_a_4xx_never_a_5xx_and_store_nothing(shared_api, shared_db, raw):
+    response = shared_api.post("/api/leads", raw_body=raw)
+    assert 400 <= response.status < 500, response.body
+    assert stored_rows(shared_db) == {"app.leads": 0, "app.lead_interactions": 0, "app.consent_audit": 0}
+
+
+def test_a_nul_character_is_a_400(shared_api):
+    response = shared_api.post("/api/leads", raw_body='{"firstName": "A\\u0000", "lastName": "L", "email": "a@b.co", "gdprConsent": true}')
+    assert response.status == 400
+    assert response.body["code"] == "22P05"
+
+
+# -- GET /api/leads -----------------------------------------------------------------------------
+def test_leads_are_readable_with_a_reader_or_admin_key_under_the_post_field_names(api, make_key):
+    api.post("/api/leads", raw_body=SEED_BODY)
+    for role in ("reader", "admin"):
+        response = api.get("/api/leads", api_key=make_key(role))
+        assert response.status == 200
+        (row,) = response.body
+        assert set(row) == POST_FIELDS | {"id", "createdAt", "updatedAt"}
+        assert row["firstName"] == "John" and row["coreWebVitals"] == {"lcp": 2300, "fid": 85, "cls": 0.08}
+        assert row["pagesViewed"] == ["/", "/ecosystem", "/contact"]
+
+
+def test_leads_filters_apply(api, make_key):
+    api.post("/api/leads", raw_body=SEED_BODY)
+    api.post("/api/leads", lead(accessibilityTheme="tritanopia"))
+    response = api.get("/api/leads", api_key=make_key("reader"), where="\"accessibilityTheme\" = 'tritanopia'")
+    assert [r["email"] for r in response.body] == ["ada@example.org"]
+
+
+def test_anon_reaches_no_lead_data_through_any_api_object(db):
+    public = {r.sql_name for r in ROUTES if r.auth == "public"}
+    functions = {
+        name for (name,) in db.execute(
+            "select p.oid::regproc::text from pg_proc as p where p.pronamespace = 'api'::regnamespace"
+            " and has_function_privilege('anon', p.oid, 'execute')"
+        )
+    }
+    assert functions <= public
+    assert "api.submit_lead" in functions
+    readable = db.execute(
+        "select c.relname from pg_class as c where c.relnamespace = 'api'::regnamespace"
+        " and has_table_privilege('anon', c.oid, 'select, insert, update, delete')"
+    ).fetchall()
+    assert readable == []
+    assert not db.execute("select has_schema_privilege('anon', 'app', 'usage')").fetchone()[0]
+
+
+def test_the_health_endpoint_reveals_no_lead(api):
+    api.post("/api/leads", raw_body=SEED_BODY)
+    assert "john" not in json.dumps(api.get("/api/leads/health").body).lower()
+
+
+# -- lead interactions --------------------------------------------------------------------------
+def lead_id(db) -> str:
+    return str(db.execute("select id from app.leads").fetchone()[0])
+
+
+def test_the_history_lists_submissions_for_reader_and_admin(api, db, make_key):
+    api.post("/api/leads", raw_body=SEED_BODY)
+    api.post("/api/leads", json.loads(SEED_BODY))
+    response = api.get("/api/lead-interactions", api_key=make_key("reader"), where=f"\"leadId\" = '{lead_id(db)}'")
+    assert response.status == 200
+    assert [r["kind"] for r in sorted(response.body, key=lambda r: r["id"])] == ["submission", "resubmission"]
+    assert set(response.body[0]) == {"id", "leadId", "kind", "note", "details", "apiKeyId", "createdAt"}
+    assert api.get("/api/lead-interactions").status == 401
+
+
+def test_an_admin_adds_an_interaction_attributed_to_its_key(api, db, make_key):
+    api.post("/api/leads", raw_body=SEED_BODY)
+    key = make_key("admin", name="crm")
+    response = api.post("/api/lead-interactions", {"leadId": lead_id(db), "kind": "call", "note": " Called back. "}, api_key=key)
+    assert response.status == 201
+    assert response.body["status"] == "recorded"
+    row = db.execute(
+        "select i.kind, i.note, k.name from app.lead_interactions as i join app.api_keys as k on k.id = i.api_key_id"
+    ).fetchone()
+    assert row == ("call", "Called back.", "crm")
+
+
+def test_a_reader_key_cannot_add_an_interaction_and_anon_neither(api, db, make_key):
+    api.post("/api/leads", raw_body=SEED_BODY)
+    body = {"leadId": lead_id(db), "kind": "note", "note": "hi"}
+    assert api.post("/api/lead-interactions", body, api_key=make_key("reader")).status == 403
+    assert api.post("/api/lead-interactions", body).status == 401
+    assert count(db, "app.lead_interactions") == 1
+
+
+INVALID_INTERACTIONS = [
+    ({"leadId": "00000000-0000-0000-0000-000000000000", "kind": "call"}, "leadId", "leadId does not name a known lead."),
+    ({"leadId": "42", "kind": "call"}, "leadId", "leadId must be a lead id (UUID)."),
+    ({"kind": "call"}, "leadId", "leadId is required."),
+    ({"leadId": None, "kind": "visit"}, "kind", "kind must be one of: note, call, email, meeting, status_change."),
+    ({"leadId": None, "kind": "submission"}, "kind", "kind must be one of: note, call, email, meeting, status_change."),
+    ({"leadId": None, "kind": "note"}, "note", "note is required when kind is note."),
+    ({"leadId": None, "kind": "call", "note": "n" * 5001}, "note", "note must be at most 5000 characters."),
+    ({"leadId": None, "kind": "call", "by": "me"}, "by", "by is not a known field."),
+    ([], "body", "The request body must be a JSON object."),
+]
+
+
+def test_an_invalid_interaction_gets_400_naming_the_field_and_stores_nothing(api, db, make_key):
+    api.post("/api/leads", raw_body=SEED_BODY)
+    key = make_key("admin")
+    for body, field, message in INVALID_INTERACTIONS:
+        if isinstance(body, dict) and "leadId" in body and body["leadId"] is None:
+            body = {**body, "leadId": lead_id(db)}
+        response = api.post("/api/lead-interactions", body, api_key=key)
+        assert response.status == 400, body
+        assert {"field": field, "message": message} in response.body["errors"], body
+    assert count(db, "app.lead_interactions") == 1
