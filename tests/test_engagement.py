@@ -285,11 +285,13 @@ def test_bad_requests_count_and_the_limit_is_per_client_and_per_window(api, db, 
     stored = count(db, table)
     limited = api.post(path, body, frozen_now="2030-03-20T12:00:45Z")
     assert limited.status == 429
-    assert limited.headers["Retry-After"] == "15"
+    # Sliding window: the oldest counted request (12:00:10, the bad one) leaves at 12:01:10.
+    assert limited.headers["Retry-After"] == "25"
     assert "Too many requests" in limited.message
     assert count(db, table) == stored, "a limited request stores nothing"
     assert api.post(path, body, frozen_now="2030-03-20T12:00:50Z", client_ip="192.0.2.77").status in (200, 201)
-    assert api.post(path, body, frozen_now="2030-03-20T12:01:00Z").status in (200, 201)
+    assert api.post(path, body, frozen_now="2030-03-20T12:01:09Z").status == 429
+    assert api.post(path, body, frozen_now="2030-03-20T12:01:10Z").status in (200, 201)
 
 
 # -- the link to a lead -----------------------------------------------------------------------

@@ -453,7 +453,7 @@ select policy_cmd_is(
 
 select throws_ok(
     $$ select pg_temp.call_as('reader', 'lead_id from app.brand_engagement limit 1') $$,
-    '42501', 'permission denied for schema app', 'reader cannot query the engagement table directly'
+    '42501', 'permission denied for table brand_engagement', 'reader cannot query the engagement table directly'
 );
 
 select * from finish();
