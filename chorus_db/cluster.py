@@ -235,9 +235,24 @@ class Cluster:
         return True
 
     def kill9(self) -> None:
-        """Crash the postmaster (fault tests): no shutdown checkpoint."""
-        pid = int((self.datadir / "postmaster.pid").read_text().split()[0])
+        """Crash the postmaster (fault tests): SIGKILL, no shutdown checkpoint, WAL replay on start."""
+        pid_file = self.datadir / "postmaster.pid"
+        pid = int(pid_file.read_text().split()[0])
         os.kill(pid, 9)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                return  # gone and reaped
+            if state == "Z":
+                break
+            time.sleep(0.05)
+        # A container whose PID 1 reaps no orphans keeps the dead postmaster as a zombie, and a
+        # zombie's PID still answers kill(pid, 0): pg_ctl would think the server runs. The lock
+        # file is what a real crash leaves stale; removing it changes nothing of the recovery,
+        # which the control file (state "in production") triggers.
+        pid_file.unlink(missing_ok=True)
 
     def destroy(self) -> None:
         self.stop("immediate") if self.running() else None
