@@ -100,8 +100,12 @@ class PostgrestSim:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             if route.is_rpc and not read_only:
                 # PostgREST runs POST to a STABLE or IMMUTABLE function read-only as well.
+                # By name through the catalog: to_regproc needs USAGE on api, which the
+                # authenticator (NOINHERIT) lacks before it switches role.
                 volatility = conn.execute(
-                    "select provolatile from pg_proc where oid = to_regproc(%s)", (route.sql_name,)
+                    "select p.provolatile from pg_proc as p join pg_namespace as n on n.oid = p.pronamespace"
+                    " where n.nspname = %s and p.proname = %s",
+                    tuple(route.sql_name.split(".", 1)),
                 ).fetchone()
                 read_only = bool(volatility and volatility[0] in ("s", "i"))
             conn.execute("begin isolation level read committed" + (" read only" if read_only else ""))
