@@ -29,6 +29,24 @@ def test_run_retention_works_through_a_backlog_in_committed_batches(db):
     assert [r[0] for r in db.execute("select session_id from app.brand_engagement order by 1")] == ["live-1", "live-2"]
 
 
+def test_expired_leads_are_removed_at_most_a_thousand_per_transaction(db):
+    """Each removed lead appends an erasure under a per-subject advisory lock held until
+    commit; thousands in one transaction would exhaust the lock table."""
+    db.execute(f"set app.frozen_now = '{FROZEN}'")
+    db.execute(
+        "insert into app.leads (first_name, last_name, email, gdpr_consent, updated_at)"
+        " select 'F', 'L', 'old' || i || '@example.com', true, '2020-01-01' from generate_series(1, 2500) as i"
+    )
+    db.execute("insert into app.leads (first_name, last_name, email, gdpr_consent) values ('F', 'L', 'new@example.com', true)")
+    db.execute("call app_logic.run_retention('leads', 50000)")
+    runs = db.execute("select rows_removed, complete from app.retention_runs where kind = 'leads' order by id").fetchall()
+    assert runs == [(1000, False), (1000, False), (500, True)]
+    assert [r[0] for r in db.execute("select email from app.leads")] == ["new@example.com"]
+    assert db.execute(
+        "select count(distinct subject) from app.consent_audit where event = 'erasure' and source = 'retention'"
+    ).fetchone()[0] == 2500
+
+
 def test_run_retention_applies_every_rule_when_no_kind_is_given(db):
     db.execute(f"set app.frozen_now = '{FROZEN}'")
     db.execute(

@@ -44,45 +44,62 @@ $$;
 comment on function app_logic.purge_leads(timestamptz, integer) is
 'Delete leads inactive since the cutoff (at most p_limit, oldest first), recording an erasure for each.';
 
+-- Row deletes: without a limit one plain DELETE (a sequential scan is the fastest way to
+-- remove a large share of a table); with a limit the oldest due rows are picked through the
+-- age index and deleted by their ctid (a TID scan, no second index lookup). The DELETE
+-- repeats the condition, so a row changed meanwhile (linked to a lead, refreshed) stays.
+
 -- Unlinked preferences: the age is the last update (a returning session keeps its row).
 create function app_logic.purge_accessibility_preferences(p_cutoff timestamptz, p_limit integer default null)
 returns bigint
-language sql volatile
+language plpgsql volatile
 as $$
-    with removed as (
+declare
+    v_count bigint;
+begin
+    if p_limit is null then
+        delete from app.accessibility_preferences as p where p.lead_id is null and p.last_updated < p_cutoff;
+    else
         delete from app.accessibility_preferences as p
         where
-            p.id in (
-                select q.id from app.accessibility_preferences as q
+            p.ctid = any(array(
+                select q.ctid from app.accessibility_preferences as q
                 where q.lead_id is null and q.last_updated < p_cutoff
                 order by q.last_updated
                 limit p_limit
-            )
-            and p.lead_id is null and p.last_updated < p_cutoff
-        returning 1
-    )
-    select count(*) from removed
+            ))
+            and p.lead_id is null and p.last_updated < p_cutoff;
+    end if;
+    get diagnostics v_count = row_count;
+    return v_count;
+end
 $$;
 comment on function app_logic.purge_accessibility_preferences(timestamptz, integer) is
 'Delete preferences of sessions never linked to a lead, last updated before the cutoff.';
 
 create function app_logic.purge_brand_engagement(p_cutoff timestamptz, p_limit integer default null)
 returns bigint
-language sql volatile
+language plpgsql volatile
 as $$
-    with removed as (
+declare
+    v_count bigint;
+begin
+    if p_limit is null then
+        delete from app.brand_engagement as e where e.lead_id is null and e.created_at < p_cutoff;
+    else
         delete from app.brand_engagement as e
         where
-            e.id in (
-                select q.id from app.brand_engagement as q
+            e.ctid = any(array(
+                select q.ctid from app.brand_engagement as q
                 where q.lead_id is null and q.created_at < p_cutoff
                 order by q.created_at
                 limit p_limit
-            )
-            and e.lead_id is null and e.created_at < p_cutoff
-        returning 1
-    )
-    select count(*) from removed
+            ))
+            and e.lead_id is null and e.created_at < p_cutoff;
+    end if;
+    get diagnostics v_count = row_count;
+    return v_count;
+end
 $$;
 comment on function app_logic.purge_brand_engagement(timestamptz, integer) is
 'Delete engagement of sessions never linked to a lead, created before the cutoff.';
@@ -91,9 +108,15 @@ comment on function app_logic.purge_brand_engagement(timestamptz, integer) is
 -- day, so the index on window_start narrows the scan before the exact test.
 create function app_logic.purge_rate_limit_counters(p_cutoff timestamptz, p_limit integer default null)
 returns bigint
-language sql volatile
+language plpgsql volatile
 as $$
-    with removed as (
+declare
+    v_count bigint;
+begin
+    if p_limit is null then
+        delete from app.rate_limit_counters as c
+        where c.window_start < p_cutoff and c.window_start + make_interval(secs => c.window_seconds) <= p_cutoff;
+    else
         delete from app.rate_limit_counters as c
         where
             c.ctid = any(array(
@@ -102,26 +125,29 @@ as $$
                 order by q.window_start
                 limit p_limit
             ))
-            and c.window_start + make_interval(secs => c.window_seconds) <= p_cutoff
-        returning 1
-    )
-    select count(*) from removed
+            and c.window_start + make_interval(secs => c.window_seconds) <= p_cutoff;
+    end if;
+    get diagnostics v_count = row_count;
+    return v_count;
+end
 $$;
 comment on function app_logic.purge_rate_limit_counters(timestamptz, integer) is
 'Delete rate-limit counters whose window ended before the cutoff.';
 
 create function app_logic.purge_retention_runs(p_cutoff timestamptz, p_limit integer default null)
 returns bigint
-language sql volatile
+language plpgsql volatile
 as $$
-    with removed as (
-        delete from app.retention_runs as r
-        where r.id in (
-            select q.id from app.retention_runs as q where q.started_at < p_cutoff order by q.started_at limit p_limit
-        )
-        returning 1
-    )
-    select count(*) from removed
+declare
+    v_count bigint;
+begin
+    delete from app.retention_runs as r
+    where r.id in (
+        select q.id from app.retention_runs as q where q.started_at < p_cutoff order by q.started_at limit p_limit
+    );
+    get diagnostics v_count = row_count;
+    return v_count;
+end
 $$;
 comment on function app_logic.purge_retention_runs(timestamptz, integer) is
 'Delete entries of the retention log older than the cutoff.';
@@ -179,8 +205,12 @@ declare
     v_started timestamptz;
     v_cutoff timestamptz;
     v_rows bigint;
+    v_limit integer;
     v_partitions text[];
     v_error text;
+    -- Each removed lead appends to the consent audit under a per-subject advisory lock held
+    -- to the end of the transaction: too many in one transaction exhaust the lock table.
+    c_leads_per_batch constant integer := 1000;
 begin
     if p_kind is not null and not exists (select from app.retention_rules as r where r.kind = p_kind) then
         raise exception 'there is no retention rule for %', p_kind
@@ -199,11 +229,14 @@ begin
         v_rows := 0;
         v_partitions := '{}';
         v_error := null;
+        -- Leads: never more than c_leads_per_batch per call, even unbatched ("complete" says if more is due).
+        v_limit := case when v_rule.kind = 'leads' then least(coalesce(p_max_rows, c_leads_per_batch), c_leads_per_batch)
+            else p_max_rows end;
         -- Each rule in its own subtransaction: one failing rule does not stop the others.
         begin
             case v_rule.kind
                 when 'leads' then
-                    v_rows := app_logic.purge_leads(v_cutoff, p_max_rows);
+                    v_rows := app_logic.purge_leads(v_cutoff, v_limit);
                 when 'accessibility_preferences' then
                     v_rows := app_logic.purge_accessibility_preferences(v_cutoff, p_max_rows);
                 when 'brand_engagement' then
@@ -225,7 +258,7 @@ begin
             started_at, kind, cutoff, rows_removed, partitions_dropped, duration, complete, error
         ) values (
             app_logic.now(), v_rule.kind, v_cutoff, v_rows, v_partitions, clock_timestamp() - v_started,
-            v_error is null and (p_max_rows is null or v_rows < p_max_rows), v_error
+            v_error is null and (v_limit is null or v_rows < v_limit), v_error
         )
         returning * into v_run;
         return next v_run;
@@ -233,8 +266,8 @@ begin
 end
 $$;
 comment on function app_logic.apply_retention(text, integer) is
-'Apply every enabled retention rule (or only p_kind), at most p_max_rows rows per rule; '
-'logs and returns one app.retention_runs row per rule.';
+'Apply every enabled retention rule (or only p_kind), at most p_max_rows rows per rule (leads: at most 1,000 '
+'per call); logs and returns one app.retention_runs row per rule.';
 
 -- What pg_cron calls: apply the rules in batches, committing after each, until nothing due
 -- is left. Short transactions keep locks, WAL bursts and vacuum's horizon small even when a

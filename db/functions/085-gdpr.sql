@@ -4,6 +4,9 @@
 -- A person is found through their lead (email), the sessions linked to it (the lead's
 -- session_id and the sessions of preferences and engagement linked by lead_id), and their
 -- pseudonym (HMAC of the lower-cased email) in the consent audit and rate-limit counters.
+-- A row of one of those sessions that is linked to another lead (a shared browser) belongs
+-- to that lead and is neither exported nor erased; page views carry no lead and go with
+-- the session.
 
 -- The consent audit walked subject by subject: every row's hash must match its content, its
 -- prev_hash the hash of the row before it, and seq must count 1, 2, 3... without a gap.
@@ -116,12 +119,12 @@ begin
         'accessibilityPreferences', (
             select coalesce(jsonb_agg(app_logic.camel_keys(to_jsonb(p)) order by p.created_at), '[]')
             from app.accessibility_preferences as p
-            where p.lead_id = v_lead.id or p.session_id = any(v_sessions)
+            where p.lead_id = v_lead.id or (p.session_id = any(v_sessions) and p.lead_id is null)
         ),
         'brandEngagement', (
             select coalesce(jsonb_agg(app_logic.camel_keys(to_jsonb(e)) order by e.created_at), '[]')
             from app.brand_engagement as e
-            where e.lead_id = v_lead.id or e.session_id = any(v_sessions)
+            where e.lead_id = v_lead.id or (e.session_id = any(v_sessions) and e.lead_id is null)
         ),
         'pageViews', (
             select coalesce(jsonb_agg(app_logic.camel_keys(to_jsonb(v)) order by v.viewed_at), '[]')
@@ -171,11 +174,13 @@ begin
     get diagnostics v_count = row_count;
     v_removed := v_removed || jsonb_build_object('pageViews', v_count);
 
-    delete from app.accessibility_preferences as p where p.lead_id = v_lead_id or p.session_id = any(v_sessions);
+    delete from app.accessibility_preferences as p
+    where p.lead_id = v_lead_id or (p.session_id = any(v_sessions) and p.lead_id is null);
     get diagnostics v_count = row_count;
     v_removed := v_removed || jsonb_build_object('accessibilityPreferences', v_count);
 
-    delete from app.brand_engagement as e where e.lead_id = v_lead_id or e.session_id = any(v_sessions);
+    delete from app.brand_engagement as e
+    where e.lead_id = v_lead_id or (e.session_id = any(v_sessions) and e.lead_id is null);
     get diagnostics v_count = row_count;
     v_removed := v_removed || jsonb_build_object('brandEngagement', v_count);
 

@@ -1,7 +1,7 @@
 -- Data protection endpoints: only admin may call them; export, consent and erasure work by
 -- email in any letter case; bad input is answered 400, an unknown person 404 (erasure: 200).
 begin;
-select plan(32);
+select plan(33);
 
 select set_config('app.frozen_now', '2030-06-15 12:00:00+00', true);
 -- pgTAP's own functions, for the assertions made under the API roles (rolled back).
@@ -9,7 +9,8 @@ grant execute on all functions in schema public to anon, reader, admin;
 
 insert into app.leads (id, first_name, last_name, email, phone, gdpr_consent, session_id) values
 ('00000000-0000-0000-0000-0000000000d1', 'Dora', 'Datum', 'Dora.Datum@Example.org', '+4930123456', true, 's-dora'),
-('00000000-0000-0000-0000-0000000000e1', 'Emil', 'Else', 'emil@example.org', null, true, 's-emil');
+('00000000-0000-0000-0000-0000000000e1', 'Emil', 'Else', 'emil@example.org', null, true, 's-emil'),
+('00000000-0000-0000-0000-0000000000f1', 'Fritz', 'Flat', 'fritz@example.org', null, true, 's-fritz');
 insert into app.lead_interactions (lead_id, kind, note) values
 ('00000000-0000-0000-0000-0000000000d1', 'submission', null),
 ('00000000-0000-0000-0000-0000000000e1', 'submission', null);
@@ -19,7 +20,9 @@ insert into app.accessibility_preferences (session_id, lead_id, accessibility_th
 -- Engagement of Dora's session that was never linked by lead_id: found through the session.
 insert into app.brand_engagement (session_id, lead_id) values
 ('s-dora', null),
-('s-emil', '00000000-0000-0000-0000-0000000000e1');
+('s-emil', '00000000-0000-0000-0000-0000000000e1'),
+-- Fritz used Dora's browser: that engagement is linked to him, so it is his, not hers.
+('s-dora', '00000000-0000-0000-0000-0000000000f1');
 insert into app.rate_limit_counters (action, scope, subject, window_start, window_seconds) values
 ('leads', 'email', app_logic.person_pseudonym('dora.datum@example.org'), '2030-06-15 11:00:00+00', 3600),
 ('leads', 'email', app_logic.person_pseudonym('emil@example.org'), '2030-06-15 11:00:00+00', 3600);
@@ -132,7 +135,7 @@ select is(
 );
 reset role;
 select is(
-    (select count(*)::integer from app.leads), 2,
+    (select count(*)::integer from app.leads), 3,
     'rejected requests changed nothing'
 );
 
@@ -186,7 +189,7 @@ select ok(
     )
     and not exists (
         select from app.brand_engagement
-        where session_id = 's-dora'
+        where session_id = 's-dora' and lead_id is distinct from '00000000-0000-0000-0000-0000000000f1'
     )
     and not exists (
         select from app.rate_limit_counters
@@ -204,6 +207,13 @@ select is(
         where l.email = 'emil@example.org'
     ), 1,
     'another person''s data is untouched'
+);
+select ok(
+    exists (
+        select from app.brand_engagement
+        where session_id = 's-dora' and lead_id = '00000000-0000-0000-0000-0000000000f1'
+    ),
+    'engagement of the same session linked to another lead stays: it is that lead''s'
 );
 select results_eq(
     $$ select seq, event, source from app.consent_audit
