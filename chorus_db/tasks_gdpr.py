@@ -66,7 +66,8 @@ def export(c, email, out=None):
     from chorus_db.gdpr import export as export_data
 
     url = _url()
-    _echo(f"exporting the personal data of {email} from {_where(url)}")
+    # On stderr: stdout is the document alone, ready for a file or jq.
+    print(f"» exporting the personal data of {email} from {_where(url)}", file=sys.stderr, flush=True)
     try:
         document = export_data(url, email)
     except InvalidRequest as exc:

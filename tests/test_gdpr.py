@@ -264,7 +264,7 @@ def test_cli_export_prints_the_endpoints_document(db_url, people):
     dora, _ = people
     proc = run_invoke("gdpr.export", dora.email.upper(), database_url=db_url)
     assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout[proc.stdout.index("{"):])
+    doc = json.loads(proc.stdout)
     assert doc["lead"]["id"] == dora.lead_id
     missing = run_invoke("gdpr.export", "nobody@example.com", database_url=db_url)
     assert missing.returncode == 1
