@@ -1,0 +1,295 @@
+-- Retention: one function applies every enabled rule of app.retention_rules and logs each
+-- rule's run in app.retention_runs; a procedure repeats it in committed batches for pg_cron.
+--
+-- Rows are deleted with one statement per rule (optionally capped at a batch size, oldest
+-- first); page views are never deleted row by row: whole monthly partitions are dropped.
+-- Every statement re-checks its condition in the DELETE itself, so a row a request links to
+-- a lead (or refreshes) while the job runs is not removed.
+
+-- Leads: last activity is updated_at or the newest interaction. Interactions and linked
+-- preferences and engagement follow through ON DELETE CASCADE. The consent audit is never
+-- deleted: each removed lead gets an erasure record in its pseudonymous chain instead.
+create function app_logic.purge_leads(p_cutoff timestamptz, p_limit integer default null) returns bigint
+language plpgsql volatile
+as $$
+declare
+    v_email text;
+    v_count bigint := 0;
+begin
+    for v_email in
+        with due as (
+            select l.id
+            from app.leads as l
+            where
+                l.updated_at < p_cutoff
+                and not exists (
+                    select from app.lead_interactions as i where i.lead_id = l.id and i.created_at >= p_cutoff
+                )
+            order by l.updated_at
+            limit p_limit
+            -- A lead a request is updating right now is busy, not expired: leave it.
+            for update skip locked
+        )
+        delete from app.leads as l
+        using due
+        where l.id = due.id and l.updated_at < p_cutoff
+        returning l.email
+    loop
+        perform app_logic.append_consent(app_logic.pseudonym(lower(btrim(v_email))), 'erasure', null, null, 'retention');
+        v_count := v_count + 1;
+    end loop;
+    return v_count;
+end
+$$;
+comment on function app_logic.purge_leads(timestamptz, integer) is
+'Delete leads inactive since the cutoff (at most p_limit, oldest first), recording an erasure for each.';
+
+-- Row deletes: without a limit one plain DELETE (a sequential scan is the fastest way to
+-- remove a large share of a table); with a limit the oldest due rows are picked through the
+-- age index and deleted by their ctid (a TID scan, no second index lookup). The DELETE
+-- repeats the condition, so a row changed meanwhile (linked to a lead, refreshed) stays.
+
+-- Unlinked preferences: the age is the last update (a returning session keeps its row).
+create function app_logic.purge_accessibility_preferences(p_cutoff timestamptz, p_limit integer default null)
+returns bigint
+language plpgsql volatile
+as $$
+declare
+    v_count bigint;
+begin
+    if p_limit is null then
+        delete from app.accessibility_preferences as p where p.lead_id is null and p.last_updated < p_cutoff;
+    else
+        delete from app.accessibility_preferences as p
+        where
+            p.ctid = any(array(
+                select q.ctid from app.accessibility_preferences as q
+                where q.lead_id is null and q.last_updated < p_cutoff
+                order by q.last_updated
+                limit p_limit
+            ))
+            and p.lead_id is null and p.last_updated < p_cutoff;
+    end if;
+    get diagnostics v_count = row_count;
+    return v_count;
+end
+$$;
+comment on function app_logic.purge_accessibility_preferences(timestamptz, integer) is
+'Delete preferences of sessions never linked to a lead, last updated before the cutoff.';
+
+create function app_logic.purge_brand_engagement(p_cutoff timestamptz, p_limit integer default null)
+returns bigint
+language plpgsql volatile
+as $$
+declare
+    v_count bigint;
+begin
+    if p_limit is null then
+        delete from app.brand_engagement as e where e.lead_id is null and e.created_at < p_cutoff;
+    else
+        delete from app.brand_engagement as e
+        where
+            e.ctid = any(array(
+                select q.ctid from app.brand_engagement as q
+                where q.lead_id is null and q.created_at < p_cutoff
+                order by q.created_at
+                limit p_limit
+            ))
+            and e.lead_id is null and e.created_at < p_cutoff;
+    end if;
+    get diagnostics v_count = row_count;
+    return v_count;
+end
+$$;
+comment on function app_logic.purge_brand_engagement(timestamptz, integer) is
+'Delete engagement of sessions never linked to a lead, created before the cutoff.';
+
+-- A counter whose window ended can no longer limit anything. window_seconds is at most a
+-- day, so the index on window_start narrows the scan before the exact test.
+create function app_logic.purge_rate_limit_counters(p_cutoff timestamptz, p_limit integer default null)
+returns bigint
+language plpgsql volatile
+as $$
+declare
+    v_count bigint;
+begin
+    if p_limit is null then
+        delete from app.rate_limit_counters as c
+        where c.window_start < p_cutoff and c.window_start + make_interval(secs => c.window_seconds) <= p_cutoff;
+    else
+        delete from app.rate_limit_counters as c
+        where
+            c.ctid = any(array(
+                select q.ctid from app.rate_limit_counters as q
+                where q.window_start < p_cutoff and q.window_start + make_interval(secs => q.window_seconds) <= p_cutoff
+                order by q.window_start
+                limit p_limit
+            ))
+            and c.window_start + make_interval(secs => c.window_seconds) <= p_cutoff;
+    end if;
+    get diagnostics v_count = row_count;
+    return v_count;
+end
+$$;
+comment on function app_logic.purge_rate_limit_counters(timestamptz, integer) is
+'Delete rate-limit counters whose window ended before the cutoff.';
+
+create function app_logic.purge_retention_runs(p_cutoff timestamptz, p_limit integer default null)
+returns bigint
+language plpgsql volatile
+as $$
+declare
+    v_count bigint;
+begin
+    delete from app.retention_runs as r
+    where r.id in (
+        select q.id from app.retention_runs as q where q.started_at < p_cutoff order by q.started_at limit p_limit
+    );
+    get diagnostics v_count = row_count;
+    return v_count;
+end
+$$;
+comment on function app_logic.purge_retention_runs(timestamptz, integer) is
+'Delete entries of the retention log older than the cutoff.';
+
+-- The upper bound of a range partition of page_views; null for a DEFAULT partition (which is
+-- never dropped). pg_get_expr renders the bound in the session's time zone, and the cast
+-- reads it back in the same one.
+create function app_logic.partition_upper_bound(p_partition regclass) returns timestamptz
+language sql stable
+as $$
+    select (regexp_match(pg_get_expr(c.relpartbound, c.oid), $re$ TO \('([^']+)'\)$re$))[1]::timestamptz
+    from pg_catalog.pg_class as c
+    where c.oid = p_partition
+$$;
+comment on function app_logic.partition_upper_bound(regclass) is
+'Exclusive upper bound of a page_views partition; null for the default partition.';
+
+-- Dropping a partition locks the parent table (ACCESS EXCLUSIVE) for a moment: a bounded
+-- wait keeps page-view inserts from queueing behind a long analytics query. On timeout the
+-- rule fails, is logged, and the next run tries again.
+create function app_logic.drop_page_view_partitions(p_cutoff timestamptz) returns text[]
+language plpgsql volatile
+as $$
+declare
+    v_partition regclass;
+    v_dropped text[] := '{}';
+    v_lock_timeout text := current_setting('lock_timeout');
+begin
+    perform set_config('lock_timeout', '5s', true);
+    for v_partition in
+        select i.inhrelid::regclass
+        from pg_catalog.pg_inherits as i
+        where i.inhparent = 'app.page_views'::regclass
+        order by app_logic.partition_upper_bound(i.inhrelid::regclass)
+    loop
+        if app_logic.partition_upper_bound(v_partition) <= p_cutoff then
+            v_dropped := v_dropped || v_partition::text;
+            execute format('drop table %s', v_partition);
+        end if;
+    end loop;
+    perform set_config('lock_timeout', v_lock_timeout, true);
+    return v_dropped;
+end
+$$;
+comment on function app_logic.drop_page_view_partitions(timestamptz) is
+'Drop every page_views partition whose whole range lies before the cutoff; returns their names.';
+
+create function app_logic.apply_retention(p_kind text default null, p_max_rows integer default null)
+returns setof app.retention_runs
+language plpgsql volatile
+as $$
+declare
+    v_rule app.retention_rules;
+    v_run app.retention_runs;
+    v_started timestamptz;
+    v_cutoff timestamptz;
+    v_rows bigint;
+    v_limit integer;
+    v_partitions text[];
+    v_error text;
+    -- Each removed lead appends to the consent audit under a per-subject advisory lock held
+    -- to the end of the transaction: too many in one transaction exhaust the lock table.
+    c_leads_per_batch constant integer := 1000;
+begin
+    if p_kind is not null and not exists (select from app.retention_rules as r where r.kind = p_kind) then
+        raise exception 'there is no retention rule for %', p_kind
+            using errcode = '22023', hint = 'app.retention_rules lists the kinds.';
+    end if;
+    if p_max_rows is not null and p_max_rows < 1 then
+        raise exception 'the batch size must be at least 1, not %', p_max_rows using errcode = '22023';
+    end if;
+    for v_rule in
+        select r.* from app.retention_rules as r
+        where r.enabled and (p_kind is null or r.kind = p_kind)
+        order by r.kind
+    loop
+        v_started := clock_timestamp();
+        v_cutoff := app_logic.now() - v_rule.keep_for;
+        v_rows := 0;
+        v_partitions := '{}';
+        v_error := null;
+        -- Leads: never more than c_leads_per_batch per call, even unbatched ("complete" says if more is due).
+        v_limit := case when v_rule.kind = 'leads' then least(coalesce(p_max_rows, c_leads_per_batch), c_leads_per_batch)
+            else p_max_rows end;
+        -- Each rule in its own subtransaction: one failing rule does not stop the others.
+        begin
+            case v_rule.kind
+                when 'leads' then
+                    v_rows := app_logic.purge_leads(v_cutoff, v_limit);
+                when 'accessibility_preferences' then
+                    v_rows := app_logic.purge_accessibility_preferences(v_cutoff, p_max_rows);
+                when 'brand_engagement' then
+                    v_rows := app_logic.purge_brand_engagement(v_cutoff, p_max_rows);
+                when 'rate_limit_counters' then
+                    v_rows := app_logic.purge_rate_limit_counters(v_cutoff, p_max_rows);
+                when 'retention_runs' then
+                    v_rows := app_logic.purge_retention_runs(v_cutoff, p_max_rows);
+                when 'page_views' then
+                    v_partitions := app_logic.drop_page_view_partitions(v_cutoff);
+            end case;
+        exception when others then
+            v_rows := 0;
+            v_partitions := '{}';
+            v_error := format('%s (SQLSTATE %s)', sqlerrm, sqlstate);
+            raise warning 'retention rule % failed: %', v_rule.kind, v_error;
+        end;
+        insert into app.retention_runs (
+            started_at, kind, cutoff, rows_removed, partitions_dropped, duration, complete, error
+        ) values (
+            app_logic.now(), v_rule.kind, v_cutoff, v_rows, v_partitions, clock_timestamp() - v_started,
+            v_error is null and (v_limit is null or v_rows < v_limit), v_error
+        )
+        returning * into v_run;
+        return next v_run;
+    end loop;
+end
+$$;
+comment on function app_logic.apply_retention(text, integer) is
+'Apply every enabled retention rule (or only p_kind), at most p_max_rows rows per rule (leads: at most 1,000 '
+'per call); logs and returns one app.retention_runs row per rule.';
+
+-- What pg_cron calls: apply the rules in batches, committing after each, until nothing due
+-- is left. Short transactions keep locks, WAL bursts and vacuum's horizon small even when a
+-- backlog of millions of rows is due at once.
+create procedure app_logic.run_retention(p_kind text default null, p_batch_rows integer default 50000)
+language plpgsql
+as $$
+declare
+    v_pending text[];
+begin
+    select array_agg(r.kind) into v_pending
+    from app_logic.apply_retention(p_kind, p_batch_rows) as r
+    where not r.complete and r.error is null;
+    commit;
+    while v_pending is not null loop
+        select array_agg(r.kind) into v_pending
+        from unnest(v_pending) as k (kind)
+        cross join lateral app_logic.apply_retention(k.kind, p_batch_rows) as r
+        where not r.complete and r.error is null;
+        commit;
+    end loop;
+end
+$$;
+comment on procedure app_logic.run_retention (text, integer) is
+'Apply retention (every rule, or p_kind) in committed batches of p_batch_rows until nothing is due.';

@@ -1,0 +1,137 @@
+-- Tamper evidence of the consent audit: app_logic.verify_consent_chain() finds a row changed,
+-- re-hashed or deleted behind the audit's back (as superuser with its triggers disabled),
+-- and every role, the owner included, is refused UPDATE, DELETE and TRUNCATE.
+begin;
+select plan(13);
+
+-- Two subjects with three rows each, interleaved as real traffic would be.
+select app_logic.append_consent('subject-a', 'consent', 'gdpr', true, 'test', 'iphash-a', 'UA a');
+select app_logic.append_consent('subject-b', 'consent', 'gdpr', true, 'test');
+select app_logic.append_consent('subject-a', 'consent', 'marketing', true, 'test');
+select app_logic.append_consent('subject-b', 'consent', 'marketing', false, 'test');
+select app_logic.append_consent('subject-a', 'consent', 'marketing', false, 'test');
+select app_logic.append_consent('subject-b', 'erasure', null, null, 'test');
+
+select is_empty(
+    'select * from app_logic.verify_consent_chain()',
+    'an untouched audit verifies'
+);
+
+-- The owner is refused too (the tests run as superuser).
+select throws_ok(
+    $$ update app.consent_audit set granted = false where subject = 'subject-a' and seq = 1 $$,
+    'CHA01', 'the consent audit is append-only: UPDATE is refused',
+    'UPDATE is refused even for the owner'
+);
+select throws_ok(
+    $$ delete from app.consent_audit where subject = 'subject-a' and seq = 2 $$,
+    'CHA01', 'the consent audit is append-only: DELETE is refused',
+    'DELETE is refused even for the owner'
+);
+select throws_ok(
+    'truncate app.consent_audit',
+    'CHA01', 'the consent audit is append-only: TRUNCATE is refused',
+    'TRUNCATE is refused even for the owner'
+);
+
+-- Behind the audit's back: triggers off, as a superuser could. Each tampering runs in a
+-- subtransaction that is rolled back after the verification saw it.
+alter table app.consent_audit disable trigger user;
+
+create function pg_temp.verify_after(p_tamper text, out subject text, out seq integer, out reason text)
+language plpgsql volatile
+as $$
+begin
+    begin
+        execute p_tamper;
+        select v.subject, v.seq, v.reason into subject, seq, reason from app_logic.verify_consent_chain() as v;
+        raise exception 'undo the tampering' using errcode = 'CHT00';
+    exception when sqlstate 'CHT00' then
+        null;
+    end;
+end
+$$;
+
+select results_eq(
+    $$ select * from pg_temp.verify_after(
+        $t$ update app.consent_audit set granted = false where subject = 'subject-a' and seq = 1 $t$
+    ) $$,
+    $$ values ('subject-a', 1, 'row_hash does not match the row''s content: the row was changed') $$,
+    'a changed consent value is detected on the changed row'
+);
+
+select results_eq(
+    $$ select subject, seq from pg_temp.verify_after(
+        $t$ update app.consent_audit set recorded_at = recorded_at - interval '1 day'
+            where subject = 'subject-b' and seq = 2 $t$
+    ) $$,
+    $$ values ('subject-b', 2) $$,
+    'a back-dated row is detected'
+);
+
+-- The forger recomputes the changed row's hash: the next row's link no longer matches.
+select results_eq(
+    $$ select * from pg_temp.verify_after(
+        $t$ update app.consent_audit as a set
+                granted = true,
+                row_hash = app_logic.consent_row_hash(
+                    a.subject, a.seq, a.event, a.consent_type, true, a.source, a.ip_hash, a.user_agent,
+                    a.consent_text_version, a.recorded_at, a.prev_hash
+                )
+            where a.subject = 'subject-b' and a.seq = 2 $t$
+    ) $$,
+    $$ select 'subject-b', 3, format(
+        'prev_hash does not match the hash of the row before it (id %s): one of them was altered', a.id
+    ) from app.consent_audit as a where a.subject = 'subject-b' and a.seq = 2 $$,
+    'a re-hashed row is detected through its successor''s prev_hash, which points at the row before it'
+);
+
+select results_eq(
+    $$ select * from pg_temp.verify_after(
+        $t$ delete from app.consent_audit where subject = 'subject-a' and seq = 2 $t$
+    ) $$,
+    $$ values ('subject-a', 3, 'seq 3 follows seq 1: 1 row(s) between them are missing') $$,
+    'a deleted row in the middle of a chain is detected as a gap'
+);
+
+select results_eq(
+    $$ select * from pg_temp.verify_after(
+        $t$ delete from app.consent_audit where subject = 'subject-b' and seq = 1 $t$
+    ) $$,
+    $$ values ('subject-b', 2, 'the chain starts at seq 2: the rows before it are missing') $$,
+    'a deleted first row is detected'
+);
+
+select results_eq(
+    $$ select subject, seq from pg_temp.verify_after(
+        $t$ update app.consent_audit set subject = 'subject-a', seq = 4 where subject = 'subject-b' and seq = 3 $t$
+    ) $$,
+    $$ values ('subject-a', 4) $$,
+    'a row moved into another person''s chain is detected'
+);
+
+select results_eq(
+    $$ select subject, seq from pg_temp.verify_after(
+        $t$ update app.consent_audit set source = 'forged'
+            where (subject = 'subject-b' and seq = 3) or (subject = 'subject-a' and seq = 2) $t$
+    ) $$,
+    $$ values ('subject-a', 2) $$,
+    'with several broken rows the first one (by id) is named'
+);
+
+alter table app.consent_audit enable trigger user;
+
+select is_empty(
+    'select * from app_logic.verify_consent_chain()',
+    'after the tampering is rolled back the audit verifies again'
+);
+
+select ok(
+    not has_function_privilege('anon', 'app_logic.verify_consent_chain()', 'execute')
+    and not has_function_privilege('reader', 'app_logic.verify_consent_chain()', 'execute')
+    and not has_function_privilege('admin', 'app_logic.verify_consent_chain()', 'execute'),
+    'no API role may run the verification (it reads every subject)'
+);
+
+select * from finish();
+rollback;

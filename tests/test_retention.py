@@ -1,0 +1,107 @@
+"""Retention as pg_cron runs it: app_logic.run_retention() works through a backlog in
+committed batches, one failing rule does not stop the others, and `invoke db.retention`
+shows the rules and the runs. The rules themselves are pinned by db/tests/080-retention.sql.
+"""
+
+from __future__ import annotations
+
+from tests.support.invoke_cli import run_invoke
+
+FROZEN = "2030-06-15 12:00:00+00"
+
+
+def test_run_retention_works_through_a_backlog_in_committed_batches(db):
+    db.execute(f"set app.frozen_now = '{FROZEN}'")
+    db.execute(
+        "insert into app.brand_engagement (session_id, created_at)"
+        " select 'old-' || i, timestamptz '2020-01-01' + i * interval '1 day' from generate_series(1, 5) as i"
+    )
+    db.execute("insert into app.brand_engagement (session_id, created_at) values ('live-1', '2030-01-01'), ('live-2', '2030-06-01')")
+    db.execute("call app_logic.run_retention('brand_engagement', 2)")
+    runs = db.execute(
+        "select rows_removed, complete from app.retention_runs where kind = 'brand_engagement' order by id"
+    ).fetchall()
+    assert runs == [(2, False), (2, False), (1, True)]
+    # Each batch was its own transaction: the log rows were written by three of them.
+    assert db.execute(
+        "select count(distinct xmin::text) from app.retention_runs where kind = 'brand_engagement'"
+    ).fetchone()[0] == 3
+    assert [r[0] for r in db.execute("select session_id from app.brand_engagement order by 1")] == ["live-1", "live-2"]
+
+
+def test_expired_leads_are_removed_at_most_a_thousand_per_transaction(db):
+    """Each removed lead appends an erasure under a per-subject advisory lock held until
+    commit; thousands in one transaction would exhaust the lock table."""
+    db.execute(f"set app.frozen_now = '{FROZEN}'")
+    db.execute(
+        "insert into app.leads (first_name, last_name, email, gdpr_consent, updated_at)"
+        " select 'F', 'L', 'old' || i || '@example.com', true, '2020-01-01' from generate_series(1, 2500) as i"
+    )
+    db.execute("insert into app.leads (first_name, last_name, email, gdpr_consent) values ('F', 'L', 'new@example.com', true)")
+    db.execute("call app_logic.run_retention('leads', 50000)")
+    runs = db.execute("select rows_removed, complete from app.retention_runs where kind = 'leads' order by id").fetchall()
+    assert runs == [(1000, False), (1000, False), (500, True)]
+    assert [r[0] for r in db.execute("select email from app.leads")] == ["new@example.com"]
+    assert db.execute(
+        "select count(distinct subject) from app.consent_audit where event = 'erasure' and source = 'retention'"
+    ).fetchone()[0] == 2500
+
+
+def test_run_retention_applies_every_rule_when_no_kind_is_given(db):
+    db.execute(f"set app.frozen_now = '{FROZEN}'")
+    db.execute(
+        "insert into app.accessibility_preferences (session_id, accessibility_theme, last_updated)"
+        " values ('old-prefs', 'default', '2020-01-01')"
+    )
+    db.execute("call app_logic.run_retention()")
+    kinds = [r[0] for r in db.execute("select kind from app.retention_runs order by kind")]
+    assert kinds == sorted(
+        ["accessibility_preferences", "brand_engagement", "leads", "page_views", "rate_limit_counters", "retention_runs"]
+    )
+    assert db.execute("select count(*) from app.accessibility_preferences").fetchone()[0] == 0
+
+
+def test_a_failing_rule_is_logged_and_the_other_rules_still_run(db):
+    db.execute(f"set app.frozen_now = '{FROZEN}'")
+    db.execute(
+        """
+        create function public.refuse_delete() returns trigger language plpgsql as $$
+        begin raise exception 'engagement is on legal hold' using errcode = 'P0001'; end $$
+        """
+    )
+    db.execute(
+        "create trigger legal_hold before delete on app.brand_engagement"
+        " for each row execute function public.refuse_delete()"
+    )
+    db.execute("insert into app.brand_engagement (session_id, created_at) values ('held', '2020-01-01')")
+    db.execute(
+        "insert into app.accessibility_preferences (session_id, accessibility_theme, last_updated)"
+        " values ('old-prefs', 'default', '2020-01-01')"
+    )
+    runs = dict(
+        (kind, (rows, error))
+        for kind, rows, error in db.execute(
+            "select kind, rows_removed, error from app_logic.apply_retention()"
+        ).fetchall()
+    )
+    assert runs["brand_engagement"] == (0, "engagement is on legal hold (SQLSTATE P0001)")
+    assert runs["accessibility_preferences"] == (1, None)
+    assert db.execute("select count(*) from app.brand_engagement where session_id = 'held'").fetchone()[0] == 1
+    assert db.execute("select count(*) from app.retention_runs where error is not null").fetchone()[0] == 1
+
+
+def test_db_retention_shows_the_rules_and_applies_them_on_request(db, db_url):
+    db.execute(
+        "insert into app.accessibility_preferences (session_id, accessibility_theme, last_updated)"
+        " values ('old-prefs', 'default', now() - interval '1 year')"
+    )
+    shown = run_invoke("db.retention", database_url=db_url)
+    assert shown.returncode == 0, shown.stderr
+    assert "leads                      keep 7 years" in shown.stdout
+    assert db.execute("select count(*) from app.accessibility_preferences").fetchone()[0] == 1
+
+    applied = run_invoke("db.retention", "--apply", database_url=db_url)
+    assert applied.returncode == 0, applied.stderr
+    assert db.execute("select count(*) from app.accessibility_preferences").fetchone()[0] == 0
+    line = next(ln for ln in applied.stdout.splitlines() if "accessibility_preferences" in ln and "row(s)" in ln)
+    assert "1 row(s)" in line
