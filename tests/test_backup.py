@@ -42,8 +42,8 @@ def populated(db):
                 "select app_logic.append_consent(app_logic.person_pseudonym(%s), 'consent', %s, true, 'drill')",
                 (f"drill{i}@example.com", kind),
             )
-    db.execute("insert into app.rate_limit_counters (action, scope, subject, window_start, window_seconds)"
-               " values ('leads', 'ip', 'x', now(), 600)")
+    db.execute("insert into app.rate_limit_counters (action, scope, subject, hits, expires_at)"
+               " values ('leads', 'ip', 'x', array[now()], now() + interval '10 minutes')")
     db.execute("select count(*) from app_logic.apply_retention()")
     return db
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+import psycopg
 import pytest
 
 from tests.support.invoke_cli import run_invoke
@@ -32,10 +33,23 @@ def test_verify_reports_how_many_rows_and_subjects_it_verified(db_url, audit):
     assert "consent audit intact: 4 row(s) of 2 subject(s) verified" in proc.stdout
 
 
-def test_a_row_changed_with_replication_role_replica_is_named_and_exits_1(db, db_url, audit):
+def test_replication_role_replica_does_not_switch_the_guard_off(db, audit):
+    # The guard triggers are ENABLE ALWAYS: replica mode, which skips ordinary triggers, does not.
     db.execute("set session_replication_role = replica")
-    db.execute("update app.consent_audit set granted = true where subject = 'subject-one' and seq = 3")
-    db.execute("reset session_replication_role")
+    try:
+        with pytest.raises(psycopg.Error, match="append-only") as refused:
+            db.execute("update app.consent_audit set granted = true where subject = 'subject-one' and seq = 3")
+        assert refused.value.sqlstate == "CHA01"
+    finally:
+        db.execute("reset session_replication_role")
+
+
+def test_a_row_changed_with_triggers_disabled_is_named_and_exits_1(db, db_url, audit):
+    db.execute("alter table app.consent_audit disable trigger user")
+    try:
+        db.execute("update app.consent_audit set granted = true where subject = 'subject-one' and seq = 3")
+    finally:
+        db.execute("alter table app.consent_audit enable trigger user")
     proc = run_invoke("gdpr.verify", database_url=db_url)
     assert proc.returncode == 1
     assert f"BROKEN at row id {audit[3]} (subject subject-one, seq 3): row_hash does not match" in proc.stdout

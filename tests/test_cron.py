@@ -23,7 +23,8 @@ from chorus_db.build import Source, build, status
 
 PROJECT_JOBS = {
     "chorus_website:retention": ("30 3 * * *", "call app_logic.run_retention()"),
-    "chorus_website:rate-limit-counters": ("*/5 * * * *", "call app_logic.run_retention('rate_limit_counters')"),
+    "chorus_website:rate-limit-counters": ("* * * * *", "call app_logic.run_retention('rate_limit_counters')"),
+    "chorus_website:page-view-partitions": ("17 3 * * *", "select app_logic.ensure_page_view_partitions(3)"),
 }
 FOREIGN_JOB = "someone-else:nightly-vacuum"
 
@@ -130,7 +131,8 @@ def test_a_job_without_the_project_prefix_is_left_alone(cron_url, tmp_path):
         shutil.copytree(config.DB_DIR, root)
         (root / "policies" / "080-retention.sql").write_text("-- every project job removed\nselect 1 as nothing;\n")
         result = build(cron_url, source=Source(root), log=quiet)
-        assert sorted(result.jobs_removed) == sorted(PROJECT_JOBS)
+        # 060-page-views.sql still declares its job: only the two of 080-retention.sql go.
+        assert sorted(result.jobs_removed) == ["chorus_website:rate-limit-counters", "chorus_website:retention"]
         jobs = _jobs(cron_url)
         assert FOREIGN_JOB in jobs and jobs[FOREIGN_JOB][2] == "vacuum"
         build(cron_url, log=quiet)
@@ -164,9 +166,9 @@ def test_pg_cron_really_runs_the_rate_limit_counters_job(cron_url):
     with psycopg.connect(cron_url, autocommit=True) as conn:
         conn.execute(
             """
-            insert into app.rate_limit_counters (action, scope, subject, window_start, window_seconds)
-            values ('leads', 'ip', 'cron-test-expired', now() - interval '2 hours', 600),
-                   ('leads', 'ip', 'cron-test-running', now(), 3600)
+            insert into app.rate_limit_counters (action, scope, subject, hits, expires_at)
+            values ('leads', 'ip', 'cron-test-expired', array[now() - interval '2 hours'], now() - interval '110 minutes'),
+                   ('leads', 'ip', 'cron-test-running', array[now()], now() + interval '1 hour')
             """
         )
         (jobid,) = conn.execute(

@@ -80,8 +80,8 @@ def add_person(db, label: str) -> Person:
         (p.session, p.other_session),
     )
     db.execute(
-        "insert into app.rate_limit_counters (action, scope, subject, window_start, window_seconds)"
-        " values ('leads', 'email', app_logic.person_pseudonym(%s), now(), 3600)",
+        "insert into app.rate_limit_counters (action, scope, subject, hits, expires_at)"
+        " values ('leads', 'email', app_logic.rate_limit_subject('email', lower(%s)), array[now()], now() + interval '1 hour')",
         (p.email,),
     )
     db.execute(
@@ -229,8 +229,11 @@ def test_erasure_leaves_no_trace_of_the_person_in_any_column(api, admin_key, db,
     for expected in [("leads", "email"), ("lead_interactions", "details"), ("page_views", "session_id"),
                      ("rate_limit_counters", "subject"), ("consent_audit", "user_agent")]:
         assert expected in columns
-    (pseudonym,) = db.execute("select app_logic.person_pseudonym(%s)", (dora.email,)).fetchone()
-    needles = dora.markers + [pseudonym]
+    (pseudonym, counter_key) = db.execute(
+        "select app_logic.person_pseudonym(%s), app_logic.rate_limit_subject('email', lower(%s))", (dora.email, dora.email)
+    ).fetchone()
+    # The audit's pseudonym is meant to stay (the trail); the counter key is personal data.
+    needles = dora.markers + [counter_key]
     assert {t.split(" = ")[1] for t in traces(db, columns, needles)} == set(needles), "every marker is findable first"
 
     response = api.post("/api/gdpr/erase", {"email": dora.email.swapcase()}, api_key=admin_key)

@@ -106,18 +106,16 @@ $$;
 comment on function app_logic.enforce_rate_limits(text, text) is
 'Count a request for an action; the 429 body (status and Retry-After set) when over a limit, else null.';
 
--- Retention: a row whose newest hit has left the window holds nothing; the job removes it,
--- so the table holds one row per client active within its window.
+-- Retention: a row whose newest hit has left the window holds nothing. The retention job
+-- (db/policies/080-retention.sql) removes such rows every minute through the same function.
 create function app_logic.purge_rate_limit_counters() returns integer
-language sql volatile security definer
+language plpgsql volatile security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-    with purged as (
-        delete from app.rate_limit_counters as c
-        where c.expires_at <= app_logic.now()
-        returning 1
-    )
-    select count(*)::integer from purged
+begin
+    -- plpgsql, so the two-argument worker (db/functions/080-retention.sql) may come later.
+    return app_logic.purge_rate_limit_counters(app_logic.now(), null)::integer;
+end
 $$;
 comment on function app_logic.purge_rate_limit_counters() is
 'Delete rate-limit counters whose window has passed; run every minute by pg_cron. Returns the count.';

@@ -104,8 +104,7 @@ $$;
 comment on function app_logic.purge_brand_engagement(timestamptz, integer) is
 'Delete engagement of sessions never linked to a lead, created before the cutoff.';
 
--- A counter whose window ended can no longer limit anything. window_seconds is at most a
--- day, so the index on window_start narrows the scan before the exact test.
+-- A counter whose newest hit has left its window can no longer limit anything.
 create function app_logic.purge_rate_limit_counters(p_cutoff timestamptz, p_limit integer default null)
 returns bigint
 language plpgsql volatile
@@ -114,25 +113,24 @@ declare
     v_count bigint;
 begin
     if p_limit is null then
-        delete from app.rate_limit_counters as c
-        where c.window_start < p_cutoff and c.window_start + make_interval(secs => c.window_seconds) <= p_cutoff;
+        delete from app.rate_limit_counters as c where c.expires_at <= p_cutoff;
     else
         delete from app.rate_limit_counters as c
         where
             c.ctid = any(array(
                 select q.ctid from app.rate_limit_counters as q
-                where q.window_start < p_cutoff and q.window_start + make_interval(secs => q.window_seconds) <= p_cutoff
-                order by q.window_start
+                where q.expires_at <= p_cutoff
+                order by q.expires_at
                 limit p_limit
             ))
-            and c.window_start + make_interval(secs => c.window_seconds) <= p_cutoff;
+            and c.expires_at <= p_cutoff;
     end if;
     get diagnostics v_count = row_count;
     return v_count;
 end
 $$;
 comment on function app_logic.purge_rate_limit_counters(timestamptz, integer) is
-'Delete rate-limit counters whose window ended before the cutoff.';
+'Delete rate-limit counters whose newest hit left its window before the cutoff.';
 
 create function app_logic.purge_retention_runs(p_cutoff timestamptz, p_limit integer default null)
 returns bigint

@@ -76,7 +76,7 @@ as $$
     select app_logic.pseudonym(lower(btrim(p_email)))
 $$;
 comment on function app_logic.person_pseudonym(text) is
-'The subject of a person in the consent audit and the email rate-limit counters.';
+'The subject of a person in the consent audit (counters use app_logic.rate_limit_subject).';
 
 -- The sessions that belong to a lead: its own, and those of rows linked to it.
 create function app_logic.lead_sessions(p_lead_id uuid) returns text[]
@@ -136,9 +136,10 @@ begin
         ),
         'rateLimitCounters', (
             select coalesce(jsonb_agg(jsonb_build_object(
-                'action', c.action, 'windowStart', c.window_start, 'windowSeconds', c.window_seconds, 'hits', c.hits
-            ) order by c.window_start), '[]')
-            from app.rate_limit_counters as c where c.scope = 'email' and c.subject = v_subject
+                'action', c.action, 'hits', to_jsonb(c.hits), 'expiresAt', c.expires_at
+            ) order by c.action), '[]')
+            from app.rate_limit_counters as c
+            where c.scope = 'email' and c.subject = app_logic.rate_limit_subject('email', lower(btrim(p_email)))
         )
     );
     if v_lead.id is null
@@ -192,7 +193,8 @@ begin
     get diagnostics v_count = row_count;
     v_removed := v_removed || jsonb_build_object('leads', v_count);
 
-    delete from app.rate_limit_counters as c where c.scope = 'email' and c.subject = v_subject;
+    delete from app.rate_limit_counters as c
+    where c.scope = 'email' and c.subject = app_logic.rate_limit_subject('email', lower(btrim(p_email)));
     get diagnostics v_count = row_count;
     v_removed := v_removed || jsonb_build_object('rateLimitCounters', v_count);
 

@@ -4,7 +4,5 @@
 -- Left out on purpose: no grant on app.rate_limit_rules or app.rate_limit_counters to anon,
 -- reader or admin, and no RLS policy, so row level security refuses every API role.
 
--- Counters expire: stale rows go every minute, so the table stays at one row per active client.
-select app_logic.declare_job(
-    'chorus_website:purge-rate-limit-counters', '* * * * *', 'select app_logic.purge_rate_limit_counters()'
-);
+-- Counters expire: the job chorus_website:rate-limit-counters (db/policies/080-retention.sql)
+-- removes stale rows every minute.

@@ -34,11 +34,24 @@ insert into app.brand_engagement (session_id, lead_id, created_at) values
 ('s-ann', '00000000-0000-0000-0000-00000000000a', '2022-01-01');
 
 -- Counters: a window that ended at 11:59 (due) and one that ends at 12:00:30 (still limiting).
-insert into app.rate_limit_counters (action, scope, subject, window_start, window_seconds, hits) values
-('leads', 'ip', 'ended', '2030-06-15 11:58:00+00', 60, 3),
-('leads', 'ip', 'running', '2030-06-15 11:59:30+00', 60, 1);
+insert into app.rate_limit_counters (action, scope, subject, hits, expires_at) values
+('leads', 'ip', 'ended', array['2030-06-15 11:58:00+00'::timestamptz], '2030-06-15 11:59:00+00'),
+('leads', 'ip', 'running', array['2030-06-15 11:59:30+00'::timestamptz], '2030-06-15 12:00:30+00');
 
 -- Page views: April 2029 ends before the cutoff, May 2029 only partly, so it stays whole.
+-- The partitions every build makes (this month and the next ones) would be due too at the
+-- frozen time: they are dropped first, so the test sees only its own.
+do $$
+declare
+    r record;
+begin
+    for r in select c.oid::regclass as part from pg_inherits as i join pg_class as c on c.oid = i.inhrelid
+             where i.inhparent = 'app.page_views'::regclass
+    loop
+        execute format('drop table %s', r.part);
+    end loop;
+end
+$$;
 create table app.page_views_t2029_04 partition of app.page_views
 for values from ('2029-04-01 00:00:00+00') to ('2029-05-01 00:00:00+00');
 create table app.page_views_t2029_05 partition of app.page_views
