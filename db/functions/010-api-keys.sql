@@ -22,6 +22,42 @@ as $$
 $$;
 comment on function app_logic.api_key_lookup(text) is 'The role and id of an active key; nulls when unknown or revoked.';
 
+-- Whether a role may use the api object a PostgREST path names (/rpc/<function> or /<view>).
+-- A path naming no api object is left to PostgREST (404).
+create function app_logic.role_may_use(p_role text, p_method text, p_path text) returns boolean
+language plpgsql stable
+as $$
+declare
+    v_name text;
+    v_view oid;
+begin
+    if p_path like '/rpc/%' then
+        v_name := substr(p_path, 6);
+        return not exists (
+            select from pg_catalog.pg_proc as p
+            where p.pronamespace = 'api'::regnamespace and p.proname = v_name
+        ) or exists (
+            select from pg_catalog.pg_proc as p
+            where
+                p.pronamespace = 'api'::regnamespace and p.proname = v_name
+                and has_function_privilege(p_role, p.oid, 'execute')
+        );
+    end if;
+    v_name := substr(p_path, 2);
+    select c.oid into v_view from pg_catalog.pg_class as c
+    where c.relnamespace = 'api'::regnamespace and c.relname = v_name;
+    if v_view is null then
+        return true;
+    end if;
+    return has_table_privilege(
+        p_role, v_view,
+        case upper(p_method) when 'POST' then 'insert' when 'PATCH' then 'update' when 'DELETE' then 'delete' else 'select' end
+    );
+end
+$$;
+comment on function app_logic.role_may_use(text, text, text) is
+'Whether the role holds the privilege a request (method, PostgREST path) needs on its api object.';
+
 create function app_logic.pre_request() returns void
 language plpgsql volatile
 as $$
@@ -46,12 +82,25 @@ begin
             )::text,
             detail = '{"status": 401, "headers": {"WWW-Authenticate": "X-API-Key"}}';
     end if;
+    -- PostgREST answers a privilege error (42501) with 401 whenever the request carried no JWT,
+    -- so a valid key of a role without the privilege would look like a bad key: 403 here.
+    if not app_logic.role_may_use(
+        v_role, current_setting('request.method', true), current_setting('request.path', true)
+    ) then
+        raise sqlstate 'PGRST' using
+            message = app_logic.error_body(
+                'CHK02', format('An API key of role %s may not use this endpoint.', v_role), null,
+                'Use a key of a role that may (invoke api.keys lists the keys and their roles).'
+            )::text,
+            detail = '{"status": 403, "headers": {}}';
+    end if;
     perform set_config('role', v_role, true);
     perform set_config('app.api_key_id', v_key_id::text, true);
 end
 $$;
 comment on function app_logic.pre_request() is
-'PostgREST db-pre-request: switches to the role of a valid X-API-Key; 401 for a bad one.';
+'PostgREST db-pre-request: switches to the role of a valid X-API-Key; 401 for a bad one, '
+'403 for a valid one whose role may not use the endpoint.';
 
 -- The key that authorised this request, for attributing CRM entries.
 create function app_logic.current_api_key_id() returns bigint

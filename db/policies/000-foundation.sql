@@ -16,5 +16,6 @@ grant execute on function app_logic.pre_request() to anon, reader, admin;
 grant execute on function app_logic.request_headers() to anon, reader, admin;
 grant execute on function app_logic.request_header(text) to anon, reader, admin;
 grant execute on function app_logic.api_key_lookup(text) to anon, reader, admin;
+grant execute on function app_logic.role_may_use(text, text, text) to anon, reader, admin;
 grant execute on function app_logic.hash_api_key(text) to anon, reader, admin;
 grant execute on function app_logic.error_body(text, text, text, text) to anon, reader, admin;

@@ -1,7 +1,8 @@
 -- API keys: the pre-request function switches the role for a valid key, refuses a wrong,
--- revoked or absurd one with 401, and no API role can see the keys.
+-- revoked or absurd one with 401 and a valid one without the endpoint's privilege with 403,
+-- and no API role can see the keys.
 begin;
-select plan(16);
+select plan(20);
 
 create function pg_temp.bad_key_message() returns text
 language sql immutable
@@ -88,6 +89,36 @@ set local role admin;
 select throws_ok(
     'select * from app.api_keys', '42501', 'permission denied for table api_keys', 'admin cannot read the keys'
 );
+reset role;
+
+-- A valid key whose role lacks the privilege: 403 from the pre-request function, because
+-- PostgREST would answer the privilege error itself with 401 (no JWT), as for a bad key.
+set local role anon;
+select set_config('request.method', 'POST', true);
+select set_config('request.path', '/rpc/add_lead_interaction', true);
+select set_config('request.headers', jsonb_build_object('x-api-key', (select reader_key from keys))::text, true);
+select throws_ok(
+    'select app_logic.pre_request()', 'PGRST',
+    app_logic.error_body(
+        'CHK02', 'An API key of role reader may not use this endpoint.', null,
+        'Use a key of a role that may (invoke api.keys lists the keys and their roles).'
+    )::text,
+    'a reader key on an admin endpoint is refused with 403'
+);
+select set_config('request.headers', jsonb_build_object('x-api-key', (select admin_key from keys))::text, true);
+select lives_ok('select app_logic.pre_request()', 'an admin key may use an admin endpoint');
+reset role;
+
+set local role anon;
+select set_config('request.method', 'GET', true);
+select set_config('request.path', '/leads', true);
+select set_config('request.headers', jsonb_build_object('x-api-key', (select reader_key from keys))::text, true);
+select lives_ok('select app_logic.pre_request()', 'a reader key may read the leads view');
+reset role;
+
+set local role anon;
+select set_config('request.path', '/no_such_view', true);
+select lives_ok('select app_logic.pre_request()', 'a path naming no api object is left to PostgREST (404)');
 reset role;
 
 select is_empty(

@@ -7,6 +7,8 @@ missing, so the `http` fixture can skip with that reason printed.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import secrets
 import shutil
 import tempfile
@@ -16,11 +18,35 @@ from typing import Any
 
 import psycopg
 import requests
+from requests.adapters import HTTPAdapter
 
 from chorus_db import config, stack, testing
 from chorus_db.cluster import Cluster
 
 HTTP_DB = "chorus_http"
+
+# Client addresses handed out by HttpClient.fresh_client(): 127.1.0.1 upwards. The whole of
+# 127.0.0.0/8 is on the loopback interface, so a socket bound to one of them reaches nginx on
+# 127.0.0.1 and nginx sees it as the TCP peer ($remote_addr): a distinct client for the rate
+# limits. 127.0.0.x stays free for tests that name their addresses.
+_client_numbers = itertools.count(1)
+
+
+def next_client_address() -> str:
+    n = next(_client_numbers)
+    return f"127.1.{n // 250}.{n % 250 + 1}"
+
+
+class SourceAddressAdapter(HTTPAdapter):
+    """Connections bound to one local (loopback) source address."""
+
+    def __init__(self, source_ip: str, **kwargs: Any):
+        self.source_ip = source_ip
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["source_address"] = (self.source_ip, 0)
+        super().init_poolmanager(*args, **kwargs)
 
 
 @dataclass
@@ -31,9 +57,20 @@ class HttpClient:
     db_url: str
     cfg: stack.StackConfig
     session: requests.Session = field(default_factory=requests.Session)
+    source_ip: str = "127.0.0.1"
 
     def url(self, path: str) -> str:
         return self.base_url + path
+
+    def from_address(self, source_ip: str) -> "HttpClient":
+        """The same API, requested from another loopback address (another client for nginx)."""
+        session = requests.Session()
+        session.mount("http://", SourceAddressAdapter(source_ip))
+        return dataclasses.replace(self, session=session, source_ip=source_ip)
+
+    def fresh_client(self) -> "HttpClient":
+        """A client at a loopback address no other test uses: rate limits start empty for it."""
+        return self.from_address(next_client_address())
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", 10)

@@ -50,7 +50,9 @@ def status_for_sqlstate(code: str, role: str) -> int:
     if code in exact:
         return exact[code]
     if code == "42501":
-        return 401 if role == "anon" else 403
+        # By the JWT role, and requests carry no JWT (API keys switch the role in the pre-request
+        # function, which answers 403 itself for a key whose role lacks the privilege).
+        return 401
     prefix = {
         "08": 503, "09": 500, "0L": 403, "0P": 403, "22": 400, "23": 400, "25": 500, "28": 403,
         "2D": 500, "38": 500, "39": 500, "3B": 500, "40": 500, "53": 503, "54": 500, "55": 500,

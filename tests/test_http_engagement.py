@@ -1,0 +1,244 @@
+"""Accessibility preferences, brand engagement, page views, health and brand analytics end to
+end through nginx and PostgREST (issue 5). Every test posts from a loopback address of its own
+and uses session ids no other test uses; the analytics are checked by how a post moves them,
+since other tests share the database."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import pytest
+
+from chorus_db.routes import ROUTES
+
+pytestmark = pytest.mark.http
+
+ERROR_KEYS = {"code", "message", "details", "hint"}
+
+
+def session_id() -> str:
+    return f"sess_{secrets.token_hex(6)}"
+
+
+# The seed's TypeScript interfaces, filled with plausible values.
+def accessibility_preferences_request(session: str) -> dict:
+    """interface AccessibilityPreferencesRequest (DATABASE_INTEGRATION.md)."""
+    return {
+        "sessionId": session,
+        "accessibilityTheme": "deuteranopia",
+        "darkModePreference": True,
+        "reducedMotion": False,
+        "logoInteractionCount": 5,
+        "sessionDuration": 180000,
+    }
+
+
+def brand_engagement_request(session: str) -> dict:
+    """interface BrandEngagementRequest (DATABASE_INTEGRATION.md)."""
+    return {
+        "sessionId": session,
+        "logoInteractions": [
+            {"timestamp": 1767225600000, "theme": "default", "duration": 1200},
+            {"timestamp": 1767225605000, "theme": "protanopia", "duration": 800.5},
+        ],
+        "scrollDepthPercentage": 75,
+        "timeSpentPerSection": {"hero": 12000, "ecosystem": 30500, "contact": 8000},
+        "coreWebVitals": {"lcp": 2300, "fid": 85, "cls": 0.08},
+        "accessibilityFeaturesUsed": ["theme-switcher", "reduced-motion"],
+    }
+
+
+# -- accessibility preferences ---------------------------------------------------------------
+def test_the_seed_accessibility_preferences_request_is_201_then_200_for_the_same_session(http):
+    client, session = http.fresh_client(), session_id()
+    body = accessibility_preferences_request(session)
+    first = client.post("/api/accessibility-preferences", json=body)
+    assert (first.status_code, first.json()) == (201, {"status": "created"})
+    second = client.post("/api/accessibility-preferences", json={**body, "accessibilityTheme": "tritanopia", "sessionDuration": 240000})
+    assert (second.status_code, second.json()) == (200, {"status": "updated"})
+    rows = http.sql(
+        "select accessibility_theme, dark_mode_preference, reduced_motion, logo_interaction_count, session_duration,"
+        " font_size_preference from app.accessibility_preferences where session_id = %s",
+        (session,),
+    )
+    assert rows == [("tritanopia", True, False, 5, 240000, "medium")]
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("sessionId", "s" * 101),
+        ("accessibilityTheme", "sepia"),
+        ("darkModePreference", "yes"),
+        ("reducedMotion", 1),
+        ("highContrast", "on"),
+        ("fontSizePreference", "huge"),
+        ("logoInteractionCount", -1),
+        ("themeSwitchCount", 2.5),
+        ("sessionDuration", 1e400),
+        ("colourScheme", "dark"),
+    ],
+)
+def test_a_bad_accessibility_preference_is_a_400_naming_the_field_and_stores_nothing(http, field, value):
+    session = session_id()
+    body = {**accessibility_preferences_request(session), field: value}
+    text = _json_with_number(body, field) if value == 1e400 else None
+    client = http.fresh_client()
+    response = (
+        client.post("/api/accessibility-preferences", data=text, headers={"Content-Type": "application/json"})
+        if text
+        else client.post("/api/accessibility-preferences", json=body)
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "CHV01"
+    assert field in response.json()["message"]
+    assert http.sql("select count(*) from app.accessibility_preferences where session_id = %s", (session,)) == [(0,)]
+
+
+def _json_with_number(body: dict, field: str) -> str:
+    """JSON text of body with field spelled 1e400 (Python's json would write Infinity)."""
+    return json.dumps({**body, field: "__HUGE__"}).replace('"__HUGE__"', "1e400")
+
+
+# -- brand engagement ------------------------------------------------------------------------
+def test_the_seed_brand_engagement_request_is_201_and_stored(http):
+    session = session_id()
+    response = http.fresh_client().post("/api/brand-engagement", json=brand_engagement_request(session))
+    assert (response.status_code, response.json()) == (201, {"status": "recorded"})
+    rows = http.sql(
+        "select scroll_depth_percentage, jsonb_array_length(logo_interactions), core_web_vitals, time_spent_per_section"
+        " from app.brand_engagement where session_id = %s",
+        (session,),
+    )
+    assert rows == [(75, 2, {"lcp": 2300, "fid": 85, "cls": 0.08}, {"hero": 12000, "ecosystem": 30500, "contact": 8000})]
+
+
+@pytest.mark.parametrize(
+    "field, value, named",
+    [
+        ("sessionId", "", "sessionId"),
+        ("logoInteractions", [{"timestamp": 1, "theme": "default"}], "logoInteractions[0].duration"),
+        ("logoInteractions", [{"timestamp": 1, "theme": "default", "duration": 1}] * 501, "logoInteractions"),
+        ("scrollDepthPercentage", 101, "scrollDepthPercentage"),
+        ("timeSpentPerSection", {"hero": -5}, "timeSpentPerSection.hero"),
+        ("ctaClicks", "contact", "ctaClicks"),
+        ("coreWebVitals", {"lcp": "fast"}, "coreWebVitals.lcp"),
+        ("accessibilityFeaturesUsed", ["ok"] * 51, "accessibilityFeaturesUsed"),
+        ("keyboardNavigationUsed", "no", "keyboardNavigationUsed"),
+        ("logoAccessibilityThemeChanges", -2, "logoAccessibilityThemeChanges"),
+        ("mouseTrail", [], "mouseTrail"),
+    ],
+)
+def test_a_bad_brand_engagement_value_is_a_400_naming_the_field_and_stores_nothing(http, field, value, named):
+    session = session_id()
+    body = {**brand_engagement_request(session), field: value}
+    response = http.fresh_client().post("/api/brand-engagement", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "CHV01"
+    assert named in response.json()["message"]
+    assert named in [e["field"] for e in response.json()["errors"]]
+    assert http.sql("select count(*) from app.brand_engagement where session_id in (%s, '')", (session,)) == [(0,)]
+
+
+# -- page views ------------------------------------------------------------------------------
+def test_a_page_view_is_201_and_keeps_only_the_referrers_host(http):
+    session = session_id()
+    body = {
+        "sessionId": session, "path": "/ecosystem?utm_source=x", "referrer": "https://news.example.com/a/b?c=d",
+        "deviceType": "mobile", "durationMs": 5400,
+    }
+    response = http.fresh_client().post("/api/page-views", json=body, headers={"User-Agent": "Mozilla/5.0 (X11)"})
+    assert (response.status_code, response.json()) == (201, {"status": "recorded"})
+    rows = http.sql("select to_jsonb(v) from app.page_views as v where session_id = %s", (session,))
+    ((row,),) = rows
+    assert row["path"] == "/ecosystem"
+    assert row["referrer_host"] == "news.example.com"
+    assert "Mozilla" not in str(row) and "127.1." not in str(row)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("path", "ecosystem"), ("path", "/" + "p" * 200), ("deviceType", "fridge"), ("durationMs", -1), ("sessionId", 7),
+     ("title", "Home")],
+)
+def test_a_bad_page_view_is_a_400_naming_the_field(http, field, value):
+    session = session_id()
+    body = {"sessionId": session, "path": "/", field: value}
+    response = http.fresh_client().post("/api/page-views", json=body)
+    assert response.status_code == 400, response.text
+    assert field in response.json()["message"]
+    assert http.sql("select count(*) from app.page_views where session_id = %s", (session,)) == [(0,)]
+
+
+# -- health ----------------------------------------------------------------------------------
+HEALTH = [r.path for r in ROUTES if r.path.endswith("/health")]
+
+
+@pytest.mark.parametrize("path", HEALTH)
+def test_a_health_endpoint_needs_no_key_and_names_no_person(http, path):
+    email = f"health.{secrets.token_hex(5)}@example.org"
+    http.fresh_client().post(
+        "/api/leads", json={"firstName": "Healthy", "lastName": "Person", "email": email, "gdprConsent": True}
+    )
+    response = http.get(path)
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+    assert email not in response.text and "Healthy" not in response.text
+    # A reader key changes nothing; another method is 405 with the methods allowed.
+    assert http.get(path, headers={"X-API-Key": http.make_key("reader")}).status_code == 200
+    refused = http.post(path, json={})
+    assert refused.status_code == 405
+    assert refused.headers["Allow"] == "GET, HEAD"
+
+
+# -- analytics -------------------------------------------------------------------------------
+ANALYTICS = {
+    "/api/brand-analytics/performance": {"metric", "sampleCount", "mean", "p75"},
+    "/api/brand-analytics/accessibility-usage": {"accessibilityTheme", "sessions", "meanSessionDuration"},
+    "/api/brand-analytics/design-effectiveness": {"sessions", "meanScrollDepthPercentage", "meanCtaClicksPerSession"},
+}
+
+
+@pytest.mark.parametrize("path", ANALYTICS)
+def test_analytics_need_a_reader_or_admin_key(http, path):
+    assert http.get(path).status_code == 401
+    assert http.get(path, headers={"X-API-Key": "chk_wrong"}).status_code == 401
+    for role in ("reader", "admin"):
+        response = http.get(path, headers={"X-API-Key": http.make_key(role)})
+        assert response.status_code == 200
+        rows = response.json()
+        assert isinstance(rows, list) and rows
+        assert all(set(row) == ANALYTICS[path] for row in rows)
+
+
+def _by(rows: list[dict], key: str) -> dict:
+    return {row[key]: row for row in rows}
+
+
+def test_analytics_move_with_what_the_website_posts(http):
+    key = {"X-API-Key": http.make_key("reader")}
+
+    def read(path):
+        return http.get(path, headers=key).json()
+
+    performance = _by(read("/api/brand-analytics/performance"), "metric")
+    assert set(performance) == {"lcp", "fid", "cls", "inp", "ttfb"}
+    usage = _by(read("/api/brand-analytics/accessibility-usage"), "accessibilityTheme")
+    assert set(usage) == {"default", "protanopia", "deuteranopia", "tritanopia", "achromatopsia"}
+    (design,) = read("/api/brand-analytics/design-effectiveness")
+
+    client, session = http.fresh_client(), session_id()
+    assert client.post("/api/brand-engagement", json={**brand_engagement_request(session), "ctaClicks": ["contact"]}).status_code == 201
+    prefs = {**accessibility_preferences_request(session), "accessibilityTheme": "achromatopsia"}
+    assert client.post("/api/accessibility-preferences", json=prefs).status_code == 201
+
+    after = _by(read("/api/brand-analytics/performance"), "metric")
+    for metric in ("lcp", "fid", "cls"):
+        assert after[metric]["sampleCount"] == performance[metric]["sampleCount"] + 1
+    assert after["inp"]["sampleCount"] == performance["inp"]["sampleCount"]
+    assert _by(read("/api/brand-analytics/accessibility-usage"), "accessibilityTheme")["achromatopsia"]["sessions"] == (
+        usage["achromatopsia"]["sessions"] + 1
+    )
+    (design_after,) = read("/api/brand-analytics/design-effectiveness")
+    assert design_after["sessions"] == design["sessions"] + 1
