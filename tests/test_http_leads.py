@@ -337,3 +337,18 @@ def test_an_invalid_interaction_is_a_400_naming_the_field(http, admin):
     )
     assert response.status_code == 400
     assert {e["field"] for e in response.json()["errors"]} >= {"kind"}
+
+
+@pytest.mark.http
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
+def test_a_post_that_is_not_json_is_415_from_nginx(http, content_type):
+    response = http.fresh_client().post("/api/leads", data=json.dumps(lead()).encode(), headers={"Content-Type": content_type})
+    assert response.status_code == 415
+    assert response.json()["code"] == "CHT01"
+
+
+@pytest.mark.http
+def test_json_with_a_charset_parameter_is_accepted(http):
+    body = json.dumps(lead(email=unique_email("charset"))).encode()
+    response = http.fresh_client().post("/api/leads", data=body, headers={"Content-Type": "application/json; charset=utf-8"})
+    assert response.status_code == 201, response.text
