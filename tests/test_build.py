@@ -99,3 +99,30 @@ def test_status_reports_pending_files_before_the_first_build(empty_url):
     st = status(empty_url)
     assert st.pending == [p.name for p in Source().schema_files]
     assert not st.declarative_in_sync
+
+
+def test_db_status_exits_0_when_in_sync_and_1_naming_the_drift(empty_url):
+    from tests.support.invoke_cli import run_invoke
+
+    build(empty_url, log=quiet)
+    clean = run_invoke("db.status", database_url=empty_url)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "pending schema files: none" in clean.stdout
+    assert "drift: none" in clean.stdout
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        conn.execute("alter table app.leads add column shoe_size integer")
+    drifted = run_invoke("db.status", database_url=empty_url)
+    assert drifted.returncode == 1
+    assert "shoe_size" in drifted.stdout
+    assert "does not match the source" in drifted.stderr
+
+
+def test_db_build_task_twice_reports_nothing_to_do(empty_url):
+    from tests.support.invoke_cli import run_invoke
+
+    first = run_invoke("db.build", database_url=empty_url)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "applying db/schema/000-foundation.sql" in first.stdout
+    second = run_invoke("db.build", database_url=empty_url)
+    assert second.returncode == 0
+    assert "nothing to do" in second.stdout
