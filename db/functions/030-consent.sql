@@ -4,12 +4,14 @@
 -- subject. Chaining per subject (not one global chain) means two people's submissions never
 -- wait for each other; within a subject an advisory lock orders the appends.
 
+-- STABLE, as jsonb_build_array and to_char are: the planner then inlines it into the INSERT of
+-- append_consent (declared IMMUTABLE over a stable body, it was parsed and planned per call).
 create function app_logic.consent_row_hash(
     p_subject text, p_seq integer, p_event text, p_consent_type text, p_granted boolean,
     p_source text, p_ip_hash text, p_user_agent text, p_text_version text,
     p_recorded_at timestamptz, p_prev_hash bytea
 ) returns bytea
-language sql immutable
+language sql stable
 as $$
     -- A JSON array is an unambiguous serialisation: no separator can be forged inside a field.
     select sha256(convert_to(jsonb_build_array(
