@@ -263,8 +263,13 @@ begin
         if p_rule ? 'maxBytes' and octet_length(p_value::text) > (p_rule ->> 'maxBytes')::integer then
             return app_logic.problem(p_field, format('%s must be at most %s bytes of JSON.', p_field, p_rule ->> 'maxBytes'));
         end if;
-        if p_rule ? 'maxProperties' and (select count(*) from jsonb_object_keys(p_value)) > (p_rule ->> 'maxProperties')::integer then
-            return app_logic.problem(p_field, format('%s must have at most %s entries.', p_field, p_rule ->> 'maxProperties'));
+        -- Nested: with the sub-select in the same condition, it ran as a query for every object.
+        if p_rule ? 'maxProperties' then
+            if (select count(*) from jsonb_object_keys(p_value)) > (p_rule ->> 'maxProperties')::integer then
+                return app_logic.problem(
+                    p_field, format('%s must have at most %s entries.', p_field, p_rule ->> 'maxProperties')
+                );
+            end if;
         end if;
         if p_rule ? 'properties' or p_rule ? 'additionalProperties' then
             return app_logic.validate(p_value, p_rule, p_field || '.');
@@ -338,7 +343,9 @@ begin
         end if;
         exit when jsonb_array_length(v_problems) >= 20;
     end loop;
-    for v_key in select jsonb_array_elements_text(v_required) loop
+    -- By index, not `for ... in select`: a loop over a query is a statement run per call.
+    for i in 0..jsonb_array_length(v_required) - 1 loop
+        v_key := v_required ->> i;
         if jsonb_typeof(coalesce(p_body -> v_key, 'null'::jsonb)) = 'null' then
             v_problems := v_problems || app_logic.problem(p_prefix || v_key, format('%s is required.', p_prefix || v_key));
         end if;

@@ -66,11 +66,16 @@ begin
                 for update;
             end if;
         end if;
-        v_live := array(
-            select h from unnest(v_hits) as h
-            where h > v_now - make_interval(secs => v_rule.window_seconds)
-            order by h
-        );
+        -- A new client's log is empty: nothing to filter (the query is skipped).
+        if cardinality(v_hits) = 0 then
+            v_live := '{}';
+        else
+            v_live := array(
+                select h from unnest(v_hits) as h
+                where h > v_now - make_interval(secs => v_rule.window_seconds)
+                order by h
+            );
+        end if;
         if cardinality(v_live) >= v_rule.max_requests then
             -- A slot frees when the hit that keeps the log full leaves the window.
             v_wait := greatest(1, ceil(extract(epoch from
