@@ -1,7 +1,8 @@
--- wrk script: POST a JSON body with a unique email per request (and, for requests that go
--- straight to PostgREST, a distinct X-Real-IP as nginx would set it).
+-- wrk script: POST a JSON body with a unique email per request and, with SET_REAL_IP=1, a
+-- random X-Real-IP: the client address nginx sets for PostgREST (the benchmark's nginx trusts
+-- it from loopback), so each request is its own client as on the internet.
 -- BODY_STYLE: "api" (camelCase lead, as the website sends) or "table" (snake_case columns of
--- the bare table). Set through the environment of wrk.
+-- the bare table). Both are set through the environment of wrk.
 local style = os.getenv("BODY_STYLE") or "api"
 local spoof_ip = os.getenv("SET_REAL_IP") == "1"
 local counter = 0

@@ -154,14 +154,16 @@ comment on function app_logic.submit_lead_rule() is 'The validation rule of POST
 
 -- The validated fields of a submission, normalised (trimmed, phone in E.164, defaults
 -- applied), camelCase, without absent ones: what is stored, and what a resubmission records.
+-- STABLE (jsonb_build_object is) and without a sub-select, so the planner inlines it into the
+-- caller's cached plan; as an IMMUTABLE function it was parsed and planned on every request.
 create function app_logic.lead_fields(p_body jsonb) returns jsonb
-language sql immutable
+language sql stable
 as $$
     select jsonb_strip_nulls(jsonb_build_object(
         'firstName', app_logic.text_field(p_body, 'firstName'),
         'lastName', app_logic.text_field(p_body, 'lastName'),
         'email', app_logic.text_field(p_body, 'email'),
-        'phone', (select p.e164 from app_logic.phone_to_e164(p_body ->> 'phone') as p),
+        'phone', (app_logic.phone_to_e164(p_body ->> 'phone')).e164,
         'companyName', app_logic.text_field(p_body, 'companyName'),
         'inquiryDetails', app_logic.text_field(p_body, 'inquiryDetails'),
         'leadSource', coalesce(p_body ->> 'leadSource', 'contact_form'),
@@ -182,17 +184,24 @@ comment on function app_logic.lead_fields(jsonb) is
 'The normalised fields of a valid POST /api/leads body (phone as E.164, defaults applied).';
 
 -- The rule the per-field checks cannot express: answering by phone needs a phone number.
+-- PL/pgSQL: its plans are kept for the session (a SQL function with a sub-select was parsed and
+-- planned again on every request).
 create function app_logic.lead_cross_field_problems(p_body jsonb) returns jsonb
-language sql immutable
+language plpgsql immutable
 as $$
-    select case
-        when p_body ->> 'preferredCommunication' = 'phone'
-            and (select p.e164 is null and p.problem is null from app_logic.phone_to_e164(p_body ->> 'phone') as p)
-            then app_logic.problem(
+declare
+    v_phone record;
+begin
+    if p_body ->> 'preferredCommunication' = 'phone' then
+        v_phone := app_logic.phone_to_e164(p_body ->> 'phone');
+        if v_phone.e164 is null and v_phone.problem is null then
+            return app_logic.problem(
                 'preferredCommunication', 'preferredCommunication can be phone only when a phone number is given.'
-            )
-        else '[]'::jsonb
-    end
+            );
+        end if;
+    end if;
+    return '[]'::jsonb;
+end
 $$;
 
 create function api.submit_lead(jsonb) returns jsonb

@@ -4,12 +4,14 @@
 -- subject. Chaining per subject (not one global chain) means two people's submissions never
 -- wait for each other; within a subject an advisory lock orders the appends.
 
+-- STABLE, as jsonb_build_array and to_char are: the planner then inlines it into the INSERT of
+-- append_consent (declared IMMUTABLE over a stable body, it was parsed and planned per call).
 create function app_logic.consent_row_hash(
     p_subject text, p_seq integer, p_event text, p_consent_type text, p_granted boolean,
     p_source text, p_ip_hash text, p_user_agent text, p_text_version text,
     p_recorded_at timestamptz, p_prev_hash bytea
 ) returns bytea
-language sql immutable
+language sql stable
 as $$
     -- A JSON array is an unambiguous serialisation: no separator can be forged inside a field.
     select sha256(convert_to(jsonb_build_array(
@@ -22,8 +24,10 @@ comment on function app_logic.consent_row_hash(
     text, integer, text, text, boolean, text, text, text, text, timestamptz, bytea
 ) is 'The hash a consent_audit row must carry, given its content and its predecessor''s hash.';
 
-create function app_logic.append_consent(
-    p_subject text, p_event text, p_consent_type text, p_granted boolean, p_source text,
+-- Several rows of one subject in one go (a form submission records two consents): one lock,
+-- one read of the chain's end, one INSERT. Row i gets seq last + i and the hash of row i - 1.
+create function app_logic.append_consents(
+    p_subject text, p_events text[], p_consent_types text[], p_granted boolean[], p_source text,
     p_ip_hash text default null, p_user_agent text default null
 ) returns void
 language plpgsql volatile security definer
@@ -32,24 +36,66 @@ as $$
 declare
     v_last record;
     v_seq integer;
+    v_prev bytea;
     v_at timestamptz := app_logic.now();
-    v_version text := case when p_event = 'consent' then app_logic.setting('consent_text_version') end;
+    v_text_version text;
+    v_version text;
     v_ua text := left(p_user_agent, 512);
+    v_seqs integer[] := '{}';
+    v_versions text[] := '{}';
+    v_prevs bytea[] := '{}';
+    v_hashes bytea[] := '{}';
 begin
+    if cardinality(p_events) is distinct from cardinality(p_consent_types)
+        or cardinality(p_events) is distinct from cardinality(p_granted) then
+        raise exception 'events, consent types and granted must have one entry per row' using errcode = '22023';
+    end if;
     perform pg_advisory_xact_lock(hashtextextended('consent_audit:' || p_subject, 0));
     select a.seq, a.row_hash into v_last
     from app.consent_audit as a where a.subject = p_subject order by a.seq desc limit 1;
-    v_seq := coalesce(v_last.seq, 0) + 1;
+    v_seq := coalesce(v_last.seq, 0);
+    v_prev := v_last.row_hash;
+    if 'consent' = any(p_events) then
+        v_text_version := app_logic.setting('consent_text_version');
+    end if;
+    for i in 1..coalesce(cardinality(p_events), 0) loop
+        v_seq := v_seq + 1;
+        v_version := case when p_events[i] = 'consent' then v_text_version end;
+        v_seqs := v_seqs || v_seq;
+        v_versions := v_versions || v_version;
+        v_prevs := v_prevs || v_prev;
+        v_prev := app_logic.consent_row_hash(
+            p_subject, v_seq, p_events[i], p_consent_types[i], p_granted[i], p_source, p_ip_hash, v_ua, v_version,
+            v_at, v_prev
+        );
+        v_hashes := v_hashes || v_prev;
+    end loop;
+    -- In chain order, so ids ascend with seq as they did with one INSERT per row.
     insert into app.consent_audit (
         subject, seq, event, consent_type, granted, source, ip_hash, user_agent,
         consent_text_version, recorded_at, prev_hash, row_hash
-    ) values (
-        p_subject, v_seq, p_event, p_consent_type, p_granted, p_source, p_ip_hash, v_ua, v_version, v_at,
-        v_last.row_hash,
-        app_logic.consent_row_hash(
-            p_subject, v_seq, p_event, p_consent_type, p_granted, p_source, p_ip_hash, v_ua, v_version,
-            v_at, v_last.row_hash
-        )
+    )
+    select
+        p_subject, r.seq, r.event, r.consent_type, r.granted, p_source, p_ip_hash, v_ua, r.text_version, v_at,
+        r.prev_hash, r.row_hash
+    from unnest(v_seqs, p_events, p_consent_types, p_granted, v_versions, v_prevs, v_hashes)
+        as r (seq, event, consent_type, granted, text_version, prev_hash, row_hash)
+    order by r.seq;
+end
+$$;
+comment on function app_logic.append_consents(text, text[], text[], boolean[], text, text, text) is
+'Append rows (one per array entry) to the consent audit in one go, chained to the subject''s previous row.';
+
+create function app_logic.append_consent(
+    p_subject text, p_event text, p_consent_type text, p_granted boolean, p_source text,
+    p_ip_hash text default null, p_user_agent text default null
+) returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+begin
+    perform app_logic.append_consents(
+        p_subject, array[p_event], array[p_consent_type], array[p_granted], p_source, p_ip_hash, p_user_agent
     );
 end
 $$;
@@ -123,8 +169,11 @@ declare
     v_ip_hash text := app_logic.client_ip_hash();
     v_agent text := app_logic.request_header('user-agent');
 begin
-    perform app_logic.append_consent(v_subject, 'consent', 'gdpr', true, 'web_form', v_ip_hash, v_agent);
-    perform app_logic.append_consent(v_subject, 'consent', 'marketing', p_marketing, 'web_form', v_ip_hash, v_agent);
+    -- Both rows in one append: one lock and one read of the chain instead of two.
+    perform app_logic.append_consents(
+        v_subject, array['consent', 'consent'], array['gdpr', 'marketing'], array[true, p_marketing], 'web_form',
+        v_ip_hash, v_agent
+    );
 end
 $$;
 comment on function app_logic.record_form_consent(text, boolean) is

@@ -53,18 +53,29 @@ begin
         where c.action = p_action and c.scope = v_rule.scope and c.subject = v_subject
         for update;
         if not found then
-            insert into app.rate_limit_counters (action, scope, subject, expires_at)
+            -- A row this transaction inserted is its own until commit (a concurrent insert of
+            -- the same key waits for it): only when another request inserted it first is it
+            -- read, and locked, again.
+            insert into app.rate_limit_counters as c (action, scope, subject, expires_at)
             values (p_action, v_rule.scope, v_subject, v_now)
-            on conflict do nothing;
-            select c.hits into v_hits from app.rate_limit_counters as c
-            where c.action = p_action and c.scope = v_rule.scope and c.subject = v_subject
-            for update;
+            on conflict do nothing
+            returning c.hits into v_hits;
+            if not found then
+                select c.hits into v_hits from app.rate_limit_counters as c
+                where c.action = p_action and c.scope = v_rule.scope and c.subject = v_subject
+                for update;
+            end if;
         end if;
-        v_live := array(
-            select h from unnest(v_hits) as h
-            where h > v_now - make_interval(secs => v_rule.window_seconds)
-            order by h
-        );
+        -- A new client's log is empty: nothing to filter (the query is skipped).
+        if cardinality(v_hits) = 0 then
+            v_live := '{}';
+        else
+            v_live := array(
+                select h from unnest(v_hits) as h
+                where h > v_now - make_interval(secs => v_rule.window_seconds)
+                order by h
+            );
+        end if;
         if cardinality(v_live) >= v_rule.max_requests then
             -- A slot frees when the hit that keeps the log full leaves the window.
             v_wait := greatest(1, ceil(extract(epoch from

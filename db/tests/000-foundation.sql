@@ -1,7 +1,7 @@
 -- Foundation advisor: the security rules every object must follow, checked on the built
 -- schema. Each query lists offenders, so a failure names them.
 begin;
-select plan(10);
+select plan(16);
 
 select is_empty(
     $$ select c.oid::regclass::text from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
@@ -75,6 +75,39 @@ select is(
     ),
     3,
     'authenticator may switch to anon, reader and admin'
+);
+
+-- The email check's length rules, at their edges (the lengths are checked apart from the pattern).
+select ok(
+    app_logic.is_valid_email(repeat('a', 64) || '@example.org'),
+    'email: a local part of 64 characters is valid'
+);
+
+select ok(
+    not app_logic.is_valid_email(repeat('a', 65) || '@example.org'),
+    'email: a local part of 65 characters is refused'
+);
+
+select ok(
+    app_logic.is_valid_email('ada@' || repeat('b', 63) || '.' || repeat('c', 63) || '.org'),
+    'email: domain labels of 63 characters are valid'
+);
+
+select ok(
+    not app_logic.is_valid_email('ada@example.' || repeat('c', 64)),
+    'email: a domain label of 64 characters is refused, even the last one'
+);
+
+select ok(
+    not app_logic.is_valid_email('ada@-example.org') and not app_logic.is_valid_email('ada@example-.org')
+    and not app_logic.is_valid_email('ada@example..org') and not app_logic.is_valid_email('ada@example.org.'),
+    'email: a label starting or ending with a dash, an empty label or a trailing dot is refused'
+);
+
+select ok(
+    not app_logic.is_valid_email('.ada@example.org') and not app_logic.is_valid_email('ada.@example.org')
+    and not app_logic.is_valid_email('a@da@example.org') and not app_logic.is_valid_email('a' || repeat('b', 250) || '@x.org'),
+    'email: a leading dot, a dot before @, a second @ or over 254 characters is refused'
 );
 
 select * from finish();

@@ -2,7 +2,7 @@
 -- re-hashed or deleted behind the audit's back (as superuser with its triggers disabled),
 -- and every role, the owner included, is refused UPDATE, DELETE and TRUNCATE.
 begin;
-select plan(13);
+select plan(16);
 
 -- Two subjects with three rows each, interleaved as real traffic would be.
 select app_logic.append_consent('subject-a', 'consent', 'gdpr', true, 'test', 'iphash-a', 'UA a');
@@ -124,6 +124,35 @@ alter table app.consent_audit enable trigger user;
 select is_empty(
     'select * from app_logic.verify_consent_chain()',
     'after the tampering is rolled back the audit verifies again'
+);
+
+-- A form submission appends its two consents in one go: the rows are those two single
+-- appends would have written (same seq, values and time), chained in order.
+select app_logic.append_consents(
+    'subject-c', array['consent', 'consent'], array['gdpr', 'marketing'], array[true, false], 'test', 'iphash-c', 'UA c'
+);
+select app_logic.append_consent('subject-d', 'consent', 'gdpr', true, 'test', 'iphash-c', 'UA c');
+select app_logic.append_consent('subject-d', 'consent', 'marketing', false, 'test', 'iphash-c', 'UA c');
+
+select results_eq(
+    $$ select seq, event, consent_type, granted, source, ip_hash, user_agent, consent_text_version, recorded_at,
+            prev_hash is null
+        from app.consent_audit where subject = 'subject-c' order by id $$,
+    $$ select seq, event, consent_type, granted, source, ip_hash, user_agent, consent_text_version, recorded_at,
+            prev_hash is null
+        from app.consent_audit where subject = 'subject-d' order by id $$,
+    'two rows appended at once equal two rows appended one by one, in id order'
+);
+
+select is_empty(
+    'select * from app_logic.verify_consent_chain()',
+    'rows appended at once verify'
+);
+
+select throws_ok(
+    $$ select app_logic.append_consents('subject-e', array['consent'], array['gdpr', 'marketing'], array[true], 'test') $$,
+    '22023', 'events, consent types and granted must have one entry per row',
+    'arrays of different lengths are refused'
 );
 
 select ok(

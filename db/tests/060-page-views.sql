@@ -1,7 +1,7 @@
 -- Page views: the rule, the referrer reduced to its host, what is (not) stored, the monthly
 -- partitions and the job that makes them, and who may do what.
 begin;
-select plan(42);
+select plan(44);
 
 create function pg_temp.bad_fields(p_change jsonb) returns text[]
 language sql stable as $$
@@ -74,6 +74,11 @@ select is(
 select is(app_logic.referrer_host('http://192.0.2.10/x'), '192.0.2.10', 'an IPv4 host is kept');
 select is(app_logic.referrer_host('http://[2001:DB8::1]:8080/'), '[2001:db8::1]', 'an IPv6 host is kept lower-cased');
 select is(app_logic.referrer_host('android-app://com.example'), null, 'a non-http referrer has no host');
+select is(
+    app_logic.referrer_host('https://Example.com/share?to=ada@example.org#x@y'), 'example.com',
+    'an @ in the path, query or fragment is not user info'
+);
+select is(app_logic.referrer_host('https://a@b@example.com/'), null, 'a URL with two @ before its path has no host');
 
 -- The endpoint -------------------------------------------------------------------------------
 

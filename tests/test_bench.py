@@ -1,0 +1,110 @@
+"""`invoke bench` reads pgbench's and wrk's text: these pin the parsing on real samples (no
+benchmark runs here), and the bench scripts' pgbench variables."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from chorus_db import bench, stack
+
+PGBENCH_OK = """\
+pgbench (15.18 (Debian 15.18-0+deb12u1))
+transaction type: bench/submit_lead.sql
+scaling factor: 1
+query mode: prepared
+number of clients: 16
+number of threads: 2
+maximum number of tries: 1
+duration: 10 s
+number of transactions actually processed: 13642
+number of failed transactions: 0 (0.000%)
+latency average = 11.712 ms
+initial connection time = 42.870 ms
+tps = 1366.157915 (without initial connection time)
+"""
+
+PGBENCH_ABORTED_ERR = """\
+pgbench: error: client 3 script 0 aborted in command 6 query 0: ERROR:  duplicate key value violates unique constraint
+pgbench: error: client 9 script 0 aborted in command 6 query 0: ERROR:  duplicate key value violates unique constraint
+pgbench: error: Run was aborted; the above results are incomplete.
+"""
+
+WRK = """\
+Running 10s test @ http://127.0.0.1:41234/rpc/submit_lead
+  2 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    18.02ms    9.11ms  98.50ms   74.12%
+    Req/Sec   456.11     61.20   610.00     70.50%
+  Latency Distribution
+     50%  850.00us
+     75%   22.10ms
+     90%   29.87ms
+     99%    1.02s
+  9102 requests in 10.01s, 1.61MB read
+  Socket errors: connect 0, read 2, write 0, timeout 3
+  Non-2xx or 3xx responses: 7
+Requests/sec:    909.27
+Transfer/sec:    164.71KB
+"""
+
+
+def test_pgbench_report_gives_rate_transactions_and_no_failure():
+    assert bench.parse_pgbench(PGBENCH_OK) == (1366.157915, 13642, 0)
+
+
+def test_a_client_aborted_by_an_error_counts_as_a_failed_transaction():
+    tps, tx, failed = bench.parse_pgbench(PGBENCH_OK.replace("13642", "13600"), PGBENCH_ABORTED_ERR)
+    assert (tx, failed) == (13600, 2)
+
+
+def test_pgbench_without_a_result_is_an_error_not_a_zero():
+    with pytest.raises(RuntimeError, match="no result"):
+        bench.parse_pgbench("pgbench: error: connection to server failed\n")
+
+
+def test_pgbench_log_lines_give_latency_and_completion_time_with_or_without_schedule_lag():
+    log = "0 0 2380 0 1764020000 250000\n3 17 15012 0 1764020001 5 812\ngarbage line\n"
+    assert bench.parse_pgbench_log(log) == [(2.38, 1764020000.25), (15.012, 1764020001.000005)]
+
+
+def test_percentiles_are_the_median_and_the_99th():
+    p50, p99 = bench.percentiles([float(i) for i in range(1, 101)])
+    assert p50 == pytest.approx(50.5) and p99 == pytest.approx(99.01)
+    assert bench.percentiles([3.0]) == (None, None)
+
+
+def test_wrk_report_counts_non_2xx_and_socket_errors_and_converts_latency_units():
+    w = bench.parse_wrk(WRK)
+    assert w == {"rps": 909.27, "requests": 9102, "non_2xx": 7, "socket_errors": 5, "p50_ms": 0.85, "p99_ms": 1020.0}
+
+
+def test_wrk_without_errors_reports_zero_of_each():
+    clean = "\n".join(line for line in WRK.splitlines() if "Socket" not in line and "Non-2xx" not in line)
+    w = bench.parse_wrk(clean)
+    assert (w["non_2xx"], w["socket_errors"]) == (0, 0)
+
+
+def test_only_the_ratios_with_a_goal_get_a_verdict():
+    assert bench.goal_of("b/a submission vs plain insert") == 0.5
+    assert bench.goal_of("d/c project PostgREST vs bare table") == 0.85
+    assert bench.goal_of("b/a' submission vs the same transaction without logic") is None
+
+
+@pytest.mark.parametrize("script", sorted(bench.BENCH_DIR.glob("*.sql")), ids=lambda p: p.name)
+def test_bench_scripts_use_only_their_own_pgbench_variables(script):
+    """With -M prepared pgbench turns every :name into a parameter, even inside a string literal
+    (where the server then sees no parameter): only \\set variables may follow a single colon."""
+    text = script.read_text()
+    declared = set(re.findall(r"^\\set (\w+)", text, re.M))
+    sql = "\n".join(line for line in text.splitlines() if not line.startswith(("\\", "--")))
+    used = set(re.findall(r"(?<![:\w]):([A-Za-z_]\w*)", sql))
+    assert used <= declared, f"{script.name}: {sorted(used - declared)} would become parameters"
+
+
+def test_extra_nginx_directives_go_into_the_http_block_before_the_api(tmp_path):
+    conf = stack.nginx_main_config(tmp_path, tmp_path / "api.conf", bench.NGINX_TRUST_WRK)
+    http = conf[conf.index("http {"):]
+    assert http.index("set_real_ip_from 127.0.0.1;") < http.index("real_ip_header X-Real-IP;") < http.index("include ")
+    assert "set_real_ip_from" not in stack.nginx_main_config(tmp_path, tmp_path / "api.conf")
