@@ -223,12 +223,13 @@ def test_dot_segments_cannot_reach_postgrest_paths(capture, raw_path):
 def test_a_body_over_64_kib_is_refused_with_413_in_json(capture):
     base, upstream = capture
     before = len(upstream.seen)
-    response = requests.post(base + "/api/leads", data=b"x" * (64 * 1024 + 1), timeout=5)
+    json_type = {"Content-Type": "application/json"}  # else nginx answers 415 before reading the body
+    response = requests.post(base + "/api/leads", data=b"x" * (64 * 1024 + 1), headers=json_type, timeout=5)
     assert response.status_code == 413
     assert response.json()["code"] == "CHB01"
     assert set(response.json()) == {"code", "message", "details", "hint"}
     # Without a Content-Length (chunked) nginx counts as it reads.
-    chunked = requests.post(base + "/api/leads", data=iter([b"x" * 40000, b"x" * 40000]), timeout=5)
+    chunked = requests.post(base + "/api/leads", data=iter([b"x" * 40000, b"x" * 40000]), headers=json_type, timeout=5)
     assert chunked.status_code == 413
     assert len(upstream.seen) == before
 
