@@ -356,6 +356,30 @@ $$;
 comment on function app_logic.validate(jsonb, jsonb, text) is
 'Problems of a JSON object against an object rule (properties, required, additionalProperties).';
 
+-- The first steps of a public POST whose rule says everything: count the request against the
+-- rate limits (first, so bad input counts too), then validate. The answer to give (429 or 400)
+-- or null to go on. Endpoints with extra steps between the two call both themselves.
+create function app_logic.screen_request(p_action text, p_body jsonb, p_rule jsonb, p_email text default null)
+returns jsonb
+language plpgsql volatile
+as $$
+declare
+    v_problems jsonb;
+    v_limited jsonb := app_logic.enforce_rate_limits(p_action, p_email);
+begin
+    if v_limited is not null then
+        return v_limited;
+    end if;
+    v_problems := app_logic.validate(p_body, p_rule);
+    if jsonb_array_length(v_problems) > 0 then
+        return app_logic.reject_invalid(v_problems);
+    end if;
+    return null;
+end
+$$;
+comment on function app_logic.screen_request(text, jsonb, jsonb, text) is
+'Rate limit, then validate, a POST body: the 429 or 400 answer, or null when the request may proceed.';
+
 -- Trimmed text of a field, or null when absent or JSON null.
 create function app_logic.text_field(p_body jsonb, p_key text) returns text
 language sql immutable

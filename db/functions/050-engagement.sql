@@ -125,8 +125,7 @@ set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     p_body alias for $1;
-    v_limited jsonb;
-    v_problems jsonb;
+    v_refused jsonb;
     v_session text;
     v_now timestamptz := app_logic.now();
     v_inserted boolean;
@@ -138,13 +137,9 @@ declare
     v_switches integer;
     v_duration integer;
 begin
-    v_limited := app_logic.enforce_rate_limits('accessibility_preferences', null);
-    if v_limited is not null then
-        return v_limited;
-    end if;
-    v_problems := app_logic.validate(p_body, app_logic.save_accessibility_preferences_rule());
-    if jsonb_array_length(v_problems) > 0 then
-        return app_logic.reject_invalid(v_problems);
+    v_refused := app_logic.screen_request('accessibility_preferences', p_body, app_logic.save_accessibility_preferences_rule());
+    if v_refused is not null then
+        return v_refused;
     end if;
     -- Read only now: before validation a field may hold anything (1e30 overflows an integer).
     v_session := app_logic.text_field(p_body, 'sessionId');
@@ -253,17 +248,12 @@ set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     p_body alias for $1;
-    v_limited jsonb;
-    v_problems jsonb;
+    v_refused jsonb;
     v_session text;
 begin
-    v_limited := app_logic.enforce_rate_limits('brand_engagement', null);
-    if v_limited is not null then
-        return v_limited;
-    end if;
-    v_problems := app_logic.validate(p_body, app_logic.record_brand_engagement_rule());
-    if jsonb_array_length(v_problems) > 0 then
-        return app_logic.reject_invalid(v_problems);
+    v_refused := app_logic.screen_request('brand_engagement', p_body, app_logic.record_brand_engagement_rule());
+    if v_refused is not null then
+        return v_refused;
     end if;
     v_session := app_logic.text_field(p_body, 'sessionId');
     perform app_logic.lock_session(v_session);

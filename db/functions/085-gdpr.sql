@@ -298,16 +298,11 @@ set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     p_body alias for $1;
-    v_answer jsonb := app_logic.enforce_rate_limits('gdpr');
-    v_problems jsonb;
+    v_answer jsonb := app_logic.screen_request('gdpr', p_body, app_logic.export_personal_data_rule());
     v_document jsonb;
 begin
     if v_answer is not null then
         return v_answer;
-    end if;
-    v_problems := app_logic.validate(p_body, app_logic.export_personal_data_rule());
-    if jsonb_array_length(v_problems) > 0 then
-        return app_logic.reject_invalid(v_problems);
     end if;
     v_document := app_logic.export_personal_data(app_logic.text_field(p_body, 'email'));
     if v_document is null then
@@ -327,15 +322,10 @@ set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     p_body alias for $1;
-    v_answer jsonb := app_logic.enforce_rate_limits('gdpr');
-    v_problems jsonb;
+    v_answer jsonb := app_logic.screen_request('gdpr', p_body, app_logic.erase_personal_data_rule());
 begin
     if v_answer is not null then
         return v_answer;
-    end if;
-    v_problems := app_logic.validate(p_body, app_logic.erase_personal_data_rule());
-    if jsonb_array_length(v_problems) > 0 then
-        return app_logic.reject_invalid(v_problems);
     end if;
     return app_logic.respond(200, jsonb_build_object(
         'status', 'erased',
@@ -355,16 +345,11 @@ set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     p_body alias for $1;
-    v_answer jsonb := app_logic.enforce_rate_limits('gdpr');
-    v_problems jsonb;
+    v_answer jsonb := app_logic.screen_request('gdpr', p_body, app_logic.record_consent_rule());
     v_marketing boolean;
 begin
     if v_answer is not null then
         return v_answer;
-    end if;
-    v_problems := app_logic.validate(p_body, app_logic.record_consent_rule());
-    if jsonb_array_length(v_problems) > 0 then
-        return app_logic.reject_invalid(v_problems);
     end if;
     v_marketing := (p_body ->> 'marketingConsent')::boolean;
     if not app_logic.record_consent(app_logic.text_field(p_body, 'email'), v_marketing, 'gdpr_endpoint') then
