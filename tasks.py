@@ -12,7 +12,7 @@ import time
 
 from invoke import Collection, Exit, task
 
-from chorus_db import config
+from chorus_db import config, tasks_bench, tasks_gdpr, tasks_stack
 
 
 def _echo(message: str) -> None:
@@ -96,15 +96,11 @@ def db_psql(c):
 @task
 def down(c):
     """Stop what `up` and `db.up` started (PostgREST, nginx, the embedded cluster), keeping the data."""
+    from chorus_db import stack
     from chorus_db.cluster import embedded
 
-    try:
-        from chorus_db import stack
-
-        for name in stack.stop_all():
-            _echo(f"stopped {name}")
-    except ImportError:
-        pass
+    for name in stack.stop_all():
+        _echo(f"stopped {name}")
     if embedded().stop():
         _echo("stopped the embedded PostgreSQL cluster")
     else:
@@ -258,14 +254,8 @@ test.add_task(test_pgtap, "pgtap")
 test.add_task(test_pytest, "pytest")
 ns.add_collection(test)
 
-# Optional collections contributed by later modules (stack, gdpr, bench) register here.
-for module_name in ("chorus_db.tasks_stack", "chorus_db.tasks_gdpr", "chorus_db.tasks_bench"):
-    try:
-        module = __import__(module_name, fromlist=["register"])
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        continue
-    module.register(ns)
+# The stack (up), gdpr (and db.backup/restore/retention) and bench tasks live in their modules.
+for register in (tasks_stack.register, tasks_gdpr.register, tasks_bench.register):
+    register(ns)
 
 os.environ.setdefault("PYTHONUNBUFFERED", "1")

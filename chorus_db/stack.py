@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config
+from .cluster import port_is_free
 
 POSTGREST_CONF = config.DEPLOY_DIR / "postgrest" / "postgrest.conf"
 NGINX_TEMPLATE = config.DEPLOY_DIR / "nginx" / "api.conf.template"
@@ -218,16 +219,6 @@ def _environ(pid: int) -> list[str]:
         return Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return []
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def free_port() -> int:
