@@ -12,7 +12,7 @@ import time
 
 from invoke import Collection, Exit, task
 
-from chorus_db import config, tasks_bench, tasks_gdpr, tasks_stack
+from chorus_db import config, tasks_bench, tasks_gdpr, tasks_mail, tasks_stack
 
 
 def _echo(message: str) -> None:
@@ -95,7 +95,7 @@ def db_psql(c):
 # -- stack -----------------------------------------------------------------------------------
 @task
 def down(c):
-    """Stop what `up` and `db.up` started (PostgREST, nginx, the embedded cluster), keeping the data."""
+    """Stop what `up` and `db.up` started (PostgREST, nginx, the mail worker, the embedded cluster), keeping the data."""
     from chorus_db import stack
     from chorus_db.cluster import embedded
 
@@ -255,7 +255,7 @@ test.add_task(test_pytest, "pytest")
 ns.add_collection(test)
 
 # The stack (up), gdpr (and db.backup/restore/retention) and bench tasks live in their modules.
-for register in (tasks_stack.register, tasks_gdpr.register, tasks_bench.register):
+for register in (tasks_stack.register, tasks_gdpr.register, tasks_bench.register, tasks_mail.register):
     register(ns)
 
 os.environ.setdefault("PYTHONUNBUFFERED", "1")

@@ -44,7 +44,14 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/gdpr/export", "/rpc/export_personal_data", "admin"),
     Route("POST", "/api/gdpr/erase", "/rpc/erase_personal_data", "admin"),
     Route("POST", "/api/gdpr/consent", "/rpc/record_consent", "admin"),
+    Route("GET", "/api/consent/confirm", "/rpc/confirm_consent", "public"),
+    Route("GET", "/api/consent/withdraw", "/rpc/withdraw_consent", "public"),
+    Route("POST", "/api/consent/withdraw", "/rpc/withdraw_consent", "public"),
 )
+
+# The links in mails: nginx forwards them to PostgREST as POST with the query's token as the
+# JSON body {"token": ...} (a GET would run read-only), and answers HEAD itself.
+LINK_PATHS = frozenset({"/api/consent/confirm", "/api/consent/withdraw"})
 
 
 def resolve(method: str, path: str) -> Route:

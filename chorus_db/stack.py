@@ -24,6 +24,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -448,11 +449,34 @@ def wait_until_ready(cfg: StackConfig, timeout: float = 30.0, health_path: str =
             time.sleep(0.1)
 
 
+def mail_worker_service(run_dir: Path) -> Service:
+    return Service(
+        "the mail worker", run_dir / "mail-worker.pid", marker=f"CHORUS_MAIL_WORKER_RUN_DIR={run_dir}",
+        logfile=run_dir / "mail-worker.log",
+    )
+
+
+def start_mail_worker(run_dir: Path, database_url: str) -> tuple[Service, bool]:
+    """Start `invoke mail.worker` in the background unless ours runs (SMTP_URL passes through)."""
+    service = mail_worker_service(run_dir)
+    if service.running():
+        return service, False
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, DATABASE_URL=database_url, CHORUS_MAIL_WORKER_RUN_DIR=str(run_dir), PYTHONUNBUFFERED="1")
+    with open(service.logfile, "ab") as log:
+        service.popen = subprocess.Popen(
+            [sys.executable, "-m", "invoke", "mail.worker"], env=env, cwd=config.ROOT,
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    service.pidfile.write_text(f"{service.popen.pid}\n")
+    return service, True
+
+
 def stop_all(run_dir: Path | None = None) -> list[str]:
-    """Stop nginx and PostgREST started from run_dir (default .run/); the names of those stopped."""
+    """Stop nginx, PostgREST and the mail worker started from run_dir (default .run/); the names of those stopped."""
     run_dir = run_dir or config.RUN_DIR
     stopped = []
-    for service in (nginx_service(run_dir), postgrest_service(run_dir)):
+    for service in (nginx_service(run_dir), postgrest_service(run_dir), mail_worker_service(run_dir)):
         if service.stop():
             stopped.append(service.name)
     return stopped

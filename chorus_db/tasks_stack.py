@@ -72,6 +72,11 @@ def up(c):
         service, started = stack.start_nginx(cfg)
         _echo(("started" if started else "reloaded") + f" nginx on 127.0.0.1:{cfg.api_port}")
         stack.wait_until_ready(cfg)
+        service, started = stack.start_mail_worker(run_dir, url)
+        _echo(
+            ("started" if started else "already running:")
+            + f" the mail worker ({'SMTP_URL' if os.environ.get('SMTP_URL') else 'no SMTP_URL: messages go to ' + str(run_dir / 'mail')})"
+        )
     except stack.StackError as exc:
         raise Exit(f"{exc}\nThe stack is half up: `invoke down` stops what started.", code=1)
     _echo(f"ready: GET {cfg.api_url}/leads/health answers 200; logs in {run_dir}")

@@ -33,7 +33,10 @@ as $$
         ('GET', '/api/brand-analytics/design-effectiveness', '/design_effectiveness', 'reader', array[200, 206]),
         ('POST', '/api/gdpr/export', '/rpc/export_personal_data', 'admin', array[200]),
         ('POST', '/api/gdpr/erase', '/rpc/erase_personal_data', 'admin', array[200]),
-        ('POST', '/api/gdpr/consent', '/rpc/record_consent', 'admin', array[201])
+        ('POST', '/api/gdpr/consent', '/rpc/record_consent', 'admin', array[201]),
+        ('GET', '/api/consent/confirm', '/rpc/confirm_consent', 'public', array[200]),
+        ('GET', '/api/consent/withdraw', '/rpc/withdraw_consent', 'public', array[200]),
+        ('POST', '/api/consent/withdraw', '/rpc/withdraw_consent', 'public', array[200])
     ) as r (method, path, target, auth, success)
 $$;
 comment on function app_logic.public_routes() is
@@ -238,6 +241,7 @@ declare
     v_paths jsonb := '{}'::jsonb;
     v_params jsonb;
     v_ok_description text;
+    v_link boolean;
 begin
     v_schemas := jsonb_build_object(
         'Error', jsonb_build_object(
@@ -275,9 +279,16 @@ begin
         v_tag := split_part(v_route.path, '/', 3);
         v_proc := null;
         v_view := null;
+        v_link := false;
         if v_route.target like '/rpc/%' then
             v_proc := to_regprocedure(format('api.%I(%s)', v_name, case v_route.method when 'POST' then 'jsonb' else '' end));
+            -- A link of a mail (db/functions/310-consent-texts.sql): nginx turns its query's
+            -- token into the JSON body, whatever the method.
+            if v_proc is null and v_route.method = 'GET' then
+                v_proc := to_regprocedure(format('api.%I(jsonb)', v_name));
+            end if;
             continue when v_proc is null;
+            v_link := (select p.prorettype from pg_catalog.pg_proc as p where p.oid = v_proc) = to_regtype('api."*/*"');
         else
             v_view := to_regclass(format('api.%I', v_name));
             continue when v_view is null;
@@ -335,6 +346,33 @@ begin
                 ));
             end loop;
             v_responses := v_responses || '{"400": {"$ref": "#/components/responses/BadRequest"}}'::jsonb;
+        elsif v_link then
+            v_operation := v_operation || jsonb_build_object('parameters', jsonb_build_array(jsonb_build_object(
+                'name', 'token', 'in', 'query', 'required', true,
+                'description', 'The token of the link, as the mail carried it (43 characters).',
+                'schema', '{"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"}'::jsonb
+            )));
+            if v_route.method = 'POST' then
+                v_operation := v_operation || jsonb_build_object('requestBody', jsonb_build_object(
+                    'required', false,
+                    'description', 'RFC 8058 one-click unsubscribe: List-Unsubscribe=One-Click (the body is not read).',
+                    'content', '{"application/x-www-form-urlencoded": {"schema": {"type": "object",
+                        "properties": {"List-Unsubscribe": {"type": "string", "enum": ["One-Click"]}}}}}'::jsonb
+                ));
+            end if;
+            foreach v_status in array v_route.success loop
+                v_responses := v_responses || jsonb_build_object(v_status::text, jsonb_build_object(
+                    'description', 'Done: an HTML page with Accept: text/html, JSON otherwise.',
+                    'content', '{"application/json": {"schema": {"type": "object", "required": ["status"],
+                        "properties": {"status": {"type": "string"}, "marketingConsent": {"type": "boolean"},
+                        "message": {"type": "string"}}}}, "text/html": {"schema": {"type": "string"}}}'::jsonb
+                ));
+            end loop;
+            v_responses := v_responses || '{
+                "400": {"$ref": "#/components/responses/BadRequest"},
+                "404": {"$ref": "#/components/responses/InvalidLink"},
+                "429": {"$ref": "#/components/responses/TooManyRequests"}
+            }'::jsonb;
         elsif v_route.method = 'POST' then
             v_rule_fn := to_regprocedure(format('app_logic.%I()', v_name || '_rule'));
             v_rule := null;
@@ -425,6 +463,9 @@ begin
                     'No API key where one is needed, or a wrong or revoked one (CHK01).'
                 ),
                 'Forbidden', app_logic.openapi_error_response('The API key''s role may not use this endpoint.'),
+                'InvalidLink', app_logic.openapi_error_response(
+                    'The link has expired, was used already, or was never issued (CHC01); the same answer for all three.'
+                ),
                 'PayloadTooLarge', app_logic.openapi_error_response('The body is larger than 64 KiB.'),
                 'TooManyRequests', app_logic.openapi_error_response('A rate limit was reached (CHR01).') || jsonb_build_object(
                     'headers', jsonb_build_object('Retry-After', jsonb_build_object(

@@ -1,0 +1,334 @@
+-- Double opt-in and consent receipts (issue 14).
+--
+-- A web form's marketingConsent: true is a request, not a consent: anyone can type another
+-- person's address. The submission queues a confirmation mail (same transaction) with a
+-- single-use, expiring link; opening it (GET /api/consent/confirm?token=...) is the consent,
+-- recorded with the time and the hash of the confirmer's IP. Every marketing mail carries a
+-- withdraw link (GET, or RFC 8058 one-click POST, /api/consent/withdraw?token=...).
+-- The links carry a random token; only its SHA-256 is stored.
+
+-- The text in force now: the newest one whose valid_from has passed.
+create function app_logic.current_consent_text() returns app.consent_texts
+language sql stable security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+    select t.* from app.consent_texts as t where t.valid_from <= app_logic.now() order by t.valid_from desc limit 1
+$$;
+comment on function app_logic.current_consent_text() is 'The consent text in force (newest valid_from in the past).';
+
+create function app_logic.consent_token_hash(p_token text) returns bytea
+language sql immutable
+as $$
+    select sha256(convert_to(p_token, 'UTF8'))
+$$;
+comment on function app_logic.consent_token_hash(text) is 'What app.consent_tokens stores of a link''s token.';
+
+-- 32 random bytes, base64url without padding: 43 characters, safe in a URL as they are.
+create function app_logic.issue_consent_token(
+    p_lead_id uuid, p_purpose text, p_text_version text, p_expires_at timestamptz
+) returns text
+language plpgsql volatile security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+declare
+    v_token text := rtrim(translate(encode(extensions.gen_random_bytes(32), 'base64'), '+/', '-_'), '=');
+begin
+    insert into app.consent_tokens (token_hash, purpose, lead_id, consent_text_version, created_at, expires_at)
+    values (app_logic.consent_token_hash(v_token), p_purpose, p_lead_id, p_text_version, app_logic.now(), p_expires_at);
+    return v_token;
+end
+$$;
+comment on function app_logic.issue_consent_token(uuid, text, text, timestamptz) is
+'A new confirm or withdraw link token for a lead; only its hash is stored.';
+
+-- A consent receipt in the fields of the Kantara Initiative Consent Receipt 1.1, which
+-- ISO/IEC TS 27560 builds on: who is the controller, for what purpose, under which text
+-- (version and SHA-256), when, how it was collected, under which jurisdiction, and its state.
+create function app_logic.consent_receipt(
+    p_email text, p_consent_type text, p_text_version text, p_at timestamptz, p_method text, p_state text,
+    p_receipt_id uuid
+) returns jsonb
+language sql stable security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+    select jsonb_build_object(
+        'version', 'KI-CR-v1.1.0',
+        'specification', 'Kantara Initiative Consent Receipt v1.1 (ISO/IEC TS 27560)',
+        'jurisdiction', app_logic.setting('consent_jurisdiction'),
+        'consentTimestamp', extract(epoch from date_trunc('second', p_at))::bigint,
+        'consentTime', to_char(p_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+        'collectionMethod', p_method,
+        'consentReceiptID', p_receipt_id,
+        'language', t.language,
+        'piiPrincipalId', lower(btrim(p_email)),
+        'piiControllers', jsonb_build_array(jsonb_build_object(
+            'piiController', app_logic.setting('consent_controller'),
+            'contact', app_logic.setting('consent_controller_contact'),
+            'email', app_logic.setting('consent_controller_contact')
+        )),
+        'policyUrl', app_logic.setting('privacy_policy_url'),
+        'services', jsonb_build_array(jsonb_build_object(
+            'service', case p_consent_type when 'marketing' then 'News about CHORUS by email' else 'Answering the inquiry' end,
+            'purposes', jsonb_build_array(jsonb_build_object(
+                'purpose', case p_consent_type
+                    when 'marketing' then 'Sending marketing messages by email'
+                    else 'Processing the data of the contact form to answer the inquiry'
+                end,
+                'purposeCategory', jsonb_build_array(case p_consent_type when 'marketing' then 'Marketing' else 'Core function' end),
+                'consentType', 'EXPLICIT',
+                'piiCategory', jsonb_build_array('Contact details (name, email)'),
+                'primaryPurpose', p_consent_type <> 'marketing',
+                'termination', 'Until withdrawn: a link in every message, or a request to the controller',
+                'thirdPartyDisclosure', false
+            ))
+        )),
+        'sensitive', false,
+        'spiCat', '[]'::jsonb,
+        'notice', jsonb_build_object(
+            'version', t.version, 'sha256', encode(t.sha256, 'hex'), 'validFrom', t.valid_from, 'text', t.body
+        ),
+        'state', p_state
+    )
+    from app.consent_texts as t
+    where t.version = p_text_version
+$$;
+comment on function app_logic.consent_receipt(text, text, text, timestamptz, text, text, uuid) is
+'A consent receipt (Kantara CR v1.1 fields, ISO/IEC TS 27560) for one consent under one text version.';
+
+-- The confirmation request of a submission that ticked marketing consent: a confirm link
+-- (expiring, single use), a withdraw link, and the mail carrying both and the receipt, queued
+-- in the submission's transaction. The lead's consent stays false until the link is opened.
+create function app_logic.request_marketing_confirmation(p_lead_id uuid) returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+declare
+    v_lead app.leads;
+    v_text app.consent_texts := app_logic.current_consent_text();
+    v_now timestamptz := app_logic.now();
+    v_expires timestamptz := app_logic.now() + app_logic.setting('consent_confirmation_ttl')::interval;
+    v_base text := app_logic.setting('public_base_url');
+    v_confirm text;
+    v_withdraw text;
+    v_receipt jsonb;
+begin
+    select l.* into strict v_lead from app.leads as l where l.id = p_lead_id;
+    v_confirm := app_logic.issue_consent_token(p_lead_id, 'confirm', v_text.version, v_expires);
+    v_withdraw := app_logic.issue_consent_token(p_lead_id, 'withdraw', v_text.version, null);
+    v_receipt := app_logic.consent_receipt(
+        v_lead.email, 'marketing', v_text.version, v_now,
+        'Web form, to be confirmed by a link sent to the address (double opt-in)', 'pending confirmation',
+        gen_random_uuid()
+    );
+    perform app_logic.enqueue_email(
+        'consent_confirmation', v_lead.email, p_lead_id,
+        'Please confirm: news about CHORUS by email',
+        concat_ws(
+            E'\n',
+            format('Hello %s,', v_lead.first_name),
+            '',
+            'someone, hopefully you, asked on our contact form to receive news about CHORUS at this address.',
+            format('To confirm, open this link before %s:',
+                to_char(v_expires at time zone 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')),
+            '',
+            format('%s/api/consent/confirm?token=%s', v_base, v_confirm),
+            '',
+            'If it was not you, ignore this message: without the confirmation you will get no news from us.',
+            '',
+            'You agree to this text (version ' || v_text.version || ', SHA-256 ' || encode(v_text.sha256, 'hex') || '):',
+            v_text.body,
+            '',
+            'The consent receipt (Kantara Consent Receipt v1.1 / ISO/IEC TS 27560) is attached as consent-receipt.json.',
+            '',
+            format('To stop receiving messages at any time: %s/api/consent/withdraw?token=%s', v_base, v_withdraw)
+        ),
+        jsonb_build_object(
+            'List-Unsubscribe', format('<%s/api/consent/withdraw?token=%s>', v_base, v_withdraw),
+            'List-Unsubscribe-Post', 'List-Unsubscribe=One-Click'
+        ),
+        jsonb_build_array(jsonb_build_object(
+            'filename', 'consent-receipt.json', 'contentType', 'application/json', 'content', v_receipt
+        ))
+    );
+end
+$$;
+comment on function app_logic.request_marketing_confirmation(uuid) is
+'Queue the double opt-in mail of a lead (confirm link, withdraw link, consent receipt) in the current transaction.';
+
+-- The page or JSON a link answers with: HTML when the client asks for it (a person clicking),
+-- JSON otherwise. Returned through PostgREST's "any" media-type handler, so the Content-Type
+-- is ours; headers an earlier step set (Retry-After of a 429) are kept.
+create domain api."*/*" as bytea;
+comment on domain api."*/*" is 'PostgREST''s any-media-type handler: the function sets Content-Type itself.';
+
+create function app_logic.link_answer(p_body jsonb, p_title text) returns api."*/*"
+language plpgsql volatile
+as $$
+declare
+    v_headers jsonb := coalesce(nullif(current_setting('response.headers', true), ''), '[]')::jsonb;
+    v_html boolean := coalesce(app_logic.request_header('accept'), '') ilike '%text/html%';
+    v_message text := coalesce(p_body ->> 'message', '');
+    v_out bytea;
+begin
+    v_headers := v_headers || jsonb_build_array(
+        jsonb_build_object('Content-Type', case when v_html then 'text/html; charset=utf-8' else 'application/json; charset=utf-8' end),
+        -- The token is in the URL: no cache keeps it and no link on the page leaks it.
+        jsonb_build_object('Cache-Control', 'no-store'),
+        jsonb_build_object('Referrer-Policy', 'no-referrer'),
+        jsonb_build_object('X-Content-Type-Options', 'nosniff')
+    );
+    if v_html then
+        v_headers := v_headers || jsonb_build_array(jsonb_build_object('Content-Security-Policy', 'default-src ''none'''));
+        v_out := convert_to(format(
+            E'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>%s</title></head>'
+            '<body><h1>%s</h1><p>%s</p></body></html>\n',
+            app_logic.html_escape(p_title), app_logic.html_escape(p_title), app_logic.html_escape(v_message)
+        ), 'UTF8');
+    else
+        v_out := convert_to(p_body::text, 'UTF8');
+    end if;
+    perform set_config('response.headers', v_headers::text, true);
+    return v_out::api."*/*";
+end
+$$;
+comment on function app_logic.link_answer(jsonb, text) is
+'Answer a consent link as HTML (Accept: text/html) or JSON, with no-store and no-referrer.';
+
+create function app_logic.html_escape(p_text text) returns text
+language sql immutable
+as $$
+    select replace(replace(replace(replace(replace(p_text, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&#39;')
+$$;
+comment on function app_logic.html_escape(text) is 'Text made safe to place in HTML.';
+
+-- The body nginx builds from the link's query string: {"token": "..."}.
+create function app_logic.consent_link_rule() returns jsonb
+language sql immutable
+as $$
+    select '{
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["token"],
+        "properties": {
+            "token": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$",
+                "patternText": "the 43-character token of the link",
+                "description": "The token of the link, as the mail carried it."}
+        }
+    }'::jsonb
+$$;
+comment on function app_logic.consent_link_rule() is 'The validation rule of the confirm and withdraw links.';
+
+-- Unknown, expired and used links get the same answer: it tells nothing about any address.
+create function app_logic.invalid_link(p_title text) returns api."*/*"
+language sql volatile
+as $$
+    select app_logic.link_answer(app_logic.respond(404, app_logic.error_body(
+        'CHC01', 'This link is not valid: it has expired, was already used, or was never issued.', null,
+        'Submit the form again to get a new confirmation link.'
+    )), p_title)
+$$;
+comment on function app_logic.invalid_link(text) is 'Answer 404 CHC01 for a confirm or withdraw link that does not work.';
+
+create function api.confirm_consent(jsonb) returns api."*/*"
+language plpgsql volatile security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+declare
+    v_body jsonb := $1;
+    v_answer jsonb := app_logic.screen_request('consent_links', v_body, app_logic.consent_link_rule());
+    v_token app.consent_tokens;
+    v_lead app.leads;
+    v_now timestamptz := app_logic.now();
+begin
+    if v_answer is not null then
+        return app_logic.link_answer(v_answer, 'The link could not be used');
+    end if;
+    select t.* into v_token
+    from app.consent_tokens as t
+    where t.token_hash = app_logic.consent_token_hash(v_body ->> 'token') and t.purpose = 'confirm'
+    for update;
+    if not found or v_token.used_at is not null or v_token.expires_at <= v_now then
+        return app_logic.invalid_link('This link does not work');
+    end if;
+    select l.* into v_lead from app.leads as l where l.id = v_token.lead_id for update;
+    -- Every pending confirmation of the lead is settled by this one.
+    update app.consent_tokens as t set used_at = v_now
+    where t.lead_id = v_token.lead_id and t.purpose = 'confirm' and t.used_at is null;
+    update app.leads as l set marketing_consent = true, updated_at = v_now where l.id = v_lead.id;
+    insert into app.lead_interactions (lead_id, kind, note, details, created_at)
+    values (
+        v_lead.id, 'status_change', 'Marketing consent confirmed by email (double opt-in).',
+        jsonb_build_object(
+            'marketingConsent', true, 'source', 'email_confirmation', 'consentTextVersion', v_token.consent_text_version
+        ),
+        v_now
+    );
+    perform app_logic.append_consent(
+        app_logic.person_pseudonym(v_lead.email), 'consent', 'marketing', true, 'email_confirmation',
+        app_logic.client_ip_hash(), app_logic.request_header('user-agent')
+    );
+    return app_logic.link_answer(
+        app_logic.respond(200, jsonb_build_object(
+            'status', 'confirmed', 'marketingConsent', true,
+            'message', 'Thank you: you will receive news about CHORUS. Every message has a link to stop them.'
+        )),
+        'Subscription confirmed'
+    );
+end
+$$;
+comment on function api.confirm_consent(jsonb) is
+'GET /api/consent/confirm?token=... (no key): the double opt-in link. Grants the marketing consent and records '
+'it with the time and the hash of the confirmer''s IP. 200 {"status":"confirmed"}; 404 CHC01 for an expired, '
+'used or unknown link (the same answer for all three). HTML with Accept: text/html, JSON otherwise.';
+
+create function api.withdraw_consent(jsonb) returns api."*/*"
+language plpgsql volatile security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+declare
+    v_body jsonb := $1;
+    v_answer jsonb := app_logic.screen_request('consent_links', v_body, app_logic.consent_link_rule());
+    v_token app.consent_tokens;
+    v_lead app.leads;
+    v_now timestamptz := app_logic.now();
+    v_pending integer;
+begin
+    if v_answer is not null then
+        return app_logic.link_answer(v_answer, 'The link could not be used');
+    end if;
+    select t.* into v_token
+    from app.consent_tokens as t
+    where t.token_hash = app_logic.consent_token_hash(v_body ->> 'token') and t.purpose = 'withdraw';
+    if not found then
+        return app_logic.invalid_link('This link does not work');
+    end if;
+    select l.* into v_lead from app.leads as l where l.id = v_token.lead_id for update;
+    update app.consent_tokens as t set used_at = v_now
+    where t.lead_id = v_lead.id and t.used_at is null;
+    get diagnostics v_pending = row_count;
+    -- Used again, it changes nothing more and records nothing more.
+    if v_lead.marketing_consent or v_pending > 0 then
+        update app.leads as l set marketing_consent = false, updated_at = v_now where l.id = v_lead.id;
+        insert into app.lead_interactions (lead_id, kind, note, details, created_at)
+        values (
+            v_lead.id, 'status_change', 'Marketing consent withdrawn through the link in a message.',
+            jsonb_build_object('marketingConsent', false, 'source', 'unsubscribe_link'), v_now
+        );
+        perform app_logic.append_consent(
+            app_logic.person_pseudonym(v_lead.email), 'consent', 'marketing', false, 'unsubscribe_link',
+            app_logic.client_ip_hash(), app_logic.request_header('user-agent')
+        );
+    end if;
+    return app_logic.link_answer(
+        app_logic.respond(200, jsonb_build_object(
+            'status', 'withdrawn', 'marketingConsent', false,
+            'message', 'You will receive no more news from CHORUS.'
+        )),
+        'Unsubscribed'
+    );
+end
+$$;
+comment on function api.withdraw_consent(jsonb) is
+'GET or POST (RFC 8058 one-click) /api/consent/withdraw?token=... (no key): withdraws the marketing consent at '
+'once and records it in the consent audit; also cancels a pending confirmation. 200 {"status":"withdrawn"}, '
+'also when used again; 404 CHC01 for an unknown link. HTML with Accept: text/html, JSON otherwise.';
