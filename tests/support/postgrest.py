@@ -14,13 +14,15 @@ content negotiation, and anything nginx does (body size, header rewriting).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 from psycopg import sql
 
-from chorus_db.routes import Route, resolve
+from chorus_db.routes import LINK_PATHS, Route, resolve
 
 PRE_REQUEST = "app_logic.pre_request"
 
@@ -82,6 +84,10 @@ class PostgrestSim:
         raw_body: str | None = None,
     ) -> Response:
         route = resolve(method, path)
+        if route.path in LINK_PATHS:
+            # nginx forwards a mail link as POST with the query's token as the JSON body.
+            token = parse_qs(urlsplit(path).query).get("token", [""])[0]
+            method, raw_body = "POST", json.dumps({"token": token if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", token) else ""})
         request_headers = {
             "content-type": "application/json",
             "user-agent": "pytest-postgrest-sim/1.0",
@@ -141,6 +147,11 @@ class PostgrestSim:
         out_headers: dict[str, str] = {}
         for item in json.loads(headers_raw) if headers_raw else []:
             out_headers.update(item)
+        if isinstance(body_out, (bytes, memoryview)):
+            # The "any" media-type handler: the function chose the Content-Type.
+            body_out = bytes(body_out).decode("utf-8")
+            if out_headers.get("Content-Type", "").startswith("application/json"):
+                body_out = json.loads(body_out)
         return Response(status, body_out, out_headers)
 
     def _query(self, conn, route: Route, method: str, raw_body: str | None, where: str | None):
