@@ -42,8 +42,8 @@ def _confirm(question: str) -> bool:
 
 
 # -- gdpr ------------------------------------------------------------------------------------
-@task
-def verify(c):
+@task(help={"anchor": "also check the chains against this anchor file (invoke gdpr.anchor)"})
+def verify(c, anchor=None):
     """Walk the consent audit's hash chains; name the first broken row (exit 1) or count what verified."""
     from chorus_db.gdpr import verify_chain
 
@@ -57,6 +57,43 @@ def verify(c):
             "compare the named subject's chain with the latest backup",
             code=1,
         )
+    if anchor:
+        from chorus_db.anchor import AnchorError, anchor_key, verify_against
+
+        _echo(f"comparing the chains' heads with the anchor {anchor}")
+        try:
+            checked = verify_against(url, Path(anchor), anchor_key())
+        except AnchorError as exc:
+            raise Exit(str(exc), code=1)
+        print(checked.describe())
+        if not checked.intact:
+            raise Exit(
+                "consent records were deleted or rewritten since the anchor was taken: keep this database as "
+                "evidence and restore the named chains from the backup taken nearest after the anchor",
+                code=1,
+            )
+
+
+@task(name="anchor", help={"out": "the anchor file, or a directory for consent-anchor-<db>-<time>.json (default .run/anchors/)"})
+def anchor_task(c, out=None):
+    """Write the heads of the consent audit's chains, signed with CHORUS_ANCHOR_KEY, to a file outside the database."""
+    from chorus_db import config
+    from chorus_db.anchor import AnchorError, anchor_key, write_anchor
+
+    url = _url()
+    try:
+        key = anchor_key()
+        target = Path(out) if out else config.RUN_DIR / "anchors"
+        if not out:
+            target.mkdir(parents=True, exist_ok=True)
+        document = write_anchor(url, target, key)
+    except AnchorError as exc:
+        raise Exit(str(exc), code=1)
+    except OSError as exc:
+        raise Exit(f"cannot write the anchor: {exc}", code=1)
+    _echo(f"anchored {document['subjects']} chain(s) of {_where(url)}, root {document['root'][:16]}…")
+    print(document["path"])
+    print("keep it where the database's operators cannot change it (see README, Anchoring the consent audit)")
 
 
 @task(help={"email": "the person's email address (any letter case)", "out": "write the JSON here instead of stdout"})
@@ -174,6 +211,7 @@ def retention(c, apply=False, kind=None):
 def register(ns: Collection) -> None:
     gdpr = Collection("gdpr")
     gdpr.add_task(verify)
+    gdpr.add_task(anchor_task)
     gdpr.add_task(export)
     gdpr.add_task(erase)
     ns.add_collection(gdpr)
