@@ -47,6 +47,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/consent/confirm", "/rpc/confirm_consent", "public"),
     Route("GET", "/api/consent/withdraw", "/rpc/withdraw_consent", "public"),
     Route("POST", "/api/consent/withdraw", "/rpc/withdraw_consent", "public"),
+    Route("GET", "/api/brand-audit", "/brand_audit", "admin"),
 )
 
 # The links in mails: nginx forwards them to PostgREST as POST with the query's token as the

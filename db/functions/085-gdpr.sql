@@ -198,6 +198,9 @@ begin
     get diagnostics v_count = row_count;
     v_removed := v_removed || jsonb_build_object('rateLimitCounters', v_count);
 
+    -- Last, so the DELETE entries just written are covered too (db/functions/320-brand-audit.sql).
+    perform app_logic.redact_brand_audit(v_lead_id, v_sessions);
+
     -- The request is recorded even when nothing was held: proof that it was handled.
     perform app_logic.append_consent(v_subject, 'erasure', null, null, p_source);
     return v_removed;

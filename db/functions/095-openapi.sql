@@ -36,7 +36,8 @@ as $$
         ('POST', '/api/gdpr/consent', '/rpc/record_consent', 'admin', array[201]),
         ('GET', '/api/consent/confirm', '/rpc/confirm_consent', 'public', array[200]),
         ('GET', '/api/consent/withdraw', '/rpc/withdraw_consent', 'public', array[200]),
-        ('POST', '/api/consent/withdraw', '/rpc/withdraw_consent', 'public', array[200])
+        ('POST', '/api/consent/withdraw', '/rpc/withdraw_consent', 'public', array[200]),
+        ('GET', '/api/brand-audit', '/brand_audit', 'admin', array[200, 206])
     ) as r (method, path, target, auth, success)
 $$;
 comment on function app_logic.public_routes() is
