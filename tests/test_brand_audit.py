@@ -103,7 +103,7 @@ def test_only_admin_keys_read_the_log_through_the_api(api, db, make_key):
     api.post("/api/accessibility-preferences", PREFS)
     assert api.get("/api/brand-audit").status == 401
     assert api.get("/api/brand-audit", api_key=make_key("reader")).status == 403
-    answer = api.get("/api/brand-audit", api_key=make_key("admin"), where="t.\"table\" = 'accessibility_preferences'")
+    answer = api.get("/api/brand-audit", api_key=make_key("admin"), where="t.\"tableName\" = 'accessibility_preferences'")
     assert answer.status == 200
     (row,) = answer.json()
     assert row["operation"] == "INSERT" and row["actorRole"] == "anon" and "changes" in row

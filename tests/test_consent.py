@@ -47,6 +47,10 @@ def test_an_ipv6_client_is_hashed_by_its_full_address_not_its_64(api, db):
 
 
 def test_the_consent_text_version_comes_from_the_settings(api, db):
+    db.execute(
+        "insert into app.consent_texts (version, body, sha256, valid_from)"
+        " values ('2026-07', 'July.', sha256('July.'), '2026-07-01')"
+    )
     db.execute("update app.settings set value = '2026-07' where key = 'consent_text_version'")
     api.post("/api/leads", LEAD)
     assert {row[8] for row in audit(db)} == {"2026-07"}

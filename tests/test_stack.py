@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from chorus_db import config, stack
-from chorus_db.routes import ROUTES
+from chorus_db.routes import LINK_PATHS, ROUTES
 from tests.support.http_stack import CapturingNginx
 
 TEMPLATE = stack.NGINX_TEMPLATE.read_text()
@@ -117,11 +117,44 @@ def test_each_public_route_reaches_its_postgrest_path(capture, route):
     )
     assert response.status_code == 200
     seen = upstream.last()
+    if route.path in LINK_PATHS:
+        # A mail link: POST with the token as the JSON body, whatever the client sent.
+        assert (seen.method, seen.path, seen.body) == ("POST", route.target, b'{"token":""}')
+        assert seen.headers["content-type"] == "application/json"
+        return
     assert seen.method == route.method
     # Views keep the query string (PostgREST filters); RPCs get none (it would become arguments).
     assert seen.path == (route.target if route.is_rpc else route.target + "?select=id&order=id.desc&limit=2")
     if body:
         assert seen.body == body
+
+
+@pytest.mark.parametrize("path", sorted(LINK_PATHS))
+def test_a_mail_link_reaches_postgrest_as_post_with_its_token_only_and_the_client_ip(capture, path):
+    base, upstream = capture
+    token = "T" * 43
+    response = requests.get(
+        f"{base}{path}?token={token}&token=other", headers={"X-Real-IP": "6.6.6.6", "X-API-Key": "chk_x"}, timeout=5
+    )
+    assert response.status_code == 200
+    seen = upstream.last()
+    assert (seen.method, seen.body) == ("POST", b'{"token":"' + token.encode() + b'"}')
+    assert seen.headers["x-real-ip"] == "127.0.0.1" and seen.headers["x-api-key"] == "chk_x"
+    assert "authorization" not in seen.headers
+
+
+@pytest.mark.parametrize("token", ['"},"x":"', "a%22b", "%E2%80%AE" * 3, "A" * 65])
+def test_a_token_of_another_shape_never_reaches_the_json_body(capture, token):
+    base, upstream = capture
+    assert requests.get(f"{base}/api/consent/confirm?token={token}", timeout=5).status_code == 200
+    assert upstream.last().body == b'{"token":""}'
+
+
+def test_head_on_a_mail_link_never_reaches_postgrest(capture):
+    base, upstream = capture
+    before = len(upstream.seen)
+    assert requests.head(f"{base}/api/consent/confirm?token=" + "T" * 43, timeout=5).status_code == 200
+    assert len(upstream.seen) == before
 
 
 def test_get_api_root_reaches_postgrest_root_asking_for_json(capture):

@@ -296,7 +296,12 @@ begin
         end if;
 
         v_operation := jsonb_build_object(
-            'operationId', case when v_view is null then v_name else 'list_' || v_name end,
+            'operationId', case
+                when v_view is not null then 'list_' || v_name
+                -- One function behind two methods (a mail link: GET and one-click POST).
+                when v_link and v_route.method = 'POST' then v_name || '_one_click'
+                else v_name
+            end,
             'tags', jsonb_build_array(v_tag),
             'summary', format('%s %s', v_route.method, v_route.path),
             'description', coalesce(
@@ -373,7 +378,8 @@ begin
                 "400": {"$ref": "#/components/responses/BadRequest"},
                 "404": {"$ref": "#/components/responses/InvalidLink"},
                 "429": {"$ref": "#/components/responses/TooManyRequests"}
-            }'::jsonb;
+            }'::jsonb || case when v_route.method = 'POST'
+                then '{"413": {"$ref": "#/components/responses/PayloadTooLarge"}}'::jsonb else '{}'::jsonb end;
         elsif v_route.method = 'POST' then
             v_rule_fn := to_regprocedure(format('app_logic.%I()', v_name || '_rule'));
             v_rule := null;

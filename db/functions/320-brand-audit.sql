@@ -218,7 +218,7 @@ comment on function app_logic.purge_consent_tokens(timestamptz, integer) is
 create view api.brand_audit with (security_invoker = true) as
 select
     b.id,
-    b.table_name as "table",
+    b.table_name as "tableName",
     b.row_key as "rowKey",
     b.operation,
     b.changes,
@@ -230,14 +230,17 @@ select
 from app.brand_audit as b;
 comment on view api.brand_audit is
 'GET /api/brand-audit (admin key): every change of brand data, oldest first by id; filter with PostgREST, '
-'e.g. table=eq.accessibility_preferences, operation=eq.UPDATE, recordedAt=gte.2026-01-01, actorApiKeyId=eq.3.';
+'e.g. tableName=eq.accessibility_preferences, operation=eq.UPDATE, recordedAt=gte.2026-01-01, actorApiKeyId=eq.3.';
 comment on column api.brand_audit.id is 'Entry id (ascending in recording order).';
-comment on column api.brand_audit."table" is 'The table changed (accessibility_preferences, brand_engagement, settings, ...).';
+comment on column api.brand_audit."tableName" is
+'The table changed (accessibility_preferences, brand_engagement, settings, ...).';
 comment on column api.brand_audit."rowKey" is 'The primary key of the row changed, {column: value}.';
 comment on column api.brand_audit.operation is 'INSERT, UPDATE or DELETE.';
 comment on column api.brand_audit.changes is
-'The changed columns, {column: {old, new}}; secrets as "[secret]", erased personal values as "[erased]".';
-comment on column api.brand_audit."actorRole" is 'The request''s role (anon, reader, admin) or the database role that changed it.';
+'The changed columns, {column: {old, new}}; secrets as "[secret]", erased personal values as '
+'"[erased]".';
+comment on column api.brand_audit."actorRole" is
+'The request''s role (anon, reader, admin) or the database role that changed it.';
 comment on column api.brand_audit."actorApiKeyId" is 'The API key of the request, or null.';
 comment on column api.brand_audit."actorJob" is 'pg_cron when a scheduled job changed it, else null.';
 comment on column api.brand_audit."requestPath" is 'The PostgREST path of the request that changed it, or null.';

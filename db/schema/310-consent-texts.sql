@@ -20,7 +20,11 @@ alter table app.consent_texts enable row level security;
 
 -- The version every existing record names.
 insert into app.consent_texts (version, body, sha256, valid_from)
-select t.version, t.body, sha256(convert_to(t.body, 'UTF8')), t.valid_from
+select
+    t.version,
+    t.body,
+    sha256(convert_to(t.body, 'UTF8')) as sha256,
+    t.valid_from
 from (values (
     '2026-01',
     'I agree that CHORUS stores the data I entered in this form to answer my inquiry (GDPR Art. 6(1)(a)). '

@@ -9,6 +9,9 @@ select set_config(
     'request.headers', '{"x-real-ip": "2001:db8:1:2::abcd", "user-agent": "pgtap-agent"}', true
 );
 select set_config('app.frozen_now', '2026-03-01 10:00:00+00', true);
+-- Every version a record names is a published text (db/schema/310-consent-texts.sql).
+insert into app.consent_texts (version, body, sha256, valid_from)
+values ('2026-02', 'Text of February.', sha256(convert_to('Text of February.', 'UTF8')), '2026-02-01');
 update app.settings set value = '2026-02'
 where key = 'consent_text_version';
 

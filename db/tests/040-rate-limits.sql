@@ -19,7 +19,7 @@ $$;
 select results_eq(
     'select action, scope, max_requests, window_seconds from app.rate_limit_rules order by action, scope',
     $$ values ('accessibility_preferences', 'ip', 120, 60), ('brand_engagement', 'ip', 120, 60),
-              ('leads', 'email', 3, 3600), ('leads', 'ip', 5, 600), ('page_views', 'ip', 120, 60) $$,
+              ('consent_links', 'ip', 20, 600), ('leads', 'email', 3, 3600), ('leads', 'ip', 5, 600), ('page_views', 'ip', 120, 60) $$,
     'the contract''s default rules are seeded'
 );
 
