@@ -126,4 +126,4 @@ def test_a_table_without_a_primary_key_cannot_be_attached(db):
     db.execute("create table app.no_key_probe (x integer)")
     with pytest.raises(psycopg.Error) as err:
         db.execute("select app_logic.attach_brand_audit('app.no_key_probe')")
-    assert err.value.diag.sqlstate == "CHX03"
+    assert err.value.diag.sqlstate == "CHX04"

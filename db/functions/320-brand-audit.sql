@@ -91,7 +91,7 @@ begin
     where i.indrelid = p_table and i.indisprimary;
     if v_key is null then
         raise exception 'table % has no primary key to name its rows in the brand audit log', p_table
-            using errcode = 'CHX03';
+            using errcode = 'CHX04';
     end if;
     execute format(
         'create trigger brand_audit after insert or update or delete on %s for each row '
