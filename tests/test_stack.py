@@ -140,11 +140,13 @@ def test_a_mail_link_reaches_postgrest_as_post_with_its_token_only_and_the_clien
     base, upstream = capture
     token = "T" * 43
     response = requests.get(
-        f"{base}{path}?token={token}&token=other", headers={"X-Real-IP": "6.6.6.6", "X-API-Key": "chk_x"}, timeout=5
+        f"{base}{path}?token={token}&token=other",
+        headers={"X-Real-IP": "6.6.6.6", "X-API-Key": "chk_x", "Accept": "text/plain;q=0.9, */*"}, timeout=5,
     )
     assert response.status_code == 200
     seen = upstream.last()
     assert (seen.method, seen.body) == ("POST", b'{"token":"' + token.encode() + b'"}')
+    assert seen.headers["accept"] == "application/json"  # exactly HTML or JSON reaches PostgREST
     assert seen.headers["x-real-ip"] == "127.0.0.1" and seen.headers["x-api-key"] == "chk_x"
     assert "authorization" not in seen.headers
 
