@@ -16,6 +16,9 @@ from chorus_db import apidoc, config
 from chorus_db.routes import ROUTES
 
 DOC = apidoc.API_DOC.read_text()
+# A path into the machine's shared folder next to the checkout, or an absolute path of this
+# machine; split so this file does not match itself.
+OUTSIDE = re.compile(r"\.\./" + r"shared\b|/" + "work/")
 
 
 @pytest.mark.http
@@ -77,6 +80,6 @@ def test_the_readme_links_the_reference_and_no_committed_file_refers_outside_the
         except (UnicodeDecodeError, FileNotFoundError, IsADirectoryError):
             continue
         for number, line in enumerate(text.splitlines(), 1):
-            if re.search(r"\.\./shared\b|/work/", line):
+            if OUTSIDE.search(line):
                 offenders.append(f"{name}:{number}: {line.strip()}")
     assert offenders == []
