@@ -139,12 +139,18 @@ def _operation(doc: dict, path: str, method: str, route: routes.Route | None) ->
     if op.get("description"):
         out += [op["description"], ""]
     body = op.get("requestBody")
-    if body:
+    if body and "application/json" in body["content"]:
         schema = _resolve(doc, body["content"]["application/json"]["schema"])
         out += ["Request body (JSON object; unknown fields are refused):", "", *FIELD_HEADER, *_field_rows(schema), ""]
+    elif body:
+        # A mail link's one-click POST (RFC 8058): a form body that is not read.
+        out += [f"Request body ({', '.join(_code(c) for c in body['content'])}): {body.get('description', '')}", ""]
     params = [_resolve(doc, p) for p in op.get("parameters", [])]
     if params:
-        standard = [p for p in params if p["in"] == "header" or p["name"] in ("select", "order", "limit", "offset")]
+        standard = [
+            p for p in params
+            if p["in"] == "header" or p["name"] in ("select", "order", "limit", "offset") or p.get("required")
+        ]
         filters = [p["name"] for p in params if p not in standard]
         out += ["Parameters:", ""]
         out += [f"- {p['in']} {_code(p['name'])}: {p.get('description', '')}" for p in standard]

@@ -63,7 +63,7 @@ def compose(request):
 
 
 def test_services_are_the_database_the_build_postgrest_and_nginx():
-    assert set(COMPOSE["services"]) == {"postgres", "migrate", "postgrest", "nginx"}
+    assert set(COMPOSE["services"]) == {"postgres", "migrate", "postgrest", "nginx", "mail-worker"}
     # The external mode uses the shared server instead of its own.
     assert set(EXTERNAL["services"]) == {"migrate", "postgrest", "nginx"}
 
@@ -192,3 +192,10 @@ def test_both_files_run_the_same_postgrest_and_nginx():
                 assert same == {k: v for k, v in b[key].items() if k != "PGRST_DB_URI"}
             else:
                 assert a.get(key) == b.get(key), f"{service}.{key} differs"
+
+
+def test_the_mail_worker_runs_the_task_with_smtp_url_from_the_environment():
+    service = COMPOSE["services"]["mail-worker"]
+    assert "exec invoke mail.worker" in service["command"][-1]
+    assert service["environment"]["SMTP_URL"] == "${SMTP_URL:-}"
+    assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"

@@ -377,8 +377,11 @@ as $$
         select jsonb_object_agg(s.status::text, jsonb_build_object(
             'description', 'Done: an HTML page with Accept: text/html, JSON otherwise.',
             'content', '{"application/json": {"schema": {"type": "object", "required": ["status"],
-                "properties": {"status": {"type": "string"}, "marketingConsent": {"type": "boolean"},
-                "message": {"type": "string"}}}}, "text/html": {"schema": {"type": "string"}}}'::jsonb
+                "properties": {"status": {"type": "string", "enum": ["confirmed", "withdrawn"],
+                    "description": "What the link did."},
+                "marketingConsent": {"type": "boolean", "description": "The marketing consent now."},
+                "message": {"type": "string", "description": "One sentence for the person."}}}},
+                "text/html": {"schema": {"type": "string", "description": "The same as a page."}}}'::jsonb
         ))
         from jsonb_array_elements_text(p_route -> 'success') as s (status)
     ) || '{
