@@ -1,7 +1,7 @@
 """Request bodies several test modules send."""
 
-# The seed's curl example (DATABASE_INTEGRATION.md, POST /api/leads), exactly as its -d
-# argument, with the `// Brand-specific fields` comment line removed.
+# The original design document's curl example for POST /api/leads, exactly as its -d argument,
+# with the `// Brand-specific fields` comment line removed.
 SEED_BODY = """{
     "firstName": "John",
     "lastName": "Doe",
