@@ -511,7 +511,7 @@ language sql immutable
 as $$
     select '{
         "type": "string", "trim": true, "minLength": 1, "maxLength": 100,
-        "description": "The browser session''s opaque id; links this data to a lead submitted in the same session."
+        "description": "The browser session''s opaque id; the data belongs to the first lead whose submission named the session."
     }'::jsonb
 $$;
 comment on function app_logic.session_id_rule() is 'Rule of a sessionId field: 1 to 100 characters after trimming.';
