@@ -28,10 +28,9 @@ def lead_id(db, email_address: str = "dana@example.org"):
 
 
 def request_confirmation(api, db, body=None, **kwargs):
-    """A submission, then its confirmation request (what a ticked marketingConsent queues)."""
-    body = body or LEAD
+    """A submission that ticked marketing consent: it queues the confirmation request."""
+    body = {**(body or LEAD), "marketingConsent": True}
     assert api.post("/api/leads", body, **kwargs).status == 201
-    db.execute("select app_logic.request_marketing_confirmation(%s)", (lead_id(db, body["email"].lower()),))
 
 
 def confirmation_rows(db) -> list[dict]:
@@ -113,11 +112,18 @@ def test_consent_texts_cannot_disagree_with_their_hash(db):
         )
 
 
-def test_every_audit_row_references_an_existing_text(api, db):
-    db.execute("update app.settings set value = 'never-published' where key = 'consent_text_version'")
-    response = api.post("/api/leads", LEAD)
-    assert response.status >= 400
-    assert db.execute("select count(*) from app.leads").fetchone()[0] == 0
+def test_the_text_in_force_is_the_newest_published_one_and_audit_rows_reference_it(api, db):
+    db.execute(
+        "insert into app.consent_texts (version, body, sha256, valid_from) values"
+        " ('2026-06', 'June.', sha256('June.'), '2026-06-01'), ('2099-01', 'Future.', sha256('Future.'), '2099-01-01')"
+    )
+    assert api.post("/api/leads", LEAD, frozen_now="2026-07-01T00:00:00Z").status == 201
+    assert {v for (v,) in db.execute("select consent_text_version from app.consent_audit")} == {"2026-06"}
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        db.execute(
+            "insert into app.consent_audit (subject, seq, event, consent_type, granted, source, consent_text_version,"
+            " row_hash) values ('x', 1, 'consent', 'gdpr', true, 't', 'never-published', '\\x00')"
+        )
 
 
 # -- the links --------------------------------------------------------------------------------
@@ -191,7 +197,7 @@ def test_the_withdraw_link_takes_effect_at_once_and_is_audited_once(api, db):
     assert (first.status, again.status) == (200, 200)
     assert db.execute("select marketing_consent from app.leads").fetchone()[0] is False
     assert [(g, s) for _, g, s, _, _ in marketing_audit(db)] == [
-        (False, "web_form"), (True, "email_confirmation"), (False, "unsubscribe_link"),
+        (True, "web_form"), (True, "email_confirmation"), (False, "unsubscribe_link"),
     ]
 
 
@@ -388,3 +394,50 @@ def test_smtp_url_forms():
     )
     assert mail.SmtpTarget.parse("smtps://mail.example").port == 465
     assert mail.SmtpTarget.parse("smtp+plain://127.0.0.1").security == "plain"
+
+
+# -- through the form (the submission path) ----------------------------------------------------
+def test_a_ticked_form_queues_the_confirmation_itself_and_grants_nothing(api, db):
+    assert api.post("/api/leads", {**LEAD, "marketingConsent": True}).status == 201
+    assert len(confirmation_rows(db)) == 1
+    assert db.execute("select marketing_consent from app.leads").fetchone()[0] is False
+    assert marketing_audit(db)[0][1:3] == (True, "web_form")
+    assert db.execute(
+        "select event from app.consent_audit where consent_type = 'marketing'"
+    ).fetchall() == [("request",)]
+
+
+def test_a_stranger_using_a_known_address_grants_nothing_and_an_unticked_form_cancels_the_link(api, db):
+    assert api.post("/api/leads", LEAD).status == 201  # the owner, without marketing
+    assert api.post("/api/leads", {**LEAD, "firstName": "Stranger", "marketingConsent": True}).status == 201
+    assert db.execute("select marketing_consent, first_name from app.leads").fetchone() == (False, "Dana")
+    token = link_token(confirmation_rows(db)[0]["message"]["text"], "confirm")
+    assert api.post("/api/leads", LEAD).status == 201  # the owner again, still no tick
+    assert api.get(f"/api/consent/confirm?token={token}").status == 404
+    assert db.execute("select marketing_consent from app.leads").fetchone()[0] is False
+
+
+def test_no_second_confirmation_is_sent_while_consent_is_given(api, db):
+    assert api.post("/api/leads", {**LEAD, "marketingConsent": True}).status == 201
+    token = link_token(confirmation_rows(db)[0]["message"]["text"], "confirm")
+    assert api.get(f"/api/consent/confirm?token={token}").status == 200
+    assert api.post("/api/leads", {**LEAD, "marketingConsent": True}).status == 201
+    assert len(confirmation_rows(db)) == 1
+
+
+def test_the_gdpr_export_holds_the_texts_receipts_links_and_messages(api, db, make_key):
+    request_confirmation(api, db)
+    token = link_token(confirmation_rows(db)[0]["message"]["text"], "confirm")
+    assert api.get(f"/api/consent/confirm?token={token}").status == 200
+    document = api.post("/api/gdpr/export", {"email": "dana@example.org"}, api_key=make_key("admin")).json()
+    (text,) = document["consentTexts"]
+    assert text["version"] == "2026-01" and text["sha256"] == hashlib.sha256(text["text"].encode()).hexdigest()
+    receipts = document["consentReceipts"]
+    assert [(r["services"][0]["purposes"][0]["purposeCategory"][0], r["state"]) for r in receipts] == [
+        ("Core function", "granted"), ("Marketing", "granted"),
+    ]
+    assert receipts[1]["collectionMethod"] == "Link in the confirmation mail (double opt-in)"
+    assert receipts[1]["notice"]["sha256"] == text["sha256"] and receipts[1]["piiPrincipalId"] == "dana@example.org"
+    assert {link["purpose"] for link in document["consentLinks"]} == {"confirm", "withdraw"}
+    assert "tokenHash" not in json.dumps(document["consentLinks"])
+    assert [m["kind"] for m in document["messages"]] == ["consent_confirmation"]

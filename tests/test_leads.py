@@ -101,7 +101,8 @@ def test_every_contract_field_is_accepted_and_stored_normalised(api, db):
         "select first_name, phone, time_on_site, preferred_communication, marketing_consent, session_id, browser_info"
         " from app.leads"
     ).fetchone()
-    assert row == ("Grace", "+442079460958", 145000, "phone", True, "sess_abc123", {"ua": "x", "w": 1280})
+    # marketingConsent: true waits for the confirmation link (double opt-in).
+    assert row == ("Grace", "+442079460958", 145000, "phone", False, "sess_abc123", {"ua": "x", "w": 1280})
 
 
 PHONE_SPELLINGS = [
@@ -163,7 +164,7 @@ def test_a_resubmission_withdraws_marketing_consent_but_never_grants_it(api, db)
            join app.lead_interactions as i on i.id = a.submission_id
            where a.consent_type = 'marketing' order by a.seq"""
     ).fetchall()
-    assert audit == [("consent", True, "submission"), ("consent", False, "resubmission"), ("request", True, "resubmission")]
+    assert audit == [("request", True, "submission"), ("consent", False, "resubmission"), ("request", True, "resubmission")]
 
 
 def test_simultaneous_first_submissions_of_one_email_make_one_lead(api, db):

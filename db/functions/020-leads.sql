@@ -223,7 +223,8 @@ begin
         ) values (
             v_fields ->> 'firstName', v_fields ->> 'lastName', v_fields ->> 'email', v_fields ->> 'phone',
             v_fields ->> 'companyName', v_fields ->> 'inquiryDetails', v_fields ->> 'leadSource',
-            (v_fields ->> 'gdprConsent')::boolean, v_marketing,
+            -- Marketing consent waits for the address's owner (double opt-in, 310-consent-texts).
+            (v_fields ->> 'gdprConsent')::boolean, false,
             v_fields ->> 'accessibilityTheme', v_fields ->> 'preferredCommunication', v_fields ->> 'deviceType',
             v_fields -> 'coreWebVitals', coalesce((v_fields ->> 'logoInteractions')::integer, 0),
             (v_fields ->> 'timeOnSite')::integer, coalesce(v_fields -> 'pagesViewed', '[]'::jsonb),
@@ -244,6 +245,9 @@ begin
             if v_known.marketing_consent and not v_marketing then
                 update app.leads set marketing_consent = false, updated_at = v_now where id = v_known.id;
             end if;
+            if not v_marketing then
+                perform app_logic.cancel_marketing_confirmations(v_known.id);
+            end if;
             insert into app.lead_interactions (lead_id, kind, details, created_at)
             values (v_known.id, 'resubmission', v_fields, v_now)
             returning id into v_submission_id;
@@ -255,16 +259,19 @@ begin
         -- A new lead claimed its session in the insert trigger; a known one claims the session now.
         perform app_logic.claim_session(v_lead_id, v_fields ->> 'sessionId');
     end if;
-    perform app_logic.record_form_consent(
-        v_fields ->> 'email', v_marketing, v_submission_id, v_known_email and v_marketing
-    );
+    -- A form's marketing consent is always a request: the confirmation link makes it a consent.
+    perform app_logic.record_form_consent(v_fields ->> 'email', v_marketing, v_submission_id, v_marketing);
+    if v_marketing and not coalesce(v_known.marketing_consent, false) then
+        perform app_logic.request_marketing_confirmation(v_lead_id);
+    end if;
     -- The same answer for a new and a known address: a caller cannot learn which it was.
     return app_logic.respond(201, jsonb_build_object('status', 'received'));
 end
 $$;
 comment on function api.submit_lead(jsonb) is
 'POST /api/leads: record a lead from the contact form. 201 {"status":"received"} whether or not the address was '
-'known (a known address changes nothing but may withdraw marketing consent); 400 naming every invalid field; '
+'known (a known address changes nothing but may withdraw marketing consent); marketingConsent true sends a '
+'confirmation link to the address and grants nothing until it is opened; 400 naming every invalid field; '
 '429 when rate-limited (5 per IP per 10 minutes, 3 per email per hour).';
 
 -- GET /api/leads: the leads with the POST field names. security_invoker: the caller's grants

@@ -57,7 +57,8 @@ begin
     v_seq := coalesce(v_last.seq, 0);
     v_prev := v_last.row_hash;
     if 'consent' = any(p_events) or 'request' = any(p_events) then
-        v_text_version := app_logic.setting('consent_text_version');
+        -- The text in force (app.consent_texts, db/functions/310-consent-texts.sql).
+        v_text_version := (app_logic.current_consent_text()).version;
     end if;
     for i in 1..coalesce(cardinality(p_events), 0) loop
         v_seq := v_seq + 1;

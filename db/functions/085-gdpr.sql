@@ -128,6 +128,34 @@ begin
             select coalesce(jsonb_agg(app_logic.camel_keys(to_jsonb(a)) order by a.seq), '[]')
             from app.consent_audit as a where a.subject = v_subject
         ),
+        -- The texts those rows name, word for word, and a receipt for each consent given or
+        -- withdrawn (db/functions/310-consent-texts.sql).
+        'consentTexts', (
+            select coalesce(jsonb_agg(jsonb_build_object(
+                'version', t.version, 'text', t.body, 'sha256', encode(t.sha256, 'hex'), 'validFrom', t.valid_from,
+                'language', t.language
+            ) order by t.valid_from), '[]')
+            from app.consent_texts as t
+            where t.version in (select a.consent_text_version from app.consent_audit as a where a.subject = v_subject)
+        ),
+        'consentReceipts', (
+            select coalesce(jsonb_agg(app_logic.audit_consent_receipt(a, lower(btrim(p_email))) order by a.seq), '[]')
+            from app.consent_audit as a
+            where a.subject = v_subject and a.event = 'consent'
+        ),
+        'consentLinks', (
+            select coalesce(jsonb_agg(jsonb_build_object(
+                'purpose', t.purpose, 'createdAt', t.created_at, 'expiresAt', t.expires_at, 'usedAt', t.used_at
+            ) order by t.created_at, t.purpose), '[]')
+            from app.consent_tokens as t where t.lead_id = v_lead.id
+        ),
+        'messages', (
+            select coalesce(jsonb_agg(jsonb_build_object(
+                'kind', o.kind, 'channel', o.channel, 'subject', o.message -> 'subject', 'createdAt', o.created_at,
+                'sentAt', o.sent_at, 'failedAt', o.failed_at
+            ) order by o.id), '[]')
+            from app.outbox as o where o.lead_id = v_lead.id
+        ),
         'rateLimitCounters', (
             select coalesce(jsonb_agg(jsonb_build_object(
                 'action', c.action, 'hits', to_jsonb(c.hits), 'expiresAt', c.expires_at

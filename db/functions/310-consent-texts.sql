@@ -95,6 +95,27 @@ $$;
 comment on function app_logic.consent_receipt(text, text, text, timestamptz, text, text, uuid) is
 'A consent receipt (Kantara CR v1.1 fields, ISO/IEC TS 27560) for one consent under one text version.';
 
+-- The receipt of one consent-audit row, for the GDPR export: its id derives from the row's
+-- hash, so the same row always has the same receipt.
+create function app_logic.audit_consent_receipt(p_row app.consent_audit, p_email text) returns jsonb
+language sql stable
+as $$
+    select app_logic.consent_receipt(
+        p_email, p_row.consent_type, p_row.consent_text_version, p_row.recorded_at,
+        case p_row.source
+            when 'web_form' then 'Web form'
+            when 'email_confirmation' then 'Link in the confirmation mail (double opt-in)'
+            when 'unsubscribe_link' then 'Unsubscribe link in a mail'
+            when 'gdpr_endpoint' then 'Recorded by the controller on request (admin API)'
+            else p_row.source
+        end,
+        case when p_row.granted then 'granted' else 'withdrawn' end,
+        encode(substr(p_row.row_hash, 1, 16), 'hex')::uuid
+    )
+$$;
+comment on function app_logic.audit_consent_receipt(app.consent_audit, text) is
+'The consent receipt of one consent-audit row (its id derived from the row hash).';
+
 -- The confirmation request of a submission that ticked marketing consent: a confirm link
 -- (expiring, single use), a withdraw link, and the mail carrying both and the receipt, queued
 -- in the submission's transaction. The lead's consent stays false until the link is opened.
@@ -155,6 +176,18 @@ $$;
 comment on function app_logic.request_marketing_confirmation(uuid) is
 'Queue the double opt-in mail of a lead (confirm link, withdraw link, consent receipt) in the current transaction.';
 
+-- A submission without the tick from a known address withdraws, and that includes a pending
+-- confirmation: its link stops working.
+create function app_logic.cancel_marketing_confirmations(p_lead_id uuid) returns void
+language sql volatile security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+    update app.consent_tokens as t set used_at = app_logic.now()
+    where t.lead_id = p_lead_id and t.purpose = 'confirm' and t.used_at is null
+$$;
+comment on function app_logic.cancel_marketing_confirmations(uuid) is
+'Make every pending confirmation link of a lead stop working (the person withdrew before confirming).';
+
 -- The page or JSON a link answers with: HTML when the client asks for it (a person clicking),
 -- JSON otherwise. Returned through PostgREST's "any" media-type handler, so the Content-Type
 -- is ours; headers an earlier step set (Retry-After of a 429) are kept.
@@ -210,7 +243,7 @@ as $$
         "additionalProperties": false,
         "required": ["token"],
         "properties": {
-            "token": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$",
+            "token": {"type": "string", "maxLength": 64, "pattern": "^[A-Za-z0-9_-]{43}$",
                 "patternText": "the 43-character token of the link",
                 "description": "The token of the link, as the mail carried it."}
         }
@@ -234,18 +267,19 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
 declare
-    v_body jsonb := $1;
-    v_answer jsonb := app_logic.screen_request('consent_links', v_body, app_logic.consent_link_rule());
+    p_body alias for $1;
+    v_refusal jsonb;
     v_token app.consent_tokens;
     v_lead app.leads;
     v_now timestamptz := app_logic.now();
 begin
-    if v_answer is not null then
-        return app_logic.link_answer(v_answer, 'The link could not be used');
+    v_refusal := app_logic.screen_request('consent_links', p_body, app_logic.consent_link_rule());
+    if v_refusal is not null then
+        return app_logic.link_answer(v_refusal, 'The link could not be used');
     end if;
     select t.* into v_token
     from app.consent_tokens as t
-    where t.token_hash = app_logic.consent_token_hash(v_body ->> 'token') and t.purpose = 'confirm'
+    where t.token_hash = app_logic.consent_token_hash(p_body ->> 'token') and t.purpose = 'confirm'
     for update;
     if not found or v_token.used_at is not null or v_token.expires_at <= v_now then
         return app_logic.invalid_link('This link does not work');
@@ -286,19 +320,20 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
 declare
-    v_body jsonb := $1;
-    v_answer jsonb := app_logic.screen_request('consent_links', v_body, app_logic.consent_link_rule());
+    p_body alias for $1;
+    v_refusal jsonb;
     v_token app.consent_tokens;
     v_lead app.leads;
     v_now timestamptz := app_logic.now();
     v_pending integer;
 begin
-    if v_answer is not null then
-        return app_logic.link_answer(v_answer, 'The link could not be used');
+    v_refusal := app_logic.screen_request('consent_links', p_body, app_logic.consent_link_rule());
+    if v_refusal is not null then
+        return app_logic.link_answer(v_refusal, 'The link could not be used');
     end if;
     select t.* into v_token
     from app.consent_tokens as t
-    where t.token_hash = app_logic.consent_token_hash(v_body ->> 'token') and t.purpose = 'withdraw';
+    where t.token_hash = app_logic.consent_token_hash(p_body ->> 'token') and t.purpose = 'withdraw';
     if not found then
         return app_logic.invalid_link('This link does not work');
     end if;

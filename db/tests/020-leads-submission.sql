@@ -51,7 +51,8 @@ select is_empty(
     'select * from app_logic.verify_consent_chain()', 'the audit verifies as a whole with submission ids in it'
 );
 
--- Bea ticks marketing on her first submission; a later one without the tick withdraws it.
+-- Bea ticks marketing on her first submission: a request, until she opens the link in the
+-- confirmation mail (double opt-in); a later submission without the tick withdraws it.
 set local role anon;
 select api.submit_lead(tap.lead('{"email": "bea@example.org", "marketingConsent": true}'));
 reset role;
@@ -59,9 +60,13 @@ select is(
     (
         select marketing_consent from app.leads
         where email = 'bea@example.org'
-    ), true,
-    'a new address''s marketing consent is what its form said'
+    ), false,
+    'a new address''s ticked marketing consent waits for the confirmation link'
 );
+select api.confirm_consent(jsonb_build_object('token', substring(
+    (select o.message ->> 'text' from app.outbox as o where o.kind = 'consent_confirmation' and o.recipient = 'bea@example.org')
+    from 'confirm\?token=([A-Za-z0-9_-]{43})'
+)));
 set local role anon;
 select api.submit_lead(tap.lead('{"email": "Bea@Example.org", "marketingConsent": true}'));
 reset role;
@@ -69,8 +74,8 @@ select results_eq(
     $$ select a.event, a.granted from app.consent_audit as a
        where a.subject = app_logic.person_pseudonym('bea@example.org') and a.consent_type = 'marketing'
        order by a.seq $$,
-    $$ values ('consent', true), ('request', true) $$,
-    'a known address asking again for marketing is a request even while consent is given'
+    $$ values ('request', true), ('consent', true), ('request', true) $$,
+    'the form''s ask is a request, the link the consent; asking again while consent is given is a request'
 );
 set local role anon;
 select api.submit_lead(tap.lead('{"email": "BEA@example.org"}'));
@@ -93,7 +98,7 @@ select results_eq(
     $$ select a.event, a.granted from app.consent_audit as a
        where a.subject = app_logic.person_pseudonym('bea@example.org') and a.consent_type = 'marketing'
        order by a.seq $$,
-    $$ values ('consent', true), ('request', true), ('consent', false) $$,
+    $$ values ('request', true), ('consent', true), ('request', true), ('consent', false) $$,
     'the withdrawal is a consent row that took effect'
 );
 select is(

@@ -9,11 +9,9 @@ select set_config(
     'request.headers', '{"x-real-ip": "2001:db8:1:2::abcd", "user-agent": "pgtap-agent"}', true
 );
 select set_config('app.frozen_now', '2026-03-01 10:00:00+00', true);
--- Every version a record names is a published text (db/schema/310-consent-texts.sql).
+-- The text in force is the newest published one (app.consent_texts): February's, in March.
 insert into app.consent_texts (version, body, sha256, valid_from)
 values ('2026-02', 'Text of February.', sha256(convert_to('Text of February.', 'UTF8')), '2026-02-01');
-update app.settings set value = '2026-02'
-where key = 'consent_text_version';
 
 select api.submit_lead(
     '{"firstName": "Ada", "lastName": "L", "email": "Ada@Example.org", "gdprConsent": true, "marketingConsent": true}'
@@ -24,7 +22,7 @@ select results_eq(
     $$ select seq, event, consent_type, granted, source, user_agent, consent_text_version from app.consent_audit
        order by seq $$,
     $$ values (1, 'consent', 'gdpr', true, 'web_form', 'pgtap-agent', '2026-02'),
-              (2, 'consent', 'marketing', true, 'web_form', 'pgtap-agent', '2026-02'),
+              (2, 'request', 'marketing', true, 'web_form', 'pgtap-agent', '2026-02'),
               (3, 'consent', 'gdpr', true, 'web_form', 'pgtap-agent', '2026-02'),
               (4, 'consent', 'marketing', false, 'web_form', 'pgtap-agent', '2026-02') $$,
     'each submission records GDPR and marketing consent with source, user agent and text version'
