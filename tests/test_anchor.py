@@ -86,7 +86,7 @@ def test_a_rewritten_chain_with_recomputed_hashes_is_caught(db, db_url, anchored
         )
         update app.consent_audit as a set granted = true, row_hash = app_logic.consent_row_hash(
             t.subject, t.seq, t.event, t.consent_type, true, t.source, t.ip_hash, t.user_agent,
-            t.consent_text_version, t.recorded_at, t.prev_hash
+            t.consent_text_version, t.recorded_at, t.prev_hash, t.submission_id
         )
         from target as t where a.id = t.id
         """,

@@ -37,7 +37,8 @@ alter table app.consent_audit
 add constraint consent_audit_text_fkey foreign key (consent_text_version) references app.consent_texts (version);
 
 -- The version in force is now the newest text's (one source): the setting goes.
-delete from app.settings where key = 'consent_text_version';
+delete from app.settings
+where key = 'consent_text_version';
 
 -- Links of double opt-in (confirm) and of unsubscribing (withdraw). Only the SHA-256 of the
 -- token is kept: the token itself travels in the message and leaves the outbox once sent.

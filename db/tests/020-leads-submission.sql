@@ -64,7 +64,10 @@ select is(
     'a new address''s ticked marketing consent waits for the confirmation link'
 );
 select api.confirm_consent(jsonb_build_object('token', substring(
-    (select o.message ->> 'text' from app.outbox as o where o.kind = 'consent_confirmation' and o.recipient = 'bea@example.org')
+    (
+        select o.message ->> 'text' from app.outbox as o
+        where o.kind = 'consent_confirmation' and o.recipient = 'bea@example.org'
+    )
     from 'confirm\?token=([A-Za-z0-9_-]{43})'
 )));
 set local role anon;
