@@ -95,7 +95,8 @@ begin
 end
 $$;
 comment on function app_logic.health_response(text, text[]) is
-'The answer of a health endpoint: 200 ok (with a jobs sentence when pg_cron runs no job for this database), or 503 CHU01 naming what is missing.';
+'The answer of a health endpoint: 200 ok (with a jobs sentence when pg_cron runs no job for this database), '
+'or 503 CHU01 naming what is missing.';
 
 -- The tables the routes of a public path need (their health column in db/routes.toml).
 create function app_logic.route_health_tables(p_path text) returns text[]
