@@ -33,8 +33,11 @@ from (values (
     '2026-01-01T00:00:00Z'::timestamptz
 )) as t (version, body, valid_from);
 
+-- NOT VALID: no scan of the audit under lock; every row appended from now on is checked, and
+-- every row before it names '2026-01', the text inserted above.
 alter table app.consent_audit
-add constraint consent_audit_text_fkey foreign key (consent_text_version) references app.consent_texts (version);
+add constraint consent_audit_text_fkey foreign key (consent_text_version) references app.consent_texts (version)
+not valid;
 
 -- The version in force is now the newest text's (one source): the setting goes.
 delete from app.settings
