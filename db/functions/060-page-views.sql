@@ -111,6 +111,8 @@ as $$
     select jsonb_build_object(
         'type', 'object',
         'description', 'One page view; no IP address or user agent is stored with it.',
+        -- The body may also be a batch {"events": [...]} of 1 to this many page views.
+        'batchMaxItems', 100,
         'required', jsonb_build_array('sessionId', 'path'),
         'additionalProperties', false,
         'properties', jsonb_build_object(
@@ -134,33 +136,79 @@ as $$
 $$;
 comment on function app_logic.record_page_view_rule() is 'Validation rule (and OpenAPI schema) of POST /api/page-views.';
 
+-- The problems of one page view (p_prefix names it in a batch: "[3]."), and its referrer's host.
+create function app_logic.page_view_problems(p_event jsonb, p_rule jsonb, p_prefix text, out problems jsonb, out host text)
+language plpgsql stable
+as $$
+begin
+    -- An empty referrer is what a browser reports for a page opened directly.
+    if jsonb_typeof(p_event) = 'object' and p_event ->> 'referrer' = '' then
+        p_event := p_event - 'referrer';
+    end if;
+    problems := app_logic.validate(p_event, p_rule, p_prefix);
+    if jsonb_array_length(problems) = 0 and jsonb_typeof(p_event -> 'referrer') = 'string' then
+        host := app_logic.referrer_host(p_event ->> 'referrer');
+        if host is null or char_length(host) > 253 then
+            problems := app_logic.problem(
+                p_prefix || 'referrer', format('%sreferrer must have a host name of at most 253 characters.', p_prefix)
+            );
+        end if;
+    end if;
+end
+$$;
+comment on function app_logic.page_view_problems(jsonb, jsonb, text) is
+'Problems of one page view against its rule (p_prefix before field names) and its referrer''s host.';
+
+-- One event, or a batch {"events": [...]} of 1 to batchMaxItems (analytics beacons send
+-- several at once). Not a bare JSON array: PostgREST 12 refuses one whose objects do not all
+-- have the same keys (PGRST102) before any SQL runs, and events leave out optional fields.
+-- A batch is all or nothing, like every refused request: one bad event refuses it with every
+-- bad field named by its index ("events[3].path"), and nothing of it is stored. Each event
+-- counts against the rate limit (a batch of 40 uses 40 slots; at most batchMaxItems, so an
+-- oversized batch is refused for its size, not for the limit).
 create function api.record_page_view(jsonb) returns jsonb
 language plpgsql volatile security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     p_body alias for $1;
+    v_rule jsonb := app_logic.record_page_view_rule();
+    v_batch boolean := jsonb_typeof(p_body) = 'object' and p_body ? 'events';
+    v_events jsonb := case when v_batch then p_body -> 'events' else jsonb_build_array(p_body) end;
+    v_max integer := (v_rule ->> 'batchMaxItems')::integer;
+    v_count integer := case when jsonb_typeof(v_events) = 'array' then jsonb_array_length(v_events) else 1 end;
     v_limited jsonb;
-    v_problems jsonb;
+    v_problems jsonb := '[]'::jsonb;
+    v_checked record;
+    v_hosts text[] := '{}';
     v_now timestamptz := app_logic.now();
-    v_referrer text;
-    v_host text;
+    v_key text;
 begin
-    v_limited := app_logic.enforce_rate_limits('page_views', null);
+    v_limited := app_logic.enforce_rate_limits('page_views', null, greatest(1, least(v_count, v_max)));
     if v_limited is not null then
         return v_limited;
     end if;
-    -- An empty referrer is what a browser reports for a page opened directly.
-    if p_body ->> 'referrer' = '' then
-        p_body := p_body - 'referrer';
-    end if;
-    v_problems := app_logic.validate(p_body, app_logic.record_page_view_rule());
-    if jsonb_array_length(v_problems) = 0 and jsonb_typeof(p_body -> 'referrer') = 'string' then
-        v_referrer := p_body ->> 'referrer';
-        v_host := app_logic.referrer_host(v_referrer);
-        if v_host is null or char_length(v_host) > 253 then
-            v_problems := app_logic.problem('referrer', 'referrer must have a host name of at most 253 characters.');
-        end if;
+    if not v_batch then
+        v_checked := app_logic.page_view_problems(p_body, v_rule, '');
+        v_problems := v_checked.problems;
+        v_hosts := array[v_checked.host];
+    elsif jsonb_typeof(v_events) <> 'array' then
+        v_problems := app_logic.problem('events', 'events must be an array of page views.');
+    elsif v_count = 0 or v_count > v_max then
+        v_problems := app_logic.problem('events', format('events must hold 1 to %s page views, not %s.', v_max, v_count));
+    else
+        for v_key in select k from jsonb_object_keys(p_body) as k where k <> 'events' order by k limit 20 loop
+            v_problems := v_problems || app_logic.problem(left(v_key, 100), format(
+                '%s is not a known field of a batch, which holds only events.', left(v_key, 100)
+            ));
+        end loop;
+        -- By index, not `for ... in select`: a loop over a query is a statement run per call.
+        for i in 0..v_count - 1 loop
+            v_checked := app_logic.page_view_problems(v_events -> i, v_rule, format('events[%s].', i));
+            v_problems := v_problems || v_checked.problems;
+            v_hosts := v_hosts || v_checked.host;
+            exit when jsonb_array_length(v_problems) >= 20;
+        end loop;
     end if;
     if jsonb_array_length(v_problems) > 0 then
         return app_logic.reject_invalid(v_problems);
@@ -173,21 +221,26 @@ begin
             'Operators: run select app_logic.ensure_page_view_partitions(3) and check the pg_cron job.'
         ));
     end if;
+    -- One INSERT for the whole batch.
     insert into app.page_views (session_id, path, referrer_host, device_type, duration_ms, viewed_at)
-    values (
-        app_logic.text_field(p_body, 'sessionId'),
+    select
+        app_logic.text_field(e.event, 'sessionId'),
         -- Query strings and fragments are where analytics leak personal data (?email=...).
-        regexp_replace(p_body ->> 'path', '[?#].*$', ''),
-        v_host,
-        p_body ->> 'deviceType',
-        app_logic.integer_field(p_body, 'durationMs'),
+        regexp_replace(e.event ->> 'path', '[?#].*$', ''),
+        v_hosts[e.n],
+        e.event ->> 'deviceType',
+        app_logic.integer_field(e.event, 'durationMs'),
         v_now
-    );
+    from jsonb_array_elements(v_events) with ordinality as e (event, n);
+    if v_batch then
+        return app_logic.respond(201, jsonb_build_object('status', 'recorded', 'count', v_count));
+    end if;
     return app_logic.respond(201, jsonb_build_object('status', 'recorded'));
 end
 $$;
 comment on function api.record_page_view(jsonb) is
-'POST /api/page-views: record one anonymous page view (no IP, no user agent; the referrer '
-'is reduced to its host, the path loses any query string). 201 {"status":"recorded"}; 400 naming '
-'every invalid field; 429 over the rate limit (120 per client IP per minute by default); 503 '
-'when this month''s partition is missing.';
+'POST /api/page-views: record one anonymous page view, or a batch {"events": [...]} of at most 100, with no IP and '
+'no user agent; the referrer is reduced to its host, the path loses any query string. 201 {"status":"recorded"} '
+'(a batch: {"status":"recorded","count":n}); 400 naming every invalid field (in a batch by index, "events[3].path"; '
+'nothing of a refused batch is stored); 429 over the rate limit (120 page views per client IP per minute by '
+'default, each event of a batch counting); 503 when this month''s partition is missing.';
