@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -20,7 +21,11 @@ import psycopg
 
 from .. import config
 from ..cluster import Cluster
-from .common import AUTH_PASSWORD, BENCH_DB, BENCH_DIR, CLIENTS, GOALS, LEADS, LIMITS_ON, Check, Report, Run, _count, loadavg, timed
+from . import peer
+from .common import (
+    AUTH_PASSWORD, BENCH_DB, BENCH_DIR, CLIENTS, GOALS, LEADS, LIMITS_ON, PAGE_VIEWS, Check, Report, Run, _count, loadavg,
+    pgbench, timed,
+)
 
 BARE_SCHEMA_SQL = """
 drop schema if exists bench_bare cascade;
@@ -104,12 +109,13 @@ def _layers_cpu(layers: Layers) -> dict[str, dict[int, float]]:
 
 
 def _wrk(report: Report, cluster: Cluster, name: str, url: str, seconds: int, style: str, check: Check | None,
-         layers: Layers) -> Run:
-    """One wrk run; rows stored are checked against the 2xx count, CPU per request by layer
-    (processes are listed at the start and at the end: PostgREST opens connections on demand)."""
+         layers: Layers, rows_per_request: int = 1) -> Run:
+    """One wrk run; rows stored are checked against the 2xx count (times rows_per_request), CPU per
+    request by layer (processes are listed at the start and at the end: PostgREST opens
+    connections on demand). Its rate is requests per second."""
     # Every request from its own client address (X-Real-IP), as on the internet: to PostgREST
     # directly as nginx would set it, through nginx as the address it trusts (NGINX_TRUST_WRK).
-    env = dict(os.environ, BODY_STYLE=style, SET_REAL_IP="1")
+    env = dict(os.environ, BODY_STYLE=style, SET_REAL_IP="1", BATCH=str(rows_per_request))
     before = _count(cluster, check.sql) if check else 0
     cpu0 = _layers_cpu(layers)
     proc = timed(["wrk", "-t2", f"-c{CLIENTS}", f"-d{seconds}s", "--latency", "-s", str(BENCH_DIR / "wrk_post.lua"), url],
@@ -128,14 +134,25 @@ def _wrk(report: Report, cluster: Cluster, name: str, url: str, seconds: int, st
         return run  # a warm-up
     grew = _count(cluster, check.sql) - before
     # Requests still in flight when wrk stops are committed but not counted: at most one per connection.
-    if not ok <= grew <= ok + CLIENTS:
-        run.problems.append(f"{check.label}: {grew} new rows for {ok} 2xx responses")
-        run.failed += abs(grew - ok)
+    if not ok * rows_per_request <= grew <= (ok + CLIENTS) * rows_per_request:
+        run.problems.append(f"{check.label}: {grew} new rows for {ok} 2xx responses of {rows_per_request}")
+        run.failed += abs(grew - ok * rows_per_request)
     if w["non_2xx"] or w["socket_errors"]:
         run.problems.append(f"{w['non_2xx']} non-2xx responses, {w['socket_errors']} socket errors")
     report.add(run)
     print("      CPU per request: " + ", ".join(f"{k} {v:.2f} ms" for k, v in run.cpu_ms.items()), flush=True)
     return run
+
+
+@dataclass
+class Target:
+    """Something measured in the alternation: measure(seconds, warm=False) gives its Run."""
+
+    name: str
+    measure: Callable[..., Run]
+
+
+PAGE_VIEW_BATCH = 100
 
 
 def http_path(report: Report, cluster: Cluster, seconds: int = 10, rounds: int = 2, quick: bool = False) -> None:
@@ -171,7 +188,9 @@ def http_path(report: Report, cluster: Cluster, seconds: int = 10, rounds: int =
     )
     bare = subprocess.Popen([str(postgrest_bin), str(bare_conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
+    peer_server = None
     try:
+        peer_server = peer.start(report, cluster)
         stack.start_postgrest(cfg)
         stack.start_nginx(cfg)
         stack.wait_until_ready(cfg, timeout=30)
@@ -187,31 +206,55 @@ def http_path(report: Report, cluster: Cluster, seconds: int = 10, rounds: int =
         def nginx() -> list[int]:
             return [nginx_master, *_children(nginx_master)] if nginx_master else []
 
+        def wrk(name: str, url: str, style: str, check: Check, layers: Layers, rows: int = 1) -> Target:
+            return Target(name, lambda s, warm=False: _wrk(report, cluster, name, url, s, style, None if warm else check,
+                                                            layers, rows))
+
+        project = {"PostgREST": lambda: [project_pid], "PostgreSQL": postgres}
         targets = {
-            "c": ("c PostgREST, bare table", f"http://127.0.0.1:{bare_port}/leads", "table",
-                  Check("bench_bare.leads", "select count(*) from bench_bare.leads"),
-                  {"PostgREST": lambda: [bare.pid], "PostgreSQL": postgres}),
-            "d": ("d PostgREST, /rpc/submit_lead", f"http://127.0.0.1:{cfg.postgrest_port}/rpc/submit_lead", "api", LEADS,
-                  {"PostgREST": lambda: [project_pid], "PostgreSQL": postgres}),
-            "e": ("e nginx, POST /api/leads", f"{cfg.api_url}/leads", "api", LEADS,
-                  {"nginx": nginx, "PostgREST": lambda: [project_pid], "PostgreSQL": postgres}),
+            "c": wrk("c PostgREST, bare table", f"http://127.0.0.1:{bare_port}/leads", "table",
+                     Check("bench_bare.leads", "select count(*) from bench_bare.leads"),
+                     {"PostgREST": lambda: [bare.pid], "PostgreSQL": postgres}),
+            "d": wrk("d PostgREST, /rpc/submit_lead", f"http://127.0.0.1:{cfg.postgrest_port}/rpc/submit_lead", "api",
+                     LEADS, project),
+            "e": wrk("e nginx, POST /api/leads", f"{cfg.api_url}/leads", "api", LEADS, {"nginx": nginx, **project}),
+            "pv": wrk(f"page-view batches of {PAGE_VIEW_BATCH} through nginx", f"{cfg.api_url}/page-views",
+                      "pageviews", PAGE_VIEWS, {"nginx": nginx, **project}, PAGE_VIEW_BATCH),
+            "pv-plain": Target("page view plain insert (pgbench)", lambda s, warm=False: pgbench(
+                cluster, "page view plain insert (pgbench)", BENCH_DIR / "page_view_plain.sql", seconds=s,
+                checks=(PAGE_VIEWS,))),
         }
+        if peer_server is not None:
+            targets["peer"] = wrk(f"peer app server ({peer.DESCRIPTION})", peer_server.url, "api", LEADS,
+                                  peer.layers(peer_server, postgres))
         # Warm-up, not recorded: PostgREST fills its pool, the backends cache their plans.
-        for name, url, style, _check, layers in targets.values():
-            _wrk(report, cluster, name, url, 2, style, None, layers)
+        for target in targets.values():
+            target.measure(2, warm=True)
         results: dict[str, list[Run]] = {key: [] for key in targets}
         for _ in range(rounds):
-            for key, (name, url, style, check, layers) in targets.items():
-                results[key].append(_wrk(report, cluster, name, url, seconds, style, check, layers))
+            for key, target in targets.items():
+                run = target.measure(seconds)
+                if key == "pv-plain":
+                    report.add(run)
+                results[key].append(run)
         med = {key: report.median(runs[0].name, runs) for key, runs in results.items()}
-        report.ratios["d/c project PostgREST vs bare table"] = med["d"]["tps"] / med["c"]["tps"]
+        d_over_c = med["d"]["tps"] / med["c"]["tps"]
+        report.ratios["d/c project PostgREST vs bare table"] = d_over_c
         report.ratios["e/d through nginx vs direct"] = med["e"]["tps"] / med["d"]["tps"]
         cpu = {key: {layer: statistics.median(r.cpu_ms[layer] for r in runs) for layer in runs[0].cpu_ms}
-               for key, runs in results.items()}
+               for key, runs in results.items() if runs[0].cpu_ms}
         for key, layers in cpu.items():
             report.figures[f"{key} CPU per request, ms (median)"] = ", ".join(f"{k} {v:.2f}" for k, v in layers.items())
-        d_over_c = med["d"]["tps"] / med["c"]["tps"]
         report.ratios["d-db-cpu-ms PostgreSQL CPU per submission through PostgREST (d), ms"] = cpu["d"]["PostgreSQL"]
+        events = med["pv"]["tps"] * PAGE_VIEW_BATCH
+        report.figures["page-view events per second through nginx in batches of 100"] = round(events)
+        report.ratios["batch-events/plain page-view events/s through nginx (batches of 100) vs plain INSERT/s"] = (
+            events / med["pv-plain"]["tps"]
+        )
+        if "peer" in med:
+            report.ratios[f"d/peer project PostgREST vs the app server ({peer.DESCRIPTION})"] = (
+                med["d"]["tps"] / med["peer"]["tps"]
+            )
         if not GOALS["d/c"].met(d_over_c):
             c_total, d_total = sum(cpu["c"].values()), sum(cpu["d"].values())
             report.notes.append(
@@ -221,6 +264,8 @@ def http_path(report: Report, cluster: Cluster, seconds: int = 10, rounds: int =
                 f"{d_total:.2f} ms within {c_total / GOALS['d/c'].value:.2f} ms."
             )
     finally:
+        if peer_server is not None:
+            peer_server.stop()
         bare.terminate()
         try:
             bare.wait(timeout=10)
