@@ -177,12 +177,12 @@ def lint_migrations(c):
 @task
 def lint_plpgsql(c):
     """plpgsql_check on every PL/pgSQL function, trigger functions with their table."""
-    from chorus_db.testing import build_template, run_plpgsql_check, test_cluster
+    from chorus_db.testing import build_template, run_plpgsql_check, running_test_cluster
 
     _echo("plpgsql_check on a fresh build in the test cluster")
-    cluster = test_cluster()
-    build_template(cluster)
-    findings = run_plpgsql_check(cluster)
+    with running_test_cluster() as cluster:
+        build_template(cluster)
+        findings = run_plpgsql_check(cluster)
     for fn, line, level, message, hint in findings:
         print(f"  {fn}:{line}: {level}: {message}" + (f" ({hint})" if hint else ""))
     if findings:
@@ -199,18 +199,19 @@ def lint_all(c):
 @task
 def test_pgtap(c):
     """pgTAP tests in db/tests, run by pg_prove on a fresh build."""
-    from chorus_db.testing import build_template, run_pgtap, test_cluster
+    from chorus_db.testing import build_template, run_pgtap, running_test_cluster
 
     _echo("pg_prove db/tests/*.sql")
-    cluster = test_cluster()
-    build_template(cluster)
-    if run_pgtap(cluster) != 0:
+    with running_test_cluster() as cluster:
+        build_template(cluster)
+        failed = run_pgtap(cluster) != 0
+    if failed:
         raise Exit("pgTAP tests failed: see the failures above", code=1)
 
 
 @task(help={"k": "only tests matching this expression", "x": "stop at the first failure"})
 def test_pytest(c, k="", x=False):
-    """pytest: build, tasks, SQL-level API, HTTP (skipped where PostgREST is absent)."""
+    """pytest: build, tasks, SQL-level API, HTTP (PostgREST: POSTGREST_BIN, PATH or the vendored copy)."""
     args = ["-q"] + (["-k", k] if k else []) + (["-x"] if x else [])
     _echo("pytest " + " ".join(args))
     c.run(f"{sys.executable} -m pytest " + " ".join(args), pty=False)
@@ -219,9 +220,13 @@ def test_pytest(c, k="", x=False):
 @task(default=True)
 def test_all(c):
     """Every check CI runs: SQL lint, migration lint, plpgsql_check, pgTAP, pytest."""
+    from chorus_db.testing import running_test_cluster
+
     started = time.monotonic()
-    for step in (lint_sql, lint_migrations, lint_plpgsql, test_pgtap, test_pytest):
-        step(c)
+    # One test cluster for every step, stopped at the end (unless it ran before `invoke test`).
+    with running_test_cluster():
+        for step in (lint_sql, lint_migrations, lint_plpgsql, test_pgtap, test_pytest):
+            step(c)
     _echo(f"every check passed in {time.monotonic() - started:.0f} s")
 
 

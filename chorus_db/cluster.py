@@ -3,8 +3,9 @@
 `invoke db.up` and the test fixtures both use this. initdb and postgres refuse to run as
 root, so when we are root the server runs as an unprivileged OS user that is created on
 first use (or reused). The cluster listens on 127.0.0.1 only, on a port chosen once at
-initdb time (the first free one from CHORUS_PG_PORT) and then kept, so it never takes a
-port from a server that is already there.
+initdb time (the first free one from CHORUS_PG_PORT) and then kept; when another program holds
+it at a later start, the cluster moves to the next free one, so it never takes a port from a
+server that is already there.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config
@@ -72,6 +73,8 @@ class Cluster:
     datadir: Path
     cron_database: str = config.DB_NAME
     first_port: int = config.PG_FIRST_PORT
+    # Set by start() when the remembered port was taken and the cluster moved to a free one.
+    moved_from: int | None = field(default=None, init=False, compare=False)
 
     @property
     def os_user(self) -> str | None:
@@ -200,12 +203,14 @@ class Cluster:
         self.init()
         if self.running():
             return False
-        self._write_settings(self.port)
-        if not port_is_free(self.port):
-            raise RuntimeError(
-                f"port {self.port} of the embedded cluster is taken by another program; "
-                f"stop it or remove {self.datadir} to choose a new port"
-            )
+        remembered = self.port
+        if port_is_free(remembered):
+            self._write_settings(remembered)
+        else:
+            # Another program (often a second checkout's cluster) holds the port this cluster
+            # remembered: move to a free one rather than refuse to start.
+            self._write_settings(first_free_port(self.first_port))
+            self.moved_from = remembered
         for _attempt in range(20):
             proc = self._as_owner(
                 [self._bin("pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.datadir), "-l", str(self.logfile)],

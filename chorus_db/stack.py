@@ -307,6 +307,8 @@ class StackConfig:
     nginx_bin: Path | None = None
     # Extra nginx http-block directives; only `invoke bench` sets them.
     nginx_http_extra: str = ""
+    # The routes nginx maps; None: db/routes.toml (a test serves a route table of its own).
+    nginx_routes: tuple | None = None
 
     @property
     def nginx_dir(self) -> Path:
@@ -379,10 +381,19 @@ def start_postgrest(cfg: StackConfig) -> tuple[Service, bool]:
     return service, True
 
 
-def render_nginx(cfg: StackConfig) -> Path:
-    """Write run_dir/nginx/{api.conf,nginx.conf}; returns the main config's path."""
+def render_nginx(cfg: StackConfig, routes: tuple | None = None) -> Path:
+    """Write run_dir/nginx/{api.conf,chorus/routes.conf,nginx.conf} (the routes of db/routes.toml
+    unless given); returns the main config's path."""
+    from . import routes as routes_module
+
     nginx_dir = cfg.nginx_dir
     (nginx_dir / "temp").mkdir(parents=True, exist_ok=True)
+    # The template includes chorus/routes.conf, relative to the main config's directory (here
+    # nginx_dir, in the container /etc/nginx).
+    (nginx_dir / "chorus").mkdir(exist_ok=True)
+    (nginx_dir / "chorus" / "routes.conf").write_text(
+        routes_module.nginx_routes_conf(routes or cfg.nginx_routes or routes_module.ROUTES)
+    )
     api_conf = nginx_dir / "api.conf"
     api_conf.write_text(
         render_template(
