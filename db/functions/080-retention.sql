@@ -269,25 +269,46 @@ comment on function app_logic.apply_retention(text, integer) is
 
 -- What pg_cron calls: apply the rules in batches, committing after each, until nothing due
 -- is left. Short transactions keep locks, WAL bursts and vacuum's horizon small even when a
--- backlog of millions of rows is due at once.
-create procedure app_logic.run_retention(p_kind text default null, p_batch_rows integer default 50000)
+-- backlog of millions of rows is due at once. Retention must not slow the requests served
+-- meanwhile (measured by `invoke bench`), so the job throttles itself:
+-- * batches of 10,000 rows (50,000 held a core and flushed WAL in bursts long enough to show in
+--   the submissions' p99);
+-- * after each batch it sleeps p_pause_ratio times as long as the batch took: at most about half
+--   a core with the default 1, less on a machine that is busy (batches take longer there);
+-- * its commits do not wait for the WAL flush (synchronous_commit off, this session only): a
+--   crash can lose only the last deletions, which the next run repeats; the requests' commits,
+--   which do wait, no longer queue behind the job's.
+create procedure app_logic.run_retention(
+    p_kind text default null, p_batch_rows integer default 10000, p_pause_ratio numeric default 1
+)
 language plpgsql
 as $$
 declare
     v_pending text[];
+    v_started timestamptz;
+    v_commit_setting text := current_setting('synchronous_commit');
 begin
+    if p_pause_ratio is null or p_pause_ratio < 0 or p_pause_ratio > 100 then
+        raise exception 'the pause ratio must be between 0 and 100, not %', p_pause_ratio using errcode = '22023';
+    end if;
+    perform set_config('synchronous_commit', 'off', false);
+    v_started := clock_timestamp();
     select array_agg(r.kind) into v_pending
     from app_logic.apply_retention(p_kind, p_batch_rows) as r
     where not r.complete and r.error is null;
     commit;
     while v_pending is not null loop
+        perform pg_sleep(p_pause_ratio * extract(epoch from clock_timestamp() - v_started));
+        v_started := clock_timestamp();
         select array_agg(r.kind) into v_pending
         from unnest(v_pending) as k (kind)
         cross join lateral app_logic.apply_retention(k.kind, p_batch_rows) as r
         where not r.complete and r.error is null;
         commit;
     end loop;
+    perform set_config('synchronous_commit', v_commit_setting, false);
 end
 $$;
-comment on procedure app_logic.run_retention (text, integer) is
-'Apply retention (every rule, or p_kind) in committed batches of p_batch_rows until nothing is due.';
+comment on procedure app_logic.run_retention (text, integer, numeric) is
+'Apply retention (every rule, or p_kind) in committed batches of p_batch_rows until nothing is due, pausing '
+'p_pause_ratio times each batch''s duration between batches.';

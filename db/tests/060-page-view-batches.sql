@@ -64,8 +64,13 @@ select is(
     '[{"field": "events[1].path", "message": "events[1].path must be a path starting with / without spaces."}]',
     'errors list the bad event''s field and the same message as for a single page view'
 );
-select is((select count(*)::integer from app.page_views where session_id = 'b-2'), 0,
-    'nothing of a partly bad batch is stored, not even its good events');
+select is(
+    (
+        select count(*)::integer from app.page_views
+        where session_id = 'b-2'
+    ), 0,
+    'nothing of a partly bad batch is stored, not even its good events'
+);
 
 select is(
     pg_temp.send('[]') #>> '{body,message}', 'events must hold 1 to 100 page views, not 0.',
@@ -95,17 +100,29 @@ select is(
     pg_temp.call_as('anon', $$api.record_page_view('[{"sessionId": "b-5", "path": "/"}]')$$) #>> '{body,message}',
     'The request body must be a JSON object.', 'a bare array is not a batch (PostgREST 12 refuses mixed ones anyway)'
 );
-select is((select count(*)::integer from app.page_views where session_id like 'b-_' and session_id <> 'b-1'), 0,
-    'refused batches stored nothing');
+select is(
+    (
+        select count(*)::integer from app.page_views
+        where session_id like 'b-_' and session_id <> 'b-1'
+    ), 0,
+    'refused batches stored nothing'
+);
 
 -- The limit counts events: with 5 per minute, a batch of 3 leaves room for 2 more events.
-update app.rate_limit_rules set max_requests = 5 where action = 'page_views';
+update app.rate_limit_rules set max_requests = 5
+where action = 'page_views';
 select set_config('request.headers', '{"x-real-ip": "198.51.100.41"}', true);
-select is(pg_temp.send('[{"sessionId": "b-6", "path": "/1"}, {"sessionId": "b-6", "path": "/2"}, {"sessionId": "b-6", "path": "/3"}]')
-    -> 'status', '201', 'a batch of 3 of a limit of 5 is admitted');
 select is(
-    (pg_temp.send('[{"sessionId": "b-6", "path": "/4"}, {"sessionId": "b-6", "path": "/5"}, {"sessionId": "b-6", "path": "/6"}]')
-    #>> '{body,code}', current_setting('response.headers')),
+    pg_temp.send('[{"sessionId": "b-6", "path": "/1"}, {"sessionId": "b-6", "path": "/2"}, {"sessionId": "b-6", "path": "/3"}]')
+    -> 'status', '201', 'a batch of 3 of a limit of 5 is admitted'
+);
+select is(
+    (
+        pg_temp.send(
+            '[{"sessionId": "b-6", "path": "/4"}, {"sessionId": "b-6", "path": "/5"}, {"sessionId": "b-6", "path": "/6"}]'
+        )
+        #>> '{body,code}', current_setting('response.headers')
+    ),
     ('CHR01'::text, '[{"Retry-After": "60"}]'::text),
     'a batch of 3 with 2 slots left is refused 429 until the first batch leaves the window'
 );
@@ -117,8 +134,13 @@ select is(
     array['201', '429'],
     'the refused batch took no slot: a batch of 2 fits, then a single page view is over the limit'
 );
-select is((select count(*)::integer from app.page_views where session_id = 'b-6'), 5,
-    'exactly the admitted events are stored');
+select is(
+    (
+        select count(*)::integer from app.page_views
+        where session_id = 'b-6'
+    ), 5,
+    'exactly the admitted events are stored'
+);
 
 select is(
     (app_logic.openapi_schema_of_rule(app_logic.record_page_view_rule()) #> '{oneOf,1,properties,events}') - 'items',
