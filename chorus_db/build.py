@@ -28,12 +28,13 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from . import config
+from .errors import UserError, missing_extension
 
 DECLARATIVE_SCHEMAS = ("api", "app_logic")
 TABLE_SCHEMAS = ("app",)
 
 
-class BuildError(RuntimeError):
+class BuildError(UserError):
     """A build that stopped; the database is unchanged."""
 
 
@@ -118,6 +119,9 @@ def run_file(conn: psycopg.Connection, path: Path) -> None:
         line = _line_of(text, int(position)) if position else None
         where = f"{path.relative_to(path.parent.parent.parent)}"
         where += f":{line}" if line else ""
+        missing = missing_extension(str(diag.message_primary or exc))
+        if missing:
+            raise BuildError(f"{where}: {missing}") from exc
         context = f"\n  context: {diag.context.strip()}" if diag.context else ""
         raise BuildError(f"{where}: {diag.message_primary or exc}{context}") from exc
 
@@ -200,6 +204,16 @@ def _cron_available(conn: psycopg.Connection) -> bool:
     return bool(row and row[0])
 
 
+def check_server_version(conn: psycopg.Connection) -> None:
+    """PostgreSQL 15 or later (the SQL uses 15's features; the project is tested on 15)."""
+    version = conn.info.server_version
+    if version < config.PG_MAJOR * 10000:
+        raise BuildError(
+            f"the server at {conn.info.host}:{conn.info.port} runs PostgreSQL {version // 10000}.{version % 10000}, "
+            f"the project needs {config.PG_MAJOR}: point DATABASE_URL at a PostgreSQL {config.PG_MAJOR} server"
+        )
+
+
 def build(
     url: str,
     source: Source | None = None,
@@ -211,6 +225,7 @@ def build(
     ensure_database(url)
     result = BuildResult()
     with psycopg.connect(url, autocommit=True) as conn:
+        check_server_version(conn)
         conn.execute("set client_min_messages = warning")
         conn.add_notice_handler(lambda diag: log(f"  notice: {diag.message_primary}"))
         try:

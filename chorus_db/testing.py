@@ -10,7 +10,6 @@ gets a fresh copy of it (pytest-postgresql's DatabaseJanitor), which takes milli
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import subprocess
@@ -31,7 +30,7 @@ TEMPLATE_DB = "chorus_test_template"
 TEST_PGDATA = Path(
     os.environ.get(
         "CHORUS_TEST_PGDATA",
-        Path(tempfile.gettempdir()) / f"chorus-test-{hashlib.sha1(str(config.ROOT).encode()).hexdigest()[:10]}" / "pgdata",
+        Path(tempfile.gettempdir()) / f"chorus-test-{config.CHECKOUT_ID}" / "pgdata",
     )
 )
 

@@ -10,7 +10,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import psycopg
@@ -261,12 +260,14 @@ def _invoke(args: list[str], env: dict[str, str], timeout: float = 180) -> subpr
 def stack_env():
     """Environment for a separate stack: its own data dir, run dir and ports. The directory is
     under the system temp dir, open to the cluster's OS user (pytest's tmp_path is not, as root)."""
-    base = Path(tempfile.mkdtemp(prefix="chorus-stack-"))
-    base.chmod(0o755)
+    base = config.scratch_dir("stack")
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
     env.update(
         CHORUS_PGDATA=str(base / "pgdata"),
         CHORUS_RUN_DIR=str(base / "run"),
+        # Its own checkout id: `invoke down` stops what carries this id, never this session's
+        # test cluster or HTTP stack.
+        CHORUS_CHECKOUT_ID=f"stack-test-{base.name[-8:]}",
         CHORUS_PG_PORT=str(stack.free_port()),
         API_PORT=str(stack.free_port()),
         POSTGREST_PORT=str(stack.free_port()),
