@@ -11,4 +11,4 @@ from .common import (  # noqa: F401 - the package's interface
 from .http import NGINX_TRUST_WRK, http_path, parse_wrk  # noqa: F401
 from .report import goal_of, goals, print_summary, write  # noqa: F401
 from .retention import retention_at_scale  # noqa: F401
-from .sql import sql_path  # noqa: F401
+from .sql import cost_growth, sql_path  # noqa: F401

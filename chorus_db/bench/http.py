@@ -154,7 +154,8 @@ class Target:
 PAGE_VIEW_BATCH = 100
 
 
-def http_path(report: Report, cluster: Cluster, seconds: int = 10, rounds: int = 2, quick: bool = False) -> None:
+def http_path(report: Report, cluster: Cluster, seconds: int = 10, rounds: int = 2, quick: bool = False,
+              knobs: bool = True, main: bool = True) -> None:
     from .. import stack
 
     print(f"HTTP path (wrk, {CLIENTS} connections)")
@@ -189,7 +190,7 @@ def http_path(report: Report, cluster: Cluster, seconds: int = 10, rounds: int =
                             start_new_session=True)
     peer_server = None
     try:
-        peer_server = peer.start(report, cluster)
+        peer_server = peer.start(report, cluster) if main else None
         stack.start_postgrest(cfg)
         stack.start_nginx(cfg)
         stack.wait_until_ready(cfg, timeout=30)
@@ -205,63 +206,66 @@ def http_path(report: Report, cluster: Cluster, seconds: int = 10, rounds: int =
         def nginx() -> list[int]:
             return [nginx_master, *_children(nginx_master)] if nginx_master else []
 
-        def wrk(name: str, url: str, style: str, check: Check, layers: Layers, rows: int = 1) -> Target:
-            return Target(name, lambda s, warm=False: _wrk(report, cluster, name, url, s, style, None if warm else check,
-                                                            layers, rows))
+        if main:
+            def wrk(name: str, url: str, style: str, check: Check, layers: Layers, rows: int = 1) -> Target:
+                return Target(name, lambda s, warm=False: _wrk(report, cluster, name, url, s, style, None if warm else check,
+                                                                layers, rows))
 
-        project = {"PostgREST": lambda: [project_pid], "PostgreSQL": postgres}
-        targets = {
-            "c": wrk("c PostgREST, bare table", f"http://127.0.0.1:{bare_port}/leads", "table",
-                     Check("bench_bare.leads", "select count(*) from bench_bare.leads"),
-                     {"PostgREST": lambda: [bare.pid], "PostgreSQL": postgres}),
-            "d": wrk("d PostgREST, /rpc/submit_lead", f"http://127.0.0.1:{cfg.postgrest_port}/rpc/submit_lead", "api",
-                     LEADS, project),
-            "e": wrk("e nginx, POST /api/leads", f"{cfg.api_url}/leads", "api", LEADS, {"nginx": nginx, **project}),
-            "pv": wrk(f"page-view batches of {PAGE_VIEW_BATCH} through nginx", f"{cfg.api_url}/page-views",
-                      "pageviews", PAGE_VIEWS, {"nginx": nginx, **project}, PAGE_VIEW_BATCH),
-            "pv-plain": Target("page view plain insert (pgbench)", lambda s, warm=False: pgbench(
-                cluster, "page view plain insert (pgbench)", BENCH_DIR / "page_view_plain.sql", seconds=s,
-                checks=(PAGE_VIEWS,))),
-        }
-        if peer_server is not None:
-            targets["peer"] = wrk(f"peer app server ({peer.DESCRIPTION})", peer_server.url, "api", LEADS,
-                                  peer.layers(peer_server, postgres))
-        # Warm-up, not recorded: PostgREST fills its pool, the backends cache their plans.
-        for target in targets.values():
-            target.measure(2, warm=True)
-        results: dict[str, list[Run]] = {key: [] for key in targets}
-        for _ in range(rounds):
-            for key, target in targets.items():
-                run = target.measure(seconds)
-                if key == "pv-plain":
-                    report.add(run)
-                results[key].append(run)
-        med = {key: report.median(runs[0].name, runs) for key, runs in results.items()}
-        d_over_c = med["d"]["tps"] / med["c"]["tps"]
-        report.ratios["d/c project PostgREST vs bare table"] = d_over_c
-        report.ratios["e/d through nginx vs direct"] = med["e"]["tps"] / med["d"]["tps"]
-        cpu = {key: {layer: statistics.median(r.cpu_ms[layer] for r in runs) for layer in runs[0].cpu_ms}
-               for key, runs in results.items() if runs[0].cpu_ms}
-        for key, layers in cpu.items():
-            report.figures[f"{key} CPU per request, ms (median)"] = ", ".join(f"{k} {v:.2f}" for k, v in layers.items())
-        report.ratios["d-db-cpu-ms PostgreSQL CPU per submission through PostgREST (d), ms"] = cpu["d"]["PostgreSQL"]
-        events = med["pv"]["tps"] * PAGE_VIEW_BATCH
-        report.figures["page-view events per second through nginx in batches of 100"] = round(events)
-        report.ratios["batch-events/plain page-view events/s through nginx (batches of 100) vs plain INSERT/s"] = (
-            events / med["pv-plain"]["tps"]
-        )
-        if "peer" in med:
-            report.ratios[f"d/peer project PostgREST vs the app server ({peer.DESCRIPTION})"] = (
-                med["d"]["tps"] / med["peer"]["tps"]
+            project = {"PostgREST": lambda: [project_pid], "PostgreSQL": postgres}
+            targets = {
+                "c": wrk("c PostgREST, bare table", f"http://127.0.0.1:{bare_port}/leads", "table",
+                         Check("bench_bare.leads", "select count(*) from bench_bare.leads"),
+                         {"PostgREST": lambda: [bare.pid], "PostgreSQL": postgres}),
+                "d": wrk("d PostgREST, /rpc/submit_lead", f"http://127.0.0.1:{cfg.postgrest_port}/rpc/submit_lead", "api",
+                         LEADS, project),
+                "e": wrk("e nginx, POST /api/leads", f"{cfg.api_url}/leads", "api", LEADS, {"nginx": nginx, **project}),
+                "pv": wrk(f"page-view batches of {PAGE_VIEW_BATCH} through nginx", f"{cfg.api_url}/page-views",
+                          "pageviews", PAGE_VIEWS, {"nginx": nginx, **project}, PAGE_VIEW_BATCH),
+                "pv-plain": Target("page view plain insert (pgbench)", lambda s, warm=False: pgbench(
+                    cluster, "page view plain insert (pgbench)", BENCH_DIR / "page_view_plain.sql", seconds=s,
+                    checks=(PAGE_VIEWS,))),
+            }
+            if peer_server is not None:
+                targets["peer"] = wrk(f"peer app server ({peer.DESCRIPTION})", peer_server.url, "api", LEADS,
+                                      peer.layers(peer_server, postgres))
+            # Warm-up, not recorded: PostgREST fills its pool, the backends cache their plans.
+            for target in targets.values():
+                target.measure(2, warm=True)
+            results: dict[str, list[Run]] = {key: [] for key in targets}
+            for _ in range(rounds):
+                for key, target in targets.items():
+                    run = target.measure(seconds)
+                    if key == "pv-plain":
+                        report.add(run)
+                    results[key].append(run)
+            med = {key: report.median(runs[0].name, runs) for key, runs in results.items()}
+            d_over_c = med["d"]["tps"] / med["c"]["tps"]
+            report.ratios["d/c project PostgREST vs bare table"] = d_over_c
+            report.ratios["e/d through nginx vs direct"] = med["e"]["tps"] / med["d"]["tps"]
+            cpu = {key: {layer: statistics.median(r.cpu_ms[layer] for r in runs) for layer in runs[0].cpu_ms}
+                   for key, runs in results.items() if runs[0].cpu_ms}
+            for key, layers in cpu.items():
+                report.figures[f"{key} CPU per request, ms (median)"] = ", ".join(f"{k} {v:.2f}" for k, v in layers.items())
+            report.ratios["d-db-cpu-ms PostgreSQL CPU per submission through PostgREST (d), ms"] = cpu["d"]["PostgreSQL"]
+            events = med["pv"]["tps"] * PAGE_VIEW_BATCH
+            report.figures["page-view events per second through nginx in batches of 100"] = round(events)
+            report.ratios["batch-events/plain page-view events/s through nginx (batches of 100) vs plain INSERT/s"] = (
+                events / med["pv-plain"]["tps"]
             )
-        if not GOALS["d/c"].met(d_over_c):
-            c_total, d_total = sum(cpu["c"].values()), sum(cpu["d"].values())
-            report.notes.append(
-                f"d/c: per request the database spent {cpu['d']['PostgreSQL']:.2f} ms of CPU for d against "
-                f"{cpu['c']['PostgreSQL']:.2f} ms for c, PostgREST {cpu['d']['PostgREST']:.2f} against "
-                f"{cpu['c']['PostgREST']:.2f} ms; on a CPU-bound machine d/c {GOALS['d/c']} would need d's "
-                f"{d_total:.2f} ms within {c_total / GOALS['d/c'].value:.2f} ms."
-            )
+            if "peer" in med:
+                report.ratios[f"d/peer project PostgREST vs the app server ({peer.DESCRIPTION})"] = (
+                    med["d"]["tps"] / med["peer"]["tps"]
+                )
+            if not GOALS["d/c"].met(d_over_c):
+                c_total, d_total = sum(cpu["c"].values()), sum(cpu["d"].values())
+                report.notes.append(
+                    f"d/c: per request the database spent {cpu['d']['PostgreSQL']:.2f} ms of CPU for d against "
+                    f"{cpu['c']['PostgreSQL']:.2f} ms for c, PostgREST {cpu['d']['PostgREST']:.2f} against "
+                    f"{cpu['c']['PostgREST']:.2f} ms; on a CPU-bound machine d/c {GOALS['d/c']} would need d's "
+                    f"{d_total:.2f} ms within {c_total / GOALS['d/c'].value:.2f} ms."
+                )
+        if knobs:
+            postgrest_knobs(report, cluster, cfg, seconds, rounds, postgres)
     finally:
         if peer_server is not None:
             peer_server.stop()
@@ -274,3 +278,59 @@ def http_path(report: Report, cluster: Cluster, seconds: int = 10, rounds: int =
         stack.stop_all(run_dir)
         shutil.rmtree(run_dir, ignore_errors=True)
 
+
+
+# PostgREST's knobs, each measured as (d) against the configuration as shipped, in alternation.
+# GHCRTS passes GHC runtime options (the binary is built with -N -I0 -qg; -A sets the allocation
+# area of the young generation, which PostgREST's own small-machine benchmarks found +14% with).
+KNOBS = {
+    "db-pool 4": {"PGRST_DB_POOL": "4"},
+    "db-pool 20": {"PGRST_DB_POOL": "20"},
+    "+RTS -A16m": {"GHCRTS": "-A16m"},
+    "+RTS -A64m": {"GHCRTS": "-A64m"},
+    "db-prepared-statements false": {"PGRST_DB_PREPARED_STATEMENTS": "false"},
+    "no pre-request": {"PGRST_DB_PRE_REQUEST": ""},
+}
+
+
+def postgrest_knobs(report: Report, cluster: Cluster, cfg, seconds: int, rounds: int,
+                    postgres: Callable[[], list[int]]) -> None:
+    """d with each knob against d as shipped (deploy/postgrest/postgrest.conf), alternated."""
+    from .. import stack
+
+    print("PostgREST knobs (d, each against the shipped configuration)")
+    url = f"http://127.0.0.1:{cfg.postgrest_port}/rpc/submit_lead"
+
+    def restarted(env: dict[str, str]) -> int:
+        stack.postgrest_service(cfg.run_dir).stop()
+        cfg.postgrest_extra_env = env
+        stack.start_postgrest(cfg)
+        stack.wait_until_ready(cfg, timeout=30)
+        pid = stack.postgrest_service(cfg.run_dir).pid()
+        _wrk(report, cluster, "warm-up", url, 2, "api", None, {"PostgREST": lambda: [pid]})
+        return pid
+
+    shipped: list[Run] = []
+    results: dict[str, list[Run]] = {name: [] for name in KNOBS}
+    try:
+        for _ in range(rounds):
+            for name, env in KNOBS.items():
+                if name in report.skipped:
+                    continue
+                for label, variant, runs in (("shipped", {}, shipped), (name, env, results[name])):
+                    try:
+                        pid = restarted(variant)
+                    except stack.StackError as exc:
+                        report.skipped[name] = f"PostgREST did not start with it: {str(exc)[:200]}"
+                        print(f"  skipped {name}: {report.skipped[name]}")
+                        break
+                    runs.append(_wrk(report, cluster, f"d, {label}", url, seconds, "api", LEADS,
+                                     {"PostgREST": lambda pid=pid: [pid], "PostgreSQL": postgres}))
+    finally:
+        restarted({})
+    base = report.median("d, shipped configuration", shipped)
+    for name, runs in results.items():
+        if not runs:
+            continue
+        m = report.median(f"d, {name}", runs)
+        report.ratios[f"knob {name}: d with it / as shipped"] = m["tps"] / base["tps"]
