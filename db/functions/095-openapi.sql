@@ -107,7 +107,8 @@ begin
             'type', 'object', 'required', jsonb_build_array('events'), 'additionalProperties', false,
             'description', format('A batch of 1 to %s of them, stored all or nothing.', p_rule ->> 'batchMaxItems'),
             'properties', jsonb_build_object('events', jsonb_build_object(
-                'type', 'array', 'minItems', 1, 'maxItems', p_rule -> 'batchMaxItems', 'items', v_out
+                'type', 'array', 'minItems', 1, 'maxItems', p_rule -> 'batchMaxItems', 'items', v_out,
+                'description', format('The events, 1 to %s, each as a single one is sent.', p_rule ->> 'batchMaxItems')
             ))
         )));
     end if;
