@@ -143,7 +143,8 @@ select is(
 );
 
 select is(
-    (app_logic.openapi_schema_of_rule(app_logic.record_page_view_rule()) #> '{oneOf,1,properties,events}') - 'items',
+    (app_logic.openapi_schema_of_rule(app_logic.record_page_view_rule()) #> '{oneOf,1,properties,events}') - 'items'
+    - 'description',
     '{"type": "array", "minItems": 1, "maxItems": 100}',
     'the OpenAPI document offers a batch of 1 to 100 page views besides a single one'
 );
