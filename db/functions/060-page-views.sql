@@ -120,7 +120,7 @@ as $$
             'path', '{
                 "type": "string", "minLength": 1, "maxLength": 200, "pattern": "^/\\S*$",
                 "patternText": "a path starting with / without spaces",
-                "description": "The page''s path, starting with /; a query string or fragment is dropped."
+                "description": "The page''s path, starting with /; its query string, fragment and matrix parameters are dropped, and email or token segments are stored as :email or :token."
             }'::jsonb,
             'referrer', jsonb_build_object(
                 'type', 'string', 'maxLength', 2048, 'pattern', app_logic.referrer_pattern(),
@@ -136,28 +136,111 @@ as $$
 $$;
 comment on function app_logic.record_page_view_rule() is 'Validation rule (and OpenAPI schema) of POST /api/page-views.';
 
--- The problems of one page view (p_prefix names it in a batch: "[3]."), and its referrer's host.
-create function app_logic.page_view_problems(p_event jsonb, p_rule jsonb, p_prefix text, out problems jsonb, out host text)
-language plpgsql stable
+-- What a stored path may keep: no query string or fragment (where analytics leak personal data:
+-- ?email=...), no matrix parameters (;jsessionid=... is a session token), and no segment that is
+-- an email address (one holding @ or %40) or looks like a token (16 or more hex digits with a
+-- digit among them, as in UUIDs and hashes; 20 or more URL-safe base64 characters mixing upper
+-- and lower case and digits; a JWT's three dotted parts): such a segment is replaced by :email
+-- or :token, so the view still counts and the page stays recognisable. The segment work runs
+-- only for a path holding a character that can start one of those.
+create function app_logic.clean_page_path(p_path text) returns text
+language plpgsql immutable
 as $$
+declare
+    v_path text := regexp_replace(p_path, '[?#].*$', '');
 begin
-    -- An empty referrer is what a browser reports for a page opened directly.
-    if jsonb_typeof(p_event) = 'object' and p_event ->> 'referrer' = '' then
-        p_event := p_event - 'referrer';
+    if v_path !~ '[;@%]|[0-9A-Za-z_-]{16}' then
+        return v_path;
     end if;
-    problems := app_logic.validate(p_event, p_rule, p_prefix);
-    if jsonb_array_length(problems) = 0 and jsonb_typeof(p_event -> 'referrer') = 'string' then
-        host := app_logic.referrer_host(p_event ->> 'referrer');
-        if host is null or char_length(host) > 253 then
-            problems := app_logic.problem(
-                p_prefix || 'referrer', format('%sreferrer must have a host name of at most 253 characters.', p_prefix)
-            );
-        end if;
-    end if;
+    v_path := regexp_replace(v_path, ';[^/]*', '', 'g');
+    return left(array_to_string(array(
+        select case
+            when t.seg ~* '@|%40' then ':email'
+            when t.seg ~ '^[0-9A-Fa-f-]+$' and t.seg ~ '[0-9]' and char_length(replace(t.seg, '-', '')) >= 16
+                then ':token'
+            when t.seg ~ '^[A-Za-z0-9_-]{20,}$' and t.seg ~ '[0-9]' and t.seg ~ '[A-Z]' and t.seg ~ '[a-z]'
+                then ':token'
+            when t.seg ~ '^[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}$' then ':token'
+            else t.seg
+        end
+        from unnest(string_to_array(v_path, '/')) with ordinality as t (seg, n)
+        order by t.n
+    ), '/'), 200);
 end
 $$;
-comment on function app_logic.page_view_problems(jsonb, jsonb, text) is
-'Problems of one page view against its rule (p_prefix before field names) and its referrer''s host.';
+comment on function app_logic.clean_page_path(text) is
+'A page path as stored: without query, fragment and matrix parameters; email and token segments as :email, :token.';
+
+-- The hook of screen_request: the referrer's host must be a real host name (the pattern bounds
+-- each label, not the whole).
+create function app_logic.record_page_view_checks(p_body jsonb) returns jsonb
+language plpgsql immutable
+as $$
+declare
+    v_host text;
+begin
+    if jsonb_typeof(p_body -> 'referrer') = 'string' then
+        v_host := app_logic.referrer_host(p_body ->> 'referrer');
+        if v_host is null or char_length(v_host) > 253 then
+            return app_logic.problem('referrer', 'referrer must have a host name of at most 253 characters.');
+        end if;
+    end if;
+    return '[]'::jsonb;
+end
+$$;
+comment on function app_logic.record_page_view_checks(jsonb) is
+'Problems of a POST /api/page-views body the rule passed: a referrer host longer than 253 characters.';
+
+-- A batch {"events": [...]}: the page-view rule for each event, 1 to batchMaxItems of them.
+create function app_logic.record_page_view_batch_rule() returns jsonb
+language sql immutable
+as $$
+    select jsonb_build_object(
+        'type', 'object',
+        'required', jsonb_build_array('events'),
+        'additionalProperties', false,
+        'properties', jsonb_build_object('events', jsonb_build_object(
+            'type', 'array', 'maxItems', app_logic.record_page_view_rule() -> 'batchMaxItems',
+            'items', app_logic.record_page_view_rule()
+        ))
+    )
+$$;
+comment on function app_logic.record_page_view_batch_rule() is 'Validation rule of a batch of page views, {"events": [...]}.';
+
+-- The hook of screen_request for a batch: at least one event, and each event's own checks,
+-- named by its index.
+create function app_logic.record_page_view_batch_checks(p_body jsonb) returns jsonb
+language plpgsql immutable
+as $$
+declare
+    v_events jsonb := p_body -> 'events';
+    v_problems jsonb := '[]'::jsonb;
+begin
+    if jsonb_array_length(v_events) = 0 then
+        return app_logic.problem('events', format(
+            'events must hold 1 to %s page views.', app_logic.record_page_view_rule() ->> 'batchMaxItems'
+        ));
+    end if;
+    for i in 0..jsonb_array_length(v_events) - 1 loop
+        v_problems := v_problems || (
+            select coalesce(jsonb_agg(jsonb_build_object(
+                'field', format('events[%s].%s', i, p ->> 'field'), 'message', format('events[%s].%s', i, p ->> 'message')
+            )), '[]')
+            from jsonb_array_elements(app_logic.record_page_view_checks(v_events -> i)) as p
+        );
+    end loop;
+    return v_problems;
+end
+$$;
+comment on function app_logic.record_page_view_batch_checks(jsonb) is
+'Problems of a batch of page views its rule passed: an empty batch, and each event''s own checks by index.';
+
+-- An empty referrer is what a browser reports for a page opened directly: the same as none.
+create function app_logic.without_empty_referrer(p_event jsonb) returns jsonb
+language sql immutable
+as $$
+    select case when p_event -> 'referrer' = '""'::jsonb then p_event - 'referrer' else p_event end
+$$;
 
 -- One event, or a batch {"events": [...]} of 1 to batchMaxItems (analytics beacons send
 -- several at once). Not a bare JSON array: PostgREST 12 refuses one whose objects do not all
@@ -172,46 +255,32 @@ set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     p_body alias for $1;
-    v_rule jsonb := app_logic.record_page_view_rule();
     v_batch boolean := jsonb_typeof(p_body) = 'object' and p_body ? 'events';
-    v_events jsonb := case when v_batch then p_body -> 'events' else jsonb_build_array(p_body) end;
-    v_max integer := (v_rule ->> 'batchMaxItems')::integer;
-    v_count integer := case when jsonb_typeof(v_events) = 'array' then jsonb_array_length(v_events) else 1 end;
-    v_limited jsonb;
-    v_problems jsonb := '[]'::jsonb;
-    v_checked record;
-    v_hosts text[] := '{}';
+    v_count integer := 1;
+    v_refusal jsonb;
     v_now timestamptz := app_logic.now();
-    v_key text;
 begin
-    v_limited := app_logic.enforce_rate_limits('page_views', null, greatest(1, least(v_count, v_max)));
-    if v_limited is not null then
-        return v_limited;
-    end if;
     if not v_batch then
-        v_checked := app_logic.page_view_problems(p_body, v_rule, '');
-        v_problems := v_checked.problems;
-        v_hosts := array[v_checked.host];
-    elsif jsonb_typeof(v_events) <> 'array' then
-        v_problems := app_logic.problem('events', 'events must be an array of page views.');
-    elsif v_count = 0 or v_count > v_max then
-        v_problems := app_logic.problem('events', format('events must hold 1 to %s page views, not %s.', v_max, v_count));
+        p_body := app_logic.without_empty_referrer(p_body);
+        v_refusal := app_logic.screen_request(
+            'page_views', p_body, app_logic.record_page_view_rule(), null, 'app_logic.record_page_view_checks'
+        );
     else
-        for v_key in select k from jsonb_object_keys(p_body) as k where k <> 'events' order by k limit 20 loop
-            v_problems := v_problems || app_logic.problem(left(v_key, 100), format(
-                '%s is not a known field of a batch, which holds only events.', left(v_key, 100)
-            ));
-        end loop;
-        -- By index, not `for ... in select`: a loop over a query is a statement run per call.
-        for i in 0..v_count - 1 loop
-            v_checked := app_logic.page_view_problems(v_events -> i, v_rule, format('events[%s].', i));
-            v_problems := v_problems || v_checked.problems;
-            v_hosts := v_hosts || v_checked.host;
-            exit when jsonb_array_length(v_problems) >= 20;
-        end loop;
+        if jsonb_typeof(p_body -> 'events') = 'array' then
+            v_count := jsonb_array_length(p_body -> 'events');
+            p_body := jsonb_set(p_body, '{events}', coalesce((
+                select jsonb_agg(app_logic.without_empty_referrer(e.event) order by e.n)
+                from jsonb_array_elements(p_body -> 'events') with ordinality as e (event, n)
+            ), '[]'));
+        end if;
+        v_refusal := app_logic.screen_request(
+            'page_views', p_body, app_logic.record_page_view_batch_rule(), null,
+            'app_logic.record_page_view_batch_checks',
+            greatest(1, least(v_count, (app_logic.record_page_view_rule() ->> 'batchMaxItems')::integer))
+        );
     end if;
-    if jsonb_array_length(v_problems) > 0 then
-        return app_logic.reject_invalid(v_problems);
+    if v_refusal is not null then
+        return v_refusal;
     end if;
     if app_logic.page_view_partition(v_now) is null then
         -- The partition job has not run: an operator's problem, not the client's.
@@ -225,13 +294,12 @@ begin
     insert into app.page_views (session_id, path, referrer_host, device_type, duration_ms, viewed_at)
     select
         app_logic.text_field(e.event, 'sessionId'),
-        -- Query strings and fragments are where analytics leak personal data (?email=...).
-        regexp_replace(e.event ->> 'path', '[?#].*$', ''),
-        v_hosts[e.n],
+        app_logic.clean_page_path(e.event ->> 'path'),
+        app_logic.referrer_host(e.event ->> 'referrer'),
         e.event ->> 'deviceType',
         app_logic.integer_field(e.event, 'durationMs'),
         v_now
-    from jsonb_array_elements(v_events) with ordinality as e (event, n);
+    from jsonb_array_elements(case when v_batch then p_body -> 'events' else jsonb_build_array(p_body) end) as e (event);
     if v_batch then
         return app_logic.respond(201, jsonb_build_object('status', 'recorded', 'count', v_count));
     end if;
@@ -240,7 +308,8 @@ end
 $$;
 comment on function api.record_page_view(jsonb) is
 'POST /api/page-views: record one anonymous page view, or a batch {"events": [...]} of at most 100, with no IP and '
-'no user agent; the referrer is reduced to its host, the path loses any query string. 201 {"status":"recorded"} '
-'(a batch: {"status":"recorded","count":n}); 400 naming every invalid field (in a batch by index, "events[3].path"; '
+'no user agent; the referrer is reduced to its host; the path loses its query string, fragment and matrix '
+'parameters, and email or token segments become :email or :token. 201 {"status":"recorded"} (a batch: '
+'{"status":"recorded","count":n}); 400 naming every invalid field (in a batch by index, "events[3].path"; '
 'nothing of a refused batch is stored); 429 over the rate limit (120 page views per client IP per minute by '
 'default, each event of a batch counting); 503 when this month''s partition is missing.';
