@@ -133,6 +133,9 @@ as $$
 $$;
 comment on function app_logic.submit_lead_rule() is 'The validation rule of POST /api/leads (JSON Schema words).';
 
+-- app_logic.submit_lead_passes(jsonb): the rule compiled, the fast path of a valid submission.
+select app_logic.compile_rule('submit_lead_passes', app_logic.submit_lead_rule());
+
 -- The validated fields of a submission, normalised (trimmed, phone in E.164, defaults
 -- applied), camelCase, without absent ones: what is stored, and what a resubmission records.
 -- STABLE (jsonb_build_object is) and without a sub-select, so the planner inlines it into the
@@ -205,7 +208,8 @@ begin
     v_refusal := app_logic.screen_request(
         'leads', p_body, app_logic.submit_lead_rule(),
         case when jsonb_typeof(p_body -> 'email') = 'string' then app_logic.trim_text(p_body ->> 'email') end,
-        'app_logic.submit_lead_checks'
+        'app_logic.submit_lead_checks',
+        p_passes => app_logic.submit_lead_passes(p_body) and jsonb_array_length(app_logic.submit_lead_checks(p_body)) = 0
     );
     if v_refusal is not null then
         return v_refusal;

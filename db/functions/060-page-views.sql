@@ -207,6 +207,10 @@ as $$
 $$;
 comment on function app_logic.record_page_view_batch_rule() is 'Validation rule of a batch of page views, {"events": [...]}.';
 
+-- The rules compiled, the fast path of a valid page view or batch.
+select app_logic.compile_rule('page_view_passes', app_logic.record_page_view_rule());
+select app_logic.compile_rule('page_view_batch_passes', app_logic.record_page_view_batch_rule());
+
 -- The hook of screen_request for a batch: at least one event, and each event's own checks,
 -- named by its index.
 create function app_logic.record_page_view_batch_checks(p_body jsonb) returns jsonb
@@ -263,7 +267,9 @@ begin
     if not v_batch then
         p_body := app_logic.without_empty_referrer(p_body);
         v_refusal := app_logic.screen_request(
-            'page_views', p_body, app_logic.record_page_view_rule(), null, 'app_logic.record_page_view_checks'
+            'page_views', p_body, app_logic.record_page_view_rule(), null, 'app_logic.record_page_view_checks',
+            p_passes => app_logic.page_view_passes(p_body)
+            and jsonb_array_length(app_logic.record_page_view_checks(p_body)) = 0
         );
     else
         if jsonb_typeof(p_body -> 'events') = 'array' then
@@ -276,7 +282,9 @@ begin
         v_refusal := app_logic.screen_request(
             'page_views', p_body, app_logic.record_page_view_batch_rule(), null,
             'app_logic.record_page_view_batch_checks',
-            greatest(1, least(v_count, (app_logic.record_page_view_rule() ->> 'batchMaxItems')::integer))
+            greatest(1, least(v_count, (app_logic.record_page_view_rule() ->> 'batchMaxItems')::integer)),
+            app_logic.page_view_batch_passes(p_body)
+            and jsonb_array_length(app_logic.record_page_view_batch_checks(p_body)) = 0
         );
     end if;
     if v_refusal is not null then
