@@ -240,11 +240,22 @@ comment on function app_logic.record_page_view_batch_checks(jsonb) is
 'Problems of a batch of page views its rule passed: an empty batch, and each event''s own checks by index.';
 
 -- An empty referrer is what a browser reports for a page opened directly: the same as none.
-create function app_logic.without_empty_referrer(p_event jsonb) returns jsonb
+-- For a page view, or for each event of a batch.
+create function app_logic.without_empty_referrers(p_body jsonb) returns jsonb
 language sql immutable
 as $$
-    select case when p_event -> 'referrer' = '""'::jsonb then p_event - 'referrer' else p_event end
+    select case
+        when jsonb_typeof(p_body -> 'events') = 'array' then jsonb_set(p_body, '{events}', coalesce((
+            select jsonb_agg(case when e.event -> 'referrer' = '""'::jsonb then e.event - 'referrer' else e.event end
+                order by e.n)
+            from jsonb_array_elements(p_body -> 'events') with ordinality as e (event, n)
+        ), '[]'))
+        when p_body -> 'referrer' = '""'::jsonb then p_body - 'referrer'
+        else p_body
+    end
 $$;
+comment on function app_logic.without_empty_referrers(jsonb) is
+'A page view (or each event of a batch) with an empty referrer left out: a page opened directly.';
 
 -- One event, or a batch {"events": [...]} of 1 to batchMaxItems (analytics beacons send
 -- several at once). Not a bare JSON array: PostgREST 12 refuses one whose objects do not all
@@ -260,33 +271,26 @@ as $$
 declare
     p_body alias for $1;
     v_batch boolean := jsonb_typeof(p_body) = 'object' and p_body ? 'events';
-    v_count integer := 1;
+    v_count integer := case when jsonb_typeof(p_body -> 'events') = 'array' then jsonb_array_length(p_body -> 'events') end;
+    v_max integer := (app_logic.record_page_view_rule() ->> 'batchMaxItems')::integer;
     v_refusal jsonb;
     v_now timestamptz := app_logic.now();
 begin
-    if not v_batch then
-        p_body := app_logic.without_empty_referrer(p_body);
-        v_refusal := app_logic.screen_request(
-            'page_views', p_body, app_logic.record_page_view_rule(), null, 'app_logic.record_page_view_checks',
-            p_passes => app_logic.page_view_passes(p_body)
-            and jsonb_array_length(app_logic.record_page_view_checks(p_body)) = 0
-        );
-    else
-        if jsonb_typeof(p_body -> 'events') = 'array' then
-            v_count := jsonb_array_length(p_body -> 'events');
-            p_body := jsonb_set(p_body, '{events}', coalesce((
-                select jsonb_agg(app_logic.without_empty_referrer(e.event) order by e.n)
-                from jsonb_array_elements(p_body -> 'events') with ordinality as e (event, n)
-            ), '[]'));
-        end if;
-        v_refusal := app_logic.screen_request(
-            'page_views', p_body, app_logic.record_page_view_batch_rule(), null,
-            'app_logic.record_page_view_batch_checks',
-            greatest(1, least(v_count, (app_logic.record_page_view_rule() ->> 'batchMaxItems')::integer)),
-            app_logic.page_view_batch_passes(p_body)
-            and jsonb_array_length(app_logic.record_page_view_batch_checks(p_body)) = 0
-        );
+    if p_body ? 'events' or p_body ? 'referrer' then
+        p_body := app_logic.without_empty_referrers(p_body);
     end if;
+    v_refusal := app_logic.screen_request(
+        'page_views', p_body,
+        case when v_batch then app_logic.record_page_view_batch_rule() else app_logic.record_page_view_rule() end,
+        null,
+        case when v_batch then 'app_logic.record_page_view_batch_checks' else 'app_logic.record_page_view_checks' end::regproc,
+        case when v_batch then greatest(1, least(coalesce(v_count, 1), v_max)) else 1 end,
+        case
+            when v_batch then app_logic.page_view_batch_passes(p_body)
+                and jsonb_array_length(app_logic.record_page_view_batch_checks(p_body)) = 0
+            else app_logic.page_view_passes(p_body) and jsonb_array_length(app_logic.record_page_view_checks(p_body)) = 0
+        end
+    );
     if v_refusal is not null then
         return v_refusal;
     end if;
