@@ -34,8 +34,8 @@ state: dict = {}
 # Every rule of the request in one statement, rows locked in the given order (IP first).
 RATE_LIMIT = """
 insert into app.rate_limit_counters as c (action, scope, subject, hits, expires_at)
-select 'leads', r.scope, r.subject, array[$3::timestamptz], $3 + make_interval(secs => r.window)
-from unnest($1::text[], $2::text[], $4::integer[], $5::integer[]) with ordinality as r (scope, subject, window, max, n)
+select 'leads', r.scope, r.subject, array[$3::timestamptz], $3 + make_interval(secs => r.win)
+from unnest($1::text[], $2::text[], $4::integer[], $5::integer[]) with ordinality as r (scope, subject, win, max, n)
 order by r.n
 on conflict (action, scope, subject) do update
 set hits = array(
@@ -65,20 +65,22 @@ with l as (
     on conflict ((lower(email))) do nothing
     returning l.id
 )
-insert into app.lead_interactions (lead_id, kind, created_at) select l.id, 'submission', $18 from l returning lead_id
+insert into app.lead_interactions (lead_id, kind, created_at) select l.id, 'submission', $18 from l returning id
 """
 KNOWN_LEAD = "select id, marketing_consent from app.leads where lower(email) = lower($1) for update"
 UPDATE_MARKETING = "update app.leads set marketing_consent = $2, updated_at = $3 where id = $1"
-RESUBMISSION = "insert into app.lead_interactions (lead_id, kind, details, created_at) values ($1, 'resubmission', $2, $3)"
+RESUBMISSION = (
+    "insert into app.lead_interactions (lead_id, kind, details, created_at) values ($1, 'resubmission', $2, $3) returning id"
+)
 CHAIN_LOCK = "select pg_advisory_xact_lock(hashtextextended('consent_audit:' || $1, 0))"
 CHAIN_END = "select seq, row_hash from app.consent_audit where subject = $1 order by seq desc limit 1"
 INSERT_CONSENTS = """
 insert into app.consent_audit (
     subject, seq, event, consent_type, granted, source, ip_hash, user_agent, consent_text_version, recorded_at,
-    prev_hash, row_hash
+    prev_hash, row_hash, submission_id
 )
-select $1, s, 'consent', t, g, 'web_form', $2, $3, $4, $5, p, r
-from unnest($6::integer[], $7::text[], $8::boolean[], $9::bytea[], $10::bytea[]) as u (s, t, g, p, r)
+select $1, s, e, t, g, 'web_form', $2, $3, $4, $5, p, r, $11
+from unnest($6::integer[], $7::text[], $8::boolean[], $9::bytea[], $10::bytea[], $12::text[]) as u (s, t, g, p, r, e)
 order by s
 """
 
@@ -241,10 +243,11 @@ def text_field(body: dict, key: str) -> str | None:
     return (value.strip(TRIM) or None) if isinstance(value, str) else None
 
 
-def row_hash(subject, seq, consent_type, granted, ip_hash, agent, version, at: str, prev: bytes | None) -> bytes:
+def row_hash(subject, seq, event, consent_type, granted, ip_hash, agent, version, at: str, prev: bytes | None,
+             submission: int) -> bytes:
     # The text of app_logic.consent_row_hash's jsonb_build_array(...)::text.
-    text = json.dumps([subject, seq, "consent", consent_type, granted, "web_form", ip_hash, agent, version, at,
-                       prev.hex() if prev is not None else None], ensure_ascii=False)
+    text = json.dumps([subject, seq, event, consent_type, granted, "web_form", ip_hash, agent, version, at,
+                       prev.hex() if prev is not None else None, submission], ensure_ascii=False)
     return hashlib.sha256(text.encode()).digest()
 
 
@@ -295,7 +298,7 @@ async def submit_lead(request: Request) -> Response:
         email = text_field(body, "email")
         vitals = body.get("coreWebVitals")
         browser = body.get("browserInfo")
-        lead_id = await conn.fetchval(
+        submission = await conn.fetchval(
             INSERT_LEAD, text_field(body, "firstName"), text_field(body, "lastName"), email, phone,
             text_field(body, "companyName"), text_field(body, "inquiryDetails"), body.get("leadSource") or "contact_form",
             marketing, body.get("accessibilityTheme") or "default", body.get("preferredCommunication") or "email",
@@ -304,11 +307,13 @@ async def submit_lead(request: Request) -> Response:
             json.dumps(body.get("pagesViewed") or []), json.dumps(browser) if browser is not None else None,
             text_field(body, "sessionId"), now,
         )
-        if lead_id is None:
-            known = await conn.fetchrow(KNOWN_LEAD, email)
-            if known["marketing_consent"] != marketing:
-                await conn.execute(UPDATE_MARKETING, known["id"], marketing, now)
-            await conn.execute(RESUBMISSION, known["id"], json.dumps(body), now)
+        known = submission is None
+        if known:
+            # A known address changes nothing but may withdraw marketing consent, never grant it.
+            lead = await conn.fetchrow(KNOWN_LEAD, email)
+            if lead["marketing_consent"] and not marketing:
+                await conn.execute(UPDATE_MARKETING, lead["id"], False, now)
+            submission = await conn.fetchval(RESUBMISSION, lead["id"], json.dumps(body), now)
         subject = pseudonym(email.lower())
         ip = request.headers.get("x-real-ip")
         ip_hash = pseudonym(str(ipaddress.ip_address(ip))) if ip else None
@@ -318,13 +323,16 @@ async def submit_lead(request: Request) -> Response:
         await conn.execute(CHAIN_LOCK, subject)
         last = await conn.fetchrow(CHAIN_END, subject)
         seq, prev = (last["seq"], last["row_hash"]) if last else (0, None)
-        seqs, prevs, hashes = [], [], []
+        seqs, prevs, hashes, events = [], [], [], []
         for consent_type, granted in (("gdpr", True), ("marketing", marketing)):
+            event = "request" if known and consent_type == "marketing" and marketing else "consent"
             seq += 1
             seqs.append(seq)
             prevs.append(prev)
-            prev = row_hash(subject, seq, consent_type, granted, ip_hash, agent, state["text_version"], at, prev)
+            events.append(event)
+            prev = row_hash(subject, seq, event, consent_type, granted, ip_hash, agent, state["text_version"], at, prev,
+                            submission)
             hashes.append(prev)
         await conn.execute(INSERT_CONSENTS, subject, ip_hash, agent, state["text_version"], now, seqs,
-                           ["gdpr", "marketing"], [True, marketing], prevs, hashes)
+                           ["gdpr", "marketing"], [True, marketing], prevs, hashes, submission, events)
     return JSONResponse(status_code=201, content={"status": "received"})
