@@ -40,6 +40,9 @@ class Step:
             self._line()
 
     def _line(self) -> None:
+        if self.done == getattr(self, "_last_done", None):
+            return  # the same count again (the end of a step that just printed its total)
+        self._last_done = self.done
         self._last_line = time.monotonic()
         print(f"    {self.label}: {plain_count(self.done, self.unit)} of {plain_count(self.total, self.unit)}"
               f" ({percent(self.done, self.total)}), {time.monotonic() - self.started:.0f} s", flush=True)
