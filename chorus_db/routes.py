@@ -190,8 +190,9 @@ def _byte(lo: int, hi: int, encoded: bool) -> str:
 
 def utf8_pattern(encoded: bool) -> str:
     """A regular expression matching exactly the byte strings that are UTF-8 without control
-    characters; with `encoded`, any byte may also be percent-encoded (a query string) and a raw
-    % must start an escape. Possessive, so a long value never backtracks."""
+    characters (tab aside); with `encoded` (a query string), any byte may also be
+    percent-encoded, a raw % must start an escape, and only NUL is refused among the encoded
+    control characters. Possessive, so a long value never backtracks."""
     ascii_raw = "[\\x20-\\x24\\x26-\\x7E]" if encoded else "[\\x09\\x20-\\x7E]"
     alternatives = [ascii_raw]
     if encoded:
