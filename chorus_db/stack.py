@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config
+from .errors import UserError
 from .cluster import port_is_free
 
 POSTGREST_CONF = config.DEPLOY_DIR / "postgrest" / "postgrest.conf"
@@ -55,7 +56,7 @@ POSTGREST_MISSING = (
 )
 
 
-class StackError(RuntimeError):
+class StackError(UserError):
     """A stack step that failed; the message says what to do."""
 
 
@@ -565,4 +566,27 @@ def stop_all(run_dir: Path | None = None) -> list[str]:
     outside = outside_dir(run_dir)
     if outside.is_dir() and not outside.is_symlink() and outside.stat().st_uid == os.geteuid():
         shutil.rmtree(outside, ignore_errors=True)
+    return stopped
+
+
+def stop_everything() -> list[str]:
+    """Stop every server this checkout started: the local stack (.run/) and the embedded cluster,
+    then whatever test and benchmark runs left in this checkout's temporary directories (a run
+    that was killed before its cleanup) and the test cluster. Returns what was stopped."""
+    from .cluster import Cluster, embedded
+    from .testing import test_cluster_unstarted
+
+    stopped = stop_all()
+    if embedded().stop():
+        stopped.append("the embedded PostgreSQL cluster")
+    for directory in config.scratch_dirs():
+        for pidfile in sorted(directory.glob("**/postgrest.pid")):
+            stopped += [f"{name} of {pidfile.parent}" for name in stop_all(pidfile.parent)]
+        for pidfile in sorted(directory.glob("**/nginx/nginx.pid")):
+            stopped += [f"{name} of {pidfile.parent.parent}" for name in stop_all(pidfile.parent.parent)]
+        for version in sorted(directory.glob("**/PG_VERSION")):
+            if (version.parent / "global").is_dir() and Cluster(version.parent).stop():
+                stopped.append(f"PostgreSQL in {version.parent}")
+    if test_cluster_unstarted().stop():
+        stopped.append("the test cluster")
     return stopped

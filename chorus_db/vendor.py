@@ -16,12 +16,13 @@ import tempfile
 from pathlib import Path
 
 from . import config
+from .errors import UserError
 
 POSTGREST_VERSION = "12.2.3"
 POSTGREST_TARBALL = f"postgrest-v{POSTGREST_VERSION}-linux-static-x64.tar.xz"
 
 
-class VendorError(RuntimeError):
+class VendorError(UserError):
     """The vendored tarball is missing, altered or unreadable; the message says what to do."""
 
 

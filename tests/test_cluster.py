@@ -6,21 +6,19 @@ from __future__ import annotations
 
 import shutil
 import socket
-import tempfile
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from chorus_db import testing
+from chorus_db import config, testing
 from chorus_db.cluster import Cluster
 
 
 @pytest.fixture(scope="module")
 def scratch_cluster():
     # Not pytest's tmp_path: it is private to root, and the server runs as another OS user.
-    base = Path(tempfile.mkdtemp(prefix="chorus-cluster-t-"))
-    base.chmod(0o755)
+    base = config.scratch_dir("cluster")
     cluster = Cluster(base / "pgdata", first_port=56640)
     cluster.init()
     yield cluster

@@ -10,7 +10,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import psycopg
@@ -266,16 +265,16 @@ def _invoke(args: list[str], env: dict[str, str], timeout: float = 180) -> subpr
 def stack_env():
     """Environment for a separate stack: its own data dir, run dir and ports. The directory is
     under the system temp dir, open to the cluster's OS user (pytest's tmp_path is not, as root)."""
-    base = Path(tempfile.mkdtemp(prefix="chorus-stack-"))
-    base.chmod(0o755)
+    base = config.scratch_dir("stack")
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
     env.update(
         CHORUS_PGDATA=str(base / "pgdata"),
         CHORUS_RUN_DIR=str(base / "run"),
+        # Its own checkout id: `invoke down` stops what carries this id, never this session's
+        # test cluster or HTTP stack.
+        CHORUS_CHECKOUT_ID=f"stack-test-{base.name[-8:]}",
         CHORUS_PG_PORT=str(stack.free_port()),
         API_PORT=str(stack.free_port()),
-        POSTGREST_PORT=str(stack.free_port()),
-        POSTGREST_ADMIN_PORT=str(stack.free_port()),
     )
     yield env, base
     _invoke(["down"], env, timeout=60)
@@ -325,8 +324,9 @@ def test_up_serves_the_health_endpoint_and_down_leaves_no_process_of_ours(stack_
     assert "stopped nginx" in down.stdout and "stopped PostgREST" in down.stdout
     assert "stopped the embedded PostgreSQL cluster" in down.stdout
     assert _processes_mentioning(str(base)) == []
-    for port in ("API_PORT", "POSTGREST_PORT", "POSTGREST_ADMIN_PORT", "CHORUS_PG_PORT"):
+    for port in ("API_PORT", "CHORUS_PG_PORT"):
         assert stack.port_is_free(int(env[port])), f"{port} {env[port]} is still taken"
+    assert not stack.outside_dir(run_dir).exists(), "the socket and cache directory was left behind"
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(f"host=127.0.0.1 port={env['CHORUS_PG_PORT']} dbname=postgres connect_timeout=2")
 
