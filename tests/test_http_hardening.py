@@ -437,12 +437,12 @@ PROTOCOL_ERRORS = [
     (b"GET /api/leads/health HTTP/1.1\r\nConnection: close\r\n\r\n", 400, "CHP01"),
     (b"GET /api/leads/health HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n", 400, "CHP01"),
     (b"POST /api/leads HTTP/1.1\r\nHost: api\r\nContent-Length: x\r\nConnection: close\r\n\r\n", 400, "CHP01"),
-    (b"GET /api/leads/health HTTP/2.5\r\nHost: api\r\n\r\n", 505, "CHP04"),
+    (b"GET /api/leads/health HTTP/2.5\r\nHost: api\r\n\r\n", 400, "CHP04"),
     (b"GET /api/leads/health?" + b"a" * 9000 + b" HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n", 414, "CHP02"),
     (b"GET /api/leads/health HTTP/1.1\r\nHost: api\r\nX-Big: " + b"a" * 9000 + b"\r\nConnection: close\r\n\r\n", 431, "CHP03"),
     (b"TRACE /api/leads HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n", 405, "CHM01"),
     (b"DELETE /api/leads HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n", 405, "CHM01"),
-    (b"GET /api/leads/health HTTP/1.1\r\nHost: api\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n", 501, "CHP06"),
+    (b"GET /api/leads/health HTTP/1.1\r\nHost: api\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n", 400, "CHP06"),
     (b"POST /api/page-views HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
      b"Connection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 411, "CHP05"),
     (b"POST /api/leads HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\nContent-Length: 70000\r\n"
