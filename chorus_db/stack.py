@@ -347,6 +347,8 @@ class StackConfig:
     nginx_http_extra: str = ""
     # The routes nginx maps; None: db/routes.toml (a test serves a route table of its own).
     nginx_routes: tuple | None = None
+    # Extra PostgREST environment (PGRST_* settings, GHCRTS); only `invoke bench` sets it.
+    postgrest_extra_env: dict = field(default_factory=dict)
 
     @property
     def nginx_dir(self) -> Path:
@@ -442,6 +444,7 @@ def postgrest_env(cfg: StackConfig) -> dict[str, str]:
         env["PGRST_SERVER_UNIX_SOCKET"] = str(cfg.postgrest_socket)
     else:
         env.update({"PGRST_SERVER_HOST": "127.0.0.1", "PGRST_SERVER_PORT": str(cfg.postgrest_port)})
+    env.update(cfg.postgrest_extra_env)
     return env
 
 
