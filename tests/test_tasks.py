@@ -153,7 +153,7 @@ def test_a_taken_api_port_is_one_sentence(tmp_path):
             result = invoke("up", env=env, timeout=180)
             message = one_sentence(result)
             assert message.startswith(f"port {env['API_PORT']} for nginx (the API) is taken by another program: stop it or set API_PORT to a free port")
-            assert message.endswith("The stack is half up: `invoke down` stops what started.")
+            assert message.endswith("; the stack is half up: `invoke down` stops what started")
         finally:
             invoke("down", env=env, timeout=60)
             shutil.rmtree(base, ignore_errors=True)
