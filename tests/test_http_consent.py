@@ -106,6 +106,9 @@ def test_every_prefer_header_on_a_link_is_harmless(http, prefer):
 @pytest.mark.parametrize("accept", ACCEPTS)
 def test_every_accept_header_on_a_link_gets_html_or_json(http, accept):
     answer = http.fresh_client().get("/api/consent/confirm?token=" + "D" * 43, headers={"Accept": accept})
+    if not accept.isascii():  # requests sends it as Latin-1: nginx refuses a header that is not UTF-8
+        assert (answer.status_code, answer.json()["code"]) == (400, "CHP08")
+        return
     assert answer.status_code == 404, (accept, answer.status_code, answer.text[:200])
     expected = "text/html" if "text/html" in accept else "application/json"
     assert answer.headers["Content-Type"].split(";")[0] == expected
