@@ -124,7 +124,13 @@ as $$
             "browserInfo": {"type": "object", "maxBytes": 4096,
                 "description": "Whatever the browser reports about itself, a JSON object of at most 4096 bytes."},
             "sessionId": {"type": "string", "trim": true, "maxLength": 100,
-                "description": "The visitor''s session id, at most 100 characters; the first lead to name a session owns its preferences, engagement and page views."}
+                "description": "The visitor''s session id, at most 100 characters; the first lead to name a session owns its preferences, engagement and page views."},
+            "website": {"type": "string", "maxLength": 500,
+                "description": "Leave empty: a field hidden from people (honeypot); a body that fills it in is dropped quietly."},
+            "formToken": {"type": "string", "maxLength": 200,
+                "description": "The token of GET /api/form-token, fetched when the form was shown (db/functions/340-spam.sql)."},
+            "altcha": {"type": "string", "maxLength": 4000,
+                "description": "Base64 payload of the solved challenge of GET /api/challenge (ALTCHA), when proof of work is on."}
         }
     }'::jsonb,
     '{properties,coreWebVitals}', app_logic.core_web_vitals_rule()),
@@ -211,6 +217,11 @@ begin
         'app_logic.submit_lead_checks',
         p_passes => app_logic.submit_lead_passes(p_body) and jsonb_array_length(app_logic.submit_lead_checks(p_body)) = 0
     );
+    if v_refusal is not null then
+        return v_refusal;
+    end if;
+    -- Honeypot, form token, proof of work (db/functions/340-spam.sql): a quiet 201 or a 400.
+    v_refusal := app_logic.screen_spam('leads', p_body);
     if v_refusal is not null then
         return v_refusal;
     end if;

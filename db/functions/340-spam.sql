@@ -1,0 +1,186 @@
+-- Spam protection beyond rate limits (issue 14): the rules of app.spam_rules applied to a POST
+-- body after its rate limit and validation. Two kinds of answer:
+--   * quiet: a filled-in honeypot, or a form token too young, expired, forged or missing where
+--     required: the same 201 a real submission gets, nothing stored, the rate-limit slot used;
+--     a bot learns nothing to adapt to;
+--   * loud: a missing, wrong, expired or replayed ALTCHA solution is a 400 naming `altcha`,
+--     since a real browser solved it and its user should hear why the form failed.
+-- Form tokens and challenges are signed with the setting spam_hmac_key, and stateless until a
+-- challenge is solved (app.used_challenges makes it single use).
+
+create function app_logic.spam_hmac(p_text text) returns text
+language sql stable security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+    select encode(extensions.hmac(
+        convert_to(p_text, 'UTF8'), convert_to(app_logic.setting('spam_hmac_key'), 'UTF8'), 'sha256'
+    ), 'hex')
+$$;
+comment on function app_logic.spam_hmac(text) is 'HMAC-SHA256 (hex) of a text with the spam key: signs tokens and challenges.';
+
+-- GET /api/form-token: "<issued, unix seconds>.<nonce>.<signature>".
+create function api.issue_form_token() returns jsonb
+language plpgsql stable security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+declare
+    v_payload text := extract(epoch from date_trunc('second', app_logic.now()))::bigint::text
+        || '.' || encode(extensions.gen_random_bytes(12), 'hex');
+begin
+    return jsonb_build_object('formToken', v_payload || '.' || app_logic.spam_hmac('form:' || v_payload));
+end
+$$;
+comment on function api.issue_form_token() is
+'GET /api/form-token (no key): a signed form token to send back as formToken with the form. A submission '
+'sent sooner than the endpoint''s minimum time after it, or with an expired or forged token, is dropped quietly '
+'(the same 201, nothing stored).';
+
+-- GET /api/challenge: an ALTCHA challenge (the widget's "challengeurl" format): the client finds
+-- number with SHA-256(salt || number) = challenge, and sends back base64 of the JSON
+-- {algorithm, challenge, number, salt, signature} as altcha.
+create function api.issue_challenge() returns jsonb
+language plpgsql stable security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+declare
+    v_rule app.spam_rules;
+    v_salt text;
+    v_number integer;
+    v_challenge text;
+begin
+    select r.* into v_rule from app.spam_rules as r where r.action = 'leads';
+    v_rule.pow_max_number := coalesce(v_rule.pow_max_number, 100000);
+    v_salt := encode(extensions.gen_random_bytes(12), 'hex') || '?expires='
+        || extract(epoch from app_logic.now() + coalesce(v_rule.challenge_ttl, interval '10 minutes'))::bigint || '&';
+    -- Uniform in 0..max from 4 random bytes (the bias of the modulo is below 1 in 400).
+    v_number := (('x' || encode(extensions.gen_random_bytes(4), 'hex'))::bit(32)::bigint % (v_rule.pow_max_number + 1))::integer;
+    v_challenge := encode(sha256(convert_to(v_salt || v_number::text, 'UTF8')), 'hex');
+    return jsonb_build_object(
+        'algorithm', 'SHA-256', 'challenge', v_challenge, 'maxnumber', v_rule.pow_max_number, 'salt', v_salt,
+        'signature', app_logic.spam_hmac(v_challenge)
+    );
+end
+$$;
+comment on function api.issue_challenge() is
+'GET /api/challenge (no key): an ALTCHA proof-of-work challenge (algorithm, challenge, maxnumber, salt with its '
+'expiry, signature). Where the endpoint''s spam rule asks for proof of work, POST /api/leads needs its solution '
+'as altcha; each solution is accepted once.';
+
+-- Why an ALTCHA payload is refused, or null when it is a fresh, correct solution (which it
+-- then uses up).
+create function app_logic.altcha_problem(p_payload text, p_rule app.spam_rules) returns text
+language plpgsql volatile security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+declare
+    v_solution jsonb;
+    v_expires bigint;
+begin
+    if p_payload is null then
+        return 'altcha is required: solve the challenge of GET /api/challenge and send its payload.';
+    end if;
+    begin
+        v_solution := convert_from(decode(p_payload, 'base64'), 'UTF8')::jsonb;
+    exception when others then
+        return 'altcha must be the base64 payload of a solved challenge.';
+    end;
+    if jsonb_typeof(v_solution) <> 'object' or jsonb_typeof(v_solution -> 'number') <> 'number'
+        or jsonb_typeof(v_solution -> 'salt') <> 'string' or jsonb_typeof(v_solution -> 'challenge') <> 'string'
+        or jsonb_typeof(v_solution -> 'signature') <> 'string' or v_solution ->> 'algorithm' is distinct from 'SHA-256'
+        or (v_solution ->> 'number')::numeric not between 0 and p_rule.pow_max_number
+        or (v_solution ->> 'number')::numeric <> trunc((v_solution ->> 'number')::numeric) then
+        return 'altcha must be the base64 payload of a solved challenge.';
+    end if;
+    if v_solution ->> 'signature' <> app_logic.spam_hmac(v_solution ->> 'challenge')
+        or v_solution ->> 'challenge' <> encode(sha256(convert_to(
+            (v_solution ->> 'salt') || ((v_solution ->> 'number')::numeric)::bigint::text, 'UTF8'
+        )), 'hex') then
+        return 'altcha is not a correct solution of a challenge of this server.';
+    end if;
+    v_expires := substring(v_solution ->> 'salt' from '[?&]expires=([0-9]{1,12})(&|$)')::bigint;
+    if v_expires is null or to_timestamp(v_expires) <= app_logic.now() then
+        return 'altcha solves a challenge that has expired: get a new one.';
+    end if;
+    insert into app.used_challenges (challenge_hash, expires_at)
+    values (sha256(convert_to(v_solution ->> 'challenge', 'UTF8')), to_timestamp(v_expires))
+    on conflict do nothing;
+    if not found then
+        return 'altcha was used already: solve a new challenge.';
+    end if;
+    return null;
+end
+$$;
+comment on function app_logic.altcha_problem(text, app.spam_rules) is
+'Why an ALTCHA payload is refused (a sentence naming altcha), or null for a fresh correct solution, then used up.';
+
+-- Whether a form token is signed by us and was issued between max_age and min_seconds ago.
+create function app_logic.form_token_passes(p_token text, p_rule app.spam_rules) returns boolean
+language plpgsql stable
+as $$
+declare
+    v_parts text[];
+    v_issued timestamptz;
+begin
+    if p_token is null or p_token !~ '^[0-9]{1,12}\.[0-9a-f]{24}\.[0-9a-f]{64}$' then
+        return false;
+    end if;
+    v_parts := string_to_array(p_token, '.');
+    if v_parts[3] <> app_logic.spam_hmac('form:' || v_parts[1] || '.' || v_parts[2]) then
+        return false;
+    end if;
+    v_issued := to_timestamp(v_parts[1]::bigint);
+    return v_issued <= app_logic.now() - make_interval(secs => p_rule.min_seconds)
+        and v_issued > app_logic.now() - p_rule.form_token_max_age;
+end
+$$;
+comment on function app_logic.form_token_passes(text, app.spam_rules) is
+'Whether a form token is ours, old enough (min_seconds) and not expired (form_token_max_age).';
+
+-- The step after screen_request: the answer to give (a quiet 201 or a 400 on altcha), or null
+-- to go on. Runs before anything is stored.
+create function app_logic.screen_spam(p_action text, p_body jsonb) returns jsonb
+language plpgsql volatile
+as $$
+declare
+    v_rule app.spam_rules;
+    v_problem text;
+begin
+    select r.* into v_rule from app.spam_rules as r where r.action = p_action;
+    if not found then
+        return null;
+    end if;
+    if v_rule.honeypot_field is not null and coalesce(btrim(p_body ->> v_rule.honeypot_field), '') <> '' then
+        return app_logic.respond(201, jsonb_build_object('status', 'received'));
+    end if;
+    if (p_body ? 'formToken' or v_rule.form_token_required)
+        and not app_logic.form_token_passes(p_body ->> 'formToken', v_rule) then
+        return app_logic.respond(201, jsonb_build_object('status', 'received'));
+    end if;
+    if v_rule.proof_of_work then
+        v_problem := app_logic.altcha_problem(p_body ->> 'altcha', v_rule);
+        if v_problem is not null then
+            return app_logic.reject_invalid(app_logic.problem('altcha', v_problem));
+        end if;
+    end if;
+    return null;
+end
+$$;
+comment on function app_logic.screen_spam(text, jsonb) is
+'Apply the endpoint''s spam rule to a valid body: a quiet 201 (honeypot, form token), a 400 on altcha, or null.';
+
+create function app_logic.purge_used_challenges(p_cutoff timestamptz, p_limit integer default null) returns bigint
+language sql volatile security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+    with gone as (
+        delete from app.used_challenges as u
+        where u.challenge_hash in (
+            select d.challenge_hash from app.used_challenges as d where d.expires_at < p_cutoff limit p_limit
+        )
+        returning 1
+    )
+
+    select count(*) from gone
+$$;
+comment on function app_logic.purge_used_challenges(timestamptz, integer) is
+'Retention: forget solved challenges that expired before the cutoff.';
