@@ -12,7 +12,7 @@ import time
 
 from invoke import Collection, Exit, task
 
-from chorus_db import config, tasks_bench, tasks_gdpr, tasks_stack
+from chorus_db import config, tasks_bench, tasks_gdpr, tasks_stack, tasks_web
 
 
 def _echo(message: str) -> None:
@@ -254,8 +254,8 @@ test.add_task(test_pgtap, "pgtap")
 test.add_task(test_pytest, "pytest")
 ns.add_collection(test)
 
-# The stack (up), gdpr (and db.backup/restore/retention) and bench tasks live in their modules.
-for register in (tasks_stack.register, tasks_gdpr.register, tasks_bench.register):
+# The stack (up), gdpr (and db.backup/restore/retention), bench and web tasks live in their modules.
+for register in (tasks_stack.register, tasks_gdpr.register, tasks_bench.register, tasks_web.register):
     register(ns)
 
 os.environ.setdefault("PYTHONUNBUFFERED", "1")

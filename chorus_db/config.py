@@ -16,6 +16,9 @@ FUNCTIONS_DIR = DB_DIR / "functions"
 POLICIES_DIR = DB_DIR / "policies"
 TESTS_SQL_DIR = DB_DIR / "tests"
 DEPLOY_DIR = ROOT / "deploy"
+# The static pages nginx serves under /dashboard/ and /form/ (web/README: what builds them).
+WEB_DIR = ROOT / "web"
+WEB_ROOT = WEB_DIR / "public"
 
 # The embedded cluster and every runtime file live in the checkout, git-ignored.
 PGDATA = Path(os.environ.get("CHORUS_PGDATA", ROOT / ".pgdata"))

@@ -392,6 +392,11 @@ def render_nginx(cfg: StackConfig) -> Path:
     )
     main = nginx_dir / "nginx.conf"
     main.write_text(nginx_main_config(nginx_dir, api_conf, cfg.nginx_http_extra))
+    # The template serves the pages from `web` under nginx's prefix (nginx_dir).
+    web = nginx_dir / "web"
+    if web.is_symlink() or web.exists():
+        web.unlink()
+    web.symlink_to(config.WEB_ROOT, target_is_directory=True)
     return main
 
 

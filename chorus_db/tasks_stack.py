@@ -50,6 +50,15 @@ def up(c):
     except BuildError as exc:
         raise Exit(f"build failed, nothing was changed: {exc}", code=1)
 
+    # The pages under /dashboard/ and /form/; the API works without them, so a failure here
+    # is a warning, not a stop.
+    from .web import WebError, build as build_pages
+
+    try:
+        build_pages(log=lambda message: print(f"  {message}", flush=True))
+    except WebError as exc:
+        print(f"warning: the pages are not built, /dashboard/ and /form/ will not work: {exc}", file=sys.stderr)
+
     run_dir = config.RUN_DIR
     password = stack.secret(run_dir, "authenticator_password")
     stack.set_authenticator_password(url, password)
@@ -76,6 +85,7 @@ def up(c):
         raise Exit(f"{exc}\nThe stack is half up: `invoke down` stops what started.", code=1)
     _echo(f"ready: GET {cfg.api_url}/leads/health answers 200; logs in {run_dir}")
     print(f"API: {cfg.api_url}")
+    print(f"Pages: http://127.0.0.1:{cfg.api_port}/dashboard/ (a reader key) and http://127.0.0.1:{cfg.api_port}/form/")
 
 
 @task(name="authenticator-password")

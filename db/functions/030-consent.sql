@@ -178,3 +178,15 @@ end
 $$;
 comment on function app_logic.record_form_consent(text, boolean) is
 'Append the GDPR and marketing consent of one accepted form submission to the consent audit.';
+
+-- GET /api/consent-text: the version of the consent text the audit records with every
+-- submission, so a form can show the version a person agrees to (the reference form, issue 17).
+create function api.current_consent_text() returns jsonb
+language sql stable security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+    select jsonb_build_object('version', app_logic.setting('consent_text_version'))
+$$;
+comment on function api.current_consent_text() is
+'GET /api/consent-text (no key): {"version"} of the consent text that POST /api/leads records '
+'in the consent audit.';

@@ -31,6 +31,11 @@ as $$
         ('GET', '/api/brand-analytics/performance', '/brand_performance', 'reader', array[200, 206]),
         ('GET', '/api/brand-analytics/accessibility-usage', '/accessibility_usage', 'reader', array[200, 206]),
         ('GET', '/api/brand-analytics/design-effectiveness', '/design_effectiveness', 'reader', array[200, 206]),
+        ('GET', '/api/brand-analytics/leads-per-day', '/leads_per_day', 'reader', array[200, 206]),
+        ('GET', '/api/brand-analytics/leads-per-source', '/leads_per_source', 'reader', array[200, 206]),
+        ('GET', '/api/brand-analytics/page-views-per-day', '/page_views_per_day', 'reader', array[200, 206]),
+        ('GET', '/api/api-key', '/rpc/current_api_key', 'reader', array[200]),
+        ('GET', '/api/consent-text', '/rpc/current_consent_text', 'public', array[200]),
         ('POST', '/api/gdpr/export', '/rpc/export_personal_data', 'admin', array[200]),
         ('POST', '/api/gdpr/erase', '/rpc/erase_personal_data', 'admin', array[200]),
         ('POST', '/api/gdpr/consent', '/rpc/record_consent', 'admin', array[201])

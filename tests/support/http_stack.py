@@ -123,6 +123,9 @@ class HttpStack:
         # the stack independent of that.
         stack.set_authenticator_password(db_url, self.authenticator_password)
         self.run_dir = Path(tempfile.mkdtemp(prefix="chorus-http-"))
+        # mkdtemp makes it 700: nginx's workers (www-data under root) must pass through it to
+        # reach the pages (nginx/web); the secrets inside stay mode 600.
+        self.run_dir.chmod(0o711)
         self.cfg = stack.StackConfig(
             run_dir=self.run_dir,
             database_url=self.cluster.url(HTTP_DB, user=config.AUTHENTICATOR, password=self.authenticator_password),
