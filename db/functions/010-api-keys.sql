@@ -151,3 +151,18 @@ $$;
 comment on function api.current_api_key() is
 'GET /api/api-key (reader or admin key): the name, role and first 10 characters of the key sent; '
 'no key: 401, a wrong or revoked key: 401 CHK01.';
+
+create function app_logic.current_api_key_response() returns jsonb
+language sql immutable
+as $$
+    select '{
+        "type": "object", "description": "The key sent with the request.",
+        "required": ["name", "role", "keyPrefix"], "additionalProperties": false,
+        "properties": {
+            "name": {"type": "string", "description": "The key''s name (invoke api.keys lists them)."},
+            "role": {"type": "string", "enum": ["reader", "admin"], "description": "What the key may do."},
+            "keyPrefix": {"type": "string", "description": "The first 10 characters of the key."}
+        }
+    }'::jsonb
+$$;
+comment on function app_logic.current_api_key_response() is 'OpenAPI schema of what GET /api/api-key answers.';

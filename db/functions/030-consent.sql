@@ -190,3 +190,14 @@ $$;
 comment on function api.current_consent_text() is
 'GET /api/consent-text (no key): {"version"} of the consent text that POST /api/leads records '
 'in the consent audit.';
+
+create function app_logic.current_consent_text_response() returns jsonb
+language sql immutable
+as $$
+    select '{
+        "type": "object", "description": "The consent text in force.",
+        "required": ["version"], "additionalProperties": false,
+        "properties": {"version": {"type": "string", "description": "Its version, as the consent audit records it."}}
+    }'::jsonb
+$$;
+comment on function app_logic.current_consent_text_response() is 'OpenAPI schema of what GET /api/consent-text answers.';

@@ -369,13 +369,20 @@ begin
                 "429": {"$ref": "#/components/responses/TooManyRequests"}
             }'::jsonb;
         else
+            -- A GET function answers a health check unless app_logic.<name>_response() gives the
+            -- schema of what it answers instead.
+            v_rule_fn := to_regprocedure(format('app_logic.%I()', v_name || '_response'));
+            v_rule := null;
+            if v_rule_fn is not null then
+                execute format('select %s()', v_rule_fn::regproc) into v_rule;
+            end if;
             foreach v_status in array v_route.success loop
                 v_responses := v_responses || jsonb_build_object(v_status::text, jsonb_build_object(
-                    'description', 'The endpoint and the database are usable.',
-                    'content', '{"application/json": {"schema": {
+                    'description', coalesce(v_rule ->> 'description', 'The endpoint and the database are usable.'),
+                    'content', jsonb_build_object('application/json', jsonb_build_object('schema', coalesce(v_rule, '{
                         "type": "object", "required": ["status"],
                         "properties": {"status": {"type": "string", "enum": ["ok"]}}
-                    }}}'::jsonb
+                    }'::jsonb)))
                 ));
             end loop;
         end if;
