@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import config
+from .errors import UserError
 
 WEB_DIR = config.WEB_DIR
 NODE_MODULES = WEB_DIR / "node_modules"
@@ -26,7 +27,7 @@ CLIENT_DIR = WEB_DIR / "client"
 GENERATED_CLIENT = CLIENT_DIR / "generated" / "api.d.ts"
 
 
-class WebError(Exception):
+class WebError(UserError):
     """A failure a user can act on; the message is one sentence saying what to do."""
 
 

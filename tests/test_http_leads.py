@@ -26,7 +26,7 @@ POST_FIELDS = {
     "logoInteractions", "timeOnSite", "pagesViewed", "browserInfo", "sessionId",
 }
 
-# The seed's curl example (DATABASE_INTEGRATION.md, POST /api/leads), exactly as its -d
+# The seed's curl example (the original design document, POST /api/leads), exactly as its -d
 # argument, with the `// Brand-specific fields` comment line removed.
 SEED_BODY = """{
     "firstName": "John",

@@ -15,7 +15,7 @@ from chorus_db.routes import ROUTES
 from tests.conftest import AUTHENTICATOR_PASSWORD
 from tests.support.postgrest import PostgrestSim
 
-# The seed's request example (DATABASE_INTEGRATION.md), its `//` comment line removed.
+# The original design document's request example, its `//` comment line removed.
 SEED_BODY = """{
     "firstName": "John",
     "lastName": "Doe",
