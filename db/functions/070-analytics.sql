@@ -115,7 +115,7 @@ select
     count(l.id)::integer as leads
 from app_logic.analytics_days() as d
 left join app.leads as l
-    on l.created_at >= d.day_start and l.created_at < d.day_end and l.created_at <= app_logic.now()
+    on d.day_start <= l.created_at and d.day_end > l.created_at and l.created_at <= app_logic.now()
 group by d.day
 order by d.day;
 comment on view api.leads_per_day is
@@ -133,7 +133,7 @@ where
     l.created_at >= ((app_logic.now() at time zone 'UTC')::date - 29)::timestamp at time zone 'UTC'
     and l.created_at <= app_logic.now()
 group by l.lead_source
-order by leads desc, "leadSource";
+order by leads desc, "leadSource" asc;
 comment on view api.leads_per_source is
 'GET /api/brand-analytics/leads-per-source (reader or admin key): new leads per leadSource over '
 'the 30 UTC days ending today, the largest first; sources without leads are not listed.';
@@ -147,7 +147,7 @@ select
     count(distinct v.session_id)::integer as sessions
 from app_logic.analytics_days() as d
 left join app.page_views as v
-    on v.viewed_at >= d.day_start and v.viewed_at < d.day_end and v.viewed_at <= app_logic.now()
+    on d.day_start <= v.viewed_at and d.day_end > v.viewed_at and v.viewed_at <= app_logic.now()
 group by d.day
 order by d.day;
 comment on view api.page_views_per_day is

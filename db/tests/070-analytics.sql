@@ -191,7 +191,10 @@ select is_empty(
 
 -- GET /api/api-key and GET /api/consent-text.
 select app_logic.create_api_key('dash-reader', 'reader') is not null as made_a_key;
-select set_config('app.api_key_id', (select id::text from app.api_keys where name = 'dash-reader'), true);
+select set_config('app.api_key_id', (
+    select id::text from app.api_keys
+    where name = 'dash-reader'
+), true);
 select is(
     pg_temp.call_as('reader', '(select api.current_api_key() - ''keyPrefix'')'),
     '{"name": "dash-reader", "role": "reader"}'::jsonb,
@@ -205,7 +208,8 @@ select throws_ok(
     $$ select pg_temp.call_as('anon', '(select api.current_api_key())') $$,
     '42501', 'permission denied for function current_api_key', 'anon has no key to ask about (401)'
 );
-update app.settings set value = '2030-02' where key = 'consent_text_version';
+update app.settings set value = '2030-02'
+where key = 'consent_text_version';
 select is(
     pg_temp.call_as('anon', '(select api.current_consent_text())'),
     '{"version": "2030-02"}'::jsonb,
