@@ -41,8 +41,10 @@ NPM_MISSING = "npm was not found: install Node.js 18 or newer with npm (`apt-get
 def _run(argv: list[str], what: str, cwd: Path = WEB_DIR) -> str:
     proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
-        output = (proc.stdout + proc.stderr).strip()[-3000:]
-        raise WebError(f"{what} failed (exit {proc.returncode}): read its output below, fix it, then run `invoke web.build` again.\n{output}")
+        # The tool's own words go to stdout; the failure itself is one sentence.
+        for line in (proc.stdout + proc.stderr).strip()[-3000:].splitlines():
+            print(f"  {line}", flush=True)
+        raise WebError(f"{what} failed (exit {proc.returncode}): fix what its output above names, then run it again")
     return proc.stdout
 
 
