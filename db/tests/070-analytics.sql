@@ -130,17 +130,17 @@ insert into app.leads (first_name, last_name, email, lead_source, gdpr_consent, 
 -- after the frozen clock: not yet
 ('F', 'F', 'f@example.com', 'partner', true, '2030-03-20 12:00:01+00');
 select is(
-    pg_temp.call_as('reader', '(select jsonb_agg(t) from api.leads_per_day as t where leads > 0)'),
+    (tap.call_as('reader', '(select jsonb_agg(t) from api.leads_per_day as t where leads > 0)') -> 'body'),
     '[{"day": "2030-02-19", "leads": 1}, {"day": "2030-03-19", "leads": 1}, {"day": "2030-03-20", "leads": 2}]'::jsonb,
     'leads per day: UTC days of the window, nothing before it or after the clock'
 );
 select is(
-    pg_temp.call_as('reader', $$(select jsonb_build_array(count(*), min(day), max(day), sum(leads)) from api.leads_per_day)$$),
+    (tap.call_as('reader', $$(select jsonb_build_array(count(*), min(day), max(day), sum(leads)) from api.leads_per_day)$$) -> 'body'),
     '[30, "2030-02-19", "2030-03-20", 4]'::jsonb,
     'leads per day: exactly the 30 days ending today are listed, zeros included'
 );
 select is(
-    pg_temp.call_as('admin', '(select jsonb_agg(t) from api.leads_per_source as t)'),
+    (tap.call_as('admin', '(select jsonb_agg(t) from api.leads_per_source as t)') -> 'body'),
     '[{"leadSource": "contact_form", "leads": 2}, {"leadSource": "webinar", "leads": 2}]'::jsonb,
     'leads per source: the same window, largest first, then by name'
 );
@@ -152,20 +152,20 @@ insert into app.page_views (session_id, path, viewed_at) values
 ('v1', '/', '2030-03-19 03:00:00+00'),
 ('v3', '/', '2030-03-20 12:30:00+00');
 select is(
-    pg_temp.call_as('reader', '(select jsonb_agg(t) from api.page_views_per_day as t where "pageViews" > 0)'),
+    (tap.call_as('reader', '(select jsonb_agg(t) from api.page_views_per_day as t where "pageViews" > 0)') -> 'body'),
     '[{"day": "2030-03-19", "pageViews": 1, "sessions": 1}, {"day": "2030-03-20", "pageViews": 3, "sessions": 2}]'::jsonb,
     'page views per day: views and distinct sessions per UTC day, nothing after the clock'
 );
 select throws_ok(
-    $$ select pg_temp.call_as('anon', '(select count(*) from api.page_views_per_day)') $$,
+    $$ select (tap.call_as('anon', '(select count(*) from api.page_views_per_day)') -> 'body') $$,
     '42501', 'permission denied for view page_views_per_day', 'anon may not read the page-view counts (401)'
 );
 select throws_ok(
-    $$ select pg_temp.call_as('anon', '(select count(*) from api.leads_per_day)') $$,
+    $$ select (tap.call_as('anon', '(select count(*) from api.leads_per_day)') -> 'body') $$,
     '42501', 'permission denied for view leads_per_day', 'anon may not read the lead counts (401)'
 );
 select throws_ok(
-    $$ select pg_temp.call_as('reader', '(select count(path) from app.page_views)') $$,
+    $$ select (tap.call_as('reader', '(select count(path) from app.page_views)') -> 'body') $$,
     '42501', 'permission denied for table page_views', 'reader may not read page-view paths'
 );
 select is_empty(
@@ -184,22 +184,22 @@ select set_config('app.api_key_id', (
     where name = 'dash-reader'
 ), true);
 select is(
-    pg_temp.call_as('reader', '(select api.current_api_key() - ''keyPrefix'')'),
+    (tap.call_as('reader', '(select api.current_api_key() - ''keyPrefix'')') -> 'body'),
     '{"name": "dash-reader", "role": "reader"}'::jsonb,
     'current_api_key names the key of this request and its role'
 );
 select ok(
-    pg_temp.call_as('reader', '(select api.current_api_key())') ->> 'keyPrefix' ~ '^chk_[0-9a-f]{6}$',
+    (tap.call_as('reader', '(select api.current_api_key())') -> 'body') ->> 'keyPrefix' ~ '^chk_[0-9a-f]{6}$',
     'current_api_key shows the key''s 10-character prefix only'
 );
 select throws_ok(
-    $$ select pg_temp.call_as('anon', '(select api.current_api_key())') $$,
+    $$ select (tap.call_as('anon', '(select api.current_api_key())') -> 'body') $$,
     '42501', 'permission denied for function current_api_key', 'anon has no key to ask about (401)'
 );
 update app.settings set value = '2030-02'
 where key = 'consent_text_version';
 select is(
-    pg_temp.call_as('anon', '(select api.current_consent_text())'),
+    (tap.call_as('anon', '(select api.current_consent_text())') -> 'body'),
     '{"version": "2030-02"}'::jsonb,
     'anyone reads the version of the consent text the audit records'
 );
