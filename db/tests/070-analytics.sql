@@ -135,7 +135,9 @@ select is(
     'leads per day: UTC days of the window, nothing before it or after the clock'
 );
 select is(
-    (tap.call_as('reader', $$(select jsonb_build_array(count(*), min(day), max(day), sum(leads)) from api.leads_per_day)$$) -> 'body'),
+    (tap.call_as(
+        'reader', $$(select jsonb_build_array(count(*), min(day), max(day), sum(leads)) from api.leads_per_day)$$
+    ) -> 'body'),
     '[30, "2030-02-19", "2030-03-20", 4]'::jsonb,
     'leads per day: exactly the 30 days ending today are listed, zeros included'
 );
