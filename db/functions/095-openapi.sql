@@ -344,8 +344,16 @@ declare
 begin
     if v_schema_fn is null then
         return '{
-            "type": "object", "description": "The endpoint and the database are usable.", "required": ["status"],
-            "properties": {"status": {"type": "string", "enum": ["ok"]}}
+            "type": "object", "description": "The endpoint and the database are usable.",
+            "required": ["status", "endpoint"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ok"]},
+                "endpoint": {"type": "string", "description": "The endpoint this health check is for."},
+                "jobs": {
+                    "type": "string",
+                    "description": "Only when pg_cron runs no job for this database: what has stopped and why (db.status says the same)."
+                }
+            }
         }'::jsonb;
     end if;
     execute format('select %s()', v_schema_fn::regproc) into v_schema;
