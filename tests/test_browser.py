@@ -44,7 +44,7 @@ def _unavailable(reason: str):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(http):
     if not os.access(CHROMIUM, os.X_OK):
         _unavailable(f"Chromium not found at {CHROMIUM}: apt-get install chromium")
     try:
@@ -57,6 +57,11 @@ def browser():
         build(log=lambda _m: None)
     except WebError as exc:
         _unavailable(f"the pages could not be built: {exc}")
+    # Where nginx serves a copy of web/public (a checkout its workers cannot read), refresh it
+    # with what was just built.
+    from chorus_db import stack
+
+    stack.place_pages(http.cfg)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         # launch() gives every run a fresh, empty profile (--user-data-dir in a temp dir).

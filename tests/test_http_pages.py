@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 from html.parser import HTMLParser
 
 import pytest
@@ -266,3 +267,38 @@ def test_count_exact_gives_the_total_of_the_30_days(http):
     )
     assert response.status_code in (200, 206)
     assert response.headers["Content-Range"] == "0-4/30"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="nginx's workers run as another user only under root")
+def test_where_the_workers_cannot_reach_the_checkout_they_get_a_copy_of_the_pages(monkeypatch):
+    """As root in a checkout under a mode-700 directory (as /root is), nginx's workers (www-data)
+    could not read web/public: the stack serves a copy from a directory they can read."""
+    import requests
+
+    from chorus_db import stack
+    from tests.support.http_stack import CaptureUpstream
+
+    nginx_bin = stack.find_nginx()
+    if nginx_bin is None:
+        pytest.skip("nginx not found: apt-get install nginx")
+    reach = stack._workers_can_reach
+    # The run directory really is private; the checkout is pretended to be.
+    monkeypatch.setattr(stack, "_workers_can_reach", lambda p: False if p == config.WEB_ROOT else reach(p))
+    upstream = CaptureUpstream()
+    run_dir = config.scratch_dir("private")
+    run_dir.chmod(0o700)
+    cfg = stack.StackConfig(run_dir=run_dir, database_url="", api_port=stack.free_port(),
+                            postgrest_port=upstream.port, postgrest_admin_port=0, nginx_bin=nginx_bin)
+    prefix = stack.pages_prefix(cfg)
+    try:
+        assert prefix != cfg.nginx_dir and reach(prefix.parent)
+        stack.start_nginx(cfg)
+        response = requests.get(f"http://127.0.0.1:{cfg.api_port}/form/form.js", timeout=10)
+        assert response.status_code == 200
+        assert response.text == (config.WEB_ROOT / "form" / "form.js").read_text()
+        assert (prefix / "web").is_dir() and not (prefix / "web").is_symlink()
+    finally:
+        stack.stop_all(run_dir)
+        upstream.close()
+        shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.rmtree(prefix, ignore_errors=True)
