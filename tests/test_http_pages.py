@@ -288,7 +288,7 @@ def test_where_the_workers_cannot_reach_the_checkout_they_get_a_copy_of_the_page
     run_dir = config.scratch_dir("private")
     run_dir.chmod(0o700)
     cfg = stack.StackConfig(run_dir=run_dir, database_url="", api_port=stack.free_port(),
-                            postgrest_port=upstream.port, postgrest_admin_port=0, nginx_bin=nginx_bin)
+                            postgrest_port=upstream.port, nginx_bin=nginx_bin)
     prefix = stack.pages_prefix(cfg)
     try:
         assert prefix != cfg.nginx_dir and reach(prefix.parent)

@@ -31,17 +31,39 @@ let liveAbort = null;
 class BadKey extends Error {}
 
 // -- talking to the API ----------------------------------------------------------------------
+// nginx lets only a few reads of views run at once (for every client together) and answers
+// the others 429 with Retry-After: such a read is tried again after the wait, a few times.
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 async function request(path, options = {}) {
   const headers = { 'X-API-Key': apiKey, ...(options.headers ?? {}) };
   if (options.body !== undefined) headers['Content-Type'] = 'application/json';
-  const response = await fetch(API + path, {
-    method: options.method ?? 'GET',
-    headers,
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-    signal: options.signal,
-  });
-  if (response.status === 401) throw new BadKey(BAD_KEY);
-  return response;
+  for (let attempt = 0; ; attempt += 1) {
+    const response = await fetch(API + path, {
+      method: options.method ?? 'GET',
+      headers,
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+      signal: options.signal,
+    });
+    if (response.status === 401) throw new BadKey(BAD_KEY);
+    if (response.status !== 429 || (options.method ?? 'GET') !== 'GET' || attempt === 4) return response;
+    const wait = Number(response.headers.get('Retry-After'));
+    await sleep(Math.min(Number.isFinite(wait) && wait > 0 ? wait : 1, 5) * 1000);
+  }
+}
+
+// Runs the loaders two at a time, in order, and returns their results in that order.
+async function twoAtATime(loaders) {
+  const results = new Array(loaders.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < loaders.length) {
+      const index = next++;
+      results[index] = await loaders[index]();
+    }
+  };
+  await Promise.all([worker(), worker()]);
+  return results;
 }
 
 async function getJson(path) {
@@ -383,22 +405,22 @@ function handleFailure(error) {
 async function load() {
   $('board-error').hidden = true;
   try {
-    const [vitals, themes, design, leadDays, sources, viewDays, recent] = await Promise.all([
-      getJson('/brand-analytics/performance'),
-      getJson('/brand-analytics/accessibility-usage'),
-      getJson('/brand-analytics/design-effectiveness'),
-      getJson('/brand-analytics/leads-per-day'),
-      getJson('/brand-analytics/leads-per-source'),
-      getJson('/brand-analytics/page-views-per-day'),
-      getJson('/leads?select=id,firstName,lastName,companyName,leadSource,accessibilityTheme,createdAt&order=createdAt.desc&limit=10'),
-    ]);
+    const [vitals, themes, design, leadDays, sources, viewDays, recent] = await twoAtATime([
+      '/brand-analytics/performance',
+      '/brand-analytics/accessibility-usage',
+      '/brand-analytics/design-effectiveness',
+      '/brand-analytics/leads-per-day',
+      '/brand-analytics/leads-per-source',
+      '/brand-analytics/page-views-per-day',
+      '/leads?select=id,firstName,lastName,companyName,leadSource,accessibilityTheme,createdAt&order=createdAt.desc&limit=10',
+    ].map((path) => () => getJson(path)));
     drawVitals(vitals);
     drawThemes(themes);
     drawDesign(design);
     drawLeads(leadDays, sources);
     drawViews(viewDays);
     drawRecent(recent);
-    await Promise.all([loadAbTests(), loadHeatmap()]);
+    await twoAtATime([loadAbTests, loadHeatmap]);
     document.body.dataset.loaded = 'true';
     if ($('live-toggle').getAttribute('aria-pressed') === 'true') startLive().catch(handleFailure);
   } catch (error) {
