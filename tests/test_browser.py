@@ -166,7 +166,7 @@ def submitted(browser, http):
     email = f"ada.{secrets.token_hex(4)}@example.com"
     try:
         t.goto("/form/")
-        version = http.sql("select value from app.settings where key = 'consent_text_version'")[0][0]
+        version = http.sql("select version from app.consent_texts where valid_from <= now() order by valid_from desc limit 1")[0][0]
         page.wait_for_function(f"document.getElementById('consent-version').textContent === {json.dumps(version)}")
         with page.expect_response(lambda r: r.url.endswith("/api/accessibility-preferences")) as saved:
             page.get_by_label("Colour theme").select_option("tritanopia")

@@ -166,7 +166,7 @@ def test_a_revoked_key_is_refused_on_the_next_request(http):
 # -- GET /api/consent-text -------------------------------------------------------------------
 @pytest.mark.http
 def test_consent_text_is_public_and_is_the_version_the_audit_records(http):
-    version = http.sql("select value from app.settings where key = 'consent_text_version'")[0][0]
+    version = http.sql("select version from app.consent_texts where valid_from <= now() order by valid_from desc limit 1")[0][0]
     response = http.get("/api/consent-text")
     assert response.status_code == 200 and response.json() == {"version": version}
     assert http.get("/api/consent-text", headers={"X-API-Key": http.make_key()}).json() == {"version": version}

@@ -197,7 +197,12 @@ create function api.current_consent_text() returns jsonb
 language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-    select jsonb_build_object('version', app_logic.setting('consent_text_version'))
+    -- The text in force (app.consent_texts; app_logic.current_consent_text in 310 says the same).
+    select jsonb_build_object('version', (
+        select t.version from app.consent_texts as t
+        where t.valid_from <= app_logic.now()
+        order by t.valid_from desc limit 1
+    ))
 $$;
 comment on function api.current_consent_text() is
 'GET /api/consent-text (no key): {"version"} of the consent text that POST /api/leads records '

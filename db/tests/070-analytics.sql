@@ -198,8 +198,8 @@ select throws_ok(
     $$ select (tap.call_as('anon', '(select api.current_api_key())') -> 'body') $$,
     '42501', 'permission denied for function current_api_key', 'anon has no key to ask about (401)'
 );
-update app.settings set value = '2030-02'
-where key = 'consent_text_version';
+insert into app.consent_texts (version, body, sha256, valid_from)
+values ('2030-02', 'February 2030.', sha256(convert_to('February 2030.', 'UTF8')), app_logic.now() - interval '1 second');
 select is(
     (tap.call_as('anon', '(select api.current_consent_text())') -> 'body'),
     '{"version": "2030-02"}'::jsonb,
