@@ -438,22 +438,6 @@ $$;
 comment on function app_logic.openapi_link_operation(jsonb, regprocedure) is
 'The OpenAPI operation of a mail link (confirm, withdraw): token in the query, HTML or JSON.';
 
--- GET on another function (a form token, a challenge): a JSON object, described by its comment.
-create function app_logic.openapi_get_function_operation(p_route jsonb, p_proc regprocedure) returns jsonb
-language sql stable
-as $$
-    select app_logic.openapi_operation_head(p_route, split_part(p_route ->> 'target', '/', -1), obj_description(p_proc, 'pg_proc'))
-    || jsonb_build_object('responses', (
-        select jsonb_object_agg(s.status::text, jsonb_build_object(
-            'description', 'The object the description names.',
-            'content', '{"application/json": {"schema": {"type": "object"}}}'::jsonb
-        ))
-        from jsonb_array_elements_text(p_route -> 'success') as s (status)
-    ) || app_logic.openapi_common_responses(p_route))
-$$;
-comment on function app_logic.openapi_get_function_operation(jsonb, regprocedure) is
-'The OpenAPI operation of a GET route on a function that is not a health check.';
-
 -- One route's operation and the component schemas it adds; CHX03 when its api object is missing.
 create function app_logic.openapi_route(p_route jsonb, out operation jsonb, out schemas jsonb)
 language plpgsql stable
@@ -485,10 +469,8 @@ begin
     elsif p_route ->> 'method' = 'POST' then
         operation := app_logic.openapi_post_operation(p_route, v_proc);
         schemas := jsonb_build_object(v_name || '_body', app_logic.openapi_body_schema(v_name));
-    elsif v_name ~ '^check_.*_health$' then
-        operation := app_logic.openapi_health_operation(p_route, v_proc);
     else
-        operation := app_logic.openapi_get_function_operation(p_route, v_proc);
+        operation := app_logic.openapi_health_operation(p_route, v_proc);
     end if;
 end
 $$;

@@ -168,6 +168,29 @@ $$;
 comment on function app_logic.screen_spam(text, jsonb) is
 'Apply the endpoint''s spam rule to a valid body: a quiet 201 (honeypot, form token), a 400 on altcha, or null.';
 
+-- What the two GET endpoints answer, for the OpenAPI document (app_logic.<name>_response()).
+create function app_logic.issue_form_token_response() returns jsonb
+language sql immutable
+as $$
+    select '{"type": "object", "required": ["formToken"], "properties": {"formToken": {"type": "string",
+        "description": "Send it back as formToken with the form."}}}'::jsonb
+$$;
+comment on function app_logic.issue_form_token_response() is 'The answer of GET /api/form-token (OpenAPI schema).';
+
+create function app_logic.issue_challenge_response() returns jsonb
+language sql immutable
+as $$
+    select '{"type": "object", "required": ["algorithm", "challenge", "maxnumber", "salt", "signature"],
+        "properties": {
+            "algorithm": {"type": "string", "enum": ["SHA-256"], "description": "The hash of the puzzle."},
+            "challenge": {"type": "string", "description": "SHA-256 (hex) of salt and the secret number."},
+            "maxnumber": {"type": "integer", "description": "The largest number to try."},
+            "salt": {"type": "string", "description": "Random hex, then ?expires=<unix seconds>&."},
+            "signature": {"type": "string", "description": "HMAC-SHA256 of challenge by the server."}
+        }}'::jsonb
+$$;
+comment on function app_logic.issue_challenge_response() is 'The answer of GET /api/challenge (OpenAPI schema).';
+
 create function app_logic.purge_used_challenges(p_cutoff timestamptz, p_limit integer default null) returns bigint
 language sql volatile security definer
 set search_path = pg_catalog, app, pg_temp
