@@ -172,7 +172,7 @@ comment on function app_logic.screen_spam(text, jsonb) is
 create function app_logic.issue_form_token_response() returns jsonb
 language sql immutable
 as $$
-    select '{"type": "object", "required": ["formToken"], "properties": {"formToken": {"type": "string",
+    select '{"type": "object", "description": "A signed form token.", "required": ["formToken"], "properties": {"formToken": {"type": "string",
         "description": "Send it back as formToken with the form."}}}'::jsonb
 $$;
 comment on function app_logic.issue_form_token_response() is 'The answer of GET /api/form-token (OpenAPI schema).';
@@ -180,7 +180,8 @@ comment on function app_logic.issue_form_token_response() is 'The answer of GET 
 create function app_logic.issue_challenge_response() returns jsonb
 language sql immutable
 as $$
-    select '{"type": "object", "required": ["algorithm", "challenge", "maxnumber", "salt", "signature"],
+    select '{"type": "object", "description": "An ALTCHA challenge.",
+        "required": ["algorithm", "challenge", "maxnumber", "salt", "signature"],
         "properties": {
             "algorithm": {"type": "string", "enum": ["SHA-256"], "description": "The hash of the puzzle."},
             "challenge": {"type": "string", "description": "SHA-256 (hex) of salt and the secret number."},
