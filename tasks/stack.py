@@ -60,7 +60,7 @@ def up(c):
         echo(("started" if started else "reloaded") + f" nginx on 127.0.0.1:{cfg.api_port}")
         stack.wait_until_ready(cfg)
     except stack.StackError as exc:
-        raise Exit(f"{exc} The stack is half up: `invoke down` stops what started.", code=1)
+        raise Exit(f"{str(exc).rstrip('.')}; the stack is half up: `invoke down` stops what started", code=1)
     echo(f"ready: GET {cfg.api_url}/leads/health answers 200; logs in {run_dir}")
     print(f"API: {cfg.api_url}")
 
