@@ -44,8 +44,6 @@ def up(c):
         run_dir=run_dir,
         database_url=cluster.url(user=config.AUTHENTICATOR, password=password),
         api_port=config.API_PORT,
-        postgrest_port=config.POSTGREST_PORT,
-        postgrest_admin_port=config.POSTGREST_ADMIN_PORT,
         jwt_secret=stack.secret(run_dir, "jwt_secret", 48),
         postgrest_bin=postgrest_bin,
         nginx_bin=nginx_bin,
@@ -54,7 +52,7 @@ def up(c):
         service, started = stack.start_postgrest(cfg)
         echo(
             ("started" if started else "already running:")
-            + f" PostgREST {version} on 127.0.0.1:{cfg.postgrest_port} (admin /live /ready on :{cfg.postgrest_admin_port})"
+            + f" PostgREST {version} on {cfg.postgrest_socket} (nginx's workers only)"
         )
         service, started = stack.start_nginx(cfg)
         echo(("started" if started else "reloaded") + f" nginx on 127.0.0.1:{cfg.api_port}")
