@@ -85,9 +85,10 @@ language plpgsql stable
 as $$
 begin
     return (
+        -- pg_db_role_setting by its key (pg_roles.rolconfig is a join of three catalogs).
         select substr(c.setting, length('statement_timeout=') + 1)
-        from pg_catalog.pg_roles as r cross join unnest(r.rolconfig) as c (setting)
-        where r.rolname = p_role and c.setting like 'statement\_timeout=%'
+        from pg_catalog.pg_db_role_setting as s cross join unnest(s.setconfig) as c (setting)
+        where s.setdatabase = 0 and s.setrole = to_regrole(p_role) and c.setting like 'statement\_timeout=%'
         limit 1
     );
 end
