@@ -44,6 +44,18 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/gdpr/export", "/rpc/export_personal_data", "admin"),
     Route("POST", "/api/gdpr/erase", "/rpc/erase_personal_data", "admin"),
     Route("POST", "/api/gdpr/consent", "/rpc/record_consent", "admin"),
+    Route("POST", "/api/ab-tests", "/rpc/create_ab_test", "admin"),
+    Route("GET", "/api/ab-tests/health", "/rpc/check_ab_tests_health", "public"),
+    Route("POST", "/api/ab-tests/stop", "/rpc/stop_ab_test", "admin"),
+    Route("GET", "/api/ab-tests/stop/health", "/rpc/check_ab_tests_stop_health", "public"),
+    Route("GET", "/api/ab-tests/assignment", "/rpc/assign_ab_test", "public"),
+    Route("POST", "/api/ab-tests/conversions", "/rpc/record_ab_test_conversion", "public"),
+    Route("GET", "/api/ab-tests/conversions/health", "/rpc/check_ab_test_conversions_health", "public"),
+    Route("GET", "/api/brand-analytics/ab-tests", "/ab_test_results", "reader"),
+    Route("POST", "/api/logo-heatmaps", "/rpc/record_logo_heatmap", "public"),
+    Route("GET", "/api/logo-heatmaps/health", "/rpc/check_logo_heatmaps_health", "public"),
+    Route("GET", "/api/brand-analytics/logo-heatmap", "/rpc/logo_heatmap", "reader"),
+    Route("GET", "/api/brand-analytics/logo-heatmap.svg", "/rpc/logo_heatmap_svg", "reader"),
 )
 
 

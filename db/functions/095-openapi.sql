@@ -33,7 +33,22 @@ as $$
         ('GET', '/api/brand-analytics/design-effectiveness', '/design_effectiveness', 'reader', array[200, 206]),
         ('POST', '/api/gdpr/export', '/rpc/export_personal_data', 'admin', array[200]),
         ('POST', '/api/gdpr/erase', '/rpc/erase_personal_data', 'admin', array[200]),
-        ('POST', '/api/gdpr/consent', '/rpc/record_consent', 'admin', array[201])
+        ('POST', '/api/gdpr/consent', '/rpc/record_consent', 'admin', array[201]),
+        ('POST', '/api/ab-tests', '/rpc/create_ab_test', 'admin', array[200, 201]),
+        ('GET', '/api/ab-tests/health', '/rpc/check_ab_tests_health', 'public', array[200]),
+        ('POST', '/api/ab-tests/stop', '/rpc/stop_ab_test', 'admin', array[200]),
+        ('GET', '/api/ab-tests/stop/health', '/rpc/check_ab_tests_stop_health', 'public', array[200]),
+        ('GET', '/api/ab-tests/assignment', '/rpc/assign_ab_test', 'public', array[200]),
+        ('POST', '/api/ab-tests/conversions', '/rpc/record_ab_test_conversion', 'public', array[200, 201]),
+        (
+            'GET', '/api/ab-tests/conversions/health', '/rpc/check_ab_test_conversions_health',
+            'public', array[200]
+        ),
+        ('GET', '/api/brand-analytics/ab-tests', '/ab_test_results', 'reader', array[200, 206]),
+        ('POST', '/api/logo-heatmaps', '/rpc/record_logo_heatmap', 'public', array[201]),
+        ('GET', '/api/logo-heatmaps/health', '/rpc/check_logo_heatmaps_health', 'public', array[200]),
+        ('GET', '/api/brand-analytics/logo-heatmap', '/rpc/logo_heatmap', 'reader', array[200]),
+        ('GET', '/api/brand-analytics/logo-heatmap.svg', '/rpc/logo_heatmap_svg', 'reader', array[200])
     ) as r (method, path, target, auth, success)
 $$;
 comment on function app_logic.public_routes() is
@@ -277,6 +292,10 @@ begin
         v_view := null;
         if v_route.target like '/rpc/%' then
             v_proc := to_regprocedure(format('api.%I(%s)', v_name, case v_route.method when 'POST' then 'jsonb' else '' end));
+            -- A GET with query parameters is a jsonb function too (db/functions/201-query-strings.sql).
+            if v_proc is null and v_route.method = 'GET' then
+                v_proc := to_regprocedure(format('api.%I(jsonb)', v_name));
+            end if;
             continue when v_proc is null;
         else
             v_view := to_regclass(format('api.%I', v_name));
@@ -363,6 +382,9 @@ begin
                 "413": {"$ref": "#/components/responses/PayloadTooLarge"},
                 "429": {"$ref": "#/components/responses/TooManyRequests"}
             }'::jsonb;
+        elsif app_logic.openapi_query_operation(v_proc) is not null then
+            v_operation := v_operation || app_logic.openapi_query_operation(v_proc);
+            v_responses := v_operation -> 'responses';
         else
             foreach v_status in array v_route.success loop
                 v_responses := v_responses || jsonb_build_object(v_status::text, jsonb_build_object(
