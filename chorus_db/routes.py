@@ -59,6 +59,18 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+# GETs whose query string PostgREST must not see as function arguments: nginx sends them as a
+# POST of {} with the raw query string in X-Chorus-Query (api.conf.template, @query_string),
+# and the SQL validates it (db/functions/201-query-strings.sql).
+QUERY_STRING_ROUTES: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("GET", "/api/ab-tests/assignment"),
+        ("GET", "/api/brand-analytics/logo-heatmap"),
+        ("GET", "/api/brand-analytics/logo-heatmap.svg"),
+    }
+)
+
+
 def resolve(method: str, path: str) -> Route:
     path = path.split("?", 1)[0].rstrip("/") or "/"
     for route in ROUTES:

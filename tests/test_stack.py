@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from chorus_db import config, stack
-from chorus_db.routes import ROUTES
+from chorus_db.routes import QUERY_STRING_ROUTES, ROUTES
 from tests.support.http_stack import CapturingNginx
 
 TEMPLATE = stack.NGINX_TEMPLATE.read_text()
@@ -96,6 +96,19 @@ def test_nginx_accepts_the_rendered_local_config(nginx_rendered):
 
 
 # -- what nginx forwards: a recorder stands where PostgREST would ----------------------------
+def test_the_query_string_map_lists_exactly_the_query_string_routes():
+    expected = {f"{m} {p}": "1" for m, p in QUERY_STRING_ROUTES} | {f"HEAD {p}": "1" for m, p in QUERY_STRING_ROUTES}
+    assert _map_block("chorus_query_string") == expected
+
+
+def test_a_clients_own_x_chorus_query_never_reaches_postgrest(capture):
+    base, upstream = capture
+    requests.get(base + "/api/ab-tests/assignment", headers={"X-Chorus-Query": "test=a&sessionId=b"}, timeout=5)
+    assert "x-chorus-query" not in upstream.last().headers
+    requests.post(base + "/api/leads", data=b"{}", headers={"Content-Type": "application/json", "X-Chorus-Query": "x=1"}, timeout=5)
+    assert upstream.last().headers.get("x-chorus-query") is None
+
+
 @pytest.fixture(scope="module")
 def capture():
     runner = CapturingNginx()
@@ -117,6 +130,12 @@ def test_each_public_route_reaches_its_postgrest_path(capture, route):
     )
     assert response.status_code == 200
     seen = upstream.last()
+    if (route.method, route.path) in QUERY_STRING_ROUTES:
+        # The query string travels in a header, the body is {} and the method POST.
+        assert (seen.method, seen.path, seen.body) == ("POST", route.target, b"{}")
+        assert seen.headers["x-chorus-query"] == "select=id&order=id.desc&limit=2"
+        assert seen.headers["content-type"] == "application/json"
+        return
     assert seen.method == route.method
     # Views keep the query string (PostgREST filters); RPCs get none (it would become arguments).
     assert seen.path == (route.target if route.is_rpc else route.target + "?select=id&order=id.desc&limit=2")

@@ -54,7 +54,9 @@ exception when datetime_field_overflow or invalid_datetime_format or invalid_tim
     return null;
 end
 $$;
-comment on function app_logic.timestamp_field(jsonb, text) is 'A validated timestamp field; null when absent or not a real moment.';
+comment on function app_logic.timestamp_field(
+    jsonb, text
+) is 'A validated timestamp field; null when absent or not a real moment.';
 
 -- The state of a test at an instant.
 create function app_logic.ab_test_status(p_test app.ab_tests, p_at timestamptz) returns text
@@ -354,7 +356,8 @@ as $$
         )
     )
 $$;
-comment on function app_logic.assign_ab_test_rule() is 'Query-parameter rule (and OpenAPI parameters) of GET /api/ab-tests/assignment.';
+comment on function app_logic.assign_ab_test_rule() is
+'Query-parameter rule (and OpenAPI parameters) of GET /api/ab-tests/assignment.';
 
 -- GET, but it writes the exposure: nginx sends it to PostgREST as a POST (a GET runs read-only).
 create function api.assign_ab_test(jsonb) returns jsonb
@@ -504,7 +507,7 @@ execute function app_logic.tg_leads__convert_ab_tests();
 create function app_logic.ab_test_counts()
 returns table (
     test_id bigint, test text, goal text, status text, starts_at timestamptz, ends_at timestamptz,
-    "position" smallint, variant text, weight numeric, theme text, exposures bigint, conversions bigint
+    variant_position smallint, variant text, weight numeric, theme text, exposures bigint, conversions bigint
 )
 language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
@@ -543,9 +546,9 @@ with counted as (
         c.*,
         first_value(c.exposures) over control as control_exposures,
         first_value(c.conversions) over control as control_conversions,
-        first_value(c.position) over control as control_position
+        first_value(c.variant_position) over control as control_position
     from app_logic.ab_test_counts() as c
-    window control as (partition by c.test_id, c.theme order by c.position)
+    window control as (partition by c.test_id, c.theme order by c.variant_position)
 )
 
 select
@@ -555,21 +558,25 @@ select
     c.starts_at as "startsAt",
     c.ends_at as "endsAt",
     c.variant,
-    c.position::integer as "position",
+    c.variant_position::integer as position,
     c.weight::double precision as weight,
     c.theme as "accessibilityTheme",
     c.exposures::integer as exposures,
     c.conversions::integer as conversions,
     (c.conversions::double precision / nullif(c.exposures, 0)) as "conversionRate",
-    case when c.position <> c.control_position then
-        (c.conversions::double precision / nullif(c.exposures, 0))
-        / nullif(c.control_conversions::double precision / nullif(c.control_exposures, 0), 0) - 1
+    case
+        when c.variant_position <> c.control_position
+            then
+                (c.conversions::double precision / nullif(c.exposures, 0))
+                / nullif(c.control_conversions::double precision / nullif(c.control_exposures, 0), 0) - 1
     end as uplift,
-    case when c.position <> c.control_position then
-        app_logic.two_proportion_p_value(c.control_conversions, c.control_exposures, c.conversions, c.exposures)
+    case
+        when c.variant_position <> c.control_position
+            then
+                app_logic.two_proportion_p_value(c.control_conversions, c.control_exposures, c.conversions, c.exposures)
     end as "pValue"
 from counted as c
-order by c.test, c.theme = 'all' desc, c.theme, c.position;
+order by c.test asc, c.theme = 'all' desc, c.theme, c.variant_position asc;
 comment on view api.ab_test_results is
 'GET /api/brand-analytics/ab-tests (reader or admin key): per test, variant and accessibility theme (all, each '
 'theme, unknown), the exposures, the conversions of the test''s goal, the conversion rate, the uplift against '
@@ -581,7 +588,7 @@ comment on column api.ab_test_results.status is 'scheduled, running, ended or st
 comment on column api.ab_test_results."startsAt" is 'When the test starts or started.';
 comment on column api.ab_test_results."endsAt" is 'When the test ends; null for no end.';
 comment on column api.ab_test_results.variant is 'The variant''s name.';
-comment on column api.ab_test_results."position" is 'The variant''s place; 1 is the control.';
+comment on column api.ab_test_results.position is 'The variant''s place; 1 is the control.';
 comment on column api.ab_test_results.weight is 'The variant''s weight.';
 comment on column api.ab_test_results."accessibilityTheme" is
 'all, or the sessions'' accessibility theme (default, protanopia, deuteranopia, tritanopia, achromatopsia, unknown).';

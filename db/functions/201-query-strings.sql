@@ -111,8 +111,11 @@ begin
     from pg_catalog.pg_proc as p
     join pg_catalog.pg_type as t on p.prorettype = t.oid
     where p.oid = p_proc and p.pronargs = 1 and p.proargtypes[0] = 'jsonb'::regtype;
+    if v_name is null then
+        return null;
+    end if;
     v_rule_fn := to_regprocedure(format('app_logic.%I()', v_name || '_rule'));
-    if v_name is null or v_rule_fn is null then
+    if v_rule_fn is null then
         return null;
     end if;
     execute format('select %s()', v_rule_fn::regproc) into v_rule;

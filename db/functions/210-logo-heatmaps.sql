@@ -3,8 +3,8 @@
 -- grid, as JSON and as an SVG picture with a colour-blind-safe scale (viridis) and a legend.
 
 -- PostgREST answers a function returning this domain with that media type (the SVG picture).
-create domain api."image/svg+xml" as text;
-comment on domain api."image/svg+xml" is 'An SVG document; PostgREST serves it as image/svg+xml.';
+create domain api."image/svg+xml" as text;  -- noqa: RF05
+comment on domain api."image/svg+xml" is 'An SVG document; PostgREST serves it as image/svg+xml.';  -- noqa: RF05
 
 create function app_logic.accessibility_theme_rule(p_description text) returns jsonb
 language sql immutable
@@ -283,7 +283,7 @@ $$;
 comment on function app_logic.logo_heatmap_svg(jsonb) is
 'The heatmap grid (app_logic.logo_heatmap_grid) as an SVG picture with a viridis scale and a legend.';
 
-create function api.logo_heatmap_svg(jsonb) returns api."image/svg+xml"
+create function api.logo_heatmap_svg(jsonb) returns api."image/svg+xml"  -- noqa: RF05
 language plpgsql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$

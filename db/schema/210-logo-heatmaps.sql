@@ -9,9 +9,9 @@ create table app.logo_interaction_heatmaps (
         accessibility_theme in ('default', 'protanopia', 'deuteranopia', 'tritanopia', 'achromatopsia')
     ),
     -- Normalised to the logo's box: 0 is left/top, 1 is right/bottom.
-    xs real [] not null,
-    ys real [] not null,
-    durations_ms integer [] not null,
+    xs real[] not null,
+    ys real[] not null,
+    durations_ms integer[] not null,
     created_at timestamptz not null default now(),
     check (cardinality(xs) between 1 and 500),
     check (cardinality(ys) = cardinality(xs) and cardinality(durations_ms) = cardinality(xs)),
