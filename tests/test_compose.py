@@ -98,7 +98,10 @@ def test_nginx_uses_the_same_template_file_with_only_the_upstream_and_listen_fro
     nginx = doc["services"]["nginx"]
     assert nginx["image"].startswith("nginx:1.27")
     mount = "./deploy/nginx/api.conf.template:/etc/nginx/templates/api.conf.template:ro"
-    assert nginx["volumes"] == [mount]
+    # The template includes chorus/routes.conf (relative to /etc/nginx): the build step's rendering.
+    assert nginx["volumes"] == [mount, "nginx-routes:/etc/nginx/chorus:ro"]
+    assert "nginx-routes:/nginx-routes" in doc["services"]["migrate"]["volumes"]
+    assert "python -m chorus_db.routes nginx /nginx-routes/routes.conf" in " ".join(doc["services"]["migrate"]["command"])
     assert (ROOT / mount.split(":")[0]).resolve() == stack.NGINX_TEMPLATE
     env = nginx["environment"]
     assert set(env) == set(stack.TEMPLATE_VARIABLES) | {"NGINX_ENVSUBST_FILTER"}
@@ -152,7 +155,8 @@ def test_the_build_runs_invoke_db_build_on_the_project_database_then_sets_the_lo
     if name == "docker-compose.yml":
         assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     for mount in migrate["volumes"]:
-        assert (ROOT / mount.split(":")[0]).exists() and mount.endswith(":ro")
+        if mount.startswith("./"):  # the source, read-only; the other is the nginx-routes volume
+            assert (ROOT / mount.split(":")[0]).exists() and mount.endswith(":ro")
 
 
 def test_secrets_come_from_the_environment_and_env_example_names_them_all(compose):

@@ -626,7 +626,7 @@ language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
     select app_logic.health_response('ab-tests', app_logic.admin_endpoint_problems(
-        o.tables || array['app.ab_tests', 'app.ab_test_variants'],
+        o.tables || app_logic.route_health_tables('/api/ab-tests'),
         o.functions || array['app_logic.create_ab_test_rule()'],
         'api.create_ab_test(jsonb)'
     ))
@@ -640,7 +640,7 @@ language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
     select app_logic.health_response('ab-tests/stop', app_logic.admin_endpoint_problems(
-        o.tables || array['app.ab_tests'],
+        o.tables || app_logic.route_health_tables('/api/ab-tests/stop'),
         o.functions || array['app_logic.stop_ab_test_rule()'],
         'api.stop_ab_test(jsonb)'
     ))
@@ -654,7 +654,7 @@ language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
     select app_logic.health_response('ab-tests/conversions', app_logic.endpoint_problems(
-        o.tables || array['app.ab_tests', 'app.ab_test_exposures', 'app.ab_test_conversions'],
+        o.tables || app_logic.route_health_tables('/api/ab-tests/conversions'),
         o.functions || array['app_logic.record_ab_test_conversion_rule()'],
         'api.record_ab_test_conversion(jsonb)'
     ))

@@ -105,9 +105,8 @@ declare
     v_rule jsonb;
     v_media text;
     v_required jsonb;
-    v_writes boolean;
 begin
-    select p.proname, t.typname, p.provolatile = 'v' into v_name, v_media, v_writes
+    select p.proname, t.typname into v_name, v_media
     from pg_catalog.pg_proc as p
     join pg_catalog.pg_type as t on p.prorettype = t.oid
     where p.oid = p_proc and p.pronargs = 1 and p.proargtypes[0] = 'jsonb'::regtype;
@@ -138,7 +137,7 @@ begin
                 ))
             ),
             '400', '{"$ref": "#/components/responses/BadRequest"}'::jsonb
-        ) || case when v_writes then '{"429": {"$ref": "#/components/responses/TooManyRequests"}}'::jsonb else '{}'::jsonb end
+        )
     );
 end
 $$;

@@ -103,6 +103,14 @@ as $$
 $$;
 comment on function app_logic.logo_heatmap_rule() is 'Query-parameter rule (and OpenAPI parameters) of the logo heatmap.';
 
+-- The picture takes the same parameters (found by name for its OpenAPI document).
+create function app_logic.logo_heatmap_svg_rule() returns jsonb
+language sql immutable
+as $$
+    select app_logic.logo_heatmap_rule()
+$$;
+comment on function app_logic.logo_heatmap_svg_rule() is 'Query-parameter rule of the heatmap picture: the grid''s.';
+
 -- The grid: counts[row][column] and meanDurationMs[row][column], row 0 at the top. A point on
 -- the right or bottom edge (1.0) belongs to the last cell.
 create function app_logic.logo_heatmap_grid(p_theme text, p_days integer, p_size integer) returns jsonb
@@ -290,7 +298,7 @@ as $$
 declare
     v_query record;
 begin
-    select q.* into v_query from app_logic.screen_query(app_logic.logo_heatmap_rule()) as q;
+    select q.* into v_query from app_logic.screen_query(app_logic.logo_heatmap_svg_rule()) as q;
     if v_query.refused is not null then
         -- The error is JSON, whatever the picture's media type would be.
         perform set_config('response.headers', '[{"Content-Type": "application/json; charset=utf-8"}]', true);
@@ -312,7 +320,7 @@ language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
     select app_logic.health_response('logo-heatmaps', app_logic.endpoint_problems(
-        o.tables || array['app.logo_interaction_heatmaps'],
+        o.tables || app_logic.route_health_tables('/api/logo-heatmaps'),
         o.functions || array['app_logic.record_logo_heatmap_rule()'],
         'api.record_logo_heatmap(jsonb)'
     ))
