@@ -123,15 +123,42 @@ def test_a_bad_svg_query_is_a_json_400(http, keys):
     assert response.json()["errors"][0]["field"] == "size"
 
 
+# -- performance benchmarks ------------------------------------------------------------------------
+BENCHMARK_RUN = {
+    "pagePath": "/http-bench", "deviceType": "tablet", "accessibilityTheme": "tritanopia",
+    "coreWebVitals": {"lcp": 2100, "inp": 90}, "threeJsRenderTimeMs": 140,
+    "lighthouseScores": {"performance": 88, "accessibility": 100, "bestPractices": 92, "seo": 97},
+}
+
+
+def test_benchmark_runs_posted_by_ci_show_in_the_summary(http, keys):
+    page = "/" + unique("page")
+    runs = [{**BENCHMARK_RUN, "pagePath": page, "coreWebVitals": {"lcp": lcp}} for lcp in (1000, 2000, 3000, 4000)]
+    one = http.fresh_client().post("/api/performance-benchmarks", json=runs[0], headers={"X-API-Key": keys["admin"]})
+    assert (one.status_code, one.json()) == (201, {"status": "recorded", "count": 1})
+    batch = http.fresh_client().post("/api/performance-benchmarks", json={"runs": runs[1:]}, headers={"X-API-Key": keys["admin"]})
+    assert batch.json()["count"] == 3
+    body = http.get(f"/api/brand-analytics/performance-benchmarks?days=1&pagePath={page}",
+                    headers={"X-API-Key": keys["reader"]}).json()
+    (row,) = body["rows"]
+    assert (row["sampleCount"], row["p75"]["lcp"], row["meanScores"]["seo"]) == (4, 3250, 97)
+    regressions = http.get("/api/brand-analytics/performance-benchmarks/regressions?days=1",
+                           headers={"X-API-Key": keys["reader"]})
+    assert regressions.status_code == 200 and isinstance(regressions.json()["regressions"], list)
+
+
 # -- keys ------------------------------------------------------------------------------------------
 ADMIN_POSTS = [
     ("/api/ab-tests", {"name": "k", "goal": "lead", "variants": []}),
     ("/api/ab-tests/stop", {"name": "k"}),
+    ("/api/performance-benchmarks", {"pagePath": "/"}),
 ]
 READER_GETS = [
     "/api/brand-analytics/ab-tests",
     "/api/brand-analytics/logo-heatmap",
     "/api/brand-analytics/logo-heatmap.svg",
+    "/api/brand-analytics/performance-benchmarks",
+    "/api/brand-analytics/performance-benchmarks/regressions",
 ]
 
 
@@ -157,7 +184,8 @@ def test_a_wrong_key_is_refused_on_the_public_endpoints_too(http):
 
 
 def test_the_new_health_endpoints_answer_ok(http):
-    for path in ("/api/ab-tests", "/api/ab-tests/stop", "/api/ab-tests/conversions", "/api/logo-heatmaps"):
+    for path in ("/api/ab-tests", "/api/ab-tests/stop", "/api/ab-tests/conversions", "/api/logo-heatmaps",
+                 "/api/performance-benchmarks"):
         response = http.get(path + "/health")
         assert (response.status_code, response.json()["status"]) == (200, "ok"), path
 
@@ -196,6 +224,12 @@ HOSTILE_POSTS = [
      json.dumps({"test": "hero", "sessionId": "s", "kind": "cta\u200bclick"}).encode(), "kind"),
     ("conversion-session-too-long-in-emoji", "/api/ab-tests/conversions",
      json.dumps({"test": "hero", "sessionId": "\U0001F600" * 101, "kind": "cta_click"}).encode(), "sessionId"),
+    ("benchmark-huge-score", "/api/performance-benchmarks", json.dumps(
+        {"pagePath": "/", "deviceType": "mobile", "accessibilityTheme": "default",
+         "lighthouseScores": {"performance": 1, "accessibility": 1, "bestPractices": 1, "seo": 1}}
+    ).replace('"seo": 1', '"seo": 1e400').encode(), "lighthouseScores.seo"),
+    ("benchmark-deep-batch", "/api/performance-benchmarks", ('{"runs": ' + "[" * DEEP + "]" * DEEP + "}").encode(), "runs[0]"),
+    ("benchmark-bare-array", "/api/performance-benchmarks", b'[{"pagePath": "/"}, {"seo": 1}]', None),
     ("conversion-unknown-field", "/api/ab-tests/conversions",
      json.dumps({"test": "hero", "sessionId": "s", "kind": "cta_click", "variant": "v1"}).encode(), "variant"),
 ]
@@ -204,15 +238,16 @@ HOSTILE_POSTS = [
 def brand_rows(http) -> tuple:
     return http.sql(
         "select (select count(*) from app.logo_interaction_heatmaps), (select count(*) from app.ab_test_conversions),"
-        " (select count(*) from app.ab_test_exposures), (select count(*) from app.ab_tests)"
+        " (select count(*) from app.ab_test_exposures), (select count(*) from app.ab_tests),"
+        " (select count(*) from app.performance_benchmarks)"
     )[0]
 
 
 @pytest.mark.parametrize("path, body, field", [h[1:] for h in HOSTILE_POSTS], ids=[h[0] for h in HOSTILE_POSTS])
-def test_a_hostile_body_gets_a_4xx_and_stores_nothing(http, path, body, field):
+def test_a_hostile_body_gets_a_4xx_and_stores_nothing(http, keys, path, body, field):
     assert len(body) <= 64 * 1024
     before = brand_rows(http)
-    response = http.fresh_client().post(path, data=body, headers={"Content-Type": "application/json"})
+    response = http.fresh_client().post(path, data=body, headers={"Content-Type": "application/json", "X-API-Key": keys["admin"]})
     assert 400 <= response.status_code < 500, response.text
     assert set(response.json()) >= ERROR_KEYS
     if field is not None:
@@ -284,6 +319,9 @@ def test_every_prefer_and_accept_header_gets_no_5xx_on_the_new_endpoints(http, k
             client.get("/api/brand-analytics/logo-heatmap.svg?size=4", headers={header: value, "X-API-Key": keys["reader"]}),
             client.get("/api/brand-analytics/ab-tests", headers={header: value, "X-API-Key": keys["reader"]}),
             client.post("/api/ab-tests/stop", json={"name": "nope"}, headers={header: value, "X-API-Key": keys["admin"]}),
+            client.post("/api/performance-benchmarks", json={"runs": [BENCHMARK_RUN]}, headers={header: value, "X-API-Key": keys["admin"]}),
+            client.get("/api/brand-analytics/performance-benchmarks?days=2", headers={header: value, "X-API-Key": keys["reader"]}),
+            client.get("/api/brand-analytics/performance-benchmarks/regressions", headers={header: value, "X-API-Key": keys["reader"]}),
         ]
         for response in answers:
             assert response.status_code < 500, (value, response.request.url, response.text)
