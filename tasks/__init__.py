@@ -8,7 +8,7 @@ One module per collection, each loaded with invoke's Collection.from_module:
 * api.py: `api.*`, API keys;
 * gdpr.py: `gdpr.*`, the consent audit and personal data;
 * lint.py: `lint.*` (default: every linter); test.py: `test.*` (default: every check CI runs);
-* bench.py: `bench` (the benchmarks).
+* bench.py: `bench` (the benchmarks); docs.py: `docs` (the generated tables of docs/API.md).
 
 _helpers.py holds what they share. Tasks only parse, print and ask: the logic lives in chorus_db.
 Each task echoes what it runs and ends a failure with one sentence and exit status 1.
@@ -17,13 +17,22 @@ Each task echoes what it runs and ends a failure with one sentence and exit stat
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 from invoke import Collection
 
-from . import api, bench, db, gdpr, lint, stack, test
+# invoke puts this package's own folder on sys.path; the checkout's root must come first instead,
+# so `chorus_db` is this checkout's (not an installed copy of another one) and no task module
+# shadows a top-level module of the same name (test, docs).
+_TASKS_DIR = str(Path(__file__).resolve().parent)
+_ROOT = str(Path(__file__).resolve().parent.parent)
+sys.path[:] = [_ROOT] + [p for p in sys.path if p not in (_ROOT, _TASKS_DIR)]
+
+from . import api, bench, db, docs, gdpr, lint, stack, test  # noqa: E402
 
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
 
 ns = Collection.from_module(stack)
-for module in (db, api, gdpr, lint, test, bench):
+for module in (db, api, gdpr, lint, test, bench, docs):
     ns.add_collection(Collection.from_module(module))
