@@ -143,6 +143,13 @@ def _operation(doc: dict, path: str, method: str, route: routes.Route | None) ->
         schema = _resolve(doc, body["content"]["application/json"]["schema"])
         out += ["Request body (JSON object; unknown fields are refused):", "", *FIELD_HEADER, *_field_rows(schema), ""]
     params = [_resolve(doc, p) for p in op.get("parameters", [])]
+    if route is not None and route.query:
+        # A GET reading its query string (db/routes.toml query = true): its own parameters,
+        # checked like a body's fields (an unknown one is refused).
+        schema = {"type": "object", "required": [p["name"] for p in params if p.get("required")],
+                  "properties": {p["name"]: {**p.get("schema", {}), "description": p.get("description", "")} for p in params}}
+        out += ["Query parameters (unknown ones are refused):", "", *FIELD_HEADER, *_field_rows(schema), ""]
+        params = []
     if params:
         standard = [p for p in params if p["in"] == "header" or p["name"] in ("select", "order", "limit", "offset")]
         filters = [p["name"] for p in params if p not in standard]
