@@ -152,6 +152,7 @@ ADMIN_POSTS = [
     ("/api/ab-tests", {"name": "k", "goal": "lead", "variants": []}),
     ("/api/ab-tests/stop", {"name": "k"}),
     ("/api/performance-benchmarks", {"pagePath": "/"}),
+    ("/api/logo-materials", {"theme": "default", "material": {}}),
 ]
 READER_GETS = [
     "/api/brand-analytics/ab-tests",
@@ -185,7 +186,7 @@ def test_a_wrong_key_is_refused_on_the_public_endpoints_too(http):
 
 def test_the_new_health_endpoints_answer_ok(http):
     for path in ("/api/ab-tests", "/api/ab-tests/stop", "/api/ab-tests/conversions", "/api/logo-heatmaps",
-                 "/api/performance-benchmarks"):
+                 "/api/performance-benchmarks", "/api/logo-materials"):
         response = http.get(path + "/health")
         assert (response.status_code, response.json()["status"]) == (200, "ok"), path
 
@@ -230,6 +231,10 @@ HOSTILE_POSTS = [
     ).replace('"seo": 1', '"seo": 1e400').encode(), "lighthouseScores.seo"),
     ("benchmark-deep-batch", "/api/performance-benchmarks", ('{"runs": ' + "[" * DEEP + "]" * DEEP + "}").encode(), "runs[0]"),
     ("benchmark-bare-array", "/api/performance-benchmarks", b'[{"pagePath": "/"}, {"seo": 1}]', None),
+    ("material-deep", "/api/logo-materials",
+     ('{"theme": "default", "material": ' + '{"a": ' * 5000 + "1" + "}" * 5000 + "}").encode(), "material.a"),
+    ("material-huge-number", "/api/logo-materials", b'{"theme": "default", "material": {"metalness": 1e400}}',
+     "material.metalness"),
     ("conversion-unknown-field", "/api/ab-tests/conversions",
      json.dumps({"test": "hero", "sessionId": "s", "kind": "cta_click", "variant": "v1"}).encode(), "variant"),
 ]
@@ -239,7 +244,8 @@ def brand_rows(http) -> tuple:
     return http.sql(
         "select (select count(*) from app.logo_interaction_heatmaps), (select count(*) from app.ab_test_conversions),"
         " (select count(*) from app.ab_test_exposures), (select count(*) from app.ab_tests),"
-        " (select count(*) from app.performance_benchmarks)"
+        " (select count(*) from app.performance_benchmarks),"
+        " (select md5(jsonb_agg(material order by accessibility_theme)::text) from app.logo_materials)"
     )[0]
 
 
@@ -322,6 +328,73 @@ def test_every_prefer_and_accept_header_gets_no_5xx_on_the_new_endpoints(http, k
             client.post("/api/performance-benchmarks", json={"runs": [BENCHMARK_RUN]}, headers={header: value, "X-API-Key": keys["admin"]}),
             client.get("/api/brand-analytics/performance-benchmarks?days=2", headers={header: value, "X-API-Key": keys["reader"]}),
             client.get("/api/brand-analytics/performance-benchmarks/regressions", headers={header: value, "X-API-Key": keys["reader"]}),
+            client.get("/api/logo-materials?theme=achromatopsia", headers={header: value}),
+            client.post("/api/logo-materials", json={"theme": "achromatopsia", "material": {}},
+                        headers={header: value, "X-API-Key": keys["admin"]}),
         ]
         for response in answers:
             assert response.status_code < 500, (value, response.request.url, response.text)
+
+
+# -- logo materials through nginx's cache ------------------------------------------------------------
+def spelled(theme: str) -> str:
+    """The theme with a random choice of its letters percent-encoded: the same value for the SQL,
+    a cache key of its own for nginx, so each test starts with an empty cache entry."""
+    return "".join(f"%{ord(c):02X}" if secrets.randbelow(2) else c for c in theme)
+
+
+def test_logo_materials_are_served_from_nginx_cache_and_revalidated_with_304s(http):
+    theme = "deuteranopia"  # only this test reads this theme through the cache
+    path = f"logo-materials?theme={spelled(theme)}"
+    first = http.get("/api/" + path)
+    assert first.status_code == 200 and first.headers["X-Cache-Status"] == "MISS", first.headers
+    assert first.json()["theme"] == theme
+    second = http.get("/api/" + path)
+    assert (second.headers["X-Cache-Status"], second.json()) == ("HIT", first.json())
+    assert second.headers["ETag"] == first.headers["ETag"]
+    assert "max-age=" in second.headers["Cache-Control"]
+    # A client holding the ETag gets 304 from the cache, without a body.
+    again = http.get("/api/" + path, headers={"If-None-Match": first.headers["ETag"]})
+    assert (again.status_code, again.content, again.headers["X-Cache-Status"]) == (304, b"", "HIT")
+
+
+def test_a_logo_material_edit_is_visible_within_the_cache_lifetime(http, keys):
+    import time
+
+    http.sql("update app.settings set value = '1' where key = 'logo_materials_max_age'")
+    try:
+        path = f"/api/logo-materials?theme={spelled('tritanopia')}"
+        before = http.get(path)
+        assert before.headers["Cache-Control"] == "public, max-age=1"
+        value = round(secrets.randbelow(1000) / 1000, 3)
+        edit = http.fresh_client().post("/api/logo-materials", json={"theme": "tritanopia", "material": {"roughness": value}},
+                                        headers={"X-API-Key": keys["admin"]})
+        assert edit.status_code == 200
+        # max-age 1 s; nginx counts in whole seconds, so the entry is stale at most ~2 s after it was stored.
+        deadline, seen = time.monotonic() + 4, []
+        while time.monotonic() < deadline:
+            response = http.get(path)
+            seen.append(response.headers["X-Cache-Status"])
+            if response.json()["material"]["roughness"] == value:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"the edit did not show within 4 s: {seen}")
+        # An unchanged stale entry is revalidated: the SQL answers 304 to nginx's If-None-Match.
+        time.sleep(2.1)
+        assert http.get(path).headers["X-Cache-Status"] == "REVALIDATED"
+    finally:
+        http.sql("update app.settings set value = '60' where key = 'logo_materials_max_age'")
+
+
+def test_a_wrong_key_is_refused_even_when_the_answer_is_cached(http):
+    path = f"/api/logo-materials?theme={spelled('default')}"
+    assert http.get(path).status_code == 200 and http.get(path).headers["X-Cache-Status"] == "HIT"
+    refused = http.get(path, headers={"X-API-Key": "chk_wrong"})
+    assert refused.status_code == 401 and refused.headers["X-Cache-Status"] == "BYPASS"
+
+
+def test_other_query_string_gets_are_never_cached(http, keys):
+    for _ in range(2):
+        response = http.get("/api/brand-analytics/logo-heatmap?size=4", headers={"X-API-Key": keys["reader"]})
+        assert response.headers.get("X-Cache-Status", "") == ""
