@@ -134,7 +134,10 @@ def _operation(doc: dict, path: str, method: str, route: routes.Route | None) ->
         facts = [f"key: {KEY_WORDS[route.key]}", "success: " + ", ".join(str(s) for s in route.success)]
         if route.rate_limit:
             facts.append(f"rate limit: `{route.rate_limit}`")
-        facts.append(f"served by PostgREST's `{route.target}`")
+        if "text/event-stream" in op.get("responses", {}).get("200", {}).get("content", {}):
+            facts.append(f"key checked by PostgREST's `{route.target}`, streamed by the live relay (`chorus_db/live.py`)")
+        else:
+            facts.append(f"served by PostgREST's `{route.target}`")
         out += ["- " + "; ".join(facts), ""]
     if op.get("description"):
         out += [op["description"], ""]

@@ -53,6 +53,7 @@ def up(c):
         api_port=config.API_PORT,
         postgrest_port=config.POSTGREST_PORT,
         postgrest_admin_port=config.POSTGREST_ADMIN_PORT,
+        live_relay_port=config.LIVE_RELAY_PORT,
         jwt_secret=stack.secret(run_dir, "jwt_secret", 48),
         postgrest_bin=postgrest_bin,
         nginx_bin=nginx_bin,
@@ -63,6 +64,8 @@ def up(c):
             ("started" if started else "already running:")
             + f" PostgREST {version} on 127.0.0.1:{cfg.postgrest_port} (admin /live /ready on :{cfg.postgrest_admin_port})"
         )
+        service, started = stack.start_live_relay(cfg)
+        echo(("started" if started else "already running:") + f" the live-metrics relay on 127.0.0.1:{cfg.live_relay_port}")
         service, started = stack.start_nginx(cfg)
         echo(("started" if started else "reloaded") + f" nginx on 127.0.0.1:{cfg.api_port}")
         stack.wait_until_ready(cfg)

@@ -62,10 +62,10 @@ def compose(request):
     return request.param, COMPOSE if request.param == "docker-compose.yml" else EXTERNAL
 
 
-def test_services_are_the_database_the_build_postgrest_and_nginx():
-    assert set(COMPOSE["services"]) == {"postgres", "migrate", "postgrest", "nginx"}
+def test_services_are_the_database_the_build_postgrest_the_live_relay_and_nginx():
+    assert set(COMPOSE["services"]) == {"postgres", "migrate", "postgrest", "live-relay", "nginx"}
     # The external mode uses the shared server instead of its own.
-    assert set(EXTERNAL["services"]) == {"migrate", "postgrest", "nginx"}
+    assert set(EXTERNAL["services"]) == {"migrate", "postgrest", "live-relay", "nginx"}
 
 
 def test_postgrest_gets_exactly_the_settings_of_postgrest_conf(compose):
@@ -107,12 +107,26 @@ def test_nginx_uses_the_same_template_file_with_only_the_upstream_and_listen_fro
     assert set(env) == set(stack.TEMPLATE_VARIABLES) | {"NGINX_ENVSUBST_FILTER"}
     assert re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "API_LISTEN")
     assert re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "POSTGREST_UPSTREAM")
+    assert re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "LIVE_RELAY_UPSTREAM")
+    assert env["LIVE_RELAY_UPSTREAM"] == "live-relay:3002"
     assert not re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "PATH")
     postgrest = _postgrest_settings(doc["services"]["postgrest"]["environment"])
     assert env["POSTGREST_UPSTREAM"] == f"postgrest:{postgrest['server-port']}"
     assert str(env["API_LISTEN"]) == "8080"
     assert nginx["ports"] == ["${API_PORT:-8080}:8080"]
-    assert nginx["depends_on"] == {"postgrest": {"condition": "service_started"}}
+    assert nginx["depends_on"] == {"postgrest": {"condition": "service_started"}, "live-relay": {"condition": "service_started"}}
+
+
+def test_the_live_relay_runs_chorus_db_live_as_the_authenticator_after_the_build(compose):
+    _, doc = compose
+    relay = doc["services"]["live-relay"]
+    assert "exec python -m chorus_db.live" in " ".join(relay["command"])
+    env = relay["environment"]
+    assert env["CHORUS_LIVE_DATABASE_URL"].startswith("postgresql://authenticator:")
+    assert (env["CHORUS_LIVE_HOST"], env["CHORUS_LIVE_PORT"]) == ("0.0.0.0", "3002")
+    assert relay["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+    assert "http://127.0.0.1:3002/health" in " ".join(relay["healthcheck"]["test"])
+    assert "ports" not in relay  # only nginx is reachable
 
 
 def test_every_long_running_service_has_a_healthcheck(compose):

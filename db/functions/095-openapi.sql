@@ -389,6 +389,9 @@ begin
             || case when coalesce(p_route ->> 'rate_limit', '') <> ''
                 then '{"429": {"$ref": "#/components/responses/TooManyRequests"}}'::jsonb else '{}'::jsonb end
         );
+    elsif app_logic.openapi_media_operation(p_route, v_proc) is not null then
+        -- A stream (db/functions/230-live-metrics.sql).
+        operation := app_logic.openapi_media_operation(p_route, v_proc);
     else
         operation := app_logic.openapi_health_operation(p_route, v_proc);
     end if;

@@ -231,20 +231,18 @@ set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     p_body alias for $1;
-    v_answer jsonb := app_logic.enforce_rate_limits('ab_tests', null);
+    v_refusal jsonb;
     v_problems jsonb;
     v_now timestamptz := app_logic.now();
     v_test app.ab_tests;
     v_name text;
     v_created boolean := false;
 begin
-    if v_answer is not null then
-        return v_answer;
+    v_refusal := app_logic.screen_request('ab_tests', p_body, app_logic.create_ab_test_rule());
+    if v_refusal is not null then
+        return v_refusal;
     end if;
-    v_problems := app_logic.validate(p_body, app_logic.create_ab_test_rule());
-    if jsonb_array_length(v_problems) = 0 then
-        v_problems := app_logic.ab_test_problems(p_body);
-    end if;
+    v_problems := app_logic.ab_test_problems(p_body);
     if jsonb_array_length(v_problems) > 0 then
         return app_logic.reject_invalid(v_problems);
     end if;
@@ -320,11 +318,12 @@ set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     p_body alias for $1;
-    v_answer jsonb := app_logic.screen_request('ab_tests', p_body, app_logic.stop_ab_test_rule());
+    v_refusal jsonb;
     v_test app.ab_tests;
 begin
-    if v_answer is not null then
-        return v_answer;
+    v_refusal := app_logic.screen_request('ab_tests', p_body, app_logic.stop_ab_test_rule());
+    if v_refusal is not null then
+        return v_refusal;
     end if;
     update app.ab_tests as t set stopped_at = coalesce(t.stopped_at, app_logic.now()), updated_at = app_logic.now()
     where t.name = p_body ->> 'name'
@@ -365,7 +364,8 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
 declare
-    v_answer jsonb := app_logic.enforce_rate_limits('ab_test_assignment', null);
+    p_body alias for $1;
+    v_refusal jsonb;
     v_query record;
     v_now timestamptz := app_logic.now();
     v_test app.ab_tests;
@@ -373,8 +373,10 @@ declare
     v_position smallint;
     v_variant app.ab_test_variants;
 begin
-    if v_answer is not null then
-        return v_answer;
+    -- The body is nginx's {} (the parameters are in the query string): counted, and checked empty.
+    v_refusal := app_logic.screen_request('ab_test_assignment', p_body, app_logic.query_string_body_rule());
+    if v_refusal is not null then
+        return v_refusal;
     end if;
     select q.* into v_query from app_logic.screen_query(app_logic.assign_ab_test_rule()) as q;
     if v_query.refused is not null then
@@ -432,14 +434,15 @@ set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     p_body alias for $1;
-    v_answer jsonb := app_logic.screen_request('ab_test_conversions', p_body, app_logic.record_ab_test_conversion_rule());
+    v_refusal jsonb;
     v_now timestamptz := app_logic.now();
     v_test app.ab_tests;
     v_session text;
     v_recorded boolean;
 begin
-    if v_answer is not null then
-        return v_answer;
+    v_refusal := app_logic.screen_request('ab_test_conversions', p_body, app_logic.record_ab_test_conversion_rule());
+    if v_refusal is not null then
+        return v_refusal;
     end if;
     if p_body ->> 'kind' = 'lead' then
         return app_logic.reject_invalid(app_logic.problem(

@@ -59,11 +59,12 @@ set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     p_body alias for $1;
-    v_answer jsonb := app_logic.screen_request('logo_heatmaps', p_body, app_logic.record_logo_heatmap_rule());
+    v_refusal jsonb;
     v_count integer;
 begin
-    if v_answer is not null then
-        return v_answer;
+    v_refusal := app_logic.screen_request('logo_heatmaps', p_body, app_logic.record_logo_heatmap_rule());
+    if v_refusal is not null then
+        return v_refusal;
     end if;
     v_count := jsonb_array_length(p_body -> 'points');
     if v_count = 0 then

@@ -77,27 +77,20 @@ set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     p_body alias for $1;
-    v_answer jsonb := app_logic.enforce_rate_limits('performance_benchmarks', null);
+    v_refusal jsonb;
     v_batch boolean := jsonb_typeof(p_body) = 'object' and p_body ? 'runs';
-    v_problems jsonb;
     v_runs jsonb;
 begin
-    if v_answer is not null then
-        return v_answer;
-    end if;
-    if jsonb_typeof(p_body) = 'array' then
-        return app_logic.reject_invalid(app_logic.problem(
-            'body', 'The body must be one run or a batch {"runs": [...]}, not a JSON array.'
-        ));
-    end if;
-    v_problems := app_logic.validate(
-        p_body, case when v_batch then app_logic.performance_benchmark_batch_rule() else app_logic.performance_benchmark_rule() end
+    -- A bare JSON array is refused by the rule ("must be a JSON object"): a batch is {"runs": [...]}.
+    v_refusal := app_logic.screen_request(
+        'performance_benchmarks', p_body,
+        case when v_batch then app_logic.performance_benchmark_batch_rule() else app_logic.performance_benchmark_rule() end
     );
-    if jsonb_array_length(v_problems) = 0 and v_batch and jsonb_array_length(p_body -> 'runs') = 0 then
-        v_problems := app_logic.problem('runs', 'runs must have at least 1 item.');
+    if v_refusal is not null then
+        return v_refusal;
     end if;
-    if jsonb_array_length(v_problems) > 0 then
-        return app_logic.reject_invalid(v_problems);
+    if v_batch and jsonb_array_length(p_body -> 'runs') = 0 then
+        return app_logic.reject_invalid(app_logic.problem('runs', 'runs must have at least 1 item.'));
     end if;
     v_runs := case when v_batch then p_body -> 'runs' else jsonb_build_array(p_body) end;
     insert into app.performance_benchmarks (

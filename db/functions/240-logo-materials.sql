@@ -12,9 +12,9 @@ as $$
         "description": "Material settings of the 3D logo (three.js MeshPhysicalMaterial words).",
         "additionalProperties": false,
         "properties": {
-            "baseColor": {"type": "string", "pattern": "^#[0-9A-Fa-f]{6}$", "patternText": "a colour #rrggbb",
+            "baseColor": {"type": "string", "maxLength": 7, "pattern": "^#[0-9A-Fa-f]{6}$", "patternText": "a colour #rrggbb",
                           "description": "Base colour."},
-            "emissiveColor": {"type": "string", "pattern": "^#[0-9A-Fa-f]{6}$", "patternText": "a colour #rrggbb",
+            "emissiveColor": {"type": "string", "maxLength": 7, "pattern": "^#[0-9A-Fa-f]{6}$", "patternText": "a colour #rrggbb",
                               "description": "Colour the logo glows in."},
             "metalness": {"type": "number", "minimum": 0, "maximum": 1, "description": "0 (dielectric) to 1 (metal)."},
             "roughness": {"type": "number", "minimum": 0, "maximum": 1, "description": "0 (mirror) to 1 (matte)."},
@@ -72,11 +72,12 @@ set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     p_body alias for $1;
-    v_answer jsonb := app_logic.screen_request('logo_materials', p_body, app_logic.update_logo_material_rule());
+    v_refusal jsonb;
     v_material jsonb;
 begin
-    if v_answer is not null then
-        return v_answer;
+    v_refusal := app_logic.screen_request('logo_materials', p_body, app_logic.update_logo_material_rule());
+    if v_refusal is not null then
+        return v_refusal;
     end if;
     update app.logo_materials as m set
         material = m.material || jsonb_strip_nulls(p_body -> 'material'),
