@@ -120,7 +120,9 @@ def test_nginx_uses_the_same_template_file_with_only_the_upstream_and_listen_fro
 def test_the_live_relay_runs_chorus_db_live_as_the_authenticator_after_the_build(compose):
     _, doc = compose
     relay = doc["services"]["live-relay"]
-    assert "exec python -m chorus_db.live" in " ".join(relay["command"])
+    assert relay["command"] == ["python", "-m", "chorus_db.live"]
+    assert relay["image"] == doc["services"]["migrate"]["image"]  # the pinned packages, the mounted source
+    assert relay["volumes"] == ["./chorus_db:/src/chorus_db:ro"]
     env = relay["environment"]
     assert env["CHORUS_LIVE_DATABASE_URL"].startswith("postgresql://authenticator:")
     assert (env["CHORUS_LIVE_HOST"], env["CHORUS_LIVE_PORT"]) == ("0.0.0.0", "3002")
