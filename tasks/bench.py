@@ -34,6 +34,9 @@ def run(c, seconds=10, rounds=2, quick=False, only="sql,http,retention", keep=Fa
         try:
             if "sql" in parts:
                 bench.sql_path(report, cluster, seconds, rounds)
+                from chorus_db import bench_brand
+
+                bench_brand.brand_ingest(report, cluster, seconds, rounds)
             if "http" in parts:
                 bench.http_path(report, cluster, seconds=seconds, rounds=rounds, quick=quick)
             if "retention" in parts:
