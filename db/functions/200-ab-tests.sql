@@ -83,7 +83,7 @@ comment on function app_logic.ab_test_bucket(text, text) is
 'The session''s deterministic position in [0, 1) for a test (SHA-256 of test name and session id).';
 
 -- The variant whose share of the weights covers the session's bucket.
-create function app_logic.ab_test_pick(p_test_id bigint, p_bucket numeric) returns smallint
+create function app_logic.ab_test_pick(p_test_id bigint, p_bucket numeric) returns integer
 language sql stable
 as $$
     select w.position
@@ -370,7 +370,7 @@ declare
     v_now timestamptz := app_logic.now();
     v_test app.ab_tests;
     v_session text;
-    v_position smallint;
+    v_position integer;
     v_variant app.ab_test_variants;
 begin
     -- The body is nginx's {} (the parameters are in the query string): counted, and checked empty.
@@ -510,7 +510,7 @@ execute function app_logic.tg_leads__convert_ab_tests();
 create function app_logic.ab_test_counts()
 returns table (
     test_id bigint, test text, goal text, status text, starts_at timestamptz, ends_at timestamptz,
-    variant_position smallint, variant text, weight numeric, theme text, exposures bigint, conversions bigint
+    variant_position integer, variant text, weight numeric, theme text, exposures bigint, conversions bigint
 )
 language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
