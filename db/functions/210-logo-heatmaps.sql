@@ -234,9 +234,11 @@ as $$
             (p_grid ->> 'size')::integer as size,
             (p_grid ->> 'maxCount')::integer as max_count,
             480.0 / (p_grid ->> 'size')::integer as cell,
+            case when p_grid ->> 'days' = '1' then 'last day' else format('last %s days', p_grid ->> 'days') end as span,
             format(
-                'Logo interaction heatmap, %s, last %s days: %s points from %s posts, at most %s in one cell.',
-                coalesce('theme ' || (p_grid ->> 'theme'), 'every theme'), p_grid ->> 'days',
+                'Logo interaction heatmap, %s, %s: %s points from %s posts, at most %s in one cell.',
+                coalesce('theme ' || (p_grid ->> 'theme'), 'every theme'),
+                case when p_grid ->> 'days' = '1' then 'last day' else format('last %s days', p_grid ->> 'days') end,
                 p_grid ->> 'points', p_grid ->> 'posts', p_grid ->> 'maxCount'
             ) as summary
     ),
@@ -269,8 +271,8 @@ as $$
         || '<defs><linearGradient id="viridis" x1="0" y1="1" x2="0" y2="0">' || l.stops || '</linearGradient></defs>'
         || '<rect width="640" height="560" fill="#ffffff"/>'
         || format(
-            '<text x="20" y="28" font-size="18" fill="#111111">Logo interactions: %s, last %s days</text>',
-            app_logic.xml_text(coalesce('theme ' || (p_grid ->> 'theme'), 'every theme')), p_grid ->> 'days'
+            '<text x="20" y="28" font-size="18" fill="#111111">Logo interactions: %s, %s</text>',
+            app_logic.xml_text(coalesce('theme ' || (p_grid ->> 'theme'), 'every theme')), p.span
         )
         || format(
             '<text x="20" y="48" font-size="13" fill="#333333">%s points from %s posts; %s x %s grid, top of the logo at the top</text>',
