@@ -313,6 +313,7 @@ def stack_env():
         API_PORT=str(stack.free_port()),
         POSTGREST_PORT=str(stack.free_port()),
         POSTGREST_ADMIN_PORT=str(stack.free_port()),
+        LIVE_RELAY_PORT=str(stack.free_port()),
     )
     yield env, base
     _invoke(["down"], env, timeout=60)

@@ -144,6 +144,7 @@ def test_a_taken_api_port_is_one_sentence(tmp_path):
         "CHORUS_PG_PORT": str(stack.free_port()),
         "POSTGREST_PORT": str(stack.free_port()),
         "POSTGREST_ADMIN_PORT": str(stack.free_port()),
+        "LIVE_RELAY_PORT": str(stack.free_port()),
     }
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
