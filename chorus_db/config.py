@@ -35,8 +35,6 @@ PG_OS_USER = os.environ.get("CHORUS_PG_OS_USER", "chorusdb")
 PG_FIRST_PORT = int(os.environ.get("CHORUS_PG_PORT", "54329"))
 
 API_PORT = int(os.environ.get("API_PORT", "8080"))
-POSTGREST_PORT = int(os.environ.get("POSTGREST_PORT", "3000"))
-POSTGREST_ADMIN_PORT = int(os.environ.get("POSTGREST_ADMIN_PORT", "3001"))
 # The live brand-metrics relay (chorus_db/live.py), behind nginx at /api/live/brand-metrics.
 LIVE_RELAY_PORT = int(os.environ.get("LIVE_RELAY_PORT", "3002"))
 

@@ -18,7 +18,8 @@ current minute changed, plus a ping comment every 15 s. Memory holds CHORUS_LIVE
 
 Run by `invoke up` (chorus_db.stack) and as the live-relay service of docker-compose.yml:
 `python -m chorus_db.live` with CHORUS_LIVE_DATABASE_URL (the authenticator's URL: LISTEN
-needs no privilege), CHORUS_LIVE_HOST, CHORUS_LIVE_PORT.
+needs no privilege; or CHORUS_LIVE_DATABASE_URL_FILE, a file holding it), and CHORUS_LIVE_HOST and
+CHORUS_LIVE_PORT, or CHORUS_LIVE_SOCKET (a unix socket path, as in compose).
 """
 
 from __future__ import annotations
@@ -156,8 +157,17 @@ def create_app(dsn: str, interval: float = 2.0, keep_minutes: int = 10):
 
 def main() -> int:
     dsn = os.environ.get("CHORUS_LIVE_DATABASE_URL")
+    url_file = os.environ.get("CHORUS_LIVE_DATABASE_URL_FILE")
+    if not dsn and url_file:
+        try:
+            dsn = open(url_file).read().strip()
+        except OSError as exc:
+            print(f"cannot read CHORUS_LIVE_DATABASE_URL_FILE {url_file} ({exc.strerror}): run the build step first.",
+                  file=sys.stderr)
+            return 1
     if not dsn:
-        print("CHORUS_LIVE_DATABASE_URL is not set: give the relay the authenticator's database URL.", file=sys.stderr)
+        print("CHORUS_LIVE_DATABASE_URL is not set: give the relay the authenticator's database URL (or a file of it "
+              "in CHORUS_LIVE_DATABASE_URL_FILE).", file=sys.stderr)
         return 1
     try:
         import uvicorn
@@ -166,8 +176,21 @@ def main() -> int:
         return 1
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = create_app(dsn, float(os.environ.get("CHORUS_LIVE_INTERVAL", "2")), int(os.environ.get("CHORUS_LIVE_MINUTES", "10")))
-    uvicorn.run(app, host=os.environ.get("CHORUS_LIVE_HOST", "127.0.0.1"), port=int(os.environ.get("CHORUS_LIVE_PORT", "3002")),
-                log_level="warning")
+    socket_path = os.environ.get("CHORUS_LIVE_SOCKET")
+    if socket_path:
+        # A unix socket (compose): nginx reaches it by path, never by a host name it would
+        # resolve once. Made here so nginx's workers, another user, may connect (mode 666).
+        import socket
+
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(socket_path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(socket_path)
+        os.chmod(socket_path, 0o666)
+        uvicorn.run(app, fd=sock.fileno(), log_level="warning")
+    else:
+        uvicorn.run(app, host=os.environ.get("CHORUS_LIVE_HOST", "127.0.0.1"),
+                    port=int(os.environ.get("CHORUS_LIVE_PORT", "3002")), log_level="warning")
     return 0
 
 

@@ -10,6 +10,7 @@
 -- A validation rule (JSON Schema words plus the validator's extras) as an OpenAPI 3.0 Schema
 -- Object. email -> string/email, phone -> string; const -> enum (3.0 has no const); trim,
 -- patternText and maxBytes have no OpenAPI word: the last two become part of the description;
+-- batchMaxItems makes the schema a oneOf of the object and a batch {"events": [...]} of them;
 -- any other unknown word is dropped. Optional properties are nullable: the validator treats
 -- null as "left out".
 create function app_logic.openapi_schema_of_rule(p_rule jsonb) returns jsonb
@@ -99,6 +100,17 @@ begin
         v_out := v_out || jsonb_build_object(
             'description', concat_ws(' ', v_out ->> 'description', array_to_string(v_notes, ' '))
         );
+    end if;
+    -- batchMaxItems: the body is one such object or a batch {"events": [1 to that many]}.
+    if jsonb_typeof(p_rule -> 'batchMaxItems') = 'number' then
+        v_out := jsonb_build_object('oneOf', jsonb_build_array(v_out, jsonb_build_object(
+            'type', 'object', 'required', jsonb_build_array('events'), 'additionalProperties', false,
+            'description', format('A batch of 1 to %s of them, stored all or nothing.', p_rule ->> 'batchMaxItems'),
+            'properties', jsonb_build_object('events', jsonb_build_object(
+                'type', 'array', 'minItems', 1, 'maxItems', p_rule -> 'batchMaxItems', 'items', v_out,
+                'description', format('The events, 1 to %s, each as a single one is sent.', p_rule ->> 'batchMaxItems')
+            ))
+        )));
     end if;
     return v_out;
 end
@@ -485,19 +497,30 @@ comment on function app_logic.openapi_document(jsonb) is
 'The OpenAPI 3.0 document of the given routes (shaped like app_logic.routes); CHX03 for a missing api object.';
 
 -- SECURITY DEFINER: anonymous callers read the rules and comments through it without being
--- granted the helper functions one by one. It reads only the catalog and the rule functions.
+-- granted the helper functions one by one. It reads only the catalog, the rule functions and
+-- app_logic.routes. The ETag (the document's MD5) lets nginx keep the document and answer
+-- If-None-Match with 304 (GET /api/ is cached there for a minute: api.conf.template).
 create function api.openapi() returns json
-language sql stable security definer
+language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_doc jsonb := app_logic.openapi_document(
+        (select jsonb_agg(to_jsonb(r) order by r.path, r.method) from app_logic.routes as r)
+    );
+    v_out json;
+begin
     -- json keeps the key order given here (jsonb would sort it): "openapi" first, for readers.
-    select json_build_object(
-        'openapi', d.doc -> 'openapi', 'info', d.doc -> 'info', 'servers', d.doc -> 'servers',
-        'paths', d.doc -> 'paths', 'components', d.doc -> 'components'
-    )
-    from (
-        select app_logic.openapi_document((select jsonb_agg(to_jsonb(r) order by r.path, r.method) from app_logic.routes as r)) as doc
-    ) as d
+    v_out := json_build_object(
+        'openapi', v_doc -> 'openapi', 'info', v_doc -> 'info', 'servers', v_doc -> 'servers',
+        'paths', v_doc -> 'paths', 'components', v_doc -> 'components'
+    );
+    perform set_config('response.headers', jsonb_build_array(
+        jsonb_build_object('ETag', format('"%s"', md5(v_out::text))),
+        jsonb_build_object('Cache-Control', 'public, max-age=60')
+    )::text, true);
+    return v_out;
+end
 $$;
 comment on function api.openapi() is
-'GET /api/: the OpenAPI 3.0 document of the public API (PostgREST db-root-spec).';
+'GET /api/: the OpenAPI 3.0 document of the public API (PostgREST db-root-spec), with an ETag.';

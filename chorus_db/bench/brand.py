@@ -1,14 +1,14 @@
 """`invoke bench`'s brand-intelligence part: ingest of POST /api/logo-heatmaps (50 points per
 post) and POST /api/performance-benchmarks (one Lighthouse run, with an admin key), each as
 PostgREST 12.2 runs it (bench/*_api.sql), against a plain INSERT of the same row into its table
-(bench/*_plain.sql), measured in alternation like the page views (chorus_db.bench)."""
+(bench/*_plain.sql), measured in alternation like the page views (chorus_db.bench.sql)."""
 
 from __future__ import annotations
 
 import psycopg
 
-from . import bench
-from .cluster import Cluster
+from ..cluster import Cluster
+from . import common as bench
 
 HEATMAPS = bench.Check("app.logo_interaction_heatmaps", "select count(*) from app.logo_interaction_heatmaps")
 BENCHMARKS = bench.Check("app.performance_benchmarks", "select count(*) from app.performance_benchmarks")
