@@ -59,6 +59,9 @@ def _expected_responses(route) -> set[str]:
         expected.add("403")
     if route.method == "POST":
         expected |= {"400", "413"} | ({"429"} if route.rate_limit else set())
+    elif route.query:
+        # A GET reading its query string: 400 names a bad parameter; it may count a rate limit.
+        expected |= {"400"} | ({"429"} if route.rate_limit else set())
     elif not route.is_rpc:
         expected.add("400")
     return expected

@@ -245,6 +245,11 @@ begin
                     v_rows := app_logic.purge_retention_runs(v_cutoff, p_max_rows);
                 when 'page_views' then
                     v_partitions := app_logic.drop_page_view_partitions(v_cutoff);
+                else
+                    -- Every other kind brings its own app_logic.purge_<kind>(cutoff, limit): a
+                    -- domain adds a rule row and that function, not a branch here.
+                    execute format('select app_logic.%I($1, $2)', 'purge_' || v_rule.kind)
+                    into v_rows using v_cutoff, p_max_rows;
             end case;
         exception when others then
             v_rows := 0;
