@@ -134,7 +134,10 @@ def _operation(doc: dict, path: str, method: str, route: routes.Route | None) ->
         facts = [f"key: {KEY_WORDS[route.key]}", "success: " + ", ".join(str(s) for s in route.success)]
         if route.rate_limit:
             facts.append(f"rate limit: `{route.rate_limit}`")
-        facts.append(f"served by PostgREST's `{route.target}`")
+        if "text/event-stream" in op.get("responses", {}).get("200", {}).get("content", {}):
+            facts.append(f"key checked by PostgREST's `{route.target}`, streamed by the live relay (`chorus_db/live.py`)")
+        else:
+            facts.append(f"served by PostgREST's `{route.target}`")
         out += ["- " + "; ".join(facts), ""]
     if op.get("description"):
         out += [op["description"], ""]
@@ -150,6 +153,13 @@ def _operation(doc: dict, path: str, method: str, route: routes.Route | None) ->
         # A mail link's one-click POST (RFC 8058): a form body that is not read.
         out += [f"Request body ({', '.join(_code(c) for c in body['content'])}): {body.get('description', '')}", ""]
     params = [_resolve(doc, p) for p in op.get("parameters", [])]
+    if route is not None and route.query:
+        # A GET reading its query string (db/routes.toml query = true): its own parameters,
+        # checked like a body's fields (an unknown one is refused).
+        schema = {"type": "object", "required": [p["name"] for p in params if p.get("required")],
+                  "properties": {p["name"]: {**p.get("schema", {}), "description": p.get("description", "")} for p in params}}
+        out += ["Query parameters (unknown ones are refused):", "", *FIELD_HEADER, *_field_rows(schema), ""]
+        params = []
     if params:
         standard = [
             p for p in params

@@ -40,6 +40,9 @@ class Route:
     success: tuple[int, ...] = (200,)
     rate_limit: str = ""  # action in app.rate_limit_rules, "" for none
     health: tuple[str, ...] = ()  # tables the endpoint needs
+    # A GET whose query string the SQL reads: nginx sends it as a POST of {} with the raw query
+    # string in X-Chorus-Query (api.conf.template, @query_string; db/functions/201-query-strings.sql).
+    query: bool = False
     # A link of a mail: nginx forwards it (GET too) as POST with {"token": <the query's token>}
     # as the body, so the function takes jsonb whatever the method (deploy/nginx/api.conf.template).
     link: bool = False
@@ -62,7 +65,7 @@ class Route:
         """to_regprocedure's text for a function (a POST takes the body as one jsonb), or the view."""
         if not self.is_rpc:
             return self.sql_name
-        return f"{self.sql_name}({'jsonb' if self.method == 'POST' or self.link else ''})"
+        return f"{self.sql_name}({'jsonb' if self.method == 'POST' or self.query or self.link else ''})"
 
     @property
     def auth(self) -> str:
@@ -86,7 +89,8 @@ class Route:
 
 def _check(row: dict, where: str) -> Route:
     fields = {"method", "path", "target", "key", "success", "rate_limit", "health"}
-    unknown = set(row) - fields - {"link"}
+    optional = {"query", "link"}
+    unknown = set(row) - fields - optional
     if unknown:
         raise RouteError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; a route has {', '.join(sorted(fields))}")
     if not isinstance(row.get("link", False), bool):
@@ -114,7 +118,11 @@ def _check(row: dict, where: str) -> Route:
     health = row["health"]
     if not (isinstance(health, list) and all(isinstance(t, str) and t.startswith("app.") for t in health)):
         raise RouteError(f"{label}: health must list app.<table> names")
-    return Route(method, path, target, key, tuple(success), row["rate_limit"], tuple(health), row.get("link", False))
+    query = row.get("query", False)
+    if not isinstance(query, bool) or (query and (method != "GET" or not target.startswith("/rpc/"))):
+        raise RouteError(f"{label}: query = true is for a GET of an /rpc/ function that reads its query string")
+    return Route(method, path, target, key, tuple(success), row["rate_limit"], tuple(health), query,
+                 row.get("link", False))
 
 
 def load(path: Path = ROUTES_FILE) -> tuple[Route, ...]:
@@ -246,6 +254,12 @@ def nginx_routes_conf(routes: tuple[Route, ...] = ROUTES) -> str:
     lines += ["}", "", "map $uri $chorus_allow {", '    default "";']
     for path, methods in allowed_methods(routes).items():
         lines.append(f'    {path} "{", ".join(methods)}";')
+    # The GETs that read their query string in SQL (query = true): 1 sends them to @query_string.
+    lines += ["}", "", 'map "$request_method $uri" $chorus_query_string {', "    default 0;"]
+    for route in routes:
+        if route.query:
+            for method in route.methods:
+                lines.append(f'    "{method} {route.path}" 1;')
     lines += ["}", ""]
     return "\n".join(lines)
 

@@ -44,7 +44,8 @@ NGINX_TEMPLATE = config.DEPLOY_DIR / "nginx" / "api.conf.template"
 # The container's main nginx config; the local one takes its worker and connection sizing.
 NGINX_MAIN = config.DEPLOY_DIR / "nginx" / "nginx.conf"
 # The only placeholders of the template; every other "$word" is an nginx variable.
-TEMPLATE_VARIABLES = ("API_LISTEN", "POSTGREST_UPSTREAM")
+# LIVE_RELAY_UPSTREAM: where the live brand-metrics relay (chorus_db/live.py) listens.
+TEMPLATE_VARIABLES = ("API_LISTEN", "POSTGREST_UPSTREAM", "LIVE_RELAY_UPSTREAM")
 POSTGREST_MAJOR_MINOR = "12.2"
 
 POSTGREST_MISSING = (
@@ -346,6 +347,8 @@ class StackConfig:
     jwt_secret: str = ""
     postgrest_bin: Path | None = None
     nginx_bin: Path | None = None
+    # The live brand-metrics relay (chorus_db/live.py); 0: none.
+    live_relay_port: int = 0
     # Extra nginx http-block directives; only `invoke bench` sets them.
     nginx_http_extra: str = ""
     # The routes nginx maps; None: db/routes.toml (a test serves a route table of its own).
@@ -485,6 +488,48 @@ def start_postgrest(cfg: StackConfig) -> tuple[Service, bool]:
     return service, True
 
 
+def live_relay_service(run_dir: Path) -> Service:
+    return Service(
+        "the live-metrics relay", run_dir / "live-relay.pid", marker=f"CHORUS_LIVE_RUN_DIR={run_dir}",
+        logfile=run_dir / "live-relay.log",
+    )
+
+
+def start_live_relay(cfg: StackConfig) -> tuple[Service, bool]:
+    """Start the live brand-metrics relay (LISTEN -> SSE) unless ours already runs; wait for it."""
+    import sys
+
+    service = live_relay_service(cfg.run_dir)
+    if service.running():
+        return service, False
+    _require_free(cfg.live_relay_port, "the live-metrics relay", "LIVE_RELAY_PORT")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PGRST_")}
+    env.update(
+        CHORUS_LIVE_DATABASE_URL=cfg.database_url,
+        CHORUS_LIVE_HOST="127.0.0.1",
+        CHORUS_LIVE_PORT=str(cfg.live_relay_port),
+        CHORUS_LIVE_RUN_DIR=str(cfg.run_dir),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(config.ROOT), os.environ.get("PYTHONPATH", "")])),
+    )
+    log = open(service.logfile, "ab")
+    try:
+        service.popen = subprocess.Popen(
+            [sys.executable, "-m", "chorus_db.live"], env=env, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True, cwd=cfg.run_dir,
+        )
+    finally:
+        log.close()
+    service.pidfile.write_text(f"{service.popen.pid}\n")
+    deadline = time.monotonic() + 20
+    while http_status(f"http://127.0.0.1:{cfg.live_relay_port}/health") != 200:
+        if service.popen.poll() is not None:
+            raise StackError(f"the live-metrics relay stopped while starting; its log ({service.logfile}):\n{service.log_tail()}")
+        if time.monotonic() > deadline:
+            raise StackError(f"the live-metrics relay did not listen within 20 s; see {service.logfile}:\n{service.log_tail()}")
+        time.sleep(0.1)
+    return service, True
+
+
 def render_nginx(cfg: StackConfig, routes: tuple | None = None) -> Path:
     """Write run_dir/nginx/{api.conf,chorus/routes.conf,nginx.conf} (the routes of db/routes.toml
     unless given); returns the main config's path."""
@@ -502,7 +547,12 @@ def render_nginx(cfg: StackConfig, routes: tuple | None = None) -> Path:
     api_conf.write_text(
         render_template(
             NGINX_TEMPLATE.read_text(),
-            {"API_LISTEN": f"127.0.0.1:{cfg.api_port}", "POSTGREST_UPSTREAM": cfg.postgrest_upstream},
+            {
+                "API_LISTEN": f"127.0.0.1:{cfg.api_port}",
+                "POSTGREST_UPSTREAM": cfg.postgrest_upstream,
+                # Without a relay (port 0) the stream location answers 503, like a stopped relay.
+                "LIVE_RELAY_UPSTREAM": f"127.0.0.1:{cfg.live_relay_port or 9}",
+            },
         )
     )
     main = nginx_dir / "nginx.conf"
@@ -630,7 +680,7 @@ def stop_all(run_dir: Path | None = None) -> list[str]:
     """Stop nginx, PostgREST and the mail worker started from run_dir (default .run/); the names of those stopped."""
     run_dir = run_dir or config.RUN_DIR
     stopped = []
-    for service in (nginx_service(run_dir), postgrest_service(run_dir), mail_worker_service(run_dir)):
+    for service in (nginx_service(run_dir), live_relay_service(run_dir), postgrest_service(run_dir), mail_worker_service(run_dir)):
         if service.stop():
             stopped.append(service.name)
     outside = outside_dir(run_dir)

@@ -37,6 +37,9 @@ def run(c, seconds=10, rounds=2, quick=False, only="sql,http,knobs,retention,aud
         try:
             if "sql" in parts:
                 bench.sql_path(report, cluster, seconds, rounds)
+                from chorus_db.bench import brand
+
+                brand.brand_ingest(report, cluster, seconds, rounds)
             if "http" in parts or "knobs" in parts:
                 bench.http_path(report, cluster, seconds=seconds, rounds=rounds, quick=quick,
                                 knobs="knobs" in parts, main="http" in parts)

@@ -61,10 +61,10 @@ def compose(request):
     return request.param, COMPOSE if request.param == "docker-compose.yml" else EXTERNAL
 
 
-def test_services_are_the_secrets_check_the_database_the_build_postgrest_and_nginx():
-    assert set(COMPOSE["services"]) == {"secrets", "postgres", "migrate", "postgrest", "nginx", "mail-worker"}
+def test_services_are_the_secrets_check_the_database_the_build_postgrest_the_live_relay_the_mail_worker_and_nginx():
+    assert set(COMPOSE["services"]) == {"secrets", "postgres", "migrate", "postgrest", "live-relay", "mail-worker", "nginx"}
     # The external mode uses the shared server instead of its own.
-    assert set(EXTERNAL["services"]) == {"secrets", "migrate", "postgrest", "nginx"}
+    assert set(EXTERNAL["services"]) == {"secrets", "migrate", "postgrest", "live-relay", "nginx"}
 
 
 def test_postgrest_gets_exactly_the_settings_of_postgrest_conf(compose):
@@ -116,9 +116,30 @@ def test_nginx_uses_the_same_template_and_main_config_with_only_the_upstream_and
     assert set(env) == set(stack.TEMPLATE_VARIABLES) | {"NGINX_ENVSUBST_FILTER"}
     assert re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "API_LISTEN")
     assert re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "POSTGREST_UPSTREAM")
+    assert re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "LIVE_RELAY_UPSTREAM")
+    assert env["LIVE_RELAY_UPSTREAM"] == "unix:/run/live-relay/relay.sock"
     assert not re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "PATH")
     assert str(env["API_LISTEN"]) == "8080"
-    assert nginx["depends_on"] == {"postgrest": {"condition": "service_started"}}
+    assert nginx["depends_on"] == {"postgrest": {"condition": "service_started"}, "live-relay": {"condition": "service_started"}}
+
+
+def test_the_live_relay_runs_chorus_db_live_as_the_authenticator_after_the_build(compose):
+    _, doc = compose
+    relay = doc["services"]["live-relay"]
+    assert relay["command"] == ["python", "-m", "chorus_db.live"]
+    assert relay["image"] == doc["services"]["migrate"]["image"]  # the pinned packages, the mounted source
+    assert relay["volumes"] == [
+        "./chorus_db:/src/chorus_db:ro", "postgrest-secrets:/run/postgrest-secrets:ro", "live-relay-socket:/run/live-relay"
+    ]
+    env = relay["environment"]
+    assert env["CHORUS_LIVE_DATABASE_URL_FILE"] == "/run/postgrest-secrets/db_uri"
+    # A socket nginx mounts read-only, named in nginx's upstream by path.
+    assert env["CHORUS_LIVE_SOCKET"] == "/run/live-relay/relay.sock"
+    assert "live-relay-socket:/run/live-relay:ro" in doc["services"]["nginx"]["volumes"]
+    assert doc["services"]["nginx"]["environment"]["LIVE_RELAY_UPSTREAM"] == "unix:/run/live-relay/relay.sock"
+    assert relay["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+    assert "/run/live-relay/relay.sock" in " ".join(relay["healthcheck"]["test"])
+    assert "ports" not in relay  # only nginx is reachable
 
 
 def test_nginx_is_published_on_loopback_unless_api_bind_says_otherwise(compose):
@@ -221,8 +242,10 @@ def test_the_external_mode_joins_the_chorus_network_instead_of_its_own_database(
     # nginx serves the other CHORUS services there; the build and PostgREST reach the database
     # there. PostgREST listens on nothing a container on that network could reach.
     on_shared = {n for n, s in services.items() if "chorus_network" in s.get("networks", [])}
-    assert on_shared == {"nginx", "migrate", "postgrest"}
+    assert on_shared == {"nginx", "migrate", "postgrest", "live-relay"}
     assert services["postgrest"]["networks"] == ["chorus_network"]
+    # The live relay reaches the database there too and listens only on its socket.
+    assert services["live-relay"]["networks"] == ["chorus_network"]
     assert "server-port" not in _postgrest_settings(services["postgrest"]["environment"])
     script = " ".join(services["migrate"]["command"])
     assert "${DB_HOST}" in _unescape(script) and services["migrate"]["environment"]["DB_HOST"] == "${CHORUS_DB_HOST:-postgres}"

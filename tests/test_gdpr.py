@@ -246,7 +246,8 @@ def test_erasure_leaves_no_trace_of_the_person_in_any_column(api, admin_key, db,
     assert response.body == {
         "status": "erased",
         "removed": {"leads": 1, "leadInteractions": 2, "accessibilityPreferences": 2, "brandEngagement": 1,
-                    "pageViews": 2, "rateLimitCounters": 1},
+                    "pageViews": 2, "rateLimitCounters": 1,
+                    "abTestExposures": 0, "abTestConversions": 0, "logoInteractionHeatmaps": 0},
     }
     assert traces(db, columns, needles) == []
     # The other person is untouched.

@@ -256,8 +256,11 @@ def test_head_never_makes_another_clients_post_fail(http):
     sessions = [f"head-mix-{secrets.token_hex(4)}-{i}" for i in range(3)]
 
     def heads():
-        client = http.fresh_client()
+        # 100 requests per address, within nginx's burst of 200 per address however fast the
+        # machine answers: the per-address limit is not what this test is about.
         for i in range(150):
+            if i % 50 == 0:
+                client = http.fresh_client()
             for path in ("/api/leads/health", "/api/leads"):
                 status = client.session.head(client.url(path), timeout=10).status_code
                 if status not in (200, 401):

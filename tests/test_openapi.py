@@ -62,6 +62,9 @@ def _expected_responses(route) -> set[str]:
         expected |= {"400", "404", "429"} | ({"413"} if route.method == "POST" else set())
     elif route.method == "POST":
         expected |= {"400", "413"} | ({"429"} if route.rate_limit else set())
+    elif route.query:
+        # A GET reading its query string: 400 names a bad parameter; it may count a rate limit.
+        expected |= {"400"} | ({"429"} if route.rate_limit else set())
     elif not route.is_rpc:
         expected.add("400")
     return expected

@@ -67,11 +67,14 @@ def test_the_template_includes_the_route_maps_and_writes_none_by_hand():
     assert not any(route.path in line for route in ROUTES for line in lines)
 
 
-def test_the_template_has_only_the_two_environment_placeholders():
+def test_the_template_has_only_the_three_environment_placeholders():
     placeholders = set(re.findall(r"\$\{?([A-Z_][A-Z0-9_]*)\}?", TEMPLATE))
     assert placeholders == set(stack.TEMPLATE_VARIABLES)
-    rendered = stack.render_template(TEMPLATE, {"API_LISTEN": "8080", "POSTGREST_UPSTREAM": "postgrest:3000"})
+    rendered = stack.render_template(
+        TEMPLATE, {"API_LISTEN": "8080", "POSTGREST_UPSTREAM": "postgrest:3000", "LIVE_RELAY_UPSTREAM": "live-relay:3002"}
+    )
     assert "${" not in rendered and "server postgrest:3000;" in rendered and "listen 8080;" in rendered
+    assert "server live-relay:3002;" in rendered
     # nginx's own variables are left alone.
     assert "$remote_addr" in rendered and "$chorus_target" in rendered
 
@@ -103,6 +106,20 @@ def test_nginx_accepts_the_rendered_local_config(nginx_rendered):
 
 
 # -- what nginx forwards: a recorder stands where PostgREST would ----------------------------
+def test_the_query_string_map_lists_exactly_the_routes_marked_query():
+    expected = {f"{m} {r.path}": "1" for r in ROUTES if r.query for m in r.methods}
+    assert expected and _map_block("chorus_query_string") == expected
+
+
+def test_a_clients_own_x_chorus_query_never_reaches_postgrest(capture):
+    base, upstream = capture
+    requests.get(base + "/api/ab-tests/assignment", headers={"X-Chorus-Query": "test=a&sessionId=b"}, timeout=5)
+    assert "x-chorus-query" not in upstream.last().headers
+    requests.post(base + "/api/leads", data=b"{}", headers={"Content-Type": "application/json", "X-Chorus-Query": "x=1"},
+                  timeout=5)
+    assert "x-chorus-query" not in upstream.last().headers
+
+
 @pytest.fixture(scope="module")
 def capture():
     runner = CapturingNginx()
@@ -114,7 +131,25 @@ def capture():
     runner.stop()
 
 
-@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
+# The live stream goes to the relay after PostgREST checked the key (the test below).
+POSTGREST_ROUTES = [r for r in ROUTES if not r.path.startswith("/api/live/")]
+
+
+def test_the_live_stream_asks_postgrest_for_the_key_then_goes_to_the_relay(capture):
+    base, upstream = capture
+    before = len(upstream.seen)
+    response = requests.get(base + "/api/live/brand-metrics", headers={"X-API-Key": "k", "X-Real-IP": "6.6.6.6"}, timeout=5)
+    seen = upstream.seen[before:]
+    assert [(s.method, s.path) for s in seen] == [("GET", "/rpc/live_brand_metrics")]
+    assert seen[0].headers["x-api-key"] == "k" and seen[0].headers["x-real-ip"] == "127.0.0.1"
+    assert seen[0].headers["accept"] == "text/event-stream"
+    # No relay runs behind this nginx: the stream is 503, in PostgREST's error shape.
+    assert response.status_code == 503 and response.json()["code"] == "CHU01"
+    assert requests.get(base + "/api/live/other", timeout=5).status_code == 404
+    assert requests.post(base + "/api/live/brand-metrics", timeout=5).status_code in (405, 415)
+
+
+@pytest.mark.parametrize("route", POSTGREST_ROUTES, ids=lambda r: f"{r.method} {r.path}")
 def test_each_public_route_reaches_its_postgrest_path(capture, route):
     base, upstream = capture
     body = b'{"probe": true}' if route.method == "POST" else None
@@ -124,9 +159,14 @@ def test_each_public_route_reaches_its_postgrest_path(capture, route):
     )
     assert response.status_code == 200
     seen = upstream.last()
-    if route.path in LINK_PATHS:
-        # A mail link: POST with the token as the JSON body, whatever the client sent.
-        assert (seen.method, seen.path, seen.body) == ("POST", route.target, b'{"token":""}')
+    if route.query or route.path in LINK_PATHS:
+        if route.query:
+            # The query string travels in a header, the body is {} and the method POST.
+            assert (seen.method, seen.path, seen.body) == ("POST", route.target, b"{}")
+            assert seen.headers["x-chorus-query"] == "select=id&order=id.desc&limit=2"
+        else:
+            # A mail link: POST with the token as the JSON body, whatever the client sent.
+            assert (seen.method, seen.path, seen.body) == ("POST", route.target, b'{"token":""}')
         assert seen.headers["content-type"] == "application/json"
         return
     assert seen.method == route.method
@@ -316,6 +356,7 @@ def stack_env():
         CHORUS_CHECKOUT_ID=f"stack-test-{base.name[-8:]}",
         CHORUS_PG_PORT=str(stack.free_port()),
         API_PORT=str(stack.free_port()),
+        LIVE_RELAY_PORT=str(stack.free_port()),
     )
     yield env, base
     _invoke(["down"], env, timeout=60)

@@ -19,6 +19,7 @@ RETENTION_CLIENTS = 8
 # At least this many submissions on each side (goal 4): 15 s at 200/s is 3,000.
 MIN_SAMPLES = 2000
 QUIET_SECONDS = 15
+QUIET_AFTER_MAX_SECONDS = 60
 BUSY_STRETCH_SECONDS = 20
 
 
@@ -113,17 +114,20 @@ def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quic
     report.figures["retention: generation seconds (not measured)"] = round(generation, 1)
     print(f"  generated in {generation:.1f} s (not part of the measurement)")
 
-    # Baseline: submissions at a fixed rate without retention, long enough for MIN_SAMPLES.
+    # Baseline: submissions at a fixed rate without retention, before the job (long enough for
+    # MIN_SAMPLES) and again after it (as long as the job ran, up to QUIET_AFTER_MAX_SECONDS), so
+    # that the baseline meets about as much of the other load on a shared machine as the job does.
     script = BENCH_DIR / "submit_lead.sql"
+
+    def quiet_stretch(length: int, when: str) -> tuple[list[float], int, int]:
+        stdout, stderr, rows = pgbench_raw(cluster, script, clients=RETENTION_CLIENTS, seconds=length,
+                                           user="authenticator", rate=RETENTION_RATE,
+                                           label=f"submissions at {RETENTION_RATE}/s, no retention ({when})")
+        _, tx, failed = parse_pgbench(stdout, stderr)
+        return [lat for lat, _ in rows], tx, failed
+
     quiet_seconds = max(seconds, QUIET_SECONDS)
-    stdout, stderr, base_rows = pgbench_raw(cluster, script, clients=RETENTION_CLIENTS, seconds=quiet_seconds,
-                                            user="authenticator", rate=RETENTION_RATE,
-                                            label=f"submissions at {RETENTION_RATE}/s, no retention")
-    _, tx, failed = parse_pgbench(stdout, stderr)
-    quiet = Run(f"submissions {RETENTION_RATE}/s, no retention", tx / quiet_seconds, tx, failed,
-                *percentiles([lat for lat, _ in base_rows]), load=loadavg())
-    report.add(quiet)
-    report.median(quiet.name, [quiet])
+    quiet_latencies, quiet_tx, quiet_failed = quiet_stretch(quiet_seconds, "before")
 
     # The job as pg_cron runs it, with submissions at the same rate alongside: pgbench runs in
     # long stretches while it lasts, and only what completed between its start and end counts.
@@ -156,6 +160,15 @@ def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quic
     during = [lat for lat, at in busy_rows if done["start"] <= at <= done["end"]]
     busy = Run(f"submissions {RETENTION_RATE}/s, retention running", len(during) / job_seconds, len(during), busy_failed,
                *percentiles(during), load=loadavg())
+    after_seconds = max(5, min(round(job_seconds), QUIET_AFTER_MAX_SECONDS))
+    more, tx, failed = quiet_stretch(after_seconds, "after")
+    quiet_latencies += more
+    quiet_tx += tx
+    quiet_seconds += after_seconds
+    quiet = Run(f"submissions {RETENTION_RATE}/s, no retention (before and after)", quiet_tx / quiet_seconds, quiet_tx,
+                quiet_failed + failed, *percentiles(quiet_latencies), load=loadavg())
+    report.add(quiet)
+    report.median(quiet.name, [quiet])
     report.add(busy)
     for run in (quiet, busy):
         if run.transactions < MIN_SAMPLES:

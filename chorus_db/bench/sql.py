@@ -45,8 +45,8 @@ def sql_path(report: Report, cluster: Cluster, seconds: int, rounds: int) -> Non
             f"b/a cannot exceed a'/a = {framed / a:.2f}: the five statements PostgREST sends per request (BEGIN, "
             "request context, pre-request, call, COMMIT) hold a plain insert to that share of its one-statement rate "
             f"before any logic runs. Within that shape the submission reaches b/a' = {b_on / framed:.2f}: it runs the "
-            "pre-request, the limiter, the validator and writes a lead, an interaction, two counter rows (inserted, then "
-            "updated) and two hash-chained audit rows, against one row."
+            "pre-request, the limiter (one upsert per rule), the compiled validator, and writes a lead, its submission "
+            "interaction, two counter rows and two hash-chained audit rows, against one row."
         )
 
     print(f"Page-view ingest (pgbench, {CLIENTS} clients)")

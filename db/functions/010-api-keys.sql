@@ -60,12 +60,20 @@ comment on function app_logic.role_may_use(text, text, text) is
 
 -- The key a public route needs (none, reader or admin), found by the PostgREST path nginx
 -- forwarded to (request.path) and the method; null for a path no route names.
+-- PL/pgSQL, like role_statement_timeout below: every public request runs both in the
+-- pre-request, and a SECURITY DEFINER SQL function (or one with a FROM clause) is never inlined,
+-- so its query was parsed and planned again in every transaction; PL/pgSQL keeps the plan.
 create function app_logic.route_key(p_method text, p_target text) returns text
-language sql stable security definer
+language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
 as $$
-    select r.key from app_logic.routes as r
-    where r.target = p_target and r.method = case upper(p_method) when 'HEAD' then 'GET' else upper(p_method) end
+begin
+    return (
+        select r.key from app_logic.routes as r
+        where r.target = p_target and r.method = case upper(p_method) when 'HEAD' then 'GET' else upper(p_method) end
+        limit 1
+    );
+end
 $$;
 comment on function app_logic.route_key(text, text) is
 'The key (none, reader, admin) the route at a PostgREST path needs, from app_logic.routes.';
@@ -73,11 +81,17 @@ comment on function app_logic.route_key(text, text) is
 -- A role's own statement_timeout (ALTER ROLE ... SET, db/policies/010-api-keys.sql). PostgREST
 -- applies anon's itself; a role switched to by the pre-request function gets it from here.
 create function app_logic.role_statement_timeout(p_role text) returns text
-language sql stable
+language plpgsql stable
 as $$
-    select substr(c.setting, length('statement_timeout=') + 1)
-    from pg_catalog.pg_roles as r cross join unnest(r.rolconfig) as c (setting)
-    where r.rolname = p_role and c.setting like 'statement\_timeout=%'
+begin
+    return (
+        -- pg_db_role_setting by its key (pg_roles.rolconfig is a join of three catalogs).
+        select substr(c.setting, length('statement_timeout=') + 1)
+        from pg_catalog.pg_db_role_setting as s cross join unnest(s.setconfig) as c (setting)
+        where s.setdatabase = 0 and s.setrole = to_regrole(p_role) and c.setting like 'statement\_timeout=%'
+        limit 1
+    );
+end
 $$;
 comment on function app_logic.role_statement_timeout(text) is
 'The statement_timeout a web role is configured with (pg_roles.rolconfig); null when none.';

@@ -246,8 +246,10 @@ begin
                 when 'page_views' then
                     v_partitions := app_logic.drop_page_view_partitions(v_cutoff);
                 else
-                    -- Any other kind has its app_logic.purge_<kind>(cutoff, limit) in its domain's file.
-                    execute format('select app_logic.%I($1, $2)', 'purge_' || v_rule.kind) into v_rows using v_cutoff, p_max_rows;
+                    -- Every other kind brings its own app_logic.purge_<kind>(cutoff, limit): a
+                    -- domain adds a rule row and that function, not a branch here.
+                    execute format('select app_logic.%I($1, $2)', 'purge_' || v_rule.kind)
+                    into v_rows using v_cutoff, p_max_rows;
             end case;
         exception when others then
             v_rows := 0;

@@ -156,6 +156,8 @@ begin
             ) order by o.id), '[]')
             from app.outbox as o where o.lead_id = v_lead.id
         ),
+        -- The brand-intelligence tables keyed by session (db/functions/249-brand-gdpr.sql).
+        'brandSessionData', app_logic.export_brand_session_data(v_sessions),
         'rateLimitCounters', (
             select coalesce(jsonb_agg(jsonb_build_object(
                 'action', c.action, 'hits', to_jsonb(c.hits), 'expiresAt', c.expires_at
@@ -206,6 +208,8 @@ begin
     where e.lead_id = v_lead_id or (e.session_id = any(v_sessions) and e.lead_id is null);
     get diagnostics v_count = row_count;
     v_removed := v_removed || jsonb_build_object('brandEngagement', v_count);
+
+    v_removed := v_removed || app_logic.erase_brand_session_data(v_sessions);
 
     delete from app.lead_interactions as i where i.lead_id = v_lead_id;
     get diagnostics v_count = row_count;

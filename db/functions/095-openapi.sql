@@ -450,7 +450,8 @@ begin
     schemas := '{}'::jsonb;
     if p_route ->> 'target' like '/rpc/%' then
         v_proc := to_regprocedure(format('api.%I(%s)', v_name, case p_route ->> 'method' when 'POST' then 'jsonb' else '' end));
-        -- A link of a mail: nginx turns the query's token into a JSON body, whatever the method.
+        -- A GET reading its query string takes one jsonb too (db/functions/201-query-strings.sql),
+        -- and so does a link of a mail: nginx turns the query's token into a JSON body.
         if v_proc is null and p_route ->> 'method' = 'GET' then
             v_proc := to_regprocedure(format('api.%I(jsonb)', v_name));
         end if;
@@ -469,6 +470,17 @@ begin
     elsif p_route ->> 'method' = 'POST' then
         operation := app_logic.openapi_post_operation(p_route, v_proc);
         schemas := jsonb_build_object(v_name || '_body', app_logic.openapi_body_schema(v_name));
+    elsif app_logic.openapi_query_operation(v_proc) is not null then
+        operation := app_logic.openapi_operation_head(p_route, v_name, obj_description(v_proc, 'pg_proc'))
+            || app_logic.openapi_query_operation(v_proc);
+        operation := jsonb_set(
+            operation, '{responses}', (operation -> 'responses') || app_logic.openapi_common_responses(p_route)
+            || case when coalesce(p_route ->> 'rate_limit', '') <> ''
+                then '{"429": {"$ref": "#/components/responses/TooManyRequests"}}'::jsonb else '{}'::jsonb end
+        );
+    elsif app_logic.openapi_media_operation(p_route, v_proc) is not null then
+        -- A stream (db/functions/230-live-metrics.sql).
+        operation := app_logic.openapi_media_operation(p_route, v_proc);
     else
         operation := app_logic.openapi_health_operation(p_route, v_proc);
     end if;

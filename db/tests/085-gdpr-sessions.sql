@@ -57,12 +57,14 @@ select is(
 );
 select is(
     app_logic.erase_personal_data('mallory@example.net', 'test') - 'leadInteractions',
-    '{"leads": 1, "pageViews": 0, "brandEngagement": 0, "rateLimitCounters": 0, "accessibilityPreferences": 0}',
+    '{"leads": 1, "pageViews": 0, "brandEngagement": 0, "rateLimitCounters": 0, "accessibilityPreferences": 0,
+      "abTestExposures": 0, "abTestConversions": 0, "logoInteractionHeatmaps": 0}',
     'erasing the person who named another''s session removes none of its data'
 );
 select is(
     app_logic.erase_personal_data('ada@example.org', 'test') - 'leadInteractions',
-    '{"leads": 1, "pageViews": 3, "brandEngagement": 1, "rateLimitCounters": 0, "accessibilityPreferences": 2}',
+    '{"leads": 1, "pageViews": 3, "brandEngagement": 1, "rateLimitCounters": 0, "accessibilityPreferences": 2,
+      "abTestExposures": 0, "abTestConversions": 0, "logoInteractionHeatmaps": 0}',
     'erasure removes the data of every session the person owns'
 );
 select is_empty(

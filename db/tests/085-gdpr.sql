@@ -177,7 +177,8 @@ reset role;
 select is(
     (select answer -> 'removed' from erased),
     '{"leads": 1, "pageViews": 0, "brandEngagement": 1, "leadInteractions": 2,
-      "rateLimitCounters": 1, "accessibilityPreferences": 1}'::jsonb,
+      "rateLimitCounters": 1, "accessibilityPreferences": 1,
+      "abTestExposures": 0, "abTestConversions": 0, "logoInteractionHeatmaps": 0}'::jsonb,
     'erasure reports what it removed, kind by kind'
 );
 select ok(

@@ -126,12 +126,14 @@ class HttpStack:
             run_dir=self.run_dir,
             database_url=self.cluster.url(HTTP_DB, user=config.AUTHENTICATOR, password=self.authenticator_password),
             api_port=stack.free_port(),
+            live_relay_port=stack.free_port(),
             jwt_secret=stack.secret(self.run_dir, "jwt_secret", 48),
             postgrest_bin=postgrest_bin,
             nginx_bin=nginx_bin,
         )
         try:
             self._postgrest, _ = stack.start_postgrest(self.cfg)
+            self._relay, _ = stack.start_live_relay(self.cfg)
             self._nginx, _ = stack.start_nginx(self.cfg)
             stack.wait_until_ready(self.cfg, timeout=30)
         except Exception:
@@ -142,7 +144,7 @@ class HttpStack:
     def stop(self) -> None:
         if self.run_dir is None:
             return
-        for name in ("_nginx", "_postgrest"):
+        for name in ("_nginx", "_relay", "_postgrest"):
             service = getattr(self, name, None)
             if service is not None:
                 service.stop()

@@ -84,6 +84,7 @@ class PostgrestSim:
         raw_body: str | None = None,
     ) -> Response:
         route = resolve(method, path)
+        query_string = path.partition("?")[2]
         if route.path in LINK_PATHS:
             # nginx forwards a mail link as POST with the query's token as the JSON body.
             token = parse_qs(urlsplit(path).query).get("token", [""])[0]
@@ -95,6 +96,8 @@ class PostgrestSim:
             **({"x-real-ip": client_ip or self.client_ip} if (client_ip or self.client_ip) else {}),
             **({"x-api-key": api_key} if api_key is not None else {}),
             **{k.lower(): v for k, v in (headers or {}).items()},
+            # nginx hands the query string to the query-string GETs (db/functions/201-query-strings.sql).
+            **({"x-chorus-query": query_string} if query_string else {}),
         }
         if raw_body is None and body is not None:
             raw_body = json.dumps(body)
@@ -108,6 +111,9 @@ class PostgrestSim:
         role = "anon"
         read_only = method.upper() in ("GET", "HEAD")
         with psycopg.connect(self.dsn, autocommit=True) as conn:
+            if route.is_rpc and method.upper() == "GET" and self._takes_jsonb(conn, route):
+                # A query-string GET: nginx sends it as a POST of {} (api.conf.template, @query_string).
+                method, raw_body, read_only = "POST", "{}", False
             if route.is_rpc and not read_only:
                 # PostgREST runs POST to a STABLE or IMMUTABLE function read-only as well.
                 # Looked up by name: to_regproc raises for a schema the authenticator cannot use.
@@ -153,6 +159,15 @@ class PostgrestSim:
             if out_headers.get("Content-Type", "").startswith("application/json"):
                 body_out = json.loads(body_out)
         return Response(status, body_out, out_headers)
+
+    @staticmethod
+    def _takes_jsonb(conn, route: Route) -> bool:
+        row = conn.execute(
+            "select p.pronargs = 1 and p.proargtypes[0] = 'jsonb'::regtype from pg_proc as p"
+            " join pg_namespace as n on n.oid = p.pronamespace where n.nspname = %s and p.proname = %s",
+            tuple(route.sql_name.split(".")),
+        ).fetchone()
+        return bool(row and row[0])
 
     def _query(self, conn, route: Route, method: str, raw_body: str | None, where: str | None):
         schema, name = route.sql_name.split(".")
