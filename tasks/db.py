@@ -54,11 +54,20 @@ def status(c):
         print(f"  {version}  {at}")
     print("pending schema files: " + (", ".join(st.pending) or "none"))
     print("declarative source (functions, policies): " + ("in sync" if st.declarative_in_sync else "CHANGED since last build"))
+    problems = list(st.changed)
+    if st.jobs_placement == "local":
+        print("pg_cron: installed in this database, which runs the jobs")
+    elif st.jobs_placement == "remote":
+        print(f"pg_cron: runs in database {st.jobs_cron_database} of this server; the jobs are scheduled "
+              "there for this database (cron.schedule_in_database)")
+    elif st.jobs_placement == "none":
+        print(f"pg_cron: NO JOB RUNS for this database: {st.jobs_detail}; retention, rate-limit counter purges "
+              "and new page-view partitions have stopped (partitions exist 3 months ahead of the last run)")
+        problems.append("no pg_cron job runs")
     if st.jobs:
         print("pg_cron jobs:")
         for name, schedule, active, last_run, last_status in st.jobs:
             print(f"  {name}  '{schedule}'  active={active}  last run={last_run or 'never'} {last_status or ''}")
-    problems = list(st.changed)
     diff = drift(url)
     if diff:
         print("drift: the live schema differs from a fresh build of the source:")
@@ -68,6 +77,9 @@ def status(c):
         print("drift: none (live schema equals a fresh build of the source)")
     if st.changed:
         print("applied files changed since they were applied: " + ", ".join(st.changed))
+    if "no pg_cron job runs" in problems and len(problems) == 1:
+        raise Exit("no pg_cron job runs for this database: install pg_cron in the server's cron.database_name "
+                   "(or set it to this database), then run `invoke db.build --force`", code=1)
     if problems:
         raise Exit("the database does not match the source: run `invoke db.build` or investigate the drift above", code=1)
 
