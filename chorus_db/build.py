@@ -244,6 +244,33 @@ def build(
     return result
 
 
+# `create schema if not exists` (db/schema/000) adopts a schema someone else made; on a shared
+# server that would put our tables in another role's schema (pgspot PS010).
+OWNED_SCHEMAS = (*TABLE_SCHEMAS, "extensions")
+_FOREIGN_SCHEMAS = """
+with recursive mine (oid) as (
+    select oid from pg_catalog.pg_roles where rolname = current_user
+    union
+    select m.roleid from pg_catalog.pg_auth_members as m join mine on m.member = mine.oid
+)
+select n.nspname, pg_catalog.pg_get_userbyid(n.nspowner) from pg_catalog.pg_namespace as n
+where n.nspname = any(%s) and n.nspowner not in (select oid from mine)
+order by 1
+"""
+
+
+def check_schema_owners(conn: psycopg.Connection) -> None:
+    """The project's schemas belong to the build's login (or a role it is a member of)."""
+    foreign = conn.execute(_FOREIGN_SCHEMAS, (list(OWNED_SCHEMAS),)).fetchall()
+    if foreign:
+        schema, owner = foreign[0]
+        raise BuildError(
+            f"schema {schema} is owned by role {owner}, not by {conn.info.user} (the build's login) or a role it "
+            f"belongs to: another project may own it; build into another database, or run "
+            f"`alter schema {schema} owner to {conn.info.user}` if it is this project's"
+        )
+
+
 class _NoRemoteCron(Exception):
     pass
 
@@ -366,6 +393,8 @@ def _build_in_transaction(conn, source: Source, result: BuildResult, log, force:
             (path.name, checksum(path)),
         )
         result.applied_migrations.append(path.name)
+
+    check_schema_owners(conn)
 
     # Jobs declared by db/policies are collected here, then reconciled with cron.job.
     conn.execute(

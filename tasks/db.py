@@ -7,7 +7,7 @@ from pathlib import Path
 
 from invoke import Exit
 
-from ._helpers import database_url, echo, task, where
+from ._helpers import database_url, echo, progress, task, where
 
 
 @task
@@ -114,7 +114,8 @@ def backup(c, out=None):
     url = database_url()
     echo(f"pg_dump --format=custom {where(url)}")
     try:
-        result = make_backup(url, Path(out) if out else None)
+        with progress("tables dumped") as step:
+            result = make_backup(url, Path(out) if out else None, on_step=step)
     except BackupError as exc:
         raise Exit(f"backup failed: {exc}", code=1)
     print(f"{result.path}  {result.size / 1024:.0f} KiB, {result.toc_entries} entries, {result.tables} app tables verified")
@@ -136,7 +137,8 @@ def restore(c, file, target, yes=False):
     url = target_url(database_url(), target)
     echo(f"pg_restore {file} into {where(url)}")
     try:
-        result = do_restore(Path(file), url, replace=yes)
+        with progress("archive entries restored") as step:
+            result = do_restore(Path(file), url, replace=yes, on_step=step)
     except TargetNotEmpty as exc:
         raise Exit(str(exc), code=1)
     except BackupError as exc:
@@ -156,7 +158,15 @@ def retention(c, apply=False, kind=None):
     url = database_url()
     if apply:
         echo("call app_logic.run_retention(" + (repr(kind) if kind else "") + ")")
-        apply_retention(url, kind)
+        batches = 0
+        with progress("retention batches") as step:
+
+            def batch(line: str) -> None:
+                nonlocal batches
+                batches += 1
+                step(batches, None, line.removeprefix("retention: "))
+
+            apply_retention(url, kind, on_batch=batch)
     print("retention rules:")
     for rule_kind, keep_for, enabled, condition in retention_rules(url):
         print(f"  {rule_kind:26} keep {keep_for:12} {'enabled' if enabled else 'DISABLED'}  {condition}")
