@@ -310,6 +310,8 @@ class StackConfig:
     nginx_http_extra: str = ""
     # The routes nginx maps; None: db/routes.toml (a test serves a route table of its own).
     nginx_routes: tuple | None = None
+    # Extra PostgREST environment (PGRST_* settings, GHCRTS); only `invoke bench` sets it.
+    postgrest_extra_env: dict = field(default_factory=dict)
 
     @property
     def nginx_dir(self) -> Path:
@@ -347,6 +349,7 @@ def postgrest_env(cfg: StackConfig) -> dict[str, str]:
             "CHORUS_STACK_RUN_DIR": str(cfg.run_dir),
         }
     )
+    env.update(cfg.postgrest_extra_env)
     return env
 
 
