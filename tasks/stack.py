@@ -44,8 +44,6 @@ def up(c):
         run_dir=run_dir,
         database_url=cluster.url(user=config.AUTHENTICATOR, password=password),
         api_port=config.API_PORT,
-        postgrest_port=config.POSTGREST_PORT,
-        postgrest_admin_port=config.POSTGREST_ADMIN_PORT,
         jwt_secret=stack.secret(run_dir, "jwt_secret", 48),
         postgrest_bin=postgrest_bin,
         nginx_bin=nginx_bin,
@@ -54,13 +52,13 @@ def up(c):
         service, started = stack.start_postgrest(cfg)
         echo(
             ("started" if started else "already running:")
-            + f" PostgREST {version} on 127.0.0.1:{cfg.postgrest_port} (admin /live /ready on :{cfg.postgrest_admin_port})"
+            + f" PostgREST {version} on {cfg.postgrest_socket} (nginx's workers only)"
         )
         service, started = stack.start_nginx(cfg)
         echo(("started" if started else "reloaded") + f" nginx on 127.0.0.1:{cfg.api_port}")
         stack.wait_until_ready(cfg)
     except stack.StackError as exc:
-        raise Exit(f"{exc} The stack is half up: `invoke down` stops what started.", code=1)
+        raise Exit(f"{str(exc).rstrip('.')}; the stack is half up: `invoke down` stops what started", code=1)
     echo(f"ready: GET {cfg.api_url}/leads/health answers 200; logs in {run_dir}")
     print(f"API: {cfg.api_url}")
 
