@@ -199,6 +199,13 @@ class Cluster:
                 # default, and a client must not be able to cause a 5xx (OS stack is 8MB).
                 "max_stack_depth = '6MB'",
                 "shared_buffers = 256MB",
+                # No personal data in the log: no statement, parameters or DETAIL (which can
+                # show a row) with an error; PostgREST's login logs no errors at all
+                # (db/policies/000-foundation.sql).
+                "log_min_error_statement = panic",
+                "log_parameter_max_length = 0",
+                "log_parameter_max_length_on_error = 0",
+                "log_error_verbosity = terse",
                 "fsync = on",
                 "",
             ]

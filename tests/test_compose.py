@@ -188,7 +188,10 @@ def test_the_database_image_has_pg_cron_and_pgtap_preloaded_like_the_embedded_cl
     assert settings["cron.database_name"] == config.DB_NAME
     # The same choices as chorus_db/cluster.py's chorus.conf.
     cluster_source = (ROOT / "chorus_db" / "cluster.py").read_text()
-    for key in ("cron.use_background_workers", "max_worker_processes", "cron.timezone", "timezone"):
+    for key in (
+        "cron.use_background_workers", "max_worker_processes", "cron.timezone", "timezone",
+        "log_min_error_statement", "log_parameter_max_length", "log_parameter_max_length_on_error", "log_error_verbosity",
+    ):
         assert f'"{key} = ' in cluster_source and settings[key] in cluster_source
     assert postgres["environment"]["POSTGRES_DB"] == config.DB_NAME
     assert all(p.startswith("127.0.0.1:") for p in postgres.get("ports", []))

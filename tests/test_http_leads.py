@@ -9,6 +9,8 @@ starts empty for it, and uses emails no other test uses.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import secrets
 
@@ -170,57 +172,19 @@ def test_a_known_email_in_another_letter_case_gets_the_same_answer_and_no_second
 
 # -- bad input -------------------------------------------------------------------------------------
 # One case per rule of the contract: (overrides of a valid lead, the field the 400 names).
-BAD_FIELDS = [
-    ({"firstName": ""}, "firstName"),
-    ({"firstName": "   "}, "firstName"),
-    ({"firstName": 42}, "firstName"),
-    ({"lastName": "x" * 101}, "lastName"),
-    ({"email": "not-an-address"}, "email"),
-    ({"email": "a@" + "b" * 250 + ".com"}, "email"),
-    ({"phone": "020 7946 0958"}, "phone"),
-    ({"phone": "+999 1234 5678"}, "phone"),
-    ({"phone": "call me"}, "phone"),
-    ({"companyName": "c" * 201}, "companyName"),
-    ({"inquiryDetails": "i" * 5001}, "inquiryDetails"),
-    ({"leadSource": "Contact Form"}, "leadSource"),
-    ({"gdprConsent": False}, "gdprConsent"),
-    ({"gdprConsent": "true"}, "gdprConsent"),
-    ({"marketingConsent": "yes"}, "marketingConsent"),
-    ({"accessibilityTheme": "sepia"}, "accessibilityTheme"),
-    ({"preferredCommunication": "fax"}, "preferredCommunication"),
-    ({"preferredCommunication": "phone"}, "preferredCommunication"),
-    ({"deviceType": "watch"}, "deviceType"),
-    ({"coreWebVitals": [2300, 85, 0.08]}, "coreWebVitals"),
-    ({"coreWebVitals": {"lcp": -1}}, "coreWebVitals.lcp"),
-    ({"coreWebVitals": {"fcp": 1}}, "coreWebVitals.fcp"),
-    ({"logoInteractions": -1}, "logoInteractions"),
-    ({"logoInteractions": 1.5}, "logoInteractions"),
-    ({"timeOnSite": "145000"}, "timeOnSite"),
-    ({"pagesViewed": "/"}, "pagesViewed"),
-    ({"pagesViewed": ["/"] * 101}, "pagesViewed"),
-    ({"pagesViewed": ["/ok", "contact"]}, "pagesViewed[1]"),
-    ({"pagesViewed": ["/" + "p" * 200]}, "pagesViewed[0]"),
-    ({"browserInfo": "Firefox 130"}, "browserInfo"),
-    ({"browserInfo": {"ua": "x" * 4100}}, "browserInfo"),
-    ({"sessionId": "s" * 101}, "sessionId"),
-    ({"referrer": "https://example.com/"}, "referrer"),
-]
-
-
-@pytest.mark.parametrize("overrides, field", BAD_FIELDS, ids=[f"{f}-{i}" for i, (_, f) in enumerate(BAD_FIELDS)])
-def test_each_contract_rule_rejects_with_a_400_naming_the_field_and_stores_nothing(http, overrides, field):
-    body = lead(**overrides)
+# The validation table (every rule, one bad field at a time) is pgTAP's: db/tests/020-leads-rule.sql.
+# Through nginx and PostgREST: what a refusal looks like, and that it stores nothing.
+def test_an_invalid_field_is_a_400_naming_it_and_stores_nothing(http):
+    body = lead(firstName="\u00a0\u200b\u3000")
     before = stored(http)
     response = http.fresh_client().post("/api/leads", json=body)
     assert response.status_code == 400, response.text
     error = response.json()
     assert set(error) >= ERROR_KEYS
     assert error["code"] == "CHV01"
-    assert field in error["message"]
-    assert field in [e["field"] for e in error["errors"]]
+    assert error["errors"] == [{"field": "firstName", "message": "firstName must be between 1 and 100 characters."}]
     assert stored(http) == before
-    if isinstance(body.get("email"), str):
-        assert leads_with_email(http, body["email"]) == 0
+    assert leads_with_email(http, body["email"]) == 0
 
 
 def test_several_bad_fields_are_named_in_one_400(http):
@@ -261,6 +225,11 @@ HOSTILE = [
     ("deep-array-nesting", _valid_json_with('"browserInfo": ' + "[" * DEEP + "]" * DEEP), "application/json",
      "browserInfo"),
     ("deep-nesting-as-the-body", ("[" * DEEP + "]" * DEEP).encode(), "application/json", None),
+    # 7,200 numbers of 131,072 digits each when printed: refused by magnitude, never printed.
+    ("huge-exponents-in-free-json", _valid_json_with('"browserInfo": {"x": [' + ",".join(["1e131071"] * 7200) + "]}"),
+     "application/json", "browserInfo"),
+    ("control-characters-in-a-name", json.dumps(lead(lastName="Love\u202elace\u0085")).encode(), "application/json",
+     "lastName"),
     ("text-plain", json.dumps(lead()).encode(), "text/plain", None),
     ("form-urlencoded", json.dumps(lead()).encode(), "application/x-www-form-urlencoded", None),
     ("xml", b"<lead><firstName>Ada</firstName></lead>", "application/xml", None),
@@ -331,3 +300,19 @@ def test_json_with_a_charset_parameter_is_accepted(http):
     body = json.dumps(lead(email=unique_email("charset"))).encode()
     response = http.fresh_client().post("/api/leads", data=body, headers={"Content-Type": "application/json; charset=utf-8"})
     assert response.status_code == 201, response.text
+
+
+def test_leads_as_csv_neutralise_every_cell_that_could_start_a_formula(http, reader):
+    email = unique_email("csv")
+    body = lead(email=email, firstName='=HYPERLINK("http://evil.example/","Click")', lastName="+cmd|' /C calc'!A0",
+                companyName="@SUM(1+1)")
+    assert http.fresh_client().post("/api/leads", json=body).status_code == 201
+    for query in (f"?email=eq.{email}", f"?email=eq.{email}&select=firstName,lastName,companyName"):
+        response = http.fresh_client().get(f"/api/leads{query}", headers={"X-API-Key": reader, "Accept": "text/csv"})
+        assert response.status_code == 200, response.text
+        assert response.headers["Content-Type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO(response.text)))
+        assert len(rows) == 1
+        assert rows[0]["firstName"] == '\'=HYPERLINK("http://evil.example/","Click")'
+        assert rows[0]["lastName"] == "'+cmd|' /C calc'!A0"
+        assert rows[0]["companyName"] == "'@SUM(1+1)"

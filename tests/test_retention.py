@@ -125,6 +125,26 @@ def test_a_failing_rule_is_logged_and_the_other_rules_still_run(db):
     assert db.execute("select count(*) from app.retention_runs where error is not null").fetchone()[0] == 1
 
 
+def test_a_failing_rule_logs_no_stored_value(db):
+    db.execute(f"set app.frozen_now = '{FROZEN}'")
+    # A failure whose PostgreSQL message quotes a stored value.
+    db.execute(
+        """
+        create function public.refuse_delete() returns trigger language plpgsql as $$
+        begin perform old.session_id::uuid; return old; end $$
+        """
+    )
+    db.execute(
+        "create trigger legal_hold before delete on app.brand_engagement"
+        " for each row execute function public.refuse_delete()"
+    )
+    db.execute("insert into app.brand_engagement (session_id, created_at) values ('ada@example.org', '2020-01-01')")
+    error = db.execute(
+        "select error from app_logic.apply_retention('brand_engagement')"
+    ).fetchone()[0]
+    assert error == "invalid input syntax for type uuid (SQLSTATE 22P02)"
+
+
 def test_db_retention_shows_the_rules_and_applies_them_on_request(db, db_url):
     db.execute(
         "insert into app.accessibility_preferences (session_id, accessibility_theme, last_updated)"

@@ -552,6 +552,85 @@ as $$
 $$;
 comment on function app_logic.core_web_vitals_rule() is 'Rule of a coreWebVitals object: known metrics only, each >= 0.';
 
+-- CSV (Accept: text/csv, GET of any view) --------------------------------------------------
+-- PostgREST 12 serves text/csv with an aggregate over anyelement that returns the domain
+-- "text/csv" (a media type handler), in place of its built-in CSV, which printed cells such as
+-- =HYPERLINK(...) as they were stored: a spreadsheet runs them (CSV injection). OWASP's rule:
+-- a text cell that starts with =, +, -, @, tab or carriage return gets a leading single quote,
+-- and every text cell is quoted with its double quotes doubled (RFC 4180). Numbers, booleans
+-- and null stay bare. Values are written as JSON writes them (true, ISO 8601 times).
+-- PostgREST finds a handler by the media type its domain is named after: hence the name.
+create domain api."text/csv" as text; -- noqa: RF05
+comment on domain api."text/csv" is -- noqa: RF05
+'The text/csv media type: what api.csv_agg returns (a PostgREST media type handler).';
+
+create function app_logic.csv_cell(p_value json) returns text
+language sql immutable parallel safe
+as $$
+    select case json_typeof(p_value)
+        when 'null' then ''
+        when 'number' then p_value::text
+        when 'boolean' then p_value::text
+        when 'string' then '"' || replace(
+            case when p_value #>> '{}' ~ '^[-=+@\t\r]' then '''' else '' end || (p_value #>> '{}'), '"', '""'
+        ) || '"'
+        else '"' || replace(p_value::text, '"', '""') || '"'
+    end
+$$;
+comment on function app_logic.csv_cell(json) is
+'One CSV cell of a JSON value: text quoted, with a leading '' when it could start a spreadsheet formula.';
+
+create function app_logic.csv_line(p_row json, p_header boolean) returns text
+language sql immutable parallel safe
+as $$
+    select string_agg(
+        case when p_header then app_logic.csv_cell(to_json(e.key)) else app_logic.csv_cell(e.value) end, ','
+        order by e.n
+    )
+    from json_each(p_row) with ordinality as e (key, value, n)
+$$;
+comment on function app_logic.csv_line(json, boolean) is 'The CSV line of a row given as a JSON object, or its header line.';
+
+-- The rows (or a function's result) as CSV: a header from the first row's keys, then a line
+-- per row. A value that is no row (a function's jsonb) is one column, its JSON keys if an object.
+create function app_logic.csv_agg_final(p_rows anyarray) returns api."text/csv" -- noqa: RF05
+language sql immutable parallel safe
+as $$
+    select coalesce((
+        select app_logic.csv_line((array_agg(u.r order by u.n))[1], true) || E'\n'
+            || string_agg(app_logic.csv_line(u.r, false), E'\n' order by u.n)
+        from (
+            select case when json_typeof(e.r) = 'object' then e.r else json_build_object('value', e.r) end, e.n
+            from json_array_elements(to_json(p_rows)) with ordinality as e (r, n)
+        ) as u (r, n)
+    ), '')::api."text/csv"
+$$;
+comment on function app_logic.csv_agg_final(anyarray) is 'Final function of api.csv_agg: the collected rows as CSV text.';
+
+-- The rows are collected by the built-in array_append, which appends in place inside an
+-- aggregate (linear time); a plpgsql or SQL transition copies the state on every row, which is
+-- quadratic. A language internal function needs a superuser: without one the build uses a SQL
+-- wrapper, which is right but slower on long answers (db-max-rows caps them at 1000 rows).
+do $csv$
+begin
+    execute 'create function app_logic.csv_push(anyarray, anyelement) returns anyarray '
+        'language internal immutable parallel safe as ''array_append''';
+exception when insufficient_privilege then
+    execute 'create function app_logic.csv_push(p_rows anyarray, p_row anyelement) returns anyarray '
+        'language sql immutable parallel safe as ''select array_append(p_rows, p_row)''';
+end
+$csv$;
+comment on function app_logic.csv_push(anyarray, anyelement) is 'Transition of api.csv_agg: array_append.';
+
+create aggregate api.csv_agg(anyelement) ( -- noqa: LT01
+    sfunc = app_logic.csv_push,
+    stype = anyarray,
+    finalfunc = app_logic.csv_agg_final
+);
+comment on aggregate api.csv_agg(anyelement) is -- noqa: LT01
+'PostgREST''s text/csv handler for every view: RFC 4180 CSV with a header line; a text cell that could start a '
+'spreadsheet formula (=, +, -, @, tab, CR) gets a leading single quote (OWASP).';
+
 -- pg_cron jobs are declared by db/policies and reconciled by the build: cron.schedule upserts
 -- by name, and the build unschedules the project's jobs that were not declared this time.
 create function app_logic.declare_job(p_name text, p_schedule text, p_command text) returns void

@@ -181,7 +181,7 @@ declare
     v_key text := 'chk_' || encode(extensions.gen_random_bytes(24), 'hex');
 begin
     if p_role not in ('reader', 'admin') then
-        raise exception 'role must be reader or admin, not %', p_role using errcode = '22023';
+        raise exception 'role must be reader or admin' using errcode = '22023';
     end if;
     insert into app.api_keys (name, role, key_hash, key_prefix)
     values (p_name, p_role, app_logic.hash_api_key(v_key), left(v_key, 10));

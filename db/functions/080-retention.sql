@@ -206,6 +206,8 @@ declare
     v_limit integer;
     v_partitions text[];
     v_error text;
+    v_table text;
+    v_constraint text;
     -- Each removed lead appends to the consent audit under a per-subject advisory lock held
     -- to the end of the transaction: too many in one transaction exhaust the lock table.
     c_leads_per_batch constant integer := 1000;
@@ -254,7 +256,15 @@ begin
         exception when others then
             v_rows := 0;
             v_partitions := '{}';
-            v_error := format('%s (SQLSTATE %s)', sqlerrm, sqlstate);
+            -- PostgreSQL's messages quote the offending value after a colon (invalid input
+            -- syntax for type uuid: "<a stored value>"): the log and the run keep what comes
+            -- before it, the SQLSTATE and the names of the objects involved, never the data.
+            get stacked diagnostics v_table = table_name, v_constraint = constraint_name;
+            v_error := concat(
+                regexp_replace(sqlerrm, ': .*$', ''), ' (SQLSTATE ', sqlstate,
+                case when v_table <> '' then ', table ' || v_table end,
+                case when v_constraint <> '' then ', constraint ' || v_constraint end, ')'
+            );
             raise warning 'retention rule % failed: %', v_rule.kind, v_error;
         end;
         insert into app.retention_runs (
