@@ -245,6 +245,10 @@ begin
                     v_rows := app_logic.purge_retention_runs(v_cutoff, p_max_rows);
                 when 'page_views' then
                     v_partitions := app_logic.drop_page_view_partitions(v_cutoff);
+                when 'cron_job_run_details' then
+                    v_rows := app_logic.purge_cron_job_run_details(v_cutoff, p_max_rows);
+                when 'consent_chain_checks' then
+                    v_rows := app_logic.purge_consent_chain_checks(v_cutoff, p_max_rows);
             end case;
         exception when others then
             v_rows := 0;
