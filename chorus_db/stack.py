@@ -36,7 +36,7 @@ from .cluster import port_is_free
 POSTGREST_CONF = config.DEPLOY_DIR / "postgrest" / "postgrest.conf"
 NGINX_TEMPLATE = config.DEPLOY_DIR / "nginx" / "api.conf.template"
 # The only placeholders of the template; every other "$word" is an nginx variable.
-TEMPLATE_VARIABLES = ("API_LISTEN", "POSTGREST_UPSTREAM")
+TEMPLATE_VARIABLES = ("API_LISTEN", "POSTGREST_UPSTREAM", "POSTGREST_READ_UPSTREAM")
 POSTGREST_MAJOR_MINOR = "12.2"
 
 POSTGREST_MISSING = (
@@ -305,8 +305,12 @@ class StackConfig:
     jwt_secret: str = ""
     postgrest_bin: Path | None = None
     nginx_bin: Path | None = None
-    # Extra nginx http-block directives; only `invoke bench` sets them.
+    # Extra nginx http-block directives; `invoke bench` and `up --monitoring` set them.
     nginx_http_extra: str = ""
+    # The replica's PostgREST (`up --replica`): nginx's read pool; None: the primary's.
+    postgrest_read_port: int | None = None
+    # Extra PGRST_* settings of this PostgREST (the replica's pre-request function, no LISTEN).
+    postgrest_extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def nginx_dir(self) -> Path:
@@ -344,6 +348,7 @@ def postgrest_env(cfg: StackConfig) -> dict[str, str]:
             "CHORUS_STACK_RUN_DIR": str(cfg.run_dir),
         }
     )
+    env.update(cfg.postgrest_extra_env)
     return env
 
 
@@ -387,7 +392,11 @@ def render_nginx(cfg: StackConfig) -> Path:
     api_conf.write_text(
         render_template(
             NGINX_TEMPLATE.read_text(),
-            {"API_LISTEN": f"127.0.0.1:{cfg.api_port}", "POSTGREST_UPSTREAM": f"127.0.0.1:{cfg.postgrest_port}"},
+            {
+                "API_LISTEN": f"127.0.0.1:{cfg.api_port}",
+                "POSTGREST_UPSTREAM": f"127.0.0.1:{cfg.postgrest_port}",
+                "POSTGREST_READ_UPSTREAM": f"127.0.0.1:{cfg.postgrest_read_port or cfg.postgrest_port}",
+            },
         )
     )
     main = nginx_dir / "nginx.conf"

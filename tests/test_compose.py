@@ -104,6 +104,9 @@ def test_nginx_uses_the_same_template_file_with_only_the_upstream_and_listen_fro
     assert set(env) == set(stack.TEMPLATE_VARIABLES) | {"NGINX_ENVSUBST_FILTER"}
     assert re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "API_LISTEN")
     assert re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "POSTGREST_UPSTREAM")
+    assert re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "POSTGREST_READ_UPSTREAM")
+    # Without the replica profile the read pool is the primary's PostgREST.
+    assert env["POSTGREST_READ_UPSTREAM"] == "${POSTGREST_READ_UPSTREAM:-postgrest:3000}"
     assert not re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "PATH")
     postgrest = _postgrest_settings(doc["services"]["postgrest"]["environment"])
     assert env["POSTGREST_UPSTREAM"] == f"postgrest:{postgrest['server-port']}"

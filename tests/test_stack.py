@@ -62,11 +62,16 @@ def test_the_nginx_template_allows_exactly_the_methods_of_each_public_path():
     assert allow == expected
 
 
-def test_the_template_has_only_the_two_environment_placeholders():
+def test_the_template_has_only_the_environment_placeholders():
     placeholders = set(re.findall(r"\$\{?([A-Z_][A-Z0-9_]*)\}?", TEMPLATE))
     assert placeholders == set(stack.TEMPLATE_VARIABLES)
-    rendered = stack.render_template(TEMPLATE, {"API_LISTEN": "8080", "POSTGREST_UPSTREAM": "postgrest:3000"})
+    rendered = stack.render_template(
+        TEMPLATE,
+        {"API_LISTEN": "8080", "POSTGREST_UPSTREAM": "postgrest:3000", "POSTGREST_READ_UPSTREAM": "postgrest-replica:3000"},
+    )
     assert "${" not in rendered and "server postgrest:3000;" in rendered and "listen 8080;" in rendered
+    assert "server postgrest-replica:3000 max_fails=1 fail_timeout=10s;" in rendered
+    assert "server postgrest:3000 backup;" in rendered
     # nginx's own variables are left alone.
     assert "$remote_addr" in rendered and "$chorus_target" in rendered
 
