@@ -12,7 +12,7 @@ import time
 
 from invoke import Collection, Exit, task
 
-from chorus_db import config, tasks_bench, tasks_gdpr, tasks_stack
+from chorus_db import config, tasks_bench, tasks_gdpr, tasks_ops, tasks_stack
 
 
 def _echo(message: str) -> None:
@@ -53,6 +53,7 @@ def db_build(c, force=False):
         raise Exit(f"build failed, nothing was changed: {exc}", code=1)
     if result.jobs_scheduled:
         _echo("pg_cron jobs: " + ", ".join(result.jobs_scheduled))
+    tasks_ops.after_build(url)
 
 
 @task
@@ -99,7 +100,9 @@ def down(c):
     from chorus_db import stack
     from chorus_db.cluster import embedded
 
-    for name in stack.stop_all():
+    from chorus_db import ops_stack, replica
+
+    for name in stack.stop_all() + ops_stack.stop_extras(standby=replica.replica_cluster()):
         _echo(f"stopped {name}")
     if embedded().stop():
         _echo("stopped the embedded PostgreSQL cluster")
@@ -255,7 +258,7 @@ test.add_task(test_pytest, "pytest")
 ns.add_collection(test)
 
 # The stack (up), gdpr (and db.backup/restore/retention) and bench tasks live in their modules.
-for register in (tasks_stack.register, tasks_gdpr.register, tasks_bench.register):
+for register in (tasks_stack.register, tasks_gdpr.register, tasks_bench.register, tasks_ops.register):
     register(ns)
 
 os.environ.setdefault("PYTHONUNBUFFERED", "1")

@@ -45,7 +45,7 @@ class OpsPorts:
     replica_postgrest: int = _port("REPLICA_POSTGREST_PORT", config.POSTGREST_PORT + 10)
     replica_postgrest_admin: int = _port("REPLICA_POSTGREST_ADMIN_PORT", config.POSTGREST_ADMIN_PORT + 10)
     pgbouncer: int = _port("PGBOUNCER_PORT", 6432)
-    nginx_status: int = _port("NGINX_STATUS_PORT", config.API_PORT + 1)
+    nginx_status: int = _port("NGINX_STATUS_PORT", config.API_PORT + 3)
     prometheus: int = _port("PROMETHEUS_PORT", 9090)
     postgres_exporter: int = _port("POSTGRES_EXPORTER_PORT", 9187)
     nginx_exporter: int = _port("NGINX_EXPORTER_PORT", 9113)
@@ -84,7 +84,9 @@ def _spawn(service: stack.Service, argv: list[str], env: dict[str, str] | None =
 def _wait_http(url: str, what: str, service: stack.Service, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while stack.http_status(url) != 200:
-        if not service.running():
+        # Just after the fork /proc still shows our own command line: ask the child itself.
+        gone = service.popen.poll() is not None if service.popen is not None else not service.running()
+        if gone:
             raise stack.StackError(f"{what} stopped while starting; its log ({service.logfile}):\n{service.log_tail(1500)}")
         if time.monotonic() > deadline:
             raise stack.StackError(f"{what} did not answer 200 at {url} within {timeout:.0f} s; see {service.logfile}")

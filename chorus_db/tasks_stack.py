@@ -15,8 +15,14 @@ def _echo(message: str) -> None:
     print(f"» {message}", flush=True)
 
 
-@task
-def up(c):
+@task(
+    help={
+        "replica": "also a hot standby with its own PostgREST; nginx sends read-only GETs there",
+        "pgbouncer": "also PgBouncer (transaction pooling) in front of the cluster, for other services",
+        "monitoring": "also Prometheus with the PostgreSQL, nginx, node exporters and mtail",
+    }
+)
+def up(c, replica=False, pgbouncer=False, monitoring=False):
     """Start the local stack: embedded PostgreSQL, build, PostgREST, nginx; print the API URL."""
     from .build import BuildError, build
     from .cluster import embedded
@@ -63,7 +69,10 @@ def up(c):
         postgrest_bin=postgrest_bin,
         nginx_bin=nginx_bin,
     )
+    from . import tasks_ops
+
     try:
+        tasks_ops.up_extras_before_nginx(cfg, cluster, password, replica=replica, pgbouncer=pgbouncer, monitoring=monitoring)
         service, started = stack.start_postgrest(cfg)
         _echo(
             ("started" if started else "already running:")
@@ -72,6 +81,7 @@ def up(c):
         service, started = stack.start_nginx(cfg)
         _echo(("started" if started else "reloaded") + f" nginx on 127.0.0.1:{cfg.api_port}")
         stack.wait_until_ready(cfg)
+        tasks_ops.up_extras_after_nginx(cfg, cluster, monitoring=monitoring)
     except stack.StackError as exc:
         raise Exit(f"{exc}\nThe stack is half up: `invoke down` stops what started.", code=1)
     _echo(f"ready: GET {cfg.api_url}/leads/health answers 200; logs in {run_dir}")

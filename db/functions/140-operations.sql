@@ -276,7 +276,7 @@ comment on function app_logic.metrics_page_view_partitions() is
 'Whole months of page-view partitions beyond the current month, and the number of partitions.';
 
 create function app_logic.metrics_cron_jobs()
-returns table (job text, failures_24h double precision, last_failed double precision)
+returns table (cron_job text, failures_24h double precision, last_failed double precision)
 language plpgsql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$

@@ -1,0 +1,208 @@
+"""The read replica end to end: a hot standby made by pg_basebackup, its own PostgREST, nginx
+rendered from the one template with the read pool; then the failover drill (db.promote).
+
+The tests of this module share one primary and one standby (made once, in file order): the
+routing tests first, the failover drill last, because it stops the primary for good.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+import requests
+from psycopg.conninfo import make_conninfo
+
+from chorus_db import config, gdpr, ops_stack, replica, stack
+from tests.support import ops
+from tests.support.postgrest import PostgrestSim
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pair():
+    primary = ops.built_cluster("chorus-primary-")
+    standby = None
+    try:
+        standby = replica.create_standby(primary, primary.datadir.parent / "standby", first_port=stack.free_port())
+        standby.start()
+        replica.wait_caught_up(primary.url(ops.OPS_DB), standby.url(ops.OPS_DB))
+        yield primary, standby
+    finally:
+        ops.remove(standby, primary)
+
+
+@pytest.fixture(scope="module")
+def routed(pair):
+    """PostgREST on the primary and on the standby, nginx with the standby's as read pool."""
+    primary, standby = pair
+    postgrest_bin, nginx_bin = stack.find_postgrest(), stack.find_nginx()
+    if postgrest_bin is None or nginx_bin is None:
+        pytest.skip("PostgREST or nginx not found: set POSTGREST_BIN, apt-get install nginx")
+    run_dir = primary.datadir.parent / "run"
+    cfg = stack.StackConfig(
+        run_dir=run_dir,
+        database_url=primary.url(ops.OPS_DB, user=config.AUTHENTICATOR, password=ops.AUTHENTICATOR_PASSWORD),
+        api_port=stack.free_port(), postgrest_port=stack.free_port(), postgrest_admin_port=stack.free_port(),
+        jwt_secret="j" * 48, postgrest_bin=postgrest_bin, nginx_bin=nginx_bin,
+    )
+    ports = ops_stack.OpsPorts(replica_postgrest=stack.free_port(), replica_postgrest_admin=stack.free_port())
+    try:
+        rcfg, _ = ops_stack.start_replica(cfg, primary, standby, ops.AUTHENTICATOR_PASSWORD, ports)
+        cfg.postgrest_read_port = rcfg.postgrest_port
+        stack.start_postgrest(cfg)
+        stack.start_nginx(cfg)
+        stack.wait_until_ready(cfg)
+        with psycopg.connect(primary.url(ops.OPS_DB), autocommit=True) as conn:
+            key = conn.execute("select app_logic.create_api_key('replica-test', 'reader')").fetchone()[0]
+        yield cfg, rcfg, key
+    finally:
+        stack.stop_all(run_dir)
+        ops_stack.stop_extras(run_dir)
+
+
+def _post_lead(cfg, email: str) -> None:
+    response = requests.post(f"{cfg.api_url}/leads", json=ops.lead(email), timeout=10)
+    assert response.status_code == 201, response.text
+
+
+def _find(cfg, key: str, email: str, **headers) -> list:
+    response = requests.get(
+        f"{cfg.api_url}/leads", params={"email": f"eq.{email}", "select": "email"},
+        headers={"X-API-Key": key, **headers}, timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _set_lag_limit(primary, standby, seconds: int) -> None:
+    with psycopg.connect(primary.url(ops.OPS_DB), autocommit=True) as conn:
+        conn.execute("update app.settings set value = %s where key = 'replica_max_lag_seconds'", (str(seconds),))
+    replica.wait_caught_up(primary.url(ops.OPS_DB), standby.url(ops.OPS_DB))
+
+
+def test_the_standby_streams_from_its_slot_and_reports_no_lag(pair):
+    primary, standby = pair
+    [(slot, state, _lag, _held)] = replica.replication_status(primary.url("postgres"))
+    assert (slot, state) == (replica.SLOT, "streaming")
+    assert replica.lag_seconds(standby.url(ops.OPS_DB)) == 0
+    with psycopg.connect(standby.url(ops.OPS_DB), autocommit=True) as conn:
+        assert conn.execute("select pg_is_in_recovery()").fetchone()[0] is True
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("insert into app.settings values ('x', 'y', 'z')")
+
+
+def test_reads_go_to_the_replica_writes_to_the_primary_and_a_strong_read_sees_its_write(pair, routed):
+    primary, standby = pair
+    cfg, _rcfg, key = routed
+    _set_lag_limit(primary, standby, 60)
+    with psycopg.connect(standby.url(ops.OPS_DB), autocommit=True) as conn:
+        conn.execute("select pg_wal_replay_pause()")
+    try:
+        _post_lead(cfg, "paused@example.com")  # a write: the primary takes it although the standby is paused
+        # The default read is served by the replica, which has not replayed the write yet.
+        assert _find(cfg, key, "paused@example.com") == []
+        # A client that must see its own write asks for the primary.
+        assert _find(cfg, key, "paused@example.com", **{"X-Read-Consistency": "strong"}) == [{"email": "paused@example.com"}]
+    finally:
+        with psycopg.connect(standby.url(ops.OPS_DB), autocommit=True) as conn:
+            conn.execute("select pg_wal_replay_resume()")
+    replica.wait_caught_up(primary.url(ops.OPS_DB), standby.url(ops.OPS_DB))
+    assert _find(cfg, key, "paused@example.com") == [{"email": "paused@example.com"}]
+
+
+def test_a_replica_lagging_beyond_the_stored_limit_hands_reads_to_the_primary(pair, routed):
+    primary, standby = pair
+    cfg, rcfg, key = routed
+    _set_lag_limit(primary, standby, 1)
+    with psycopg.connect(standby.url(ops.OPS_DB), autocommit=True) as conn:
+        conn.execute("select pg_wal_replay_pause()")
+        try:
+            _post_lead(cfg, "lagging@example.com")
+            deadline = time.monotonic() + 15
+            while conn.execute("select app_logic.replica_lag_seconds()").fetchone()[0] <= 1:
+                assert time.monotonic() < deadline, "the paused standby never reported lag"
+                time.sleep(0.1)
+            # The replica's own PostgREST refuses (the client never sees this through nginx) ...
+            direct = requests.get(
+                f"http://127.0.0.1:{rcfg.postgrest_port}/leads", headers={"X-API-Key": key}, timeout=10
+            )
+            assert direct.status_code == 503 and direct.json()["code"] == "CHU02"
+            # ... and nginx serves the read from the primary, which has the row.
+            assert _find(cfg, key, "lagging@example.com") == [{"email": "lagging@example.com"}]
+        finally:
+            conn.execute("select pg_wal_replay_resume()")
+    _set_lag_limit(primary, standby, 30)
+
+
+def test_reads_fall_back_to_the_primary_when_the_standby_is_down(pair, routed):
+    primary, standby = pair
+    cfg, _rcfg, key = routed
+    standby.stop()
+    try:
+        _post_lead(cfg, "standby-down@example.com")
+        for _ in range(3):  # the first one is retried on the backup, the next ones go there directly
+            assert _find(cfg, key, "standby-down@example.com") == [{"email": "standby-down@example.com"}]
+    finally:
+        standby.start()
+    replica.wait_caught_up(primary.url(ops.OPS_DB), standby.url(ops.OPS_DB))
+    # The replica's PostgREST reconnects by itself; reads return to it once nginx's 10 s are over.
+    service = ops_stack.replica_postgrest_service(cfg.run_dir)
+    stopped = service.stop()
+    assert stopped
+    assert _find(cfg, key, "standby-down@example.com") == [{"email": "standby-down@example.com"}]
+
+
+def test_failover_drill_promote_loses_nothing_acknowledged(pair):
+    """Writes on the primary from several clients; the primary is stopped under them, the standby
+    is promoted (db.promote's function), and writes go on against it: every submission that got
+    201 before the stop is on the promoted server, and the consent chains verify."""
+    primary, standby = pair
+    acknowledged: list[str] = []
+    lock = threading.Lock()
+    stop_writers = threading.Event()
+
+    def writer(n: int, url: str, tag: str) -> None:
+        sim = PostgrestSim(make_conninfo(url, user="authenticator", password=ops.AUTHENTICATOR_PASSWORD))
+        i = 0
+        while not stop_writers.is_set():
+            email = f"{tag}-{n}-{i}@example.com"
+            try:
+                response = sim.post("/api/leads", ops.lead(email), client_ip=f"10.8.{n}.{i % 250 + 1}")
+            except psycopg.OperationalError:
+                return  # the server went away: a client stops and retries elsewhere
+            if response.status == 201:
+                with lock:
+                    acknowledged.append(email)
+            i += 1
+
+    threads = [threading.Thread(target=writer, args=(n, primary.url(ops.OPS_DB), "before")) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 20
+    while len(acknowledged) < 40 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    replica.promote(standby, old_primary=primary)  # stops the primary under the writers first
+    for thread in threads:
+        thread.join(timeout=20)
+    assert not primary.running()
+    before = list(acknowledged)
+    assert len(before) >= 40
+
+    sim = PostgrestSim(make_conninfo(standby.url(ops.OPS_DB), user="authenticator", password=ops.AUTHENTICATOR_PASSWORD))
+    for i in range(5):
+        assert sim.post("/api/leads", ops.lead(f"after-{i}@example.com"), client_ip="10.7.0.1").status == 201
+
+    with psycopg.connect(standby.url(ops.OPS_DB), autocommit=True) as conn:
+        assert conn.execute("select pg_is_in_recovery()").fetchone()[0] is False
+        stored = {r[0] for r in conn.execute("select email from app.leads")}
+    missing = [email for email in before if email not in stored]
+    assert missing == [], f"{len(missing)} acknowledged submission(s) lost in the failover"
+    assert all(f"after-{i}@example.com" in stored for i in range(5))
+    report = gdpr.verify_chain(standby.url(ops.OPS_DB))
+    print(f"\nfailover drill: {len(before)} submissions acknowledged by the primary before it stopped, "
+          f"{len(before) - len(missing)} of them on the promoted server, 5 more written after; {report.describe()}")
+    assert report.intact and report.rows >= 2 * len(before), report.describe()
