@@ -105,7 +105,105 @@ def replica_status(c):
     print(f"standby lag as its PostgREST sees it: {replica.lag_seconds(standby.url()):.1f} s")
 
 
+# -- point-in-time recovery (pgBackRest) ----------------------------------------------------
+def _pitr_cluster():
+    from .cluster import embedded
+
+    cluster = embedded()
+    if not cluster.initialized:
+        raise Exit("there is no embedded cluster yet: run `invoke db.up` (or `invoke up`) first", code=1)
+    return cluster
+
+
+@task(name="enable")
+def pitr_enable(c):
+    """Archive WAL with pgBackRest and create its stanza (restarts the embedded cluster once)."""
+    from . import pitr
+
+    cluster = _pitr_cluster()
+    try:
+        changed = pitr.enable(cluster)
+    except pitr.PitrError as exc:
+        raise Exit(str(exc), code=1)
+    _echo(("WAL archiving enabled" if changed else "WAL archiving was already enabled")
+          + f"; pgBackRest config {pitr.config_file(cluster)}, stanza {pitr.STANZA}")
+
+
+@task(name="backup", help={"type": "full (default), diff or incr"})
+def pitr_backup(c, type="full"):
+    """A pgBackRest base backup of the embedded cluster (enables archiving first if needed)."""
+    from . import pitr
+
+    cluster = _pitr_cluster()
+    try:
+        if pitr.enable(cluster):
+            _echo("enabled WAL archiving first (pgBackRest stanza created)")
+        entry = pitr.backup(cluster, type)
+    except pitr.PitrError as exc:
+        raise Exit(str(exc), code=1)
+    _echo(f"{entry['type']} backup {entry['label']} done")
+
+
+@task(name="info")
+def pitr_info(c):
+    """The pgBackRest backups and the archived WAL range: the moments recovery can reach."""
+    from . import pitr
+
+    cluster = _pitr_cluster()
+    if not pitr.enabled(cluster):
+        raise Exit("WAL archiving is not enabled: run `invoke db.pitr.enable`", code=1)
+    try:
+        stanza = pitr.info(cluster)
+    except pitr.PitrError as exc:
+        raise Exit(str(exc), code=1)
+    from datetime import datetime, timezone
+
+    for entry in stanza.get("backup", []):
+        start = datetime.fromtimestamp(entry["timestamp"]["start"], timezone.utc)
+        print(f"{entry['label']:40} {entry['type']:5} taken {start:%Y-%m-%d %H:%M:%S}Z")
+    for archive in stanza.get("archive", []):
+        print(f"WAL {archive.get('min')} .. {archive.get('max')}")
+
+
+@task(
+    name="recover",
+    help={
+        "to": "the moment to recover to, with its time zone (e.g. 2026-12-01T10:00:00Z)",
+        "target": "a new data directory to recover into (the cluster keeps running); default: in place",
+        "yes": "recover in place without asking (the current data directory is kept aside)",
+    },
+)
+def recover(c, to, target="", yes=False):
+    """Point-in-time recovery: the newest base backup before --to plus archived WAL up to it."""
+    from datetime import datetime
+    from pathlib import Path
+
+    from . import pitr
+
+    try:
+        moment = datetime.fromisoformat(to.replace("Z", "+00:00"))
+    except ValueError:
+        raise Exit(f"--to must be an ISO 8601 time with its zone, e.g. 2026-12-01T10:00:00Z, not {to!r}", code=1)
+    cluster = _pitr_cluster()
+    if not target and not yes:
+        answer = input(f"Stop the embedded cluster and recover {cluster.datadir} in place to {moment.isoformat()}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise Exit("nothing was changed", code=1)
+    try:
+        restored = pitr.recover(cluster, moment, target=Path(target).resolve() if target else None)
+    except pitr.PitrError as exc:
+        raise Exit(str(exc), code=1)
+    _echo(f"recovered to {moment.isoformat()} in {restored.datadir}, running on 127.0.0.1:{restored.port}")
+    print(f"DATABASE_URL={restored.url()}")
+    _echo("next: `DATABASE_URL=… invoke gdpr.verify`, compare counts, re-apply erasures requested after that moment")
+
+
 def register(ns: Collection) -> None:
     db = ns.collections["db"]
     db.add_task(promote)
     db.add_task(replica_status)
+    db.add_task(recover)
+    pitr_tasks = Collection("pitr")
+    for t in (pitr_enable, pitr_backup, pitr_info):
+        pitr_tasks.add_task(t)
+    db.add_collection(pitr_tasks)
