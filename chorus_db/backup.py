@@ -25,6 +25,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from . import config
+from .errors import UserError
 
 # "3665; 0 21064 TABLE DATA app leads postgres", "2; 3079 20942 EXTENSION - pg_cron "
 TOC_LINE = re.compile(
@@ -53,7 +54,7 @@ $roles$
 """
 
 
-class BackupError(RuntimeError):
+class BackupError(UserError):
     """A backup or restore that failed or could not be verified; the message says why."""
 
 

@@ -469,7 +469,7 @@ def http_path(report: Report, cluster: Cluster, seconds: int = 10, rounds: int =
     with psycopg.connect(cluster.url(BENCH_DB), autocommit=True) as conn:
         conn.execute(BARE_SCHEMA_SQL)
         conn.execute(LIMITS_ON)
-    run_dir = Path(tempfile.mkdtemp(prefix="chorus-bench-http-"))
+    run_dir = config.scratch_dir("bench-http")
     bare_dir = run_dir / "bare"
     bare_dir.mkdir()
     auth_url = cluster.url(BENCH_DB, user=config.AUTHENTICATOR, password=AUTH_PASSWORD)

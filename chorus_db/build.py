@@ -28,12 +28,13 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from . import config
+from .errors import UserError, missing_extension
 
 DECLARATIVE_SCHEMAS = ("api", "app_logic")
 TABLE_SCHEMAS = ("app",)
 
 
-class BuildError(RuntimeError):
+class BuildError(UserError):
     """A build that stopped; the database is unchanged."""
 
 
@@ -54,9 +55,15 @@ class Source:
     def declarative_files(self) -> list[Path]:
         return self.files("functions") + self.files("policies")
 
+    @property
+    def routes_file(self) -> Path | None:
+        """db/routes.toml, the public route table (older commits of the upgrade test have none)."""
+        path = self.root / "routes.toml"
+        return path if path.exists() else None
+
     def declarative_checksum(self) -> str:
         digest = hashlib.sha256()
-        for path in self.declarative_files:
+        for path in self.declarative_files + ([self.routes_file] if self.routes_file else []):
             digest.update(f"{path.parent.name}/{path.name}\0".encode())
             digest.update(path.read_bytes())
             digest.update(b"\0")
@@ -112,6 +119,9 @@ def run_file(conn: psycopg.Connection, path: Path) -> None:
         line = _line_of(text, int(position)) if position else None
         where = f"{path.relative_to(path.parent.parent.parent)}"
         where += f":{line}" if line else ""
+        missing = missing_extension(str(diag.message_primary or exc))
+        if missing:
+            raise BuildError(f"{where}: {missing}") from exc
         context = f"\n  context: {diag.context.strip()}" if diag.context else ""
         raise BuildError(f"{where}: {diag.message_primary or exc}{context}") from exc
 
@@ -160,11 +170,48 @@ $teardown$;
 """
 
 
+def fill_routes(conn: psycopg.Connection, source: Source, log: Callable[[str], None]) -> None:
+    """Copy db/routes.toml into app_logic.routes, after every declarative file ran (so grants
+    are in place), and refuse a route whose api object, privilege or health table is missing:
+    such a route would be a 404 in production and a hole in the OpenAPI document."""
+    from . import routes as routes_module
+
+    if source.routes_file is None:
+        return
+    try:
+        table = routes_module.load(source.routes_file)
+    except routes_module.RouteError as exc:
+        raise BuildError(f"db/{exc}") from exc
+    problems = routes_module.missing_objects(conn, table)
+    if problems:
+        raise BuildError(
+            "db/routes.toml: " + "; ".join(problems)
+            + ". Add the object (or the grant), or remove the route."
+        )
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into app_logic.routes (method, path, target, key, success, rate_limit, health)"
+            " values (%s, %s, %s, %s, %s, %s, %s)",
+            routes_module.sql_rows(table),
+        )
+    log(f"filled app_logic.routes from db/routes.toml ({len(table)} routes)")
+
+
 def _cron_available(conn: psycopg.Connection) -> bool:
     row = conn.execute(
         "select exists (select 1 from pg_extension where extname = 'pg_cron')"
     ).fetchone()
     return bool(row and row[0])
+
+
+def check_server_version(conn: psycopg.Connection) -> None:
+    """PostgreSQL 15 or later (the SQL uses 15's features; the project is tested on 15)."""
+    version = conn.info.server_version
+    if version < config.PG_MAJOR * 10000:
+        raise BuildError(
+            f"the server at {conn.info.host}:{conn.info.port} runs PostgreSQL {version // 10000}.{version % 10000}, "
+            f"the project needs {config.PG_MAJOR}: point DATABASE_URL at a PostgreSQL {config.PG_MAJOR} server"
+        )
 
 
 def build(
@@ -178,6 +225,7 @@ def build(
     ensure_database(url)
     result = BuildResult()
     with psycopg.connect(url, autocommit=True) as conn:
+        check_server_version(conn)
         conn.execute("set client_min_messages = warning")
         conn.add_notice_handler(lambda diag: log(f"  notice: {diag.message_primary}"))
         try:
@@ -248,6 +296,7 @@ def _build_in_transaction(conn, source: Source, result: BuildResult, log, force:
     for path in source.declarative_files:
         log(f"applying db/{path.parent.name}/{path.name}")
         run_file(conn, path)
+    fill_routes(conn, source, log)
     result.declarative_applied = True
 
     result.cron_available = _cron_available(conn)

@@ -3,8 +3,9 @@
 `invoke db.up` and the test fixtures both use this. initdb and postgres refuse to run as
 root, so when we are root the server runs as an unprivileged OS user that is created on
 first use (or reused). The cluster listens on 127.0.0.1 only, on a port chosen once at
-initdb time (the first free one from CHORUS_PG_PORT) and then kept, so it never takes a
-port from a server that is already there.
+initdb time (the first free one from CHORUS_PG_PORT) and then kept; when another program holds
+it at a later start, the cluster moves to the next free one, so it never takes a port from a
+server that is already there.
 """
 
 from __future__ import annotations
@@ -17,14 +18,22 @@ import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config
+from .errors import UserError
 
 SETTINGS_FILE = "chorus.conf"
+# As root, where the embedded cluster lives when the server's OS user cannot enter the checkout
+# (a clone under /root, mode 700): one directory per checkout.
+SYSTEM_DATA_DIR = Path("/var/lib/chorus-website-db")
 PASSWORD_FILE = "chorus_superuser_password"
 SUPERUSER = "postgres"
+
+
+class ClusterError(UserError):
+    """The cluster cannot be created or started; the message says what to do."""
 
 
 def is_root() -> bool:
@@ -62,7 +71,7 @@ def first_free_port(start: int) -> int:
     for port in range(start, start + 200):
         if port_is_free(port):
             return port
-    raise RuntimeError(f"no free TCP port on 127.0.0.1 between {start} and {start + 199}")
+    raise ClusterError(f"no free TCP port on 127.0.0.1 between {start} and {start + 199}: set CHORUS_PG_PORT to another start")
 
 
 @dataclass
@@ -72,6 +81,8 @@ class Cluster:
     datadir: Path
     cron_database: str = config.DB_NAME
     first_port: int = config.PG_FIRST_PORT
+    # Set by start() when the remembered port was taken and the cluster moved to a free one.
+    moved_from: int | None = field(default=None, init=False, compare=False)
 
     @property
     def os_user(self) -> str | None:
@@ -101,7 +112,7 @@ class Cluster:
             key, _, value = line.partition("=")
             if key.strip() == "port":
                 return int(value.strip())
-        raise RuntimeError(f"no port in {self.datadir / SETTINGS_FILE}")
+        raise ClusterError(f"{self.datadir / SETTINGS_FILE} names no port: remove {self.datadir} and start again")
 
     @property
     def password(self) -> str:
@@ -127,9 +138,10 @@ class Cluster:
         if self.initialized:
             return False
         user = self.os_user
+        self.check_binaries()
         self.datadir.mkdir(parents=True, exist_ok=True)
-        if user and self._as_owner(["test", "-x", str(self.datadir.parent)]).returncode != 0:
-            raise RuntimeError(
+        if user and not can_enter(user, self.datadir.parent):
+            raise ClusterError(
                 f"the OS user {user} cannot enter {self.datadir.parent}: allow it (chmod o+x on the "
                 "directories above) or set CHORUS_PGDATA to a directory it can reach"
             )
@@ -160,7 +172,7 @@ class Cluster:
         pwfile.unlink(missing_ok=True)
         if proc.returncode != 0:
             shutil.rmtree(self.datadir, ignore_errors=True)
-            raise RuntimeError(f"initdb failed:\n{proc.stdout}\n{proc.stderr}")
+            raise ClusterError(f"initdb failed in {self.datadir}: {_last_line(proc.stderr or proc.stdout)}")
         self._write_settings(first_free_port(self.first_port))
         with (self.datadir / "postgresql.conf").open("a") as conf:
             conf.write(f"\ninclude_if_exists = '{SETTINGS_FILE}'\n")
@@ -198,14 +210,17 @@ class Cluster:
     def start(self) -> bool:
         """Start the server if it is not running. Returns True when it was started now."""
         self.init()
+        self.check_binaries()
         if self.running():
             return False
-        self._write_settings(self.port)
-        if not port_is_free(self.port):
-            raise RuntimeError(
-                f"port {self.port} of the embedded cluster is taken by another program; "
-                f"stop it or remove {self.datadir} to choose a new port"
-            )
+        remembered = self.port
+        if port_is_free(remembered):
+            self._write_settings(remembered)
+        else:
+            # Another program (often a second checkout's cluster) holds the port this cluster
+            # remembered: move to a free one rather than refuse to start.
+            self._write_settings(first_free_port(self.first_port))
+            self.moved_from = remembered
         for _attempt in range(20):
             proc = self._as_owner(
                 [self._bin("pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.datadir), "-l", str(self.logfile)],
@@ -217,9 +232,26 @@ class Cluster:
                 break
             time.sleep(0.5)
         if proc.returncode != 0:
-            tail = self.logfile.read_text()[-2000:] if self.logfile.exists() else ""
-            raise RuntimeError(f"pg_ctl start failed:\n{proc.stdout}\n{proc.stderr}\n{tail}")
+            reason = _last_line(self._log_tail()) or _last_line(proc.stderr or proc.stdout)
+            raise ClusterError(f"PostgreSQL did not start ({reason}): see {self.logfile}")
         return True
+
+    def check_binaries(self) -> None:
+        """PostgreSQL 15's binaries, and a data directory made by the same major version."""
+        bindir = config.pg_bindir()
+        proc = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True)
+        major = _major(proc.stdout)
+        if major != config.PG_MAJOR:
+            raise ClusterError(
+                f"{bindir / 'postgres'} is PostgreSQL {major or 'of an unknown version'}, the project needs "
+                f"{config.PG_MAJOR}: install postgresql-{config.PG_MAJOR} or set PG_BINDIR to its bin directory"
+            )
+        version_file = self.datadir / "PG_VERSION"
+        if version_file.exists() and version_file.read_text().strip() != str(config.PG_MAJOR):
+            raise ClusterError(
+                f"{self.datadir} was made by PostgreSQL {version_file.read_text().strip()}, not "
+                f"{config.PG_MAJOR}: move it away (or set CHORUS_PGDATA elsewhere) and start again"
+            )
 
     def _log_tail(self) -> str:
         return self.logfile.read_text()[-2000:] if self.logfile.exists() else ""
@@ -260,9 +292,45 @@ class Cluster:
         (self.datadir.parent / f"{self.datadir.name}.{PASSWORD_FILE}").unlink(missing_ok=True)
 
 
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _major(version_output: str) -> int | None:
+    import re
+
+    match = re.search(r"\b(\d+)\.\d+", version_output)
+    return int(match.group(1)) if match else None
+
+
+def can_enter(user: str, directory: Path) -> bool:
+    """Whether the OS user can reach `directory` (search permission on it and every parent)."""
+    return subprocess.run(["runuser", "-u", user, "--", "test", "-x", str(directory)], capture_output=True).returncode == 0
+
+
+def embedded_datadir() -> Path:
+    """CHORUS_PGDATA, else .pgdata in the checkout. As root, when the server's OS user cannot
+    enter the checkout (a clone under /root), /var/lib/chorus-website-db/<checkout id>/pgdata
+    instead: the permissions of the user's directories are left as they are."""
+    explicit = os.environ.get("CHORUS_PGDATA")
+    if explicit:
+        return Path(explicit)
+    in_checkout = config.ROOT / ".pgdata"
+    user = ensure_os_user()
+    if user is None or (in_checkout / "PG_VERSION").exists() or can_enter(user, config.ROOT):
+        return in_checkout
+    outside = SYSTEM_DATA_DIR / config.CHECKOUT_ID
+    outside.mkdir(parents=True, exist_ok=True)
+    for directory in (SYSTEM_DATA_DIR, outside):
+        directory.chmod(0o755)
+    (outside / "checkout").write_text(f"{config.ROOT}\n")  # whose cluster this is
+    return outside / "pgdata"
+
+
 def embedded() -> Cluster:
     """The project's default cluster (`invoke db.up`)."""
-    return Cluster(config.PGDATA)
+    return Cluster(embedded_datadir())
 
 
 def database_url() -> str:

@@ -6,10 +6,17 @@ variables, so the same code serves a developer, CI (as root) and the containers.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 from pathlib import Path
 
+from .errors import UserError
+
 ROOT = Path(__file__).resolve().parent.parent
+# Names this checkout's temporary directories (test cluster, test and bench stacks), so that
+# `invoke down` finds what this checkout started and nothing of another checkout's.
+CHECKOUT_ID = os.environ.get("CHORUS_CHECKOUT_ID") or hashlib.sha1(str(ROOT).encode()).hexdigest()[:10]
 DB_DIR = ROOT / "db"
 SCHEMA_DIR = DB_DIR / "schema"
 FUNCTIONS_DIR = DB_DIR / "functions"
@@ -17,8 +24,8 @@ POLICIES_DIR = DB_DIR / "policies"
 TESTS_SQL_DIR = DB_DIR / "tests"
 DEPLOY_DIR = ROOT / "deploy"
 
-# The embedded cluster and every runtime file live in the checkout, git-ignored.
-PGDATA = Path(os.environ.get("CHORUS_PGDATA", ROOT / ".pgdata"))
+# Every runtime file lives in the checkout, git-ignored; so does the embedded cluster, except
+# as root in a checkout its OS user cannot enter (chorus_db.cluster.embedded_datadir).
 RUN_DIR = Path(os.environ.get("CHORUS_RUN_DIR", ROOT / ".run"))
 
 DB_NAME = os.environ.get("CHORUS_DB_NAME", "chorus_website")
@@ -41,14 +48,36 @@ PROJECT_ROLES = (AUTHENTICATOR, ANON_ROLE, *API_ROLES)
 CRON_JOB_PREFIX = "chorus_website:"
 
 
+PG_MAJOR = 15
+
+
+class PostgresMissing(UserError, FileNotFoundError):
+    """No PostgreSQL 15 server binaries where they are looked for."""
+
+
 def pg_bindir() -> Path:
     """Directory of the PostgreSQL 15 server binaries (Debian keeps them off PATH)."""
     explicit = os.environ.get("PG_BINDIR")
     if explicit:
+        if not (Path(explicit) / "postgres").exists():
+            raise PostgresMissing(f"PG_BINDIR={explicit} holds no `postgres` binary: point it at PostgreSQL {PG_MAJOR}'s bin directory")
         return Path(explicit)
-    for candidate in (Path("/usr/lib/postgresql/15/bin"),):
+    for candidate in (Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin"),):
         if (candidate / "postgres").exists():
             return candidate
-    raise FileNotFoundError(
-        "PostgreSQL 15 server binaries not found: install postgresql-15 or set PG_BINDIR."
+    raise PostgresMissing(
+        f"PostgreSQL {PG_MAJOR} server binaries were not found: install them (`apt-get install "
+        f"postgresql-{PG_MAJOR} postgresql-{PG_MAJOR}-cron`, or run `bash .ci/run`) or set PG_BINDIR"
     )
+
+
+def scratch_dir(what: str) -> Path:
+    """A new temporary directory of this checkout (see CHECKOUT_ID), open to the server's OS user."""
+    path = Path(tempfile.mkdtemp(prefix=f"chorus-{CHECKOUT_ID}-{what}-"))
+    path.chmod(0o755)
+    return path
+
+
+def scratch_dirs() -> list[Path]:
+    """Every temporary directory this checkout made and did not remove (a run that was killed)."""
+    return sorted(Path(tempfile.gettempdir()).glob(f"chorus-{CHECKOUT_ID}-*"))

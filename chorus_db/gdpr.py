@@ -12,6 +12,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from .errors import UserError
+
 # Recorded as the source of the consent-audit erasure row when the operator erases by CLI.
 CLI_SOURCE = "operator_cli"
 
@@ -45,7 +47,7 @@ def verify_chain(url: str) -> ChainReport:
     return ChainReport(rows=rows, subjects=subjects, broken=tuple(broken) if broken else None)
 
 
-class InvalidRequest(ValueError):
+class InvalidRequest(UserError, ValueError):
     """The input breaks the endpoint's rule; the message names the field."""
 
 

@@ -34,6 +34,10 @@ MTAIL_PROGRAM_DIR = MONITORING_DIR / "mtail"
 MONITOR_ROLE = "chorus_monitor"
 
 
+def echo(message: str) -> None:
+    print(f"» {message}", flush=True)
+
+
 def _port(variable: str, default: int) -> int:
     return int(os.environ.get(variable, str(default)))
 
@@ -248,20 +252,23 @@ def monitoring_dir(run_dir: Path) -> Path:
     return run_dir / "monitoring"
 
 
+NGINX_MONITORING_TEMPLATE = config.DEPLOY_DIR / "nginx" / "monitoring.conf.template"
+NGINX_MONITORING_VARIABLES = ("NGINX_STATUS_LISTEN", "NGINX_METRICS_LOG")
+
+
 def nginx_monitoring_directives(run_dir: Path, status_port: int) -> str:
-    """http-block lines for `up --monitoring`: stub_status on its own loopback-only server, and
-    an access log of status and route for mtail (no client address, no query string)."""
-    log = monitoring_dir(run_dir) / "nginx-metrics.log"
-    return "\n".join(
-        [
-            "log_format chorus_metrics '$status $request_method $chorus_metrics_path';",
-            "map $chorus_allow $chorus_metrics_path { default $uri; \"\" other; }",
-            f"access_log {log} chorus_metrics;",
-            f"server {{ listen 127.0.0.1:{status_port}; access_log off; "
-            "location = /stub_status { stub_status; allow 127.0.0.1; deny all; } "
-            "location / { return 404; } }",
-        ]
-    )
+    """http-block lines for `up --monitoring`, from deploy/nginx/monitoring.conf.template (the
+    file the container uses): stub_status on a loopback-only server, and the access log of
+    status, method and public path that mtail reads."""
+    import re
+
+    values = {
+        "NGINX_STATUS_LISTEN": f"127.0.0.1:{status_port}",
+        "NGINX_METRICS_LOG": str(monitoring_dir(run_dir) / "nginx-metrics.log"),
+    }
+    text = NGINX_MONITORING_TEMPLATE.read_text()
+    text = re.sub(r"\$\{(" + "|".join(NGINX_MONITORING_VARIABLES) + r")\}", lambda m: values[m.group(1)], text)
+    return "\n".join(line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
 
 
 def prometheus_config(ports: OpsPorts, postgrest_admin_port: int, replica_admin_port: int | None,
@@ -385,6 +392,53 @@ def set_monitor_password(database_url: str, password: str) -> None:
 
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(sql.SQL("alter role {} with login password {}").format(sql.Identifier(MONITOR_ROLE), sql.Literal(password)))
+
+
+# -- hooks of `invoke up` and `invoke db.build` -----------------------------------------------
+def up_extras_before_nginx(cfg, cluster, password: str, replica: bool, pgbouncer: bool, monitoring: bool) -> None:
+    """Start the replica and PgBouncer, and prepare nginx for monitoring. What runs already
+    stays in the stack, so a later plain `invoke up` keeps the read pool and the status page."""
+    from .replica import replica_cluster
+
+    ports = OpsPorts()
+    if replica or replica_postgrest_service(cfg.run_dir).running():
+        rcfg, done = start_replica(cfg, cluster, replica_cluster(), password, ports)
+        for line in done:
+            echo(line)
+        reload_schema(cfg.run_dir, cluster.url(), replica_cluster().url())
+        cfg.postgrest_read_port = rcfg.postgrest_port
+        echo(f"nginx sends read-only GETs to the replica's PostgREST (127.0.0.1:{rcfg.postgrest_port}), the primary as backup")
+    if pgbouncer:
+        _, started = start_pgbouncer(
+            cfg.run_dir, cluster, {"postgres": cluster.password, config.AUTHENTICATOR: password}, ports.pgbouncer
+        )
+        echo(("started" if started else "already running:") + f" PgBouncer (transaction pooling) on 127.0.0.1:{ports.pgbouncer}")
+    if monitoring or any(s.running() for s in monitoring_services(cfg.run_dir)):
+        set_monitor_password(cluster.url(), stack.secret(cfg.run_dir, "monitor_password"))
+        (cfg.run_dir / "monitoring").mkdir(parents=True, exist_ok=True)
+        cfg.nginx_http_extra += "\n" + nginx_monitoring_directives(cfg.run_dir, ports.nginx_status)
+
+
+def up_extras_after_nginx(cfg, cluster, monitoring: bool) -> None:
+    if not (monitoring or any(s.running() for s in monitoring_services(cfg.run_dir))):
+        return
+    ports = OpsPorts()
+    started = start_monitoring(
+        cfg.run_dir, cluster, stack.secret(cfg.run_dir, "monitor_password"), cfg.postgrest_admin_port,
+        OpsPorts().replica_postgrest_admin if cfg.postgrest_read_port else None, ports,
+    )
+    for line in started:
+        echo(f"started {line}")
+    echo(f"Prometheus: http://127.0.0.1:{ports.prometheus}/ (rules: deploy/monitoring/alerts.yml)")
+
+
+def after_build(url: str) -> None:
+    """A PostgREST that cannot LISTEN (the replica's) reloads its schema cache after a build."""
+    from .replica import replica_cluster
+
+    standby = replica_cluster()
+    if standby.running() and reload_schema(config.RUN_DIR, url, standby.url()):
+        echo("reloaded the schema cache of the replica's PostgREST")
 
 
 # -- stopping --------------------------------------------------------------------------------

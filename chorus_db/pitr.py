@@ -27,13 +27,14 @@ from pathlib import Path
 
 import psycopg
 
+from .errors import UserError
 from .cluster import PASSWORD_FILE, Cluster, first_free_port
 
 STANZA = "chorus"
 IDENT_MAP = "chorus_pitr"
 
 
-class PitrError(RuntimeError):
+class PitrError(UserError):
     """A PITR step that failed; the message says what to do."""
 
 

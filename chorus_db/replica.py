@@ -1,7 +1,7 @@
 """The read replica: a hot standby of the embedded cluster, made with pg_basebackup and kept
 current by streaming replication through a physical replication slot.
 
-`invoke up --replica` creates it (once) in .pgdata.replica next to .pgdata, starts it, and runs
+`invoke up --replica` creates it (once) in <pgdata>.replica next to the embedded cluster, starts it, and runs
 a second PostgREST on it; nginx sends the read-only GETs there (chorus_db.stack renders the read
 pool). `invoke db.promote` turns it into a primary (failover). The same functions build the
 standby of the failover drill test on the test cluster.
@@ -18,20 +18,28 @@ from pathlib import Path
 import psycopg
 
 from . import config
+from .errors import UserError
 from .cluster import PASSWORD_FILE, Cluster, first_free_port
 
-REPLICA_PGDATA = Path(os.environ.get("CHORUS_REPLICA_PGDATA", str(config.PGDATA) + ".replica"))
 SLOT = "chorus_replica"
 # A slot keeps WAL until the standby has it; a standby gone for good must not fill the disk.
 MAX_SLOT_WAL_KEEP = "2GB"
 
 
-class ReplicaError(RuntimeError):
+class ReplicaError(UserError):
     """A replica step that failed; the message says what to do."""
 
 
+def replica_datadir() -> Path:
+    """CHORUS_REPLICA_PGDATA, else next to the embedded cluster's directory: <pgdata>.replica."""
+    from .cluster import embedded_datadir
+
+    explicit = os.environ.get("CHORUS_REPLICA_PGDATA")
+    return Path(explicit) if explicit else Path(str(embedded_datadir()) + ".replica")
+
+
 def replica_cluster(datadir: Path | None = None) -> Cluster:
-    return Cluster(datadir or REPLICA_PGDATA)
+    return Cluster(datadir or replica_datadir())
 
 
 def _password_path(datadir: Path) -> Path:

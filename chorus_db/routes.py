@@ -1,55 +1,225 @@
-"""The public HTTP paths and what PostgREST serves them with.
+"""The public HTTP routes, read from db/routes.toml (the one place they are written), and what
+is generated from them:
 
-One table, read by the nginx config test (deploy/nginx/api.conf.template must map exactly
-these), by the SQL-level request helper of the tests, and by the OpenAPI document.
+* `nginx_routes_conf()`: nginx's route maps (public method and path -> PostgREST path, and the
+  methods of each path for a 405's Allow), rendered by `invoke up` and the HTTP tests into
+  <nginx dir>/chorus/routes.conf, and by the compose build step for the nginx container;
+* `sql_rows()`: the rows the build puts into app_logic.routes (chorus_db.build), which the
+  OpenAPI document and the health checks read; the build refuses a route whose database
+  objects are missing (`missing_objects`).
+
+`python -m chorus_db.routes nginx [FILE]` writes the nginx include (stdout without FILE).
 """
 
 from __future__ import annotations
 
+import sys
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
+
+from . import config
+
+ROUTES_FILE = config.DB_DIR / "routes.toml"
+KEYS = ("none", "reader", "admin")
+METHODS = ("GET", "POST")
+# The role that must hold the privilege on a route's object for each key value.
+KEY_ROLE = {"none": config.ANON_ROLE, "reader": "reader", "admin": "admin"}
+
+
+class RouteError(ValueError):
+    """db/routes.toml holds a row that cannot be served; the message names it."""
 
 
 @dataclass(frozen=True)
 class Route:
-    method: str  # public method
+    method: str  # public method: GET (HEAD too) or POST
     path: str  # public path, under /api
     target: str  # PostgREST path: /rpc/<function> or /<view>
-    auth: str  # "public" or "reader" (reader or admin key) or "admin"
+    key: str  # "none", "reader" (reader or admin key) or "admin"
+    success: tuple[int, ...] = (200,)
+    rate_limit: str = ""  # action in app.rate_limit_rules, "" for none
+    health: tuple[str, ...] = ()  # tables the endpoint needs
 
     @property
     def is_rpc(self) -> bool:
         return self.target.startswith("/rpc/")
 
     @property
+    def name(self) -> str:
+        return self.target.rsplit("/", 1)[1]
+
+    @property
     def sql_name(self) -> str:
         """The api-schema object behind the route."""
-        return "api." + self.target.rsplit("/", 1)[1]
+        return "api." + self.name
+
+    @property
+    def sql_signature(self) -> str:
+        """to_regprocedure's text for a function (a POST takes the body as one jsonb), or the view."""
+        if not self.is_rpc:
+            return self.sql_name
+        return f"{self.sql_name}({'jsonb' if self.method == 'POST' else ''})"
+
+    @property
+    def auth(self) -> str:
+        """"public", "reader" or "admin": the key value in the words of the API's docs."""
+        return "public" if self.key == "none" else self.key
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The HTTP methods nginx accepts for this route."""
+        return (self.method, "HEAD") if self.method == "GET" else (self.method,)
+
+    @property
+    def nginx_target(self) -> str:
+        # Views keep the query string (select, filters, order, limit, offset); RPCs get none,
+        # as PostgREST would read it as function arguments.
+        return self.target if self.is_rpc else self.target + "$is_args$args"
+
+    def label(self) -> str:
+        return f"{self.method} {self.path}"
 
 
-ROUTES: tuple[Route, ...] = (
-    Route("POST", "/api/leads", "/rpc/submit_lead", "public"),
-    Route("GET", "/api/leads", "/leads", "reader"),
-    Route("GET", "/api/leads/health", "/rpc/check_leads_health", "public"),
-    Route("GET", "/api/lead-interactions", "/lead_interactions", "reader"),
-    Route("POST", "/api/lead-interactions", "/rpc/add_lead_interaction", "admin"),
-    Route("POST", "/api/accessibility-preferences", "/rpc/save_accessibility_preferences", "public"),
-    Route("GET", "/api/accessibility-preferences/health", "/rpc/check_accessibility_preferences_health", "public"),
-    Route("POST", "/api/brand-engagement", "/rpc/record_brand_engagement", "public"),
-    Route("GET", "/api/brand-engagement/health", "/rpc/check_brand_engagement_health", "public"),
-    Route("POST", "/api/page-views", "/rpc/record_page_view", "public"),
-    Route("GET", "/api/page-views/health", "/rpc/check_page_views_health", "public"),
-    Route("GET", "/api/brand-analytics/performance", "/brand_performance", "reader"),
-    Route("GET", "/api/brand-analytics/accessibility-usage", "/accessibility_usage", "reader"),
-    Route("GET", "/api/brand-analytics/design-effectiveness", "/design_effectiveness", "reader"),
-    Route("POST", "/api/gdpr/export", "/rpc/export_personal_data", "admin"),
-    Route("POST", "/api/gdpr/erase", "/rpc/erase_personal_data", "admin"),
-    Route("POST", "/api/gdpr/consent", "/rpc/record_consent", "admin"),
-)
+def _check(row: dict, where: str) -> Route:
+    fields = {"method", "path", "target", "key", "success", "rate_limit", "health"}
+    unknown = set(row) - fields
+    if unknown:
+        raise RouteError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; a route has {', '.join(sorted(fields))}")
+    missing = fields - set(row)
+    if missing:
+        raise RouteError(f"{where}: missing field(s) {', '.join(sorted(missing))}")
+    method, path, target, key = row["method"], row["path"], row["target"], row["key"]
+    label = f"{where} ({method} {path})"
+    if method not in METHODS:
+        raise RouteError(f"{label}: method must be one of {', '.join(METHODS)}")
+    if not (isinstance(path, str) and path.startswith("/api/") and path.rstrip("/") == path and " " not in path):
+        raise RouteError(f"{label}: path must start with /api/, without a trailing slash or spaces")
+    if not (isinstance(target, str) and (target.startswith("/rpc/") or target.count("/") == 1) and target.startswith("/")):
+        raise RouteError(f"{label}: target must be /rpc/<function> or /<view>")
+    if not target.rsplit("/", 1)[1].replace("_", "").isalnum():
+        raise RouteError(f"{label}: target names an api object with letters, digits and _ only")
+    if key not in KEYS:
+        raise RouteError(f"{label}: key must be one of {', '.join(KEYS)}")
+    success = row["success"]
+    if not (isinstance(success, list) and success and all(isinstance(s, int) and 200 <= s < 300 for s in success)):
+        raise RouteError(f"{label}: success must list the 2xx statuses the endpoint answers with")
+    if not isinstance(row["rate_limit"], str):
+        raise RouteError(f"{label}: rate_limit must be an action name or \"\"")
+    health = row["health"]
+    if not (isinstance(health, list) and all(isinstance(t, str) and t.startswith("app.") for t in health)):
+        raise RouteError(f"{label}: health must list app.<table> names")
+    return Route(method, path, target, key, tuple(success), row["rate_limit"], tuple(health))
 
 
-def resolve(method: str, path: str) -> Route:
+def load(path: Path = ROUTES_FILE) -> tuple[Route, ...]:
+    """The routes of a route file, checked for shape; a bad row raises RouteError naming it."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise RouteError(f"{path.name}: {exc}") from exc
+    rows = data.get("route", [])
+    routes = tuple(_check(row, f"{path.name}: route {i + 1}") for i, row in enumerate(rows))
+    seen: set[tuple[str, str]] = set()
+    for route in routes:
+        if (route.method, route.path) in seen:
+            raise RouteError(f"{path.name}: {route.label()} is listed twice")
+        seen.add((route.method, route.path))
+    return routes
+
+
+ROUTES: tuple[Route, ...] = load()
+
+
+def resolve(method: str, path: str, routes: tuple[Route, ...] = ROUTES) -> Route:
     path = path.split("?", 1)[0].rstrip("/") or "/"
-    for route in ROUTES:
+    for route in routes:
         if route.method == method.upper() and route.path == path:
             return route
     raise KeyError(f"no route for {method} {path}")
+
+
+def allowed_methods(routes: tuple[Route, ...] = ROUTES) -> dict[str, list[str]]:
+    """Public path -> the methods it answers, in a stable order (GET, HEAD, POST)."""
+    order = {"GET": 0, "HEAD": 1, "POST": 2}
+    allow: dict[str, set[str]] = {}
+    for route in routes:
+        allow.setdefault(route.path, set()).update(route.methods)
+    return {path: sorted(methods, key=order.__getitem__) for path, methods in allow.items()}
+
+
+def nginx_routes_conf(routes: tuple[Route, ...] = ROUTES) -> str:
+    """nginx's route maps: $chorus_target (the PostgREST path of a public method and path, ""
+    when there is none) and $chorus_allow (the methods of a public path, "" for other paths)."""
+    lines = [
+        "# Generated from db/routes.toml by chorus_db.routes: do not edit, edit the route table.",
+        "# Included by deploy/nginx/api.conf.template.",
+        "",
+        'map "$request_method $uri" $chorus_target {',
+        '    default "";',
+    ]
+    for route in routes:
+        for method in route.methods:
+            lines.append(f'    "{method} {route.path}" {route.nginx_target};')
+    lines += ["}", "", "map $uri $chorus_allow {", '    default "";']
+    for path, methods in allowed_methods(routes).items():
+        lines.append(f'    {path} "{", ".join(methods)}";')
+    lines += ["}", ""]
+    return "\n".join(lines)
+
+
+def sql_rows(routes: tuple[Route, ...] = ROUTES) -> list[tuple]:
+    """The rows of app_logic.routes: (method, path, target, key, success, rate_limit, health)."""
+    return [(r.method, r.path, r.target, r.key, list(r.success), r.rate_limit or None, list(r.health)) for r in routes]
+
+
+# What the build asks the database about each route: the object, the role's privilege on it, and
+# the health tables. One query per route; every problem is returned as a sentence.
+_OBJECT_CHECK = """
+select
+    case when %(rpc)s then to_regprocedure(%(signature)s) is not null
+         else exists (select from pg_catalog.pg_class as c
+                      where c.oid = to_regclass(%(signature)s) and c.relkind = 'v') end,
+    case when %(rpc)s then coalesce(has_function_privilege(%(role)s, to_regprocedure(%(signature)s), 'execute'), false)
+         else coalesce(has_table_privilege(%(role)s, to_regclass(%(signature)s), 'select'), false) end,
+    array(select t from unnest(%(health)s::text[]) as t where to_regclass(t) is null)
+"""
+
+
+def missing_objects(conn, routes: tuple[Route, ...] = ROUTES) -> list[str]:
+    """Why each route cannot be served by the database on `conn`: its api object is missing, the
+    role its key names may not use it, or a health table is missing. Empty when all can."""
+    problems = []
+    for route in routes:
+        role = KEY_ROLE[route.key]
+        exists, allowed, missing_tables = conn.execute(
+            _OBJECT_CHECK,
+            {"rpc": route.is_rpc, "signature": route.sql_signature, "role": role, "health": list(route.health)},
+        ).fetchone()
+        kind = "function" if route.is_rpc else "view"
+        if not exists:
+            problems.append(f"{route.label()} needs the {kind} {route.sql_signature}, which no file in db/functions creates")
+        elif not allowed:
+            privilege = "EXECUTE" if route.is_rpc else "SELECT"
+            problems.append(f"{route.label()} (key {route.key}) needs {privilege} on {route.sql_signature} for role {role} (db/policies)")
+        for table in missing_tables:
+            problems.append(f"{route.label()} names the health table {table}, which does not exist")
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) not in (1, 2) or argv[0] != "nginx":
+        print("usage: python -m chorus_db.routes nginx [FILE]", file=sys.stderr)
+        return 2
+    text = nginx_routes_conf()
+    if len(argv) == 2:
+        out = Path(argv[1])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config
+from .errors import UserError
 from .cluster import port_is_free
 
 POSTGREST_CONF = config.DEPLOY_DIR / "postgrest" / "postgrest.conf"
@@ -50,7 +51,7 @@ POSTGREST_MISSING = (
 )
 
 
-class StackError(RuntimeError):
+class StackError(UserError):
     """A stack step that failed; the message says what to do."""
 
 
@@ -311,6 +312,8 @@ class StackConfig:
     postgrest_read_port: int | None = None
     # Extra PGRST_* settings of this PostgREST (the replica's pre-request function, no LISTEN).
     postgrest_extra_env: dict[str, str] = field(default_factory=dict)
+    # The routes nginx maps; None: db/routes.toml (a test serves a route table of its own).
+    nginx_routes: tuple | None = None
 
     @property
     def nginx_dir(self) -> Path:
@@ -384,10 +387,19 @@ def start_postgrest(cfg: StackConfig) -> tuple[Service, bool]:
     return service, True
 
 
-def render_nginx(cfg: StackConfig) -> Path:
-    """Write run_dir/nginx/{api.conf,nginx.conf}; returns the main config's path."""
+def render_nginx(cfg: StackConfig, routes: tuple | None = None) -> Path:
+    """Write run_dir/nginx/{api.conf,chorus/routes.conf,nginx.conf} (the routes of db/routes.toml
+    unless given); returns the main config's path."""
+    from . import routes as routes_module
+
     nginx_dir = cfg.nginx_dir
     (nginx_dir / "temp").mkdir(parents=True, exist_ok=True)
+    # The template includes chorus/routes.conf, relative to the main config's directory (here
+    # nginx_dir, in the container /etc/nginx).
+    (nginx_dir / "chorus").mkdir(exist_ok=True)
+    (nginx_dir / "chorus" / "routes.conf").write_text(
+        routes_module.nginx_routes_conf(routes or cfg.nginx_routes or routes_module.ROUTES)
+    )
     api_conf = nginx_dir / "api.conf"
     api_conf.write_text(
         render_template(
@@ -464,4 +476,29 @@ def stop_all(run_dir: Path | None = None) -> list[str]:
     for service in (nginx_service(run_dir), postgrest_service(run_dir)):
         if service.stop():
             stopped.append(service.name)
+    return stopped
+
+
+def stop_everything() -> list[str]:
+    """Stop every server this checkout started: the local stack (.run/) and the embedded cluster,
+    then whatever test and benchmark runs left in this checkout's temporary directories (a run
+    that was killed before its cleanup) and the test cluster. Returns what was stopped."""
+    from .cluster import Cluster, embedded
+    from .testing import test_cluster_unstarted
+
+    from . import ops_stack, replica
+
+    stopped = stop_all() + ops_stack.stop_extras(standby=replica.replica_cluster())
+    if embedded().stop():
+        stopped.append("the embedded PostgreSQL cluster")
+    for directory in config.scratch_dirs():
+        for pidfile in sorted(directory.glob("**/postgrest.pid")):
+            stopped += [f"{name} of {pidfile.parent}" for name in stop_all(pidfile.parent)]
+        for pidfile in sorted(directory.glob("**/nginx/nginx.pid")):
+            stopped += [f"{name} of {pidfile.parent.parent}" for name in stop_all(pidfile.parent.parent)]
+        for version in sorted(directory.glob("**/PG_VERSION")):
+            if (version.parent / "global").is_dir() and Cluster(version.parent).stop():
+                stopped.append(f"PostgreSQL in {version.parent}")
+    if test_cluster_unstarted().stop():
+        stopped.append("the test cluster")
     return stopped

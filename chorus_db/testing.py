@@ -1,16 +1,20 @@
-"""The test cluster, the template database and the SQL-level checks `invoke test` runs.
+"""The test cluster, the template database, the PostgREST the HTTP tests use and the SQL-level
+checks `invoke test` runs.
 
-The test cluster is a second embedded cluster (.run/test-pgdata) so tests never touch the
-developer's data. The built schema is loaded once into a template database; every test gets
-a fresh copy of it (pytest-postgresql's DatabaseJanitor), which takes milliseconds.
+The test cluster is a second embedded cluster, in the system temp directory (TEST_PGDATA, one per
+checkout), so tests never touch the developer's data. Whoever starts it stops it
+(`running_test_cluster`). The built schema is loaded once into a template database; every test
+gets a fresh copy of it (pytest-postgresql's DatabaseJanitor), which takes milliseconds.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import os
-import tempfile
+import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -26,15 +30,49 @@ TEMPLATE_DB = "chorus_test_template"
 TEST_PGDATA = Path(
     os.environ.get(
         "CHORUS_TEST_PGDATA",
-        Path(tempfile.gettempdir()) / f"chorus-test-{hashlib.sha1(str(config.ROOT).encode()).hexdigest()[:10]}" / "pgdata",
+        Path(tempfile.gettempdir()) / f"chorus-test-{config.CHECKOUT_ID}" / "pgdata",
     )
 )
 
 
+def test_cluster_unstarted() -> Cluster:
+    return Cluster(TEST_PGDATA, first_port=int(os.environ.get("CHORUS_TEST_PG_PORT", "55432")))
+
+
 def test_cluster() -> Cluster:
-    cluster = Cluster(TEST_PGDATA, first_port=int(os.environ.get("CHORUS_TEST_PG_PORT", "55432")))
+    """The test cluster, started if needed (and left running: see running_test_cluster)."""
+    cluster = test_cluster_unstarted()
     cluster.start()
     return cluster
+
+
+@contextlib.contextmanager
+def running_test_cluster() -> Iterator[Cluster]:
+    """The test cluster for the duration of a block; stopped at its end when the block started it,
+    so a run leaves behind only what was already running before it."""
+    cluster = test_cluster_unstarted()
+    started = cluster.start()
+    try:
+        yield cluster
+    finally:
+        if started:
+            cluster.stop()
+
+
+def postgrest_for_tests() -> Path | None:
+    """The PostgREST the HTTP tests run: POSTGREST_BIN or `postgrest` on PATH when configured,
+    else the vendored copy (chorus_db.vendor), which is then exported as POSTGREST_BIN so every
+    subprocess (an `invoke up` under test) finds the same binary."""
+    if os.environ.get("POSTGREST_BIN") or shutil.which("postgrest"):
+        from .stack import find_postgrest
+
+        return find_postgrest()
+    from .vendor import vendored_postgrest
+
+    binary = vendored_postgrest()
+    if binary is not None:
+        os.environ["POSTGREST_BIN"] = str(binary)
+    return binary
 
 
 def recreate_database(cluster: Cluster, name: str, template: str | None = None) -> str:

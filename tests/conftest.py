@@ -1,9 +1,13 @@
 """Fixtures: a real PostgreSQL cluster, the schema built once into a template, a fresh copy
 per test, and the PostgREST-request helper bound to that copy.
 
-The cluster is the project's test cluster (.run/test-pgdata, started by chorus_db.testing;
-as root it runs as an unprivileged OS user). pytest-postgresql's DatabaseJanitor makes and
-drops the per-test copies of the template.
+The cluster is the project's test cluster (in the system temp directory, see
+chorus_db.testing; as root it runs as an unprivileged OS user), stopped at the end when this
+session started it. pytest-postgresql's DatabaseJanitor makes and drops the per-test copies of
+the template.
+
+Under CI=true a test that cannot run (a skip, PostgREST or nginx missing) is a failure: CI must
+run the whole suite, and a skip there would hide a missing part.
 """
 
 from __future__ import annotations
@@ -20,14 +24,28 @@ from chorus_db import testing
 from chorus_db.cluster import Cluster
 from tests.support.postgrest import PostgrestSim
 
+# Under CI=true a skip is a failure (tests/support/ci_plugin.py).
+pytest_plugins = ["tests.support.ci_plugin"]
+
 AUTHENTICATOR_PASSWORD = "authenticator-test-only"
 _counter = itertools.count()
 
 
+def pytest_configure(config):
+    # Where no PostgREST is configured, the vendored copy (CHORUS_VENDOR_DIR) is unpacked now, so
+    # every HTTP test and every `invoke up` run under test finds it as POSTGREST_BIN.
+    from chorus_db.vendor import VendorError
+
+    try:
+        testing.postgrest_for_tests()
+    except VendorError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 @pytest.fixture(scope="session")
-def pg_cluster() -> Cluster:
-    cluster = testing.test_cluster()
-    return cluster
+def pg_cluster():
+    with testing.running_test_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +99,8 @@ def make_key(db):
 @pytest.fixture(scope="session")
 def http(pg_cluster: Cluster, template_url: str):
     """The API through nginx and PostgREST (tests marked http), on free ports, against a copy of
-    the template (database chorus_http); skipped, with the reason, where PostgREST is absent."""
+    the template (database chorus_http); skipped with the reason where PostgREST is absent
+    (a failure under CI=true)."""
     from tests.support.http_stack import HttpStack
 
     stack = HttpStack(pg_cluster, AUTHENTICATOR_PASSWORD)

@@ -63,7 +63,8 @@ def compose(request):
 
 
 def test_services_are_the_database_the_build_postgrest_and_nginx():
-    assert set(COMPOSE["services"]) == {"postgres", "migrate", "postgrest", "nginx"}
+    always = {name for name, service in COMPOSE["services"].items() if "profiles" not in service}
+    assert always == {"postgres", "migrate", "postgrest", "nginx"}
     # The external mode uses the shared server instead of its own.
     assert set(EXTERNAL["services"]) == {"migrate", "postgrest", "nginx"}
 
@@ -98,10 +99,19 @@ def test_nginx_uses_the_same_template_file_with_only_the_upstream_and_listen_fro
     nginx = doc["services"]["nginx"]
     assert nginx["image"].startswith("nginx:1.27")
     mount = "./deploy/nginx/api.conf.template:/etc/nginx/templates/api.conf.template:ro"
-    assert nginx["volumes"] == [mount]
+    # The template includes chorus/routes.conf (relative to /etc/nginx): the build step's rendering.
+    monitoring = "./deploy/nginx/monitoring.conf.template:/etc/nginx/templates/monitoring.conf.template:ro"
+    assert nginx["volumes"] == [mount, "nginx-routes:/etc/nginx/chorus:ro", monitoring, "nginx-metrics:/var/log/nginx-metrics"]
+    assert "nginx-routes:/nginx-routes" in doc["services"]["migrate"]["volumes"]
+    assert "python -m chorus_db.routes nginx /nginx-routes/routes.conf" in " ".join(doc["services"]["migrate"]["command"])
     assert (ROOT / mount.split(":")[0]).resolve() == stack.NGINX_TEMPLATE
     env = nginx["environment"]
-    assert set(env) == set(stack.TEMPLATE_VARIABLES) | {"NGINX_ENVSUBST_FILTER"}
+    from chorus_db.ops_stack import NGINX_MONITORING_VARIABLES
+
+    assert set(env) == set(stack.TEMPLATE_VARIABLES) | set(NGINX_MONITORING_VARIABLES) | {"NGINX_ENVSUBST_FILTER"}
+    for name in NGINX_MONITORING_VARIABLES:
+        assert re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), name)
+    assert env["NGINX_STATUS_LISTEN"].startswith("127.0.0.1:")
     assert re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "API_LISTEN")
     assert re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "POSTGREST_UPSTREAM")
     assert re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "POSTGREST_READ_UPSTREAM")
@@ -155,7 +165,8 @@ def test_the_build_runs_invoke_db_build_on_the_project_database_then_sets_the_lo
     if name == "docker-compose.yml":
         assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     for mount in migrate["volumes"]:
-        assert (ROOT / mount.split(":")[0]).exists() and mount.endswith(":ro")
+        if mount.startswith("./"):  # the source, read-only; the other is the nginx-routes volume
+            assert (ROOT / mount.split(":")[0]).exists() and mount.endswith(":ro")
 
 
 def test_secrets_come_from_the_environment_and_env_example_names_them_all(compose):

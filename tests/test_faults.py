@@ -9,7 +9,6 @@ hash chains still verify.
 from __future__ import annotations
 
 import shutil
-import tempfile
 import threading
 import time
 
@@ -19,6 +18,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
+from chorus_db import config
 from chorus_db.build import build
 from chorus_db.cluster import Cluster
 from tests.support.postgrest import PostgrestSim
@@ -33,7 +33,7 @@ def lead(email: str) -> dict:
 @pytest.mark.slow
 def test_every_acknowledged_submission_survives_a_kill_9():
     # Not pytest's tmp_path: it is private to root, and the server runs as another OS user.
-    cluster = Cluster(Path(tempfile.mkdtemp(prefix="chorus-faults-")) / "pgdata", cron_database="chorus_faults",
+    cluster = Cluster(config.scratch_dir("faults") / "pgdata", cron_database="chorus_faults",
                       first_port=56100)
     cluster.datadir.parent.chmod(0o755)
     try:

@@ -9,7 +9,6 @@ break every other test.
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,8 +36,7 @@ def dedicated_stack():
     if nginx_bin is None:
         pytest.skip("nginx not found: apt-get install nginx")
     # Not pytest's tmp_path: it is private to root, and the server runs as another OS user.
-    base = Path(tempfile.mkdtemp(prefix="chorus-http-faults-"))
-    base.chmod(0o755)
+    base = config.scratch_dir("http-faults")
     cluster = Cluster(base / "pgdata", cron_database=DB, first_port=56300)
     run_dir = base / "run"
     services = []
@@ -127,7 +125,7 @@ def test_nginx_answers_503_in_the_api_error_shape_when_postgrest_is_down():
     nginx_bin = stack.find_nginx()
     if nginx_bin is None:
         pytest.skip("nginx not found: apt-get install nginx")
-    run_dir = Path(tempfile.mkdtemp(prefix="chorus-nginx-down-"))
+    run_dir = config.scratch_dir("nginx-down")
     cfg = stack.StackConfig(
         run_dir=run_dir, database_url="", api_port=stack.free_port(),
         postgrest_port=stack.free_port(),  # nothing listens there: PostgREST is down

@@ -1,4 +1,4 @@
-"""The local stack: the nginx mapping (deploy/nginx/api.conf.template against chorus_db.routes),
+"""The local stack: the nginx route maps (rendered from db/routes.toml by chorus_db.routes),
 what nginx forwards (through a recorder standing where PostgREST would), and `invoke up` /
 `invoke down` run as the user runs them."""
 
@@ -10,7 +10,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import psycopg
@@ -18,16 +17,16 @@ import pytest
 import requests
 
 from chorus_db import config, stack
-from chorus_db.routes import ROUTES
+from chorus_db.routes import ROUTES, nginx_routes_conf
 from tests.support.http_stack import CapturingNginx
 
 TEMPLATE = stack.NGINX_TEMPLATE.read_text()
 
 
-def _map_block(name: str) -> dict[str, str]:
-    """The entries of `map ... $name { ... }` in the template (default excluded)."""
-    block = re.search(r"map [^{]*\$" + name + r" \{(.*?)\n\}", TEMPLATE, re.S)
-    assert block, f"no map for ${name} in the template"
+def _map_block(name: str, text: str | None = None) -> dict[str, str]:
+    """The entries of `map ... $name { ... }` in the rendered route maps (default excluded)."""
+    block = re.search(r"map [^{]*\$" + name + r" \{(.*?)\n\}", text or nginx_routes_conf(), re.S)
+    assert block, f"no map for ${name} in the route maps"
     entries = {}
     for line in block.group(1).strip().splitlines():
         line = line.strip().rstrip(";")
@@ -44,10 +43,10 @@ def _expected_methods(path: str) -> set[str]:
     return methods | ({"HEAD"} if "GET" in methods else set())
 
 
-# -- the template against the route table ----------------------------------------------------
-def test_the_nginx_template_maps_exactly_the_routes_of_chorus_db_routes():
+# -- the route maps against the route table -------------------------------------------------
+def test_the_nginx_route_maps_map_exactly_the_routes_of_db_routes_toml():
     targets = _map_block("chorus_target")
-    expected = {"GET /api/": "/", "HEAD /api/": "/"}
+    expected = {}
     for route in ROUTES:
         target = route.target if route.is_rpc else route.target + "$is_args$args"
         for method in [route.method] + (["HEAD"] if route.method == "GET" else []):
@@ -55,11 +54,17 @@ def test_the_nginx_template_maps_exactly_the_routes_of_chorus_db_routes():
     assert targets == expected
 
 
-def test_the_nginx_template_allows_exactly_the_methods_of_each_public_path():
+def test_the_nginx_route_maps_allow_exactly_the_methods_of_each_public_path():
     allow = {path: set(methods.split(", ")) for path, methods in _map_block("chorus_allow").items()}
     expected = {route.path: _expected_methods(route.path) for route in ROUTES}
-    expected["/api/"] = {"GET", "HEAD"}
     assert allow == expected
+
+
+def test_the_template_includes_the_route_maps_and_writes_none_by_hand():
+    lines = [line.strip() for line in TEMPLATE.splitlines() if not line.strip().startswith("#")]
+    assert "include chorus/routes.conf;" in lines
+    assert "$chorus_target {" not in TEMPLATE and "$chorus_allow {" not in TEMPLATE
+    assert not any(route.path in line for route in ROUTES for line in lines)
 
 
 def test_the_template_has_only_the_environment_placeholders():
@@ -98,6 +103,7 @@ def test_nginx_accepts_the_rendered_local_config(nginx_rendered):
     proc = subprocess.run(stack._nginx_argv(cfg, "-t"), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert f"include {cfg.nginx_dir / 'api.conf'};" in main.read_text()
+    assert (cfg.nginx_dir / "chorus" / "routes.conf").read_text() == nginx_routes_conf()
 
 
 # -- what nginx forwards: a recorder stands where PostgREST would ----------------------------
@@ -259,12 +265,14 @@ def _invoke(args: list[str], env: dict[str, str], timeout: float = 180) -> subpr
 def stack_env():
     """Environment for a separate stack: its own data dir, run dir and ports. The directory is
     under the system temp dir, open to the cluster's OS user (pytest's tmp_path is not, as root)."""
-    base = Path(tempfile.mkdtemp(prefix="chorus-stack-"))
-    base.chmod(0o755)
+    base = config.scratch_dir("stack")
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
     env.update(
         CHORUS_PGDATA=str(base / "pgdata"),
         CHORUS_RUN_DIR=str(base / "run"),
+        # Its own checkout id: `invoke down` stops what carries this id, never this session's
+        # test cluster or HTTP stack.
+        CHORUS_CHECKOUT_ID=f"stack-test-{base.name[-8:]}",
         CHORUS_PG_PORT=str(stack.free_port()),
         API_PORT=str(stack.free_port()),
         POSTGREST_PORT=str(stack.free_port()),

@@ -79,6 +79,18 @@ $$;
 comment on function app_logic.health_response(text, text[]) is
 'The answer of a health endpoint: 200 ok, or 503 CHU01 naming what is missing.';
 
+-- The tables the routes of a public path need (their health column in db/routes.toml).
+create function app_logic.route_health_tables(p_path text) returns text[]
+language sql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+    select coalesce(array_agg(distinct t.name order by t.name), '{}')
+    from app_logic.routes as r cross join unnest(r.health) as t (name)
+    where r.path = p_path
+$$;
+comment on function app_logic.route_health_tables(text) is
+'The tables the routes of a public path need, from app_logic.routes (db/routes.toml).';
+
 -- Objects every rate-limited POST endpoint needs before its own.
 create function app_logic.rate_limit_objects(out tables text[], out functions text[])
 language sql immutable
@@ -93,7 +105,7 @@ language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
     select app_logic.health_response('accessibility-preferences', app_logic.endpoint_problems(
-        o.tables || array['app.accessibility_preferences', 'app.leads'],
+        o.tables || app_logic.route_health_tables('/api/accessibility-preferences'),
         o.functions || array['app_logic.save_accessibility_preferences_rule()'],
         'api.save_accessibility_preferences(jsonb)'
     ))
@@ -108,7 +120,7 @@ language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
     select app_logic.health_response('brand-engagement', app_logic.endpoint_problems(
-        o.tables || array['app.brand_engagement', 'app.leads'],
+        o.tables || app_logic.route_health_tables('/api/brand-engagement'),
         o.functions || array['app_logic.record_brand_engagement_rule()'],
         'api.record_brand_engagement(jsonb)'
     ))
@@ -124,7 +136,7 @@ language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
     select app_logic.health_response('page-views', app_logic.endpoint_problems(
-        o.tables || array['app.page_views'],
+        o.tables || app_logic.route_health_tables('/api/page-views'),
         o.functions || array['app_logic.record_page_view_rule()'],
         'api.record_page_view(jsonb)'
     ) || case

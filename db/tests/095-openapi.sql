@@ -1,6 +1,6 @@
 -- The OpenAPI document: built from the route table, the rule functions and the api views.
 begin;
-select plan(16);
+select plan(18);
 
 -- A route of our own, with its function, its rule and a view, so the test does not depend on
 -- which endpoints exist in this build.
@@ -32,9 +32,9 @@ comment on column api.openapi_probe_rows."firstName" is 'First name.';
 
 create temporary table probe_doc on commit drop as
 select app_logic.openapi_document('[
-    {"method": "POST", "path": "/api/probe", "target": "/rpc/openapi_probe", "auth": "public", "success": [201]},
-    {"method": "GET", "path": "/api/probe", "target": "/openapi_probe_rows", "auth": "reader", "success": [200, 206]},
-    {"method": "POST", "path": "/api/missing", "target": "/rpc/openapi_missing", "auth": "admin", "success": [201]}
+    {"method": "POST", "path": "/api/probe", "target": "/rpc/openapi_probe", "key": "none", "success": [201],
+     "rate_limit": "probe"},
+    {"method": "GET", "path": "/api/probe", "target": "/openapi_probe_rows", "key": "reader", "success": [200, 206]}
 ]'::jsonb) as doc;
 
 select is(
@@ -42,9 +42,24 @@ select is(
     'the document declares OpenAPI 3.0.3'
 );
 select is(
-    (select array_agg(k.k order by k.k) from probe_doc as p cross join jsonb_object_keys(p.doc -> 'paths') as k (k)),
-    array['/api/probe'],
-    'only routes whose api object exists are documented (the missing function is left out)'
+    (select array_agg(k.k order by k.k) from probe_doc as p cross join jsonb_object_keys(p.doc #> '{paths,/api/probe}') as k (k)),
+    array['get', 'post'],
+    'both routes of the path are documented'
+);
+select throws_ok(
+    $$ select app_logic.openapi_document('[{"method": "POST", "path": "/api/missing",
+        "target": "/rpc/openapi_missing", "key": "admin", "success": [201]}]'::jsonb) $$,
+    'CHX03', 'route POST /api/missing names api.openapi_missing, which does not exist',
+    'a route whose api object is missing is an error, not a shorter document'
+);
+select is(
+    (select doc #> '{paths,/api/probe,post,responses}' from probe_doc) ? '429'
+    and not (
+        app_logic.openapi_document('[{"method": "POST", "path": "/api/probe", "target": "/rpc/openapi_probe",
+            "key": "none", "success": [201], "rate_limit": null}]'::jsonb) #> '{paths,/api/probe,post,responses}'
+    ) ? '429',
+    true,
+    'a POST documents 429 exactly when the route counts against a rate limit'
 );
 select is(
     (select doc #> '{components,schemas,openapi_probe_body,properties,email}' from probe_doc),

@@ -11,7 +11,6 @@ import dataclasses
 import itertools
 import secrets
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,7 +121,7 @@ class HttpStack:
         # Roles are cluster-wide; the template fixture set this password already, this makes
         # the stack independent of that.
         stack.set_authenticator_password(db_url, self.authenticator_password)
-        self.run_dir = Path(tempfile.mkdtemp(prefix="chorus-http-"))
+        self.run_dir = config.scratch_dir("http")
         self.cfg = stack.StackConfig(
             run_dir=self.run_dir,
             database_url=self.cluster.url(HTTP_DB, user=config.AUTHENTICATOR, password=self.authenticator_password),
@@ -222,7 +221,7 @@ class CapturingNginx:
             self.skip_reason = "nginx not found: apt-get install nginx"
             return None
         self.upstream = CaptureUpstream()
-        self.run_dir = Path(tempfile.mkdtemp(prefix="chorus-nginx-"))
+        self.run_dir = config.scratch_dir("nginx")
         self.cfg = stack.StackConfig(
             run_dir=self.run_dir,
             database_url="",

@@ -1,0 +1,53 @@
+"""`invoke bench`: benchmarks as ratios against baselines measured in the same run."""
+
+from __future__ import annotations
+
+from invoke import Exit
+
+from ._helpers import echo, task
+
+
+@task(
+    default=True,
+    help={
+        "seconds": "length of each pgbench/wrk run (default 10)",
+        "rounds": "alternations of baseline and subject; medians are reported (default 2)",
+        "quick": "small retention sizes for a smoke run (100k+100k rows, 1M page views instead of 1M+1M and 10M)",
+        "only": "comma-separated parts to run: sql, http, retention, ops (default: all)",
+        "keep": "keep the chorus_bench database afterwards for inspection (it is dropped by default)",
+    },
+)
+def run(c, seconds=10, rounds=2, quick=False, only="sql,http,retention,ops", keep=False):
+    """Run every benchmark; print the table and write bench-results/bench-*.json with the machine."""
+    from chorus_db import bench, testing
+
+    parts = {p.strip() for p in only.split(",") if p.strip()}
+    unknown = parts - {"sql", "http", "retention", "ops"}
+    if unknown:
+        raise Exit(f"--only takes sql, http, retention and ops, not {', '.join(sorted(unknown))}", code=1)
+    # The test cluster is stopped afterwards unless it ran before: a benchmark leaves no server.
+    with testing.running_test_cluster() as cluster:
+        report = bench.Report(machine=bench.machine())
+        echo(f"preparing {bench.BENCH_DB} in the test cluster (127.0.0.1:{cluster.port}); "
+             f"load average {report.machine['load_at_start']}")
+        bench.prepare(cluster)
+        try:
+            if "sql" in parts:
+                bench.sql_path(report, cluster, seconds, rounds)
+            if "http" in parts:
+                bench.http_path(report, cluster, seconds=seconds, rounds=rounds, quick=quick)
+            if "retention" in parts:
+                bench.retention_at_scale(report, cluster, seconds=seconds, quick=quick)
+            if "ops" in parts:  # issue 16: PgBouncer or not, 1 vs 2 PostgREST (chorus_db/bench_ops.py)
+                from chorus_db import bench_ops
+
+                bench_ops.pool_and_scale(report, cluster, seconds=seconds, rounds=rounds)
+        finally:
+            path = bench.write(report)
+            if not keep:
+                bench.drop(cluster)
+    bench.print_summary(report)
+    echo(f"figures written to {path}")
+    failed = [run for run in report.runs if run.failed]
+    if failed:
+        raise Exit("some benchmark transactions failed or stored nothing: " + ", ".join(r.name for r in failed), code=1)

@@ -1,0 +1,96 @@
+"""`invoke up` and `invoke down`: the local stack (embedded PostgreSQL, PostgREST, nginx)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from invoke import Exit
+
+from ._helpers import echo, task
+
+
+@task(
+    help={
+        "replica": "also a hot standby with its own PostgREST; nginx sends read-only GETs there",
+        "pgbouncer": "also PgBouncer (transaction pooling) in front of the cluster, for other services",
+        "monitoring": "also Prometheus with the PostgreSQL, nginx and node exporters and mtail",
+    }
+)
+def up(c, replica=False, pgbouncer=False, monitoring=False):
+    """Start the local stack: embedded PostgreSQL, build, PostgREST, nginx; print the API URL."""
+    from chorus_db import config, stack
+    from chorus_db.build import build
+    from chorus_db.cluster import embedded
+
+    postgrest_bin = stack.find_postgrest()
+    if postgrest_bin is None:
+        raise Exit(stack.postgrest_missing_message(), code=1)
+    nginx_bin = stack.find_nginx()
+    if nginx_bin is None:
+        raise Exit(stack.NGINX_MISSING, code=1)
+    version = stack.postgrest_version(postgrest_bin)
+    if not version.startswith(stack.POSTGREST_MAJOR_MINOR + "."):
+        print(
+            f"warning: {postgrest_bin} is PostgREST {version}; the project is tested with "
+            f"{stack.POSTGREST_MAJOR_MINOR}.x (the container image is v12.2.3)",
+            file=sys.stderr,
+        )
+    if os.environ.get("DATABASE_URL"):
+        echo("DATABASE_URL is ignored: `invoke up` serves the embedded cluster")
+
+    cluster = embedded()
+    if cluster.init():
+        echo(f"initialised a new cluster in {cluster.datadir}")
+    started = cluster.start()
+    if cluster.moved_from:
+        echo(f"port {cluster.moved_from} is taken by another program: the cluster moved to {cluster.port}")
+    echo(("started" if started else "already running:") + f" PostgreSQL on 127.0.0.1:{cluster.port} (data in {cluster.datadir})")
+    url = cluster.url()
+    echo(f"building {url.rsplit('@', 1)[-1]}")
+    build(url, log=lambda message: print(f"  {message}", flush=True))
+
+    run_dir = config.RUN_DIR
+    password = stack.secret(run_dir, "authenticator_password")
+    stack.set_authenticator_password(url, password)
+    cfg = stack.StackConfig(
+        run_dir=run_dir,
+        database_url=cluster.url(user=config.AUTHENTICATOR, password=password),
+        api_port=config.API_PORT,
+        postgrest_port=config.POSTGREST_PORT,
+        postgrest_admin_port=config.POSTGREST_ADMIN_PORT,
+        jwt_secret=stack.secret(run_dir, "jwt_secret", 48),
+        postgrest_bin=postgrest_bin,
+        nginx_bin=nginx_bin,
+    )
+    from chorus_db import ops_stack
+
+    try:
+        # Issue 16's optional parts: the read pool and status page must be known before nginx.
+        ops_stack.up_extras_before_nginx(cfg, cluster, password, replica=replica, pgbouncer=pgbouncer, monitoring=monitoring)
+        service, started = stack.start_postgrest(cfg)
+        echo(
+            ("started" if started else "already running:")
+            + f" PostgREST {version} on 127.0.0.1:{cfg.postgrest_port} (admin /live /ready on :{cfg.postgrest_admin_port})"
+        )
+        service, started = stack.start_nginx(cfg)
+        echo(("started" if started else "reloaded") + f" nginx on 127.0.0.1:{cfg.api_port}")
+        stack.wait_until_ready(cfg)
+        ops_stack.up_extras_after_nginx(cfg, cluster, monitoring=monitoring)
+    except stack.StackError as exc:
+        raise Exit(f"{exc} The stack is half up: `invoke down` stops what started.", code=1)
+    echo(f"ready: GET {cfg.api_url}/leads/health answers 200; logs in {run_dir}")
+    print(f"API: {cfg.api_url}")
+
+
+@task
+def down(c):
+    """Stop everything this checkout started (nginx, PostgREST, the embedded cluster, test and
+    benchmark servers a killed run left behind), keeping the data."""
+    from chorus_db import stack
+
+    stopped = stack.stop_everything()
+    for name in stopped:
+        echo(f"stopped {name}")
+    if not any(name.startswith("the embedded PostgreSQL cluster") for name in stopped):
+        echo("the embedded PostgreSQL cluster was not running")

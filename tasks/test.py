@@ -1,0 +1,46 @@
+"""`invoke test` (every check CI runs) and its parts: pgTAP and pytest."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from invoke import Exit
+
+from . import lint
+from ._helpers import echo, task
+
+
+@task
+def pgtap(c):
+    """pgTAP tests in db/tests, run by pg_prove on a fresh build."""
+    from chorus_db.testing import build_template, run_pgtap, running_test_cluster
+
+    echo("pg_prove db/tests/*.sql")
+    with running_test_cluster() as cluster:
+        build_template(cluster)
+        failed = run_pgtap(cluster) != 0
+    if failed:
+        raise Exit("pgTAP tests failed: see the failures above", code=1)
+
+
+@task(help={"k": "only tests matching this expression", "x": "stop at the first failure"})
+def pytest(c, k="", x=False):
+    """pytest: build, tasks, SQL-level API, HTTP (PostgREST: POSTGREST_BIN, PATH or the vendored copy)."""
+    args = ["-q"] + (["-k", repr(k)] if k else []) + (["-x"] if x else [])
+    echo("pytest " + " ".join(args))
+    if c.run(f"{sys.executable} -m pytest " + " ".join(args), pty=False, warn=True).failed:
+        raise Exit("pytest failed: see the failures above", code=1)
+
+
+@task(name="all", default=True)
+def all_checks(c):
+    """Every check CI runs: SQL lint, migration lint, plpgsql_check, pgTAP, pytest."""
+    from chorus_db.testing import running_test_cluster
+
+    started = time.monotonic()
+    # One test cluster for every step, stopped at the end (unless it ran before `invoke test`).
+    with running_test_cluster():
+        for step in (*lint.LINTERS, pgtap, pytest):
+            step(c)
+    echo(f"every check passed in {time.monotonic() - started:.0f} s")

@@ -1,0 +1,159 @@
+"""The task layer as a newcomer meets it: one module per collection, and every failure a user
+can hit is one sentence saying what to do, exit status 1, no traceback (CHORUS_DEBUG=1 shows
+it). `invoke down` stops what this checkout started, leftovers of killed runs included."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chorus_db import config, stack
+from chorus_db.cluster import Cluster
+
+
+def invoke(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CHORUS_DEBUG")}
+    full.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args], cwd=config.ROOT, env=full, input="",
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def one_sentence(result: subprocess.CompletedProcess) -> str:
+    """The failure's message, after checking it is one line on stderr, exit 1, no traceback."""
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("» ")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def _closed_port() -> int:
+    port = stack.free_port()
+    assert stack.port_is_free(port)
+    return port
+
+
+def test_every_collection_is_one_module_of_the_tasks_package():
+    modules = {p.stem for p in (config.ROOT / "tasks").glob("*.py")} - {"__init__", "_helpers"}
+    assert modules == {"stack", "db", "api", "gdpr", "lint", "test", "bench"}
+    assert not (config.ROOT / "tasks.py").exists()
+    assert not list((config.ROOT / "chorus_db").glob("tasks*.py")), "library code holds no task code"
+    listing = invoke("--list").stdout
+    for name in ("up", "down", "db.build", "db.backup", "api.keys", "gdpr.verify", "lint.all", "test.all", "bench.run"):
+        assert f"  {name}" in listing, name
+
+
+def test_an_unreachable_database_url_is_one_sentence(tmp_path):
+    port = _closed_port()
+    result = invoke("db.status", env={"DATABASE_URL": f"postgresql://someone:secret@127.0.0.1:{port}/chorus_website"})
+    message = one_sentence(result)
+    assert message.startswith(f"cannot reach the database at 127.0.0.1:{port}/chorus_website (")
+    assert "DATABASE_URL" in message and "secret" not in message
+
+
+def test_a_stopped_server_is_one_sentence_and_chorus_debug_shows_the_traceback(pg_cluster):
+    # The test cluster's own URL with the port of a server that is not running.
+    url = pg_cluster.url("chorus_website").replace(f":{pg_cluster.port}/", f":{_closed_port()}/")
+    message = one_sentence(invoke("api.keys", env={"DATABASE_URL": url}))
+    assert message.startswith("cannot reach the database at 127.0.0.1:") and "invoke db.up" in message
+    debug = invoke("api.keys", env={"DATABASE_URL": url, "CHORUS_DEBUG": "1"})
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "OperationalError" in debug.stderr
+
+
+def test_missing_postgresql_binaries_are_one_sentence(tmp_path):
+    message = one_sentence(invoke("db.up", env={"PG_BINDIR": str(tmp_path), "CHORUS_PGDATA": str(tmp_path / "pgdata")}))
+    assert message == f"PG_BINDIR={tmp_path} holds no `postgres` binary: point it at PostgreSQL 15's bin directory"
+    assert not (tmp_path / "pgdata").exists()
+
+
+def test_postgresql_of_another_major_version_is_one_sentence(tmp_path):
+    fake = tmp_path / "bin" / "postgres"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'postgres (PostgreSQL) 14.11'\n")
+    fake.chmod(0o755)
+    message = one_sentence(invoke("db.up", env={"PG_BINDIR": str(fake.parent), "CHORUS_PGDATA": str(tmp_path / "pgdata")}))
+    assert message.startswith(f"{fake} is PostgreSQL 14, the project needs 15: ")
+
+
+def test_a_missing_extension_names_the_package_to_install(pg_cluster, tmp_path):
+    from chorus_db import testing
+    from chorus_db.build import BuildError, Source, build
+
+    source = tmp_path / "db"
+    for kind in ("schema", "functions", "policies"):
+        (source / kind).mkdir(parents=True)
+    (source / "schema" / "000-x.sql").write_text("create extension if not exists chorus_no_such_extension;\n")
+    url = testing.recreate_database(pg_cluster, "chorus_missing_ext")
+    try:
+        with pytest.raises(BuildError) as caught:
+            build(url, source=Source(source), log=lambda _m: None)
+        assert str(caught.value) == (
+            "db/schema/000-x.sql: the PostgreSQL server lacks the extension chorus_no_such_extension: install the "
+            "package that provides chorus_no_such_extension where it runs (`bash .ci/run` installs every package "
+            "the project needs on Debian 12)"
+        )
+    finally:
+        testing.recreate_database(pg_cluster, "chorus_missing_ext")
+
+
+@pytest.fixture
+def own_checkout_id():
+    """A checkout id of its own, so `invoke down` here never stops this session's servers."""
+    checkout_id = f"down-test-{os.getpid()}"
+    env = {
+        "CHORUS_CHECKOUT_ID": checkout_id,
+        "CHORUS_PGDATA": str(Path("/nonexistent-chorus") / checkout_id),
+        "CHORUS_RUN_DIR": str(Path("/nonexistent-chorus") / checkout_id / "run"),
+    }
+    yield checkout_id, env
+    for leftover in Path(os.environ.get("TMPDIR", "/tmp")).glob(f"chorus-{checkout_id}-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def test_down_stops_what_a_killed_test_run_left_in_this_checkouts_temporary_directories(own_checkout_id, monkeypatch):
+    checkout_id, env = own_checkout_id
+    monkeypatch.setattr(config, "CHECKOUT_ID", checkout_id)
+    leftover = Cluster(config.scratch_dir("http-faults") / "pgdata", first_port=56645)
+    leftover.start()
+    try:
+        assert leftover.running()
+        result = invoke("down", env=env)
+        assert result.returncode == 0, result.stderr
+        assert f"stopped PostgreSQL in {leftover.datadir}" in result.stdout
+        assert not leftover.running()
+    finally:
+        leftover.destroy()
+
+
+def test_a_taken_api_port_is_one_sentence(tmp_path):
+    if stack.find_postgrest() is None or stack.find_nginx() is None:
+        pytest.skip("PostgREST or nginx not found")
+    base = config.scratch_dir("port-taken")
+    env = {
+        "CHORUS_CHECKOUT_ID": f"port-test-{os.getpid()}",
+        "CHORUS_PGDATA": str(base / "pgdata"),
+        "CHORUS_RUN_DIR": str(base / "run"),
+        "CHORUS_PG_PORT": str(stack.free_port()),
+        "POSTGREST_PORT": str(stack.free_port()),
+        "POSTGREST_ADMIN_PORT": str(stack.free_port()),
+    }
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        env["API_PORT"] = str(holder.getsockname()[1])
+        try:
+            result = invoke("up", env=env, timeout=180)
+            message = one_sentence(result)
+            assert message.startswith(f"port {env['API_PORT']} for nginx (the API) is taken by another program: stop it or set API_PORT to a free port")
+            assert message.endswith("The stack is half up: `invoke down` stops what started.")
+        finally:
+            invoke("down", env=env, timeout=60)
+            shutil.rmtree(base, ignore_errors=True)
