@@ -118,6 +118,16 @@ def pool_and_scale(report, cluster, seconds: int = 10, rounds: int = 2) -> None:
         for _ in range(rounds):
             for key, (name, url, layers) in targets.items():
                 results[key].append(bench._wrk(report, cluster, name, url, seconds, "api", bench.LEADS, layers))
+        # WAL per accepted submission: what a replica must receive and an archive must keep.
+        with psycopg.connect(cluster.url(bench.BENCH_DB), autocommit=True) as conn:
+            (lsn0,) = conn.execute("select pg_current_wal_lsn()").fetchone()
+            (leads0,) = conn.execute("select count(*) from app.leads").fetchone()
+            bench._wrk(report, cluster, "WAL per submission", targets["one"][1], max(2, seconds // 2), "api", None,
+                       targets["one"][2])
+            (wal, leads1) = conn.execute(
+                "select pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn), (select count(*) from app.leads)", (str(lsn0),)
+            ).fetchone()
+        report.figures["WAL per lead submission, bytes"] = round(float(wal) / max(1, leads1 - leads0))
         med = {key: report.median(runs[0].name, runs) for key, runs in results.items()}
         report.ratios["PostgREST via PgBouncer / own pool"] = med["pgbouncer"]["tps"] / med["direct"]["tps"]
         report.ratios["PostgREST unprepared / prepared (own pool)"] = med["unprepared"]["tps"] / med["direct"]["tps"]

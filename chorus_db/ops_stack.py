@@ -106,6 +106,15 @@ def replica_postgrest_service(run_dir: Path) -> stack.Service:
     return stack.postgrest_service(replica_dir(run_dir))
 
 
+# What the replica's PostgREST sets beyond the primary's settings (compose's postgrest-replica too).
+REPLICA_POSTGREST_ENV = {
+    # 503 CHU02 while the standby lags beyond app.settings.replica_max_lag_seconds.
+    "PGRST_DB_PRE_REQUEST": "app_logic.pre_request_replica",
+    # A standby cannot LISTEN: the schema cache is reloaded by SIGUSR1 (reload_schema).
+    "PGRST_DB_CHANNEL_ENABLED": "false",
+}
+
+
 def replica_postgrest_config(cfg: stack.StackConfig, standby: Cluster, password: str, ports: OpsPorts) -> stack.StackConfig:
     return stack.StackConfig(
         run_dir=replica_dir(cfg.run_dir),
@@ -115,12 +124,7 @@ def replica_postgrest_config(cfg: stack.StackConfig, standby: Cluster, password:
         postgrest_admin_port=ports.replica_postgrest_admin,
         jwt_secret=cfg.jwt_secret,
         postgrest_bin=cfg.postgrest_bin,
-        postgrest_extra_env={
-            # 503 CHU02 while the standby lags beyond app.settings.replica_max_lag_seconds.
-            "PGRST_DB_PRE_REQUEST": "app_logic.pre_request_replica",
-            # A standby cannot LISTEN: the schema cache is reloaded by SIGUSR1 (reload_schema).
-            "PGRST_DB_CHANNEL_ENABLED": "false",
-        },
+        postgrest_extra_env=dict(REPLICA_POSTGREST_ENV),
     )
 
 
@@ -425,7 +429,8 @@ def up_extras_after_nginx(cfg, cluster, monitoring: bool) -> None:
     ports = OpsPorts()
     started = start_monitoring(
         cfg.run_dir, cluster, stack.secret(cfg.run_dir, "monitor_password"), cfg.postgrest_admin_port,
-        OpsPorts().replica_postgrest_admin if cfg.postgrest_read_port else None, ports,
+        ports.replica_postgrest_admin if cfg.postgrest_read_port else None, ports,
+        scrape_interval=os.environ.get("PROMETHEUS_SCRAPE_INTERVAL", "15s"),
     )
     for line in started:
         echo(f"started {line}")

@@ -61,7 +61,7 @@ def enabled(cluster: Cluster) -> bool:
     return config_file(cluster).exists()
 
 
-def render_config(cluster: Cluster) -> str:
+def render_config(cluster: Cluster, port: int | None = None) -> str:
     base = home(cluster)
     return "\n".join(
         [
@@ -79,7 +79,7 @@ def render_config(cluster: Cluster) -> str:
             "",
             f"[{STANZA}]",
             f"pg1-path={cluster.datadir}",
-            f"pg1-port={cluster.port}",
+            f"pg1-port={port or cluster.port}",
             f"pg1-socket-path={socket_dir(cluster)}",
             "pg1-user=postgres",
             "",
@@ -183,6 +183,10 @@ def recover(cluster: Cluster, to: datetime, target: Path | None = None, timeout:
     if to.tzinfo is None:
         raise PitrError("give the recovery time with its time zone, e.g. 2026-12-01T10:00:00Z")
     stamp = to.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+    if cluster.running():
+        # The segment being written holds the latest commits: archive it, or a target just
+        # before now would lie beyond the archive (recovery would stop short and fail).
+        archive_now(cluster, cluster.url("postgres"))
     in_place = target is None
     if in_place:
         aside = cluster.datadir.parent / f"{cluster.datadir.name}.before-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"

@@ -140,12 +140,30 @@ def recover(c, to, target="", yes=False):
     echo("next: `DATABASE_URL=… invoke gdpr.verify`, compare counts, re-apply erasures requested after that moment")
 
 
+@task(name="monitor-password")
+def monitor_password(c):
+    """Set the password of the exporter's login (chorus_monitor) to $MONITOR_PASSWORD on DATABASE_URL."""
+    import os
+
+    from chorus_db import ops_stack
+
+    from ._helpers import database_url, where
+
+    password = os.environ.get("MONITOR_PASSWORD", "")
+    if not password:
+        raise Exit("set MONITOR_PASSWORD to the password prometheus-postgres-exporter logs in with", code=1)
+    url = database_url()
+    ops_stack.set_monitor_password(url, password)
+    echo(f"set the password of role {ops_stack.MONITOR_ROLE} on {where(url)}")
+
+
 def register(ns: Collection) -> None:
     """Add these tasks to the db collection (db.promote, db.replica, db.recover, db.pitr.*)."""
     db = ns.collections["db"]
     db.add_task(promote)
     db.add_task(replica_status)
     db.add_task(recover)
+    db.add_task(monitor_password)
     pitr_tasks = Collection("pitr")
     for t in (pitr_enable, pitr_backup, pitr_info):
         pitr_tasks.add_task(t)
