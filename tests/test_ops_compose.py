@@ -101,7 +101,8 @@ def test_the_readme_compose_pitr_commands_use_the_stanza_and_the_services_of_com
     for line in commands:
         if "pgbackrest" in line:
             assert f"--stanza={pitr.STANZA}" in line, line
-            assert re.search(r"docker compose (exec|run --rm) -u postgres postgres ", line), line
+            assert re.search(r"docker compose (exec -u postgres postgres pgbackrest|run --rm --no-deps -u postgres "
+                             r"--entrypoint pgbackrest postgres) ", line), line
     # Every service a command names exists.
     for service in re.findall(r"docker compose (?:stop|start|up -d) ([a-z -]+)", block):
         for name in service.split():
