@@ -115,10 +115,16 @@ def psql_env(cluster: Cluster, dbname: str) -> dict[str, str]:
     return env
 
 
+PGTAP_HELPERS = config.TESTS_SQL_DIR / "support" / "helpers.sql"
+
+
 def run_pgtap(cluster: Cluster, files: list[Path] | None = None) -> int:
-    """Run pg_prove over db/tests on a copy of the template; returns pg_prove's exit code."""
+    """Run pg_prove over db/tests on a copy of the template, with the shared helpers
+    (db/tests/support/helpers.sql) loaded first; returns pg_prove's exit code."""
     dbname = "chorus_pgtap"
-    copy_of_template(cluster, dbname, extensions=("pgtap",))
+    url = copy_of_template(cluster, dbname, extensions=("pgtap",))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(PGTAP_HELPERS.read_text().encode())
     files = files or sorted(config.TESTS_SQL_DIR.glob("*.sql"))
     cmd = ["pg_prove", "--failures", "--comments", *[str(f) for f in files]]
     return subprocess.run(cmd, env=psql_env(cluster, dbname)).returncode

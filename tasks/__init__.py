@@ -8,7 +8,7 @@ One module per collection, each loaded with invoke's Collection.from_module:
 * api.py: `api.*`, API keys;
 * gdpr.py: `gdpr.*`, the consent audit and personal data;
 * lint.py: `lint.*` (default: every linter); test.py: `test.*` (default: every check CI runs);
-* bench.py: `bench` (the benchmarks);
+* bench.py: `bench` (the benchmarks); docs.py: `docs` (the generated tables of docs/API.md);
 * ops.py: operations tasks added to `db` (promote, replica, recover, pitr.*).
 
 _helpers.py holds what they share. Tasks only parse, print and ask: the logic lives in chorus_db.
@@ -23,18 +23,19 @@ from pathlib import Path
 
 from invoke import Collection
 
-# This checkout's chorus_db, not another one's: invoke puts tasks/ on sys.path, not the checkout,
-# so without this `chorus_db` would come from wherever `pip install -e` pointed (another worktree).
+# invoke puts this package's own folder on sys.path; the checkout's root must come first instead,
+# so `chorus_db` is this checkout's (not an installed copy of another one) and no task module
+# shadows a top-level module of the same name (test, docs).
+_TASKS_DIR = str(Path(__file__).resolve().parent)
 _ROOT = str(Path(__file__).resolve().parent.parent)
-if sys.path[:1] != [_ROOT]:
-    sys.path.insert(0, _ROOT)
+sys.path[:] = [_ROOT] + [p for p in sys.path if p not in (_ROOT, _TASKS_DIR)]
 
-from . import api, bench, db, gdpr, lint, ops, stack, test
+from . import api, bench, db, docs, gdpr, lint, ops, stack, test  # noqa: E402
 
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
 
 ns = Collection.from_module(stack)
-for module in (db, api, gdpr, lint, test, bench):
+for module in (db, api, gdpr, lint, test, bench, docs):
     ns.add_collection(Collection.from_module(module))
 # Operations (ops.py): db.promote, db.replica, db.recover, db.pitr.*.
 ops.register(ns)

@@ -65,6 +65,11 @@ def add_person(db, label: str) -> Person:
         " (%s, 'note', %s, null)",
         (p.lead_id, Jsonb({"email": p.email, "firstName": p.first_name}), p.lead_id, f"Spoke to {p.last_name}"),
     )
+    # A resubmission from a second session claimed it (the lead's own session is claimed on insert).
+    db.execute(
+        "insert into app.lead_sessions (session_id, lead_id, claimed_at) values (%s, %s, now())",
+        (p.other_session, p.lead_id),
+    )
     db.execute(
         "insert into app.accessibility_preferences (session_id, lead_id, accessibility_theme) values"
         " (%s, %s, 'deuteranopia'), (%s, %s, 'default')",

@@ -23,7 +23,7 @@ def session_id() -> str:
 
 # The seed's TypeScript interfaces, filled with plausible values.
 def accessibility_preferences_request(session: str) -> dict:
-    """interface AccessibilityPreferencesRequest (DATABASE_INTEGRATION.md)."""
+    """interface AccessibilityPreferencesRequest (the original design document)."""
     return {
         "sessionId": session,
         "accessibilityTheme": "deuteranopia",
@@ -35,7 +35,7 @@ def accessibility_preferences_request(session: str) -> dict:
 
 
 def brand_engagement_request(session: str) -> dict:
-    """interface BrandEngagementRequest (DATABASE_INTEGRATION.md)."""
+    """interface BrandEngagementRequest (the original design document)."""
     return {
         "sessionId": session,
         "logoInteractions": [

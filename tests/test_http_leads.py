@@ -14,6 +14,7 @@ import secrets
 
 import pytest
 
+from tests.support.bodies import SEED_BODY
 from tests.support.invoke_cli import run_invoke
 
 pytestmark = pytest.mark.http
@@ -26,28 +27,6 @@ POST_FIELDS = {
     "logoInteractions", "timeOnSite", "pagesViewed", "browserInfo", "sessionId",
 }
 
-# The seed's curl example (DATABASE_INTEGRATION.md, POST /api/leads), exactly as its -d
-# argument, with the `// Brand-specific fields` comment line removed.
-SEED_BODY = """{
-    "firstName": "John",
-    "lastName": "Doe",
-    "email": "john.doe@example.com",
-    "leadSource": "contact_form",
-    "gdprConsent": true,
-    "companyName": "Acme Corp",
-    "inquiryDetails": "Interested in technical deep dive",
-
-    "accessibilityTheme": "protanopia",
-    "deviceType": "desktop",
-    "coreWebVitals": {
-      "lcp": 2300,
-      "fid": 85,
-      "cls": 0.08
-    },
-    "logoInteractions": 3,
-    "timeOnSite": 145000,
-    "pagesViewed": ["/", "/ecosystem", "/contact"]
-  }"""
 
 
 def unique_email(label: str) -> str:

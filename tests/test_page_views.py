@@ -62,35 +62,13 @@ def test_an_empty_referrer_means_none(api, db):
     assert rows(db)[0][2] is None
 
 
-BAD = [
-    ({"sessionId": None}, "sessionId"),
-    ({"sessionId": "s" * 101}, "sessionId"),
-    ({"path": None}, "path"),
-    ({"path": "ecosystem"}, "path"),
-    ({"path": "/" + "p" * 200}, "path"),
-    ({"path": "/a b"}, "path"),
-    ({"path": ["/"]}, "path"),
-    ({"referrer": "google"}, "referrer"),
-    ({"referrer": "www.google.com/search"}, "referrer"),
-    ({"referrer": "javascript:alert(1)"}, "referrer"),
-    ({"referrer": "https://exa mple.com/"}, "referrer"),
-    ({"referrer": "https://" + "a" * 60 + ("." + "a" * 60) * 4 + "/"}, "referrer"),
-    ({"referrer": 7}, "referrer"),
-    ({"deviceType": "phone"}, "deviceType"),
-    ({"durationMs": -1}, "durationMs"),
-    ({"durationMs": 12.5}, "durationMs"),
-    ({"durationMs": 2**31}, "durationMs"),
-    ({"userAgent": "Mozilla/5.0"}, "userAgent"),
-]
-
-
-def test_invalid_page_views_are_a_400_naming_the_field_and_store_nothing(api, db):
-    for change, field in BAD:
-        response = api.post(PAGE_VIEWS, {"sessionId": "s", "path": "/", **change}, client_ip=None)
-        assert response.status == 400, (change, response.body)
-        assert response.body["code"] == "CHV01"
-        assert field in response.message, (change, response.body)
-        assert [e["field"] for e in response.body["errors"]] == [field], (change, response.body)
+# The validation table (every rule, one bad field at a time) is pgTAP's:
+# db/tests/060-page-views.sql. Here: what a refusal looks like through PostgREST's path.
+def test_an_invalid_page_view_is_a_400_naming_the_field_and_stores_nothing(api, db):
+    response = api.post(PAGE_VIEWS, {"sessionId": "s", "path": "/a b"}, client_ip=None)
+    assert response.status == 400
+    assert response.body["code"] == "CHV01"
+    assert [e["field"] for e in response.body["errors"]] == ["path"]
     for raw in ("[]", '"/"', "null", "{}"):
         response = api.post(PAGE_VIEWS, raw_body=raw, client_ip=None)
         assert response.status == 400, (raw, response.body)

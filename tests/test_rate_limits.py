@@ -192,7 +192,7 @@ def test_stale_counters_are_purged_and_live_ones_kept(api, db):
 
     def purge(seconds: float) -> int:
         db.execute("select set_config('app.frozen_now', %s, false)", (at(seconds),))
-        return db.execute("select app_logic.purge_rate_limit_counters()").fetchone()[0]
+        return db.execute("select app_logic.purge_rate_limit_counters(app_logic.now())").fetchone()[0]
 
     assert purge(599) == 0
     assert purge(600) == 1  # client 1's IP counter; client 2 hit again at +500

@@ -156,6 +156,70 @@ as $$
     select jsonb_build_array(jsonb_build_object('field', p_field, 'message', p_message))
 $$;
 
+-- Unicode-aware trimming: besides ASCII whitespace, every Unicode space (NBSP, ideographic
+-- space, ...) and the invisible format characters (zero-width space and joiners, word joiner,
+-- BOM, bidi marks and controls, Hangul fillers, braille blank) at either end. A name made only
+-- of such characters trims to '' and fails its minLength. btrim with a set, not a regex: cheap.
+create function app_logic.trim_text(p_text text) returns text
+language sql immutable parallel safe
+as $$
+    select btrim(p_text, E' \t\n\r\u000b\u000c\u0085\u00a0\u00ad\u034f\u061c\u115f\u1160\u1680\u17b4\u17b5'
+        || E'\u180b\u180c\u180d\u180e\u180f\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a'
+        || E'\u200b\u200c\u200d\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u202f\u205f\u2060\u2061'
+        || E'\u2062\u2063\u2064\u2065\u2066\u2067\u2068\u2069\u206a\u206b\u206c\u206d\u206e\u206f\u2800\u3000'
+        || E'\u3164\ufeff\uffa0')
+$$;
+comment on function app_logic.trim_text(text) is
+'The text without leading and trailing whitespace or invisible characters (Unicode spaces, zero-width, bidi, BOM).';
+
+-- Characters no text field may hold: C0 controls (a multi-line field keeps tab, LF, CR), DEL,
+-- the C1 controls U+0080-U+009F, and the bidi embeddings, overrides and isolates that reorder
+-- what a reader sees (U+202A-U+202E, U+2066-U+2069); a single-line field also refuses the
+-- Unicode line and paragraph separators.
+create function app_logic.has_control_characters(p_text text, p_multiline boolean default false) returns boolean
+language sql immutable parallel safe
+as $$
+    select case when p_multiline
+        then p_text ~ '[\u0001-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]'
+        else p_text ~ '[\u0001-\u001f\u007f-\u009f\u2028-\u202e\u2066-\u2069]'
+    end
+$$;
+comment on function app_logic.has_control_characters(text, boolean) is
+'Whether the text holds a control character (C0, DEL, C1) or a bidi embedding, override or isolate.';
+
+-- Free-form JSON (browserInfo, ctaClicks, timeSpentPerSection) is checked by shape before it is
+-- measured, and nothing is converted to text for it: the jsonpath walks read the binary form.
+-- Depth first, with a walk that stops at the limit, so the other walks recurse at most that far.
+-- A number is bounded in magnitude both ways, so its text is never much longer than what was
+-- sent: 1e131071 is 9 bytes in the body and 131,072 characters as text.
+create function app_logic.free_json_problem(p_field text, p_value jsonb) returns jsonb
+language plpgsql immutable
+as $$
+begin
+    if jsonb_path_exists(p_value, 'strict $.**{11}') then
+        return app_logic.problem(p_field, format('%s must be nested at most 10 levels deep.', p_field));
+    end if;
+    if jsonb_path_exists(
+        p_value, 'strict $.** ? (@.type() == "number" && (@ >= 1e15 || @ <= -1e15 || (@ != 0 && @ > -1e-15 && @ < 1e-15)))'
+    ) then
+        return app_logic.problem(p_field, format(
+            '%s may hold only numbers below 10^15 in magnitude, and none closer to 0 than 10^-15 but 0 itself.', p_field
+        ));
+    end if;
+    if jsonb_path_exists(
+        p_value, 'strict $.** ? (@.type() == "string" && @ like_regex "[\\u0001-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069]")'
+    ) or jsonb_path_exists(
+        p_value,
+        'strict $.** ? (@.type() == "object").keyvalue() ? (@.key like_regex "[\\u0001-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069]")'
+    ) then
+        return app_logic.problem(p_field, format('%s must be free of control characters.', p_field));
+    end if;
+    return '[]'::jsonb;
+end
+$$;
+comment on function app_logic.free_json_problem(text, jsonb) is
+'Problems of free-form JSON: nesting beyond 10 levels, numbers of absurd magnitude, control characters.';
+
 -- Email: one @, a dotted domain, no spaces; the length rules come from RFC 5321: a local part
 -- of at most 64 characters, domain labels of at most 63, at most 254 in all. The lengths are
 -- checked apart from the shape: bounded repeats ({1,64}, {0,61}) inside the pattern made
@@ -173,8 +237,10 @@ $$;
 
 -- One value against one rule. Rules use JSON Schema's words (type, minLength, maxLength,
 -- pattern, enum, minimum, maximum, maxItems, items, properties, additionalProperties, const)
--- plus: trim (lengths after trimming), maxBytes (size of the JSON text), patternText (the
--- pattern in words, for the message), and the types email and phone. The same rules feed the
+-- plus: trim (Unicode-aware, lengths after trimming), multiline (a string may hold tab, LF and
+-- CR; no string holds any other control character), maxBytes (free-form JSON: bounded shape, then
+-- the size of its text), patternText (the pattern in words, for the message), and the types
+-- email and phone. The same rules feed the
 -- OpenAPI document, so the documentation cannot disagree with the checks.
 create function app_logic.check_value(p_field text, p_value jsonb, p_rule jsonb) returns jsonb
 language plpgsql stable
@@ -199,7 +265,7 @@ begin
         end if;
         v_text := p_value #>> '{}';
         if coalesce((p_rule ->> 'trim')::boolean, false) then
-            v_text := btrim(v_text, E' \t\r\n');
+            v_text := app_logic.trim_text(v_text);
         end if;
         v_len := char_length(v_text);
         if v_min is not null and v_max is not null and (v_len < v_min or v_len > v_max) then
@@ -208,6 +274,9 @@ begin
             return app_logic.problem(p_field, format('%s must be at most %s characters.', p_field, v_max));
         elsif v_min is not null and v_len < v_min then
             return app_logic.problem(p_field, format('%s must be at least %s characters.', p_field, v_min));
+        end if;
+        if app_logic.has_control_characters(v_text, coalesce((p_rule ->> 'multiline')::boolean, false)) then
+            return app_logic.problem(p_field, format('%s must be free of control characters.', p_field));
         end if;
         if p_rule ? 'enum' and not (p_rule -> 'enum') ? v_text then
             return app_logic.problem(p_field, format(
@@ -260,8 +329,17 @@ begin
         if v_actual <> 'object' then
             return app_logic.problem(p_field, format('%s must be an object.', p_field));
         end if;
-        if p_rule ? 'maxBytes' and octet_length(p_value::text) > (p_rule ->> 'maxBytes')::integer then
-            return app_logic.problem(p_field, format('%s must be at most %s bytes of JSON.', p_field, p_rule ->> 'maxBytes'));
+        -- maxBytes marks free-form JSON: its shape is bounded before its text is measured.
+        if p_rule ? 'maxBytes' then
+            v_sub := app_logic.free_json_problem(p_field, p_value);
+            if jsonb_array_length(v_sub) > 0 then
+                return v_sub;
+            end if;
+            if octet_length(p_value::text) > (p_rule ->> 'maxBytes')::integer then
+                return app_logic.problem(
+                    p_field, format('%s must be at most %s bytes of JSON.', p_field, p_rule ->> 'maxBytes')
+                );
+            end if;
         end if;
         -- Nested: with the sub-select in the same condition, it ran as a query for every object.
         if p_rule ? 'maxProperties' then
@@ -282,8 +360,16 @@ begin
         if p_rule ? 'maxItems' and jsonb_array_length(p_value) > (p_rule ->> 'maxItems')::integer then
             return app_logic.problem(p_field, format('%s must have at most %s items.', p_field, p_rule ->> 'maxItems'));
         end if;
-        if p_rule ? 'maxBytes' and octet_length(p_value::text) > (p_rule ->> 'maxBytes')::integer then
-            return app_logic.problem(p_field, format('%s must be at most %s bytes of JSON.', p_field, p_rule ->> 'maxBytes'));
+        if p_rule ? 'maxBytes' then
+            v_sub := app_logic.free_json_problem(p_field, p_value);
+            if jsonb_array_length(v_sub) > 0 then
+                return v_sub;
+            end if;
+            if octet_length(p_value::text) > (p_rule ->> 'maxBytes')::integer then
+                return app_logic.problem(
+                    p_field, format('%s must be at most %s bytes of JSON.', p_field, p_rule ->> 'maxBytes')
+                );
+            end if;
         end if;
         if p_rule ? 'items' then
             for v_item in select e from jsonb_array_elements(p_value) as e loop
@@ -333,6 +419,10 @@ begin
                 v_problems := v_problems || app_logic.problem(p_prefix || left(v_key, 100), format(
                     '%s keys must be at most 100 characters.', coalesce(nullif(rtrim(p_prefix, '.'), ''), 'The body')
                 ));
+            elsif app_logic.has_control_characters(v_key) then
+                v_problems := v_problems || app_logic.problem(coalesce(nullif(rtrim(p_prefix, '.'), ''), 'body'), format(
+                    '%s keys must be free of control characters.', coalesce(nullif(rtrim(p_prefix, '.'), ''), 'The body')
+                ));
             else
                 v_problems := v_problems || app_logic.check_value(p_prefix || v_key, v_value, v_extra);
             end if;
@@ -356,11 +446,13 @@ $$;
 comment on function app_logic.validate(jsonb, jsonb, text) is
 'Problems of a JSON object against an object rule (properties, required, additionalProperties).';
 
--- The first steps of a public POST whose rule says everything: count the request against the
--- rate limits (first, so bad input counts too), then validate. The answer to give (429 or 400)
--- or null to go on. Endpoints with extra steps between the two call both themselves.
-create function app_logic.screen_request(p_action text, p_body jsonb, p_rule jsonb, p_email text default null)
-returns jsonb
+-- The opening of every public POST: count the request against the rate limits (first, so bad
+-- input counts too), validate the body against the endpoint's rule, then, only for a body the
+-- rule passed, the endpoint's own checks (p_checks: a function from the body to more problems,
+-- e.g. a cross-field rule or a lookup). The answer to give (429 or 400), or null to go on.
+create function app_logic.screen_request(
+    p_action text, p_body jsonb, p_rule jsonb, p_email text default null, p_checks regproc default null
+) returns jsonb
 language plpgsql volatile
 as $$
 declare
@@ -371,21 +463,87 @@ begin
         return v_limited;
     end if;
     v_problems := app_logic.validate(p_body, p_rule);
+    if jsonb_array_length(v_problems) = 0 and p_checks is not null then
+        execute format('select %s($1)', p_checks) using p_body into v_problems;
+    end if;
     if jsonb_array_length(v_problems) > 0 then
         return app_logic.reject_invalid(v_problems);
     end if;
     return null;
 end
 $$;
-comment on function app_logic.screen_request(text, jsonb, jsonb, text) is
-'Rate limit, then validate, a POST body: the 429 or 400 answer, or null when the request may proceed.';
+comment on function app_logic.screen_request(text, jsonb, jsonb, text, regproc) is
+'Rate limit, validate, then the endpoint''s own checks (p_checks), of a POST body: the 429 or 400 answer, '
+'or null when the request may proceed.';
 
--- Trimmed text of a field, or null when absent or JSON null.
+-- Field readers for a body the rule passed: before validation a field may hold anything
+-- (1e30 overflows an integer, a number read as text may be 131,072 characters long).
+
+-- Trimmed text of a field, or null when absent, JSON null or blank.
 create function app_logic.text_field(p_body jsonb, p_key text) returns text
 language sql immutable
 as $$
-    select nullif(btrim(p_body ->> p_key, E' \t\r\n'), '')
+    select nullif(app_logic.trim_text(p_body ->> p_key), '')
 $$;
+comment on function app_logic.text_field(jsonb, text) is
+'A validated text field, trimmed (app_logic.trim_text); null when absent, JSON null or blank.';
+
+-- Via numeric, because JSON may spell a whole number 1.0.
+create function app_logic.integer_field(p_body jsonb, p_key text) returns integer
+language sql immutable
+as $$
+    select case when jsonb_typeof(p_body -> p_key) = 'number' then (p_body -> p_key)::numeric::integer end
+$$;
+comment on function app_logic.integer_field(jsonb, text) is
+'A validated whole-number field as integer; null when absent or JSON null.';
+
+create function app_logic.boolean_field(p_body jsonb, p_key text) returns boolean
+language sql immutable
+as $$
+    select case when jsonb_typeof(p_body -> p_key) = 'boolean' then (p_body -> p_key)::boolean end
+$$;
+comment on function app_logic.boolean_field(jsonb, text) is 'A validated boolean field; null when absent or JSON null.';
+
+-- Rules of fields several endpoints share ------------------------------------------------
+
+create function app_logic.session_id_rule() returns jsonb
+language sql immutable
+as $$
+    select '{
+        "type": "string", "trim": true, "minLength": 1, "maxLength": 100,
+        "description": "The browser session''s opaque id; the data belongs to the first lead whose submission named the session."
+    }'::jsonb
+$$;
+comment on function app_logic.session_id_rule() is 'Rule of a sessionId field: 1 to 100 characters after trimming.';
+
+-- The largest value an integer column holds: a bigger number is a 400, not an overflow.
+create function app_logic.counter_rule(p_description text) returns jsonb
+language sql immutable
+as $$
+    select jsonb_build_object(
+        'type', 'integer', 'minimum', 0, 'maximum', 2147483647, 'description', p_description
+    )
+$$;
+comment on function app_logic.counter_rule(text) is 'Rule of a non-negative integer field that fits an integer column.';
+
+-- Core Web Vitals: timings in milliseconds (at most an hour), CLS unitless.
+create function app_logic.core_web_vitals_rule() returns jsonb
+language sql immutable
+as $$
+    select '{
+        "type": "object",
+        "description": "Core Web Vitals measured on the page: lcp, fid, inp, ttfb in milliseconds, cls unitless.",
+        "properties": {
+            "lcp": {"type": "number", "minimum": 0, "maximum": 3600000, "description": "Largest Contentful Paint, ms."},
+            "fid": {"type": "number", "minimum": 0, "maximum": 3600000, "description": "First Input Delay, ms."},
+            "cls": {"type": "number", "minimum": 0, "maximum": 100, "description": "Cumulative Layout Shift, unitless."},
+            "inp": {"type": "number", "minimum": 0, "maximum": 3600000, "description": "Interaction to Next Paint, ms."},
+            "ttfb": {"type": "number", "minimum": 0, "maximum": 3600000, "description": "Time to First Byte, ms."}
+        },
+        "additionalProperties": false
+    }'::jsonb
+$$;
+comment on function app_logic.core_web_vitals_rule() is 'Rule of a coreWebVitals object: known metrics only, each >= 0.';
 
 -- pg_cron jobs are declared by db/policies and reconciled by the build: cron.schedule upserts
 -- by name, and the build unschedules the project's jobs that were not declared this time.

@@ -80,32 +80,29 @@ $$;
 comment on function app_logic.phone_to_e164(text) is
 'E.164 form of a phone number, or the reason it cannot be one (problem); both null for a blank value.';
 
--- POST /api/leads: the contract's table, one property per field. "phone" and "email" are
--- types of app_logic.check_value; "trim" measures lengths after trimming.
+-- POST /api/leads: the contract's table, one property per field; the fields other endpoints
+-- share come from their rules in 000-foundation.
 create function app_logic.submit_lead_rule() returns jsonb
 language sql immutable
 as $$
-    select '{
+    select jsonb_set(jsonb_set(jsonb_set('{
         "type": "object",
         "additionalProperties": false,
         "required": ["firstName", "lastName", "email", "gdprConsent"],
         "properties": {
             "firstName": {"type": "string", "trim": true, "minLength": 1, "maxLength": 100,
-                "pattern": "^[^\\u0001-\\u001f\\u007f]*$", "patternText": "free of control characters",
                 "description": "First name, 1 to 100 characters after trimming."},
             "lastName": {"type": "string", "trim": true, "minLength": 1, "maxLength": 100,
-                "pattern": "^[^\\u0001-\\u001f\\u007f]*$", "patternText": "free of control characters",
                 "description": "Last name, 1 to 100 characters after trimming."},
             "email": {"type": "email", "trim": true, "maxLength": 254,
                 "description": "Email address (at most 254 characters); one lead per address, whatever its letter case."},
             "phone": {"type": "phone", "trim": true, "maxLength": 40,
                 "description": "Phone number with its country code (+44 20 7946 0958, 0044 ..., dots, dashes, brackets); stored as E.164."},
             "companyName": {"type": "string", "trim": true, "maxLength": 200,
-                "pattern": "^[^\\u0001-\\u001f\\u007f]*$", "patternText": "free of control characters",
                 "description": "Company, at most 200 characters."},
-            "inquiryDetails": {"type": "string", "trim": true, "maxLength": 5000,
+            "inquiryDetails": {"type": "string", "trim": true, "multiline": true, "maxLength": 5000,
                 "description": "What the person would like to discuss, at most 5000 characters."},
-            "leadSource": {"type": "string", "pattern": "^[a-z0-9_]{1,50}$",
+            "leadSource": {"type": "string", "maxLength": 50, "pattern": "^[a-z0-9_]{1,50}$",
                 "patternText": "1 to 50 lower-case letters, digits or underscores",
                 "description": "Where the lead came from, a slug; default contact_form."},
             "gdprConsent": {"type": "boolean", "const": true,
@@ -119,36 +116,20 @@ as $$
                 "description": "How to answer; default email; phone needs a phone number."},
             "deviceType": {"type": "string", "enum": ["mobile", "tablet", "desktop"],
                 "description": "Kind of device the form was sent from."},
-            "coreWebVitals": {"type": "object", "additionalProperties": false,
-                "description": "Core Web Vitals measured in the browser: lcp, fid, inp, ttfb (ms) and cls.",
-                "properties": {
-                    "lcp": {"type": "number", "minimum": 0, "maximum": 3600000,
-                        "description": "Largest Contentful Paint, ms."},
-                    "fid": {"type": "number", "minimum": 0, "maximum": 3600000,
-                        "description": "First Input Delay, ms."},
-                    "cls": {"type": "number", "minimum": 0, "maximum": 3600000,
-                        "description": "Cumulative Layout Shift, unitless."},
-                    "inp": {"type": "number", "minimum": 0, "maximum": 3600000,
-                        "description": "Interaction to Next Paint, ms."},
-                    "ttfb": {"type": "number", "minimum": 0, "maximum": 3600000,
-                        "description": "Time to First Byte, ms."}
-                }},
-            "logoInteractions": {"type": "integer", "minimum": 0, "maximum": 2147483647,
-                "description": "How often the visitor interacted with the logo."},
-            "timeOnSite": {"type": "integer", "minimum": 0, "maximum": 2147483647,
-                "description": "Time spent on the site before sending, ms."},
             "pagesViewed": {"type": "array", "maxItems": 100,
                 "description": "Paths the visitor viewed, at most 100.",
-                "items": {"type": "string", "maxLength": 200, "pattern": "^/[^\\s\\u0001-\\u001f\\u007f]*$",
+                "items": {"type": "string", "maxLength": 200, "pattern": "^/\\S*$",
                     "patternText": "a path that starts with / and has no spaces",
                     "description": "A path, at most 200 characters."}},
             "browserInfo": {"type": "object", "maxBytes": 4096,
                 "description": "Whatever the browser reports about itself, a JSON object of at most 4096 bytes."},
             "sessionId": {"type": "string", "trim": true, "maxLength": 100,
-                "pattern": "^[^\\u0001-\\u001f\\u007f]*$", "patternText": "free of control characters",
-                "description": "The visitor''s session id, at most 100 characters; links the lead to its preferences and engagement."}
+                "description": "The visitor''s session id, at most 100 characters; the first lead to name a session owns its preferences, engagement and page views."}
         }
-    }'::jsonb
+    }'::jsonb,
+    '{properties,coreWebVitals}', app_logic.core_web_vitals_rule()),
+    '{properties,logoInteractions}', app_logic.counter_rule('How often the visitor interacted with the logo.')),
+    '{properties,timeOnSite}', app_logic.counter_rule('Time spent on the site before sending, ms.'))
 $$;
 comment on function app_logic.submit_lead_rule() is 'The validation rule of POST /api/leads (JSON Schema words).';
 
@@ -163,18 +144,18 @@ as $$
         'firstName', app_logic.text_field(p_body, 'firstName'),
         'lastName', app_logic.text_field(p_body, 'lastName'),
         'email', app_logic.text_field(p_body, 'email'),
-        'phone', (app_logic.phone_to_e164(p_body ->> 'phone')).e164,
+        'phone', (app_logic.phone_to_e164(app_logic.text_field(p_body, 'phone'))).e164,
         'companyName', app_logic.text_field(p_body, 'companyName'),
         'inquiryDetails', app_logic.text_field(p_body, 'inquiryDetails'),
         'leadSource', coalesce(p_body ->> 'leadSource', 'contact_form'),
         'gdprConsent', (p_body -> 'gdprConsent'),
-        'marketingConsent', coalesce((p_body ->> 'marketingConsent')::boolean, false),
+        'marketingConsent', coalesce(app_logic.boolean_field(p_body, 'marketingConsent'), false),
         'accessibilityTheme', coalesce(p_body ->> 'accessibilityTheme', 'default'),
         'preferredCommunication', coalesce(p_body ->> 'preferredCommunication', 'email'),
         'deviceType', p_body ->> 'deviceType',
         'coreWebVitals', p_body -> 'coreWebVitals',
-        'logoInteractions', (p_body ->> 'logoInteractions')::numeric::integer,
-        'timeOnSite', (p_body ->> 'timeOnSite')::numeric::integer,
+        'logoInteractions', app_logic.integer_field(p_body, 'logoInteractions'),
+        'timeOnSite', app_logic.integer_field(p_body, 'timeOnSite'),
         'pagesViewed', p_body -> 'pagesViewed',
         'browserInfo', p_body -> 'browserInfo',
         'sessionId', app_logic.text_field(p_body, 'sessionId')
@@ -183,57 +164,55 @@ $$;
 comment on function app_logic.lead_fields(jsonb) is
 'The normalised fields of a valid POST /api/leads body (phone as E.164, defaults applied).';
 
--- The rule the per-field checks cannot express: answering by phone needs a phone number.
+-- The rule the per-field checks cannot express (the hook of screen_request, so it sees only a
+-- body the rule passed): answering by phone needs a phone number.
 -- PL/pgSQL: its plans are kept for the session (a SQL function with a sub-select was parsed and
 -- planned again on every request).
-create function app_logic.lead_cross_field_problems(p_body jsonb) returns jsonb
+create function app_logic.submit_lead_checks(p_body jsonb) returns jsonb
 language plpgsql immutable
 as $$
-declare
-    v_phone record;
 begin
-    if p_body ->> 'preferredCommunication' = 'phone' then
-        v_phone := app_logic.phone_to_e164(p_body ->> 'phone');
-        if v_phone.e164 is null and v_phone.problem is null then
-            return app_logic.problem(
-                'preferredCommunication', 'preferredCommunication can be phone only when a phone number is given.'
-            );
-        end if;
+    if p_body ->> 'preferredCommunication' = 'phone' and app_logic.text_field(p_body, 'phone') is null then
+        return app_logic.problem(
+            'preferredCommunication', 'preferredCommunication can be phone only when a phone number is given.'
+        );
     end if;
     return '[]'::jsonb;
 end
 $$;
+comment on function app_logic.submit_lead_checks(jsonb) is
+'Cross-field problems of a POST /api/leads body the rule passed: phone contact needs a phone number.';
 
+-- A known address (anyone may know one) changes nothing of the lead and never grants marketing
+-- consent: only a withdrawal (false) takes effect, which errs on the safe side. A new address's
+-- consent is what the form said. The audit rows carry the submission (lead_interactions.id) and
+-- say what it asked: 'consent' when it took effect, 'request' when it did not.
 create function api.submit_lead(jsonb) returns jsonb
 language plpgsql volatile security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
 declare
-    v_body jsonb := $1;
-    v_limited jsonb;
-    v_problems jsonb;
+    p_body alias for $1;
+    v_refusal jsonb;
     v_fields jsonb;
     v_now timestamptz := app_logic.now();
     v_lead_id uuid;
     v_known app.leads;
+    v_marketing boolean;
+    v_submission_id bigint;
+    v_known_email boolean := false;
 begin
-    -- First, so that every request counts, whatever is wrong with it.
-    v_limited := app_logic.enforce_rate_limits(
-        'leads', case when jsonb_typeof(v_body -> 'email') = 'string' then v_body ->> 'email' end
+    v_refusal := app_logic.screen_request(
+        'leads', p_body, app_logic.submit_lead_rule(),
+        case when jsonb_typeof(p_body -> 'email') = 'string' then app_logic.trim_text(p_body ->> 'email') end,
+        'app_logic.submit_lead_checks'
     );
-    if v_limited is not null then
-        return v_limited;
+    if v_refusal is not null then
+        return v_refusal;
     end if;
 
-    v_problems := app_logic.validate(v_body, app_logic.submit_lead_rule());
-    if jsonb_typeof(v_body) = 'object' then
-        v_problems := v_problems || app_logic.lead_cross_field_problems(v_body);
-    end if;
-    if jsonb_array_length(v_problems) > 0 then
-        return app_logic.reject_invalid(v_problems);
-    end if;
-
-    v_fields := app_logic.lead_fields(v_body);
+    v_fields := app_logic.lead_fields(p_body);
+    v_marketing := (v_fields ->> 'marketingConsent')::boolean;
     -- Twice at most: a known lead erased between the insert and the lookup is inserted anew.
     for attempt in 1..2 loop
         insert into app.leads as l (
@@ -244,7 +223,7 @@ begin
         ) values (
             v_fields ->> 'firstName', v_fields ->> 'lastName', v_fields ->> 'email', v_fields ->> 'phone',
             v_fields ->> 'companyName', v_fields ->> 'inquiryDetails', v_fields ->> 'leadSource',
-            (v_fields ->> 'gdprConsent')::boolean, (v_fields ->> 'marketingConsent')::boolean,
+            (v_fields ->> 'gdprConsent')::boolean, v_marketing,
             v_fields ->> 'accessibilityTheme', v_fields ->> 'preferredCommunication', v_fields ->> 'deviceType',
             v_fields -> 'coreWebVitals', coalesce((v_fields ->> 'logoInteractions')::integer, 0),
             (v_fields ->> 'timeOnSite')::integer, coalesce(v_fields -> 'pagesViewed', '[]'::jsonb),
@@ -254,32 +233,39 @@ begin
         on conflict ((lower(email))) do nothing
         returning l.id into v_lead_id;
         if v_lead_id is not null then
-            insert into app.lead_interactions (lead_id, kind, created_at) values (v_lead_id, 'submission', v_now);
+            insert into app.lead_interactions (lead_id, kind, created_at) values (v_lead_id, 'submission', v_now)
+            returning id into v_submission_id;
             exit;
         end if;
-        -- A known address: the lead stays as its owner left it (anyone may know an address);
-        -- only the marketing consent follows the latest submission, and the audit says so.
         select l.* into v_known from app.leads as l where lower(l.email) = lower(v_fields ->> 'email') for update;
         if found then
-            if v_known.marketing_consent is distinct from (v_fields ->> 'marketingConsent')::boolean then
-                update app.leads
-                set marketing_consent = (v_fields ->> 'marketingConsent')::boolean, updated_at = v_now
-                where id = v_known.id;
+            v_lead_id := v_known.id;
+            v_known_email := true;
+            if v_known.marketing_consent and not v_marketing then
+                update app.leads set marketing_consent = false, updated_at = v_now where id = v_known.id;
             end if;
             insert into app.lead_interactions (lead_id, kind, details, created_at)
-            values (v_known.id, 'resubmission', v_fields, v_now);
+            values (v_known.id, 'resubmission', v_fields, v_now)
+            returning id into v_submission_id;
             exit;
         end if;
     end loop;
 
-    perform app_logic.record_form_consent(v_fields ->> 'email', (v_fields ->> 'marketingConsent')::boolean);
+    if v_known_email then
+        -- A new lead claimed its session in the insert trigger; a known one claims the session now.
+        perform app_logic.claim_session(v_lead_id, v_fields ->> 'sessionId');
+    end if;
+    perform app_logic.record_form_consent(
+        v_fields ->> 'email', v_marketing, v_submission_id, v_known_email and v_marketing
+    );
     -- The same answer for a new and a known address: a caller cannot learn which it was.
     return app_logic.respond(201, jsonb_build_object('status', 'received'));
 end
 $$;
 comment on function api.submit_lead(jsonb) is
 'POST /api/leads: record a lead from the contact form. 201 {"status":"received"} whether or not the address was '
-'known; 400 naming every invalid field; 429 when rate-limited (5 per IP per 10 minutes, 3 per email per hour).';
+'known (a known address changes nothing but may withdraw marketing consent); 400 naming every invalid field; '
+'429 when rate-limited (5 per IP per 10 minutes, 3 per email per hour).';
 
 -- GET /api/leads: the leads with the POST field names. security_invoker: the caller's grants
 -- and the RLS policies of app.leads decide who reads what.
@@ -319,7 +305,9 @@ comment on column api.leads."companyName" is 'Company, or null.';
 comment on column api.leads."inquiryDetails" is 'What the person would like to discuss, or null.';
 comment on column api.leads."leadSource" is 'Where the lead came from (slug), default contact_form.';
 comment on column api.leads."gdprConsent" is 'Consent to processing; always true (required to submit).';
-comment on column api.leads."marketingConsent" is 'Current marketing consent: the latest submission''s choice.';
+comment on column api.leads."marketingConsent" is
+'Current marketing consent: what the first submission said, unless withdrawn since (a later submission or '
+'POST /api/gdpr/consent).';
 comment on column api.leads."accessibilityTheme" is 'Colour theme the visitor used.';
 comment on column api.leads."preferredCommunication" is 'email or phone.';
 comment on column api.leads."deviceType" is 'mobile, tablet or desktop, or null.';
@@ -364,12 +352,12 @@ as $$
         "additionalProperties": false,
         "required": ["leadId", "kind"],
         "properties": {
-            "leadId": {"type": "string",
+            "leadId": {"type": "string", "maxLength": 36,
                 "pattern": "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$",
                 "patternText": "a lead id (UUID)", "description": "Id of the lead (from GET /api/leads)."},
             "kind": {"type": "string", "enum": ["note", "call", "email", "meeting", "status_change"],
                 "description": "What happened."},
-            "note": {"type": "string", "trim": true, "maxLength": 5000,
+            "note": {"type": "string", "trim": true, "multiline": true, "maxLength": 5000,
                 "description": "Free text, at most 5000 characters; required when kind is note."}
         }
     }'::jsonb
@@ -377,37 +365,47 @@ $$;
 comment on function app_logic.add_lead_interaction_rule() is
 'The validation rule of POST /api/lead-interactions (JSON Schema words).';
 
+-- The checks of a body the rule passed: the lead must exist, and a note needs its text.
+create function app_logic.add_lead_interaction_checks(p_body jsonb) returns jsonb
+language plpgsql stable security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+declare
+    v_problems jsonb := '[]'::jsonb;
+begin
+    if not exists (select from app.leads as l where l.id = (p_body ->> 'leadId')::uuid) then
+        v_problems := app_logic.problem('leadId', 'leadId does not name a known lead.');
+    end if;
+    if p_body ->> 'kind' = 'note' and app_logic.text_field(p_body, 'note') is null then
+        v_problems := v_problems || app_logic.problem('note', 'note is required when kind is note.');
+    end if;
+    return v_problems;
+end
+$$;
+comment on function app_logic.add_lead_interaction_checks(jsonb) is
+'Problems of a POST /api/lead-interactions body the rule passed: an unknown leadId, a note without text.';
+
 create function api.add_lead_interaction(jsonb) returns jsonb
 language plpgsql volatile security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
 declare
-    v_body jsonb := $1;
-    v_limited jsonb;
-    v_problems jsonb;
-    v_lead_id uuid;
+    p_body alias for $1;
+    v_refusal jsonb;
     v_id bigint;
 begin
-    -- No rule is seeded for this action; an operator may add one.
-    v_limited := app_logic.enforce_rate_limits('lead_interactions');
-    if v_limited is not null then
-        return v_limited;
-    end if;
-    v_problems := app_logic.validate(v_body, app_logic.add_lead_interaction_rule());
-    if jsonb_array_length(v_problems) = 0 then
-        v_lead_id := (v_body ->> 'leadId')::uuid;
-        if not exists (select from app.leads as l where l.id = v_lead_id) then
-            v_problems := app_logic.problem('leadId', 'leadId does not name a known lead.');
-        end if;
-        if v_body ->> 'kind' = 'note' and app_logic.text_field(v_body, 'note') is null then
-            v_problems := v_problems || app_logic.problem('note', 'note is required when kind is note.');
-        end if;
-    end if;
-    if jsonb_array_length(v_problems) > 0 then
-        return app_logic.reject_invalid(v_problems);
+    -- No rate-limit rule is seeded for this action; an operator may add one.
+    v_refusal := app_logic.screen_request(
+        'lead_interactions', p_body, app_logic.add_lead_interaction_rule(), null, 'app_logic.add_lead_interaction_checks'
+    );
+    if v_refusal is not null then
+        return v_refusal;
     end if;
     insert into app.lead_interactions (lead_id, kind, note, api_key_id, created_at)
-    values (v_lead_id, v_body ->> 'kind', app_logic.text_field(v_body, 'note'), app_logic.current_api_key_id(), app_logic.now())
+    values (
+        (p_body ->> 'leadId')::uuid, p_body ->> 'kind', app_logic.text_field(p_body, 'note'),
+        app_logic.current_api_key_id(), app_logic.now()
+    )
     returning id into v_id;
     return app_logic.respond(201, jsonb_build_object('status', 'recorded', 'id', v_id));
 end

@@ -9,26 +9,27 @@
 create function app_logic.consent_row_hash(
     p_subject text, p_seq integer, p_event text, p_consent_type text, p_granted boolean,
     p_source text, p_ip_hash text, p_user_agent text, p_text_version text,
-    p_recorded_at timestamptz, p_prev_hash bytea
+    p_recorded_at timestamptz, p_prev_hash bytea, p_submission_id bigint default null
 ) returns bytea
 language sql stable
 as $$
     -- A JSON array is an unambiguous serialisation: no separator can be forged inside a field.
-    select sha256(convert_to(jsonb_build_array(
+    -- The submission id joined the row later: a row without one hashes as rows always did.
+    select sha256(convert_to((jsonb_build_array(
         p_subject, p_seq, p_event, p_consent_type, p_granted, p_source, p_ip_hash, p_user_agent,
         p_text_version, to_char(p_recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
         encode(p_prev_hash, 'hex')
-    )::text, 'UTF8'))
+    ) || case when p_submission_id is null then '[]'::jsonb else jsonb_build_array(p_submission_id) end)::text, 'UTF8'))
 $$;
 comment on function app_logic.consent_row_hash(
-    text, integer, text, text, boolean, text, text, text, text, timestamptz, bytea
+    text, integer, text, text, boolean, text, text, text, text, timestamptz, bytea, bigint
 ) is 'The hash a consent_audit row must carry, given its content and its predecessor''s hash.';
 
 -- Several rows of one subject in one go (a form submission records two consents): one lock,
 -- one read of the chain's end, one INSERT. Row i gets seq last + i and the hash of row i - 1.
 create function app_logic.append_consents(
     p_subject text, p_events text[], p_consent_types text[], p_granted boolean[], p_source text,
-    p_ip_hash text default null, p_user_agent text default null
+    p_ip_hash text default null, p_user_agent text default null, p_submission_id bigint default null
 ) returns void
 language plpgsql volatile security definer
 set search_path = pg_catalog, app, pg_temp
@@ -55,35 +56,35 @@ begin
     from app.consent_audit as a where a.subject = p_subject order by a.seq desc limit 1;
     v_seq := coalesce(v_last.seq, 0);
     v_prev := v_last.row_hash;
-    if 'consent' = any(p_events) then
+    if 'consent' = any(p_events) or 'request' = any(p_events) then
         v_text_version := app_logic.setting('consent_text_version');
     end if;
     for i in 1..coalesce(cardinality(p_events), 0) loop
         v_seq := v_seq + 1;
-        v_version := case when p_events[i] = 'consent' then v_text_version end;
+        v_version := case when p_events[i] in ('consent', 'request') then v_text_version end;
         v_seqs := v_seqs || v_seq;
         v_versions := v_versions || v_version;
         v_prevs := v_prevs || v_prev;
         v_prev := app_logic.consent_row_hash(
             p_subject, v_seq, p_events[i], p_consent_types[i], p_granted[i], p_source, p_ip_hash, v_ua, v_version,
-            v_at, v_prev
+            v_at, v_prev, p_submission_id
         );
         v_hashes := v_hashes || v_prev;
     end loop;
     -- In chain order, so ids ascend with seq as they did with one INSERT per row.
     insert into app.consent_audit (
         subject, seq, event, consent_type, granted, source, ip_hash, user_agent,
-        consent_text_version, recorded_at, prev_hash, row_hash
+        consent_text_version, recorded_at, prev_hash, row_hash, submission_id
     )
     select
         p_subject, r.seq, r.event, r.consent_type, r.granted, p_source, p_ip_hash, v_ua, r.text_version, v_at,
-        r.prev_hash, r.row_hash
+        r.prev_hash, r.row_hash, p_submission_id
     from unnest(v_seqs, p_events, p_consent_types, p_granted, v_versions, v_prevs, v_hashes)
         as r (seq, event, consent_type, granted, text_version, prev_hash, row_hash)
     order by r.seq;
 end
 $$;
-comment on function app_logic.append_consents(text, text[], text[], boolean[], text, text, text) is
+comment on function app_logic.append_consents(text, text[], text[], boolean[], text, text, text, bigint) is
 'Append rows (one per array entry) to the consent audit in one go, chained to the subject''s previous row.';
 
 create function app_logic.append_consent(
@@ -135,7 +136,7 @@ as $$
         and a.prev_hash is not distinct from a.expected_prev
         and a.row_hash = app_logic.consent_row_hash(
             a.subject, a.seq, a.event, a.consent_type, a.granted, a.source, a.ip_hash, a.user_agent,
-            a.consent_text_version, a.recorded_at, a.prev_hash
+            a.consent_text_version, a.recorded_at, a.prev_hash, a.submission_id
         )
     ), true)
     from (
@@ -159,9 +160,12 @@ as $$
 $$;
 comment on function app_logic.client_ip_hash() is 'Pseudonym of the request''s client IP; null without one.';
 
--- What the web form's submission consents to: GDPR processing (always true, the form requires
--- it) and marketing (as ticked), with the request's IP hash and user agent.
-create function app_logic.record_form_consent(p_email text, p_marketing boolean) returns void
+-- What a web-form submission consents to: GDPR processing (always true, the form requires it)
+-- and marketing as ticked, with the request's IP hash and user agent and the submission's id.
+-- A marketing consent that did not take effect (a known address asked for it) is a 'request'.
+create function app_logic.record_form_consent(
+    p_email text, p_marketing boolean, p_submission_id bigint, p_marketing_is_request boolean default false
+) returns void
 language plpgsql volatile
 as $$
 declare
@@ -171,10 +175,17 @@ declare
 begin
     -- Both rows in one append: one lock and one read of the chain instead of two.
     perform app_logic.append_consents(
-        v_subject, array['consent', 'consent'], array['gdpr', 'marketing'], array[true, p_marketing], 'web_form',
-        v_ip_hash, v_agent
+        v_subject, array['consent', case when p_marketing_is_request then 'request' else 'consent' end],
+        array['gdpr', 'marketing'], array[true, p_marketing], 'web_form', v_ip_hash, v_agent, p_submission_id
     );
 end
 $$;
-comment on function app_logic.record_form_consent(text, boolean) is
-'Append the GDPR and marketing consent of one accepted form submission to the consent audit.';
+comment on function app_logic.record_form_consent(text, boolean, bigint, boolean) is
+'Append the GDPR and marketing consent (or marketing request) of one accepted form submission to the consent audit.';
+
+comment on column app.consent_audit.event is
+'consent: a consent given or withdrawn that took effect; request: a submission asked for a consent that did not '
+'take effect by itself (a known address asking for marketing); erasure: the person''s data was erased.';
+comment on column app.consent_audit.granted is 'For consent: granted (true) or withdrawn (false); for request: what was asked.';
+comment on column app.consent_audit.submission_id is
+'The lead_interactions id of the form submission that wrote the row (kept after erasure removes it); null otherwise.';

@@ -1,4 +1,5 @@
 -- Rate limiting (issue 4): a sliding log per client, counted before anything else a public POST does.
+-- (db/schema/040-rate-limits.sql's header says "fixed-window": the comments below are current.)
 --
 -- Exact under concurrency: every request of one client locks that client's row, so
 -- simultaneous requests queue on it and each sees what the previous one left: exactly
@@ -6,6 +7,17 @@
 -- other. Rows are locked in one order (ip before email), so two requests cannot deadlock.
 -- Endpoints answer 4xx with response.status instead of raising, so a request rejected for bad
 -- input keeps its hit: PostgREST commits the transaction.
+
+comment on table app.rate_limit_rules is
+'How many requests each action admits in any window of window_seconds (a sliding window), per client network '
+'(scope ip) or lower-cased email (scope email). Change a limit with an UPDATE; no deploy.';
+comment on table app.rate_limit_counters is
+'A sliding log per client, action and scope: the arrival times of the admitted requests still inside the window '
+'(at most max_requests). Unlogged: a crash forgets them, which only forgives. Rows whose window ended are purged '
+'every minute (retention rule rate_limit_counters).';
+comment on column app.rate_limit_counters.subject is 'HMAC of the scope and the client network or email: nothing in clear.';
+comment on column app.rate_limit_counters.hits is 'Arrival times of the admitted requests inside the window, oldest first.';
+comment on column app.rate_limit_counters.expires_at is 'When the newest hit leaves the window; the row is stale after it.';
 
 -- The counter key of a client: a keyed hash, prefixed by scope so that a counter cannot be
 -- joined to a consent record or to another scope's counter.
@@ -26,7 +38,7 @@ set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     v_now timestamptz := app_logic.now();
-    v_email text := lower(btrim(p_email, E' \t\r\n'));
+    v_email text := lower(app_logic.trim_text(p_email));
     v_rule app.rate_limit_rules;
     v_subject text;
     v_counted app.rate_limit_rules[] := '{}';
@@ -116,17 +128,3 @@ end
 $$;
 comment on function app_logic.enforce_rate_limits(text, text) is
 'Count a request for an action; the 429 body (status and Retry-After set) when over a limit, else null.';
-
--- Retention: a row whose newest hit has left the window holds nothing. The retention job
--- (db/policies/080-retention.sql) removes such rows every minute through the same function.
-create function app_logic.purge_rate_limit_counters() returns integer
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
-as $$
-begin
-    -- plpgsql, so the two-argument worker (db/functions/080-retention.sql) may come later.
-    return app_logic.purge_rate_limit_counters(app_logic.now(), null)::integer;
-end
-$$;
-comment on function app_logic.purge_rate_limit_counters() is
-'Delete rate-limit counters whose window has passed; run every minute by pg_cron. Returns the count.';

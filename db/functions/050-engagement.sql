@@ -1,88 +1,61 @@
 -- Accessibility preferences and brand engagement (issue 5): the two session endpoints, their
--- validation rules, and the link from a session's data to the lead submitted in it.
+-- validation rules, and the link from a session's data to the lead that owns the session.
 --
--- Linking works from both sides: a lead arriving after the session's data links the rows it
--- finds (trigger on app.leads), data arriving after the lead looks the lead up. Both sides take
--- the same per-session advisory lock first, so a lead and data of one session committing at
--- the same moment cannot each miss the other.
+-- A session is owned by the first lead whose submission named it (app.lead_sessions, claimed
+-- once, never moved to another lead): its preferences and engagement are that lead's, whether
+-- they arrive before or after the claim. Both sides take the same per-session advisory lock
+-- first, so a claim and data of one session committing at the same moment cannot each miss the
+-- other.
 
--- Integer fields validated by a rule: via numeric, because JSON may spell a whole number 1.0.
-create function app_logic.integer_field(p_body jsonb, p_key text) returns integer
-language sql immutable
-as $$
-    select case when jsonb_typeof(p_body -> p_key) = 'number' then (p_body -> p_key)::numeric::integer end
-$$;
-comment on function app_logic.integer_field(jsonb, text) is
-'A validated whole-number field as integer; null when absent or JSON null.';
+comment on table app.lead_sessions is
+'Which lead owns which browser session: the first lead whose submission named it. A claim is never moved '
+'to another lead; it goes when the lead is erased.';
+comment on column app.lead_sessions.session_id is 'The session id, as the submission named it (trimmed).';
+comment on column app.lead_sessions.lead_id is 'The lead that owns the session''s preferences, engagement and page views.';
+comment on column app.lead_sessions.claimed_at is 'When the first submission naming the session arrived.';
 
-create function app_logic.boolean_field(p_body jsonb, p_key text) returns boolean
-language sql immutable
-as $$
-    select case when jsonb_typeof(p_body -> p_key) = 'boolean' then (p_body -> p_key)::boolean end
-$$;
-comment on function app_logic.boolean_field(jsonb, text) is 'A validated boolean field; null when absent or JSON null.';
-
--- Serialises the lead and the session data of one session (see the header).
+-- Serialises the claim of a session and the session's data (see the header).
 create function app_logic.lock_session(p_session_id text) returns void
 language sql volatile
 as $$
     select pg_advisory_xact_lock(hashtextextended('chorus_website:session:' || p_session_id, 0))
 $$;
 comment on function app_logic.lock_session(text) is
-'Transaction lock on one session id, taken before linking its data to a lead.';
+'Transaction lock on one session id, taken before claiming it or storing its data.';
 
--- The lead submitted in a session; the newest when several people used one browser session.
 create function app_logic.session_lead(p_session_id text) returns uuid
 language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-    select l.id from app.leads as l
-    where l.session_id = p_session_id
-    order by l.created_at desc, l.id
-    limit 1
+    select s.lead_id from app.lead_sessions as s where s.session_id = p_session_id
 $$;
-comment on function app_logic.session_lead(text) is 'The id of the newest lead submitted with this session id, or null.';
+comment on function app_logic.session_lead(text) is 'The id of the lead that owns this session, or null.';
 
--- The session id rule shared by the session endpoints (and the lead's sessionId).
-create function app_logic.session_id_rule() returns jsonb
-language sql immutable
+-- A submission naming a session claims it for its lead unless another lead owns it already (a
+-- shared browser: the first person keeps the session). The session's data sent before the
+-- claim then becomes the lead's: only unlinked rows, never another lead's.
+create function app_logic.claim_session(p_lead_id uuid, p_session_id text) returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, app, pg_temp
 as $$
-    select '{
-        "type": "string", "trim": true, "minLength": 1, "maxLength": 100,
-        "description": "The browser session''s opaque id; links this data to a lead submitted in the same session."
-    }'::jsonb
+begin
+    if p_session_id is null then
+        return;
+    end if;
+    perform app_logic.lock_session(p_session_id);
+    insert into app.lead_sessions as s (session_id, lead_id, claimed_at)
+    values (p_session_id, p_lead_id, app_logic.now())
+    on conflict (session_id) do nothing;
+    if found then
+        update app.accessibility_preferences as p set lead_id = p_lead_id
+        where p.session_id = p_session_id and p.lead_id is null;
+        update app.brand_engagement as e set lead_id = p_lead_id
+        where e.session_id = p_session_id and e.lead_id is null;
+    end if;
+end
 $$;
-comment on function app_logic.session_id_rule() is 'Rule of a sessionId field: 1 to 100 characters after trimming.';
-
--- The largest value an integer column holds: a bigger number is a 400, not an overflow.
-create function app_logic.counter_rule(p_description text) returns jsonb
-language sql immutable
-as $$
-    select jsonb_build_object(
-        'type', 'integer', 'minimum', 0, 'maximum', 2147483647, 'description', p_description
-    )
-$$;
-comment on function app_logic.counter_rule(text) is 'Rule of a non-negative integer field that fits an integer column.';
-
--- Core Web Vitals: timings in milliseconds, CLS unitless. The upper bounds only keep a value
--- within what double precision (the p75 analytics) handles meaningfully.
-create function app_logic.core_web_vitals_rule() returns jsonb
-language sql immutable
-as $$
-    select '{
-        "type": "object",
-        "description": "Core Web Vitals measured on the page: lcp, fid, inp, ttfb in milliseconds, cls unitless.",
-        "properties": {
-            "lcp": {"type": "number", "minimum": 0, "maximum": 3600000, "description": "Largest Contentful Paint, ms."},
-            "fid": {"type": "number", "minimum": 0, "maximum": 3600000, "description": "First Input Delay, ms."},
-            "cls": {"type": "number", "minimum": 0, "maximum": 100, "description": "Cumulative Layout Shift, unitless."},
-            "inp": {"type": "number", "minimum": 0, "maximum": 3600000, "description": "Interaction to Next Paint, ms."},
-            "ttfb": {"type": "number", "minimum": 0, "maximum": 3600000, "description": "Time to First Byte, ms."}
-        },
-        "additionalProperties": false
-    }'::jsonb
-$$;
-comment on function app_logic.core_web_vitals_rule() is 'Rule of a coreWebVitals object: known metrics only, each >= 0.';
+comment on function app_logic.claim_session(uuid, text) is
+'Claim a session for a lead unless another lead owns it, and link the session''s unlinked data to it.';
 
 -- POST /api/accessibility-preferences ----------------------------------------------------
 
@@ -125,7 +98,7 @@ set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     p_body alias for $1;
-    v_refused jsonb;
+    v_refusal jsonb;
     v_session text;
     v_now timestamptz := app_logic.now();
     v_inserted boolean;
@@ -137,11 +110,10 @@ declare
     v_switches integer;
     v_duration integer;
 begin
-    v_refused := app_logic.screen_request('accessibility_preferences', p_body, app_logic.save_accessibility_preferences_rule());
-    if v_refused is not null then
-        return v_refused;
+    v_refusal := app_logic.screen_request('accessibility_preferences', p_body, app_logic.save_accessibility_preferences_rule());
+    if v_refusal is not null then
+        return v_refusal;
     end if;
-    -- Read only now: before validation a field may hold anything (1e30 overflows an integer).
     v_session := app_logic.text_field(p_body, 'sessionId');
     v_dark := app_logic.boolean_field(p_body, 'darkModePreference');
     v_motion := app_logic.boolean_field(p_body, 'reducedMotion');
@@ -205,9 +177,11 @@ as $$
                     "required": ["timestamp", "theme", "duration"],
                     "additionalProperties": false,
                     "properties": {
-                        "timestamp": {"type": "number", "minimum": 0, "description": "When, in ms since the epoch."},
+                        "timestamp": {"type": "number", "minimum": 0, "maximum": 99999999999999,
+                            "description": "When, in ms since the epoch (below 10^14, i.e. before the year 5138)."},
                         "theme": {"type": "string", "minLength": 1, "maxLength": 50, "description": "Theme shown."},
-                        "duration": {"type": "number", "minimum": 0, "description": "How long, in ms."}
+                        "duration": {"type": "number", "minimum": 0, "maximum": 86400000,
+                            "description": "How long, in ms (at most a day)."}
                     }
                 }
             }'::jsonb,
@@ -248,12 +222,12 @@ set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     p_body alias for $1;
-    v_refused jsonb;
+    v_refusal jsonb;
     v_session text;
 begin
-    v_refused := app_logic.screen_request('brand_engagement', p_body, app_logic.record_brand_engagement_rule());
-    if v_refused is not null then
-        return v_refused;
+    v_refusal := app_logic.screen_request('brand_engagement', p_body, app_logic.record_brand_engagement_rule());
+    if v_refusal is not null then
+        return v_refusal;
     end if;
     v_session := app_logic.text_field(p_body, 'sessionId');
     perform app_logic.lock_session(v_session);
@@ -282,26 +256,20 @@ comment on function api.record_brand_engagement(jsonb) is
 '201 {"status":"recorded"}; 400 naming every invalid field; 429 over the rate limit '
 '(120 per client IP per minute by default).';
 
--- Lead linking ---------------------------------------------------------------------------
-
--- A lead that carries a session id claims the data that session already sent.
-create function app_logic.tg_leads__link_session() returns trigger
+-- A stored lead claims the session it names (a resubmission claims its session in submit_lead).
+create function app_logic.tg_leads__claim_session() returns trigger
 language plpgsql security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
 begin
-    perform app_logic.lock_session(new.session_id);
-    update app.accessibility_preferences as p set lead_id = new.id
-    where p.session_id = new.session_id and p.lead_id is distinct from new.id;
-    update app.brand_engagement as e set lead_id = new.id
-    where e.session_id = new.session_id and e.lead_id is distinct from new.id;
+    perform app_logic.claim_session(new.id, new.session_id);
     return null;
 end
 $$;
-comment on function app_logic.tg_leads__link_session() is
-'After a lead is stored with a session id: link that session''s preferences and engagement to it.';
+comment on function app_logic.tg_leads__claim_session() is
+'After a lead is stored with a session id: claim the session for it unless another lead owns it.';
 
-create trigger leads_link_session
+create trigger leads_claim_session
 after insert or update of session_id on app.leads
 for each row when (new.session_id is not null)
-execute function app_logic.tg_leads__link_session();
+execute function app_logic.tg_leads__claim_session();

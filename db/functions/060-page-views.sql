@@ -118,7 +118,7 @@ as $$
             'path', '{
                 "type": "string", "minLength": 1, "maxLength": 200, "pattern": "^/\\S*$",
                 "patternText": "a path starting with / without spaces",
-                "description": "The page''s path, starting with /; a query string or fragment is dropped."
+                "description": "The page''s path, starting with /; its query string, fragment and matrix parameters are dropped, and email or token segments are stored as :email or :token."
             }'::jsonb,
             'referrer', jsonb_build_object(
                 'type', 'string', 'maxLength', 2048, 'pattern', app_logic.referrer_pattern(),
@@ -134,36 +134,79 @@ as $$
 $$;
 comment on function app_logic.record_page_view_rule() is 'Validation rule (and OpenAPI schema) of POST /api/page-views.';
 
+-- What a stored path may keep: no query string or fragment (where analytics leak personal data:
+-- ?email=...), no matrix parameters (;jsessionid=... is a session token), and no segment that is
+-- an email address (one holding @ or %40) or looks like a token (16 or more hex digits with a
+-- digit among them, as in UUIDs and hashes; 20 or more URL-safe base64 characters mixing upper
+-- and lower case and digits; a JWT's three dotted parts): such a segment is replaced by :email
+-- or :token, so the view still counts and the page stays recognisable. The segment work runs
+-- only for a path holding a character that can start one of those.
+create function app_logic.clean_page_path(p_path text) returns text
+language plpgsql immutable
+as $$
+declare
+    v_path text := regexp_replace(p_path, '[?#].*$', '');
+begin
+    if v_path !~ '[;@%]|[0-9A-Za-z_-]{16}' then
+        return v_path;
+    end if;
+    v_path := regexp_replace(v_path, ';[^/]*', '', 'g');
+    return left(array_to_string(array(
+        select case
+            when t.seg ~* '@|%40' then ':email'
+            when t.seg ~ '^[0-9A-Fa-f-]+$' and t.seg ~ '[0-9]' and char_length(replace(t.seg, '-', '')) >= 16
+                then ':token'
+            when t.seg ~ '^[A-Za-z0-9_-]{20,}$' and t.seg ~ '[0-9]' and t.seg ~ '[A-Z]' and t.seg ~ '[a-z]'
+                then ':token'
+            when t.seg ~ '^[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}$' then ':token'
+            else t.seg
+        end
+        from unnest(string_to_array(v_path, '/')) with ordinality as t (seg, n)
+        order by t.n
+    ), '/'), 200);
+end
+$$;
+comment on function app_logic.clean_page_path(text) is
+'A page path as stored: without query, fragment and matrix parameters; email and token segments as :email, :token.';
+
+-- The hook of screen_request: the referrer's host must be a real host name (the pattern bounds
+-- each label, not the whole).
+create function app_logic.record_page_view_checks(p_body jsonb) returns jsonb
+language plpgsql immutable
+as $$
+declare
+    v_host text;
+begin
+    if jsonb_typeof(p_body -> 'referrer') = 'string' then
+        v_host := app_logic.referrer_host(p_body ->> 'referrer');
+        if v_host is null or char_length(v_host) > 253 then
+            return app_logic.problem('referrer', 'referrer must have a host name of at most 253 characters.');
+        end if;
+    end if;
+    return '[]'::jsonb;
+end
+$$;
+comment on function app_logic.record_page_view_checks(jsonb) is
+'Problems of a POST /api/page-views body the rule passed: a referrer host longer than 253 characters.';
+
 create function api.record_page_view(jsonb) returns jsonb
 language plpgsql volatile security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     p_body alias for $1;
-    v_limited jsonb;
-    v_problems jsonb;
+    v_refusal jsonb;
     v_now timestamptz := app_logic.now();
-    v_referrer text;
-    v_host text;
 begin
-    v_limited := app_logic.enforce_rate_limits('page_views', null);
-    if v_limited is not null then
-        return v_limited;
-    end if;
     -- An empty referrer is what a browser reports for a page opened directly.
-    if p_body ->> 'referrer' = '' then
+    if p_body -> 'referrer' = '""'::jsonb then
         p_body := p_body - 'referrer';
     end if;
-    v_problems := app_logic.validate(p_body, app_logic.record_page_view_rule());
-    if jsonb_array_length(v_problems) = 0 and jsonb_typeof(p_body -> 'referrer') = 'string' then
-        v_referrer := p_body ->> 'referrer';
-        v_host := app_logic.referrer_host(v_referrer);
-        if v_host is null or char_length(v_host) > 253 then
-            v_problems := app_logic.problem('referrer', 'referrer must have a host name of at most 253 characters.');
-        end if;
-    end if;
-    if jsonb_array_length(v_problems) > 0 then
-        return app_logic.reject_invalid(v_problems);
+    v_refusal := app_logic.screen_request(
+        'page_views', p_body, app_logic.record_page_view_rule(), null, 'app_logic.record_page_view_checks'
+    );
+    if v_refusal is not null then
+        return v_refusal;
     end if;
     if app_logic.page_view_partition(v_now) is null then
         -- The partition job has not run: an operator's problem, not the client's.
@@ -176,9 +219,8 @@ begin
     insert into app.page_views (session_id, path, referrer_host, device_type, duration_ms, viewed_at)
     values (
         app_logic.text_field(p_body, 'sessionId'),
-        -- Query strings and fragments are where analytics leak personal data (?email=...).
-        regexp_replace(p_body ->> 'path', '[?#].*$', ''),
-        v_host,
+        app_logic.clean_page_path(p_body ->> 'path'),
+        app_logic.referrer_host(p_body ->> 'referrer'),
         p_body ->> 'deviceType',
         app_logic.integer_field(p_body, 'durationMs'),
         v_now
@@ -188,6 +230,7 @@ end
 $$;
 comment on function api.record_page_view(jsonb) is
 'POST /api/page-views: record one anonymous page view (no IP, no user agent; the referrer '
-'is reduced to its host, the path loses any query string). 201 {"status":"recorded"}; 400 naming '
+'is reduced to its host; the path loses its query string, fragment and matrix parameters, and '
+'email or token segments become :email or :token). 201 {"status":"recorded"}; 400 naming '
 'every invalid field; 429 over the rate limit (120 per client IP per minute by default); 503 '
 'when this month''s partition is missing.';

@@ -1,12 +1,11 @@
 -- Data protection: the consent audit's verification, and export, erasure and consent changes
 -- for one person (by email, any letter case) behind the admin endpoints and `invoke gdpr.*`.
 --
--- A person is found through their lead (email), the sessions linked to it (the lead's
--- session_id and the sessions of preferences and engagement linked by lead_id), and their
--- pseudonym (HMAC of the lower-cased email) in the consent audit and rate-limit counters.
--- A row of one of those sessions that is linked to another lead (a shared browser) belongs
--- to that lead and is neither exported nor erased; page views carry no lead and go with
--- the session.
+-- A person is found through their lead (email), the sessions it owns (app.lead_sessions: every
+-- session one of its submissions named first, resubmissions from later sessions included), and
+-- their pseudonym (HMAC of the lower-cased email) in the consent audit and rate-limit counters.
+-- A session another lead claimed first (a shared browser) is that lead's: it is neither exported
+-- nor erased with this one.
 
 -- The consent audit walked subject by subject: every row's hash must match its content, its
 -- prev_hash the hash of the row before it, and seq must count 1, 2, 3... without a gap.
@@ -44,7 +43,7 @@ as $$
                     format('prev_hash does not match the hash of the row before it (id %s): one of them was altered', w.prev_id)
                 when w.row_hash is distinct from app_logic.consent_row_hash(
                     w.subject, w.seq, w.event, w.consent_type, w.granted, w.source, w.ip_hash, w.user_agent,
-                    w.consent_text_version, w.recorded_at, w.prev_hash
+                    w.consent_text_version, w.recorded_at, w.prev_hash, w.submission_id
                 ) then 'row_hash does not match the row''s content: the row was changed'
             end as reason
         from walked as w
@@ -73,26 +72,20 @@ comment on function app_logic.camel_keys(jsonb) is 'The object with snake_case k
 create function app_logic.person_pseudonym(p_email text) returns text
 language sql stable
 as $$
-    select app_logic.pseudonym(lower(btrim(p_email)))
+    select app_logic.pseudonym(lower(app_logic.trim_text(p_email)))
 $$;
 comment on function app_logic.person_pseudonym(text) is
 'The subject of a person in the consent audit (counters use app_logic.rate_limit_subject).';
 
--- The sessions that belong to a lead: its own, and those of rows linked to it.
+-- The sessions a lead owns (app.lead_sessions): every session its submissions named first.
 create function app_logic.lead_sessions(p_lead_id uuid) returns text[]
 language sql stable
 as $$
-    select coalesce(array_agg(distinct s.session_id), '{}')
-    from (
-        select l.session_id from app.leads as l where l.id = p_lead_id
-        union all
-        select p.session_id from app.accessibility_preferences as p where p.lead_id = p_lead_id
-        union all
-        select e.session_id from app.brand_engagement as e where e.lead_id = p_lead_id
-    ) as s
-    where s.session_id is not null
+    select coalesce(array_agg(s.session_id order by s.session_id), '{}')
+    from app.lead_sessions as s
+    where s.lead_id = p_lead_id
 $$;
-comment on function app_logic.lead_sessions(uuid) is 'Session ids of a lead and of the preferences and engagement linked to it.';
+comment on function app_logic.lead_sessions(uuid) is 'Session ids the lead owns (app.lead_sessions).';
 
 -- Everything held about one person; null when nothing at all is held.
 create function app_logic.export_personal_data(p_email text) returns jsonb
@@ -104,14 +97,15 @@ declare
     v_sessions text[] := '{}';
     v_document jsonb;
 begin
-    select l.* into v_lead from app.leads as l where lower(l.email) = lower(btrim(p_email));
+    select l.* into v_lead from app.leads as l where lower(l.email) = lower(app_logic.trim_text(p_email));
     if v_lead.id is not null then
         v_sessions := app_logic.lead_sessions(v_lead.id);
     end if;
     v_document := jsonb_build_object(
-        'email', lower(btrim(p_email)),
+        'email', lower(app_logic.trim_text(p_email)),
         'exportedAt', app_logic.now(),
         'lead', case when v_lead.id is not null then app_logic.camel_keys(to_jsonb(v_lead)) end,
+        'sessions', to_jsonb(v_sessions),
         'leadInteractions', (
             select coalesce(jsonb_agg(app_logic.camel_keys(to_jsonb(i)) order by i.created_at, i.id), '[]')
             from app.lead_interactions as i where i.lead_id = v_lead.id
@@ -139,7 +133,7 @@ begin
                 'action', c.action, 'hits', to_jsonb(c.hits), 'expiresAt', c.expires_at
             ) order by c.action), '[]')
             from app.rate_limit_counters as c
-            where c.scope = 'email' and c.subject = app_logic.rate_limit_subject('email', lower(btrim(p_email)))
+            where c.scope = 'email' and c.subject = app_logic.rate_limit_subject('email', lower(app_logic.trim_text(p_email)))
         )
     );
     if v_lead.id is null
@@ -166,7 +160,7 @@ declare
     v_count bigint;
 begin
     -- Lock the lead first: a submission for the same email waits and then finds no lead.
-    select l.id into v_lead_id from app.leads as l where lower(l.email) = lower(btrim(p_email)) for update;
+    select l.id into v_lead_id from app.leads as l where lower(l.email) = lower(app_logic.trim_text(p_email)) for update;
     if v_lead_id is not null then
         v_sessions := app_logic.lead_sessions(v_lead_id);
     end if;
@@ -194,7 +188,7 @@ begin
     v_removed := v_removed || jsonb_build_object('leads', v_count);
 
     delete from app.rate_limit_counters as c
-    where c.scope = 'email' and c.subject = app_logic.rate_limit_subject('email', lower(btrim(p_email)));
+    where c.scope = 'email' and c.subject = app_logic.rate_limit_subject('email', lower(app_logic.trim_text(p_email)));
     get diagnostics v_count = row_count;
     v_removed := v_removed || jsonb_build_object('rateLimitCounters', v_count);
 
@@ -214,7 +208,7 @@ declare
     v_lead_id uuid;
 begin
     update app.leads as l set marketing_consent = p_marketing, updated_at = app_logic.now()
-    where lower(l.email) = lower(btrim(p_email))
+    where lower(l.email) = lower(app_logic.trim_text(p_email))
     returning l.id into v_lead_id;
     if v_lead_id is null then
         return false;
@@ -298,11 +292,12 @@ set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     p_body alias for $1;
-    v_answer jsonb := app_logic.screen_request('gdpr', p_body, app_logic.export_personal_data_rule());
+    v_refusal jsonb;
     v_document jsonb;
 begin
-    if v_answer is not null then
-        return v_answer;
+    v_refusal := app_logic.screen_request('gdpr', p_body, app_logic.export_personal_data_rule());
+    if v_refusal is not null then
+        return v_refusal;
     end if;
     v_document := app_logic.export_personal_data(app_logic.text_field(p_body, 'email'));
     if v_document is null then
@@ -322,10 +317,11 @@ set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     p_body alias for $1;
-    v_answer jsonb := app_logic.screen_request('gdpr', p_body, app_logic.erase_personal_data_rule());
+    v_refusal jsonb;
 begin
-    if v_answer is not null then
-        return v_answer;
+    v_refusal := app_logic.screen_request('gdpr', p_body, app_logic.erase_personal_data_rule());
+    if v_refusal is not null then
+        return v_refusal;
     end if;
     return app_logic.respond(200, jsonb_build_object(
         'status', 'erased',
@@ -345,11 +341,12 @@ set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     p_body alias for $1;
-    v_answer jsonb := app_logic.screen_request('gdpr', p_body, app_logic.record_consent_rule());
+    v_refusal jsonb;
     v_marketing boolean;
 begin
-    if v_answer is not null then
-        return v_answer;
+    v_refusal := app_logic.screen_request('gdpr', p_body, app_logic.record_consent_rule());
+    if v_refusal is not null then
+        return v_refusal;
     end if;
     v_marketing := (p_body ->> 'marketingConsent')::boolean;
     if not app_logic.record_consent(app_logic.text_field(p_body, 'email'), v_marketing, 'gdpr_endpoint') then

@@ -1,7 +1,7 @@
 -- Foundation advisor: the security rules every object must follow, checked on the built
 -- schema. Each query lists offenders, so a failure names them.
 begin;
-select plan(16);
+select plan(18);
 
 select is_empty(
     $$ select c.oid::regclass::text from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
@@ -108,6 +108,69 @@ select ok(
     not app_logic.is_valid_email('.ada@example.org') and not app_logic.is_valid_email('ada.@example.org')
     and not app_logic.is_valid_email('a@da@example.org') and not app_logic.is_valid_email('a' || repeat('b', 250) || '@x.org'),
     'email: a leading dot, a dot before @, a second @ or over 254 characters is refused'
+);
+
+-- Every public POST (an api function of one jsonb body) opens the same way: the body is
+-- p_body, the screening result v_refusal, and app_logic.screen_request comes first (only a
+-- normalisation of the body itself may precede it).
+select is_empty(
+    $$ select p.oid::regprocedure::text from pg_proc as p
+       where p.pronamespace = 'api'::regnamespace and p.proargtypes = '3802'::oidvector and p.provolatile = 'v'
+         and (p.prosrc !~ 'p_body alias for \$1;'
+              or p.prosrc !~ '\mbegin\s+(--[^\n]*\n\s*|if p_body [^;]*then\s+p_body := [^;]*;\s+end if;\s+)*v_refusal := app_logic\.screen_request\(') $$,
+    'every public POST opens with v_refusal := app_logic.screen_request(...) on p_body'
+);
+
+-- Every endpoint rule bounds what its fields can hold: numbers have a minimum and a maximum
+-- under 10^15 in magnitude, strings a maxLength or an enum, arrays maxItems, objects keyed by
+-- the client maxProperties, and a container whose children the rule does not type (free-form
+-- JSON) maxBytes, which bounds its shape first (app_logic.free_json_problem).
+create function pg_temp.endpoint_rules() returns table (name text, rule jsonb)
+language plpgsql stable as $$
+declare
+    v_name text;
+begin
+    for v_name in
+        select p.proname::text from pg_proc as p
+        where p.pronamespace = 'app_logic'::regnamespace and p.proname like '%\_rule' and p.pronargs = 0
+            and p.prorettype = 'jsonb'::regtype
+    loop
+        name := v_name;
+        execute format('select app_logic.%I()', v_name) into rule;
+        return next;
+    end loop;
+end
+$$;
+select is_empty(
+    $$ with recursive node (path, rule) as (
+           select r.name, r.rule from pg_temp.endpoint_rules() as r
+           union all
+           select c.path, c.rule
+           from node as n
+           cross join lateral (
+               select n.path || '.' || e.key, e.value from jsonb_each(
+                   case when jsonb_typeof(n.rule -> 'properties') = 'object' then n.rule -> 'properties' else '{}' end
+               ) as e
+               union all
+               select n.path || '[]', n.rule -> 'items' where jsonb_typeof(n.rule -> 'items') = 'object'
+               union all
+               select n.path || '.*', n.rule -> 'additionalProperties'
+               where jsonb_typeof(n.rule -> 'additionalProperties') = 'object'
+           ) as c (path, rule)
+       )
+       select n.path from node as n
+       where (n.rule ->> 'type' in ('number', 'integer') and not (
+                 n.rule ? 'minimum' and n.rule ? 'maximum'
+                 and (n.rule ->> 'maximum')::numeric < 1e15 and (n.rule ->> 'minimum')::numeric > -1e15))
+          or (n.rule ->> 'type' in ('string', 'email', 'phone') and not (n.rule ? 'maxLength' or n.rule ? 'enum'))
+          or (n.rule ->> 'type' = 'array' and not n.rule ? 'maxItems')
+          or (jsonb_typeof(n.rule -> 'additionalProperties') = 'object' and not n.rule ? 'maxProperties')
+          or (n.rule ->> 'type' = 'object' and jsonb_typeof(n.rule -> 'additionalProperties') = 'boolean'
+              and (n.rule ->> 'additionalProperties')::boolean and not n.rule ? 'maxBytes')
+          or (n.rule ->> 'type' = 'object' and not n.rule ? 'additionalProperties' and not n.rule ? 'maxBytes')
+          or (n.rule ->> 'type' = 'array' and not n.rule ? 'items' and not n.rule ? 'maxBytes')
+          or (n.rule ->> 'type' is null) $$,
+    'every field of every endpoint rule is bounded'
 );
 
 select * from finish();

@@ -76,11 +76,24 @@ select is_empty(
 );
 
 select set_config('app.frozen_now', '2026-03-01 12:25:00+00', true);
-select is(app_logic.purge_rate_limit_counters(), 5, 'the purge removes the counters whose window has passed');
+select
+    is(
+        app_logic.purge_rate_limit_counters(app_logic.now())::integer, 5, 'the purge removes the counters whose window has passed'
+    );
 select set_config('app.frozen_now', '2026-03-01 13:19:59+00', true);
-select is(app_logic.purge_rate_limit_counters(), 2, 'the IP counters of the 12:20 and 12:30 requests go at 12:30');
+select
+    is(
+        app_logic.purge_rate_limit_counters(app_logic.now())::integer,
+        2,
+        'the IP counters of the 12:20 and 12:30 requests go at 12:30'
+    );
 select set_config('app.frozen_now', '2026-03-01 13:20:00+00', true);
-select is(app_logic.purge_rate_limit_counters(), 1, 'the email counter lives until its newest hit is an hour old');
+select
+    is(
+        app_logic.purge_rate_limit_counters(app_logic.now())::integer,
+        1,
+        'the email counter lives until its newest hit is an hour old'
+    );
 
 select is_empty(
     $$ select r, t, p from unnest(array['anon', 'reader', 'admin']) as r,
@@ -92,7 +105,7 @@ select is_empty(
 select is_empty(
     $$ select r from unnest(array['anon', 'reader', 'admin']) as r
        where has_function_privilege(r, 'app_logic.enforce_rate_limits(text, text)', 'execute')
-          or has_function_privilege(r, 'app_logic.purge_rate_limit_counters()', 'execute') $$,
+          or has_function_privilege(r, 'app_logic.purge_rate_limit_counters(timestamptz, integer)', 'execute') $$,
     'no API role can call the limiter or the purge directly'
 );
 

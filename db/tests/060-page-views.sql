@@ -1,7 +1,7 @@
 -- Page views: the rule, the referrer reduced to its host, what is (not) stored, the monthly
 -- partitions and the job that makes them, and who may do what.
 begin;
-select plan(44);
+select plan(51);
 
 create function pg_temp.bad_fields(p_change jsonb) returns text[]
 language sql stable as $$
@@ -9,19 +9,6 @@ language sql stable as $$
     from jsonb_array_elements(app_logic.validate(
         '{"sessionId": "sess_abc123", "path": "/ecosystem"}'::jsonb || p_change, app_logic.record_page_view_rule()
     )) as p
-$$;
-
-create function pg_temp.call_as(p_role text, p_call text) returns jsonb
-language plpgsql volatile as $$
-declare
-    v_body jsonb;
-begin
-    perform set_config('response.status', '', true);
-    perform set_config('role', p_role, true);
-    execute 'select ' || p_call into v_body;
-    reset role;
-    return jsonb_build_object('status', nullif(current_setting('response.status'), '')::integer, 'body', v_body);
-end
 $$;
 
 -- Rule ---------------------------------------------------------------------------------------
@@ -36,6 +23,17 @@ select is(
         from jsonb_array_elements(app_logic.validate('{}', app_logic.record_page_view_rule())) as p
     ),
     '{path,sessionId}', 'sessionId and path are required'
+);
+select is_empty(
+    $$ select c.change::text, pg_temp.bad_fields(c.change) from (values
+        ('{"path": null}'::jsonb, 'path'), ('{"path": ["/"]}', 'path'), ('{"referrer": "google"}', 'referrer'),
+        ('{"referrer": "www.google.com/search"}', 'referrer'), ('{"referrer": "javascript:alert(1)"}', 'referrer'),
+        ('{"referrer": 7}', 'referrer'), ('{"deviceType": "phone"}', 'deviceType'), ('{"durationMs": 12.5}', 'durationMs'),
+        ('{"durationMs": 2147483648}', 'durationMs'), ('{"userAgent": "Mozilla/5.0"}', 'userAgent'),
+        ('{"sessionId": null}', 'sessionId'), (jsonb_build_object('sessionId', repeat('s', 101)), 'sessionId')
+    ) as c (change, field)
+    where pg_temp.bad_fields(c.change) <> array[c.field] $$,
+    'each further bad value names exactly its field'
 );
 select is(pg_temp.bad_fields('{"path": "ecosystem"}'), '{path}', 'a path not starting with / is refused');
 select is(
@@ -80,11 +78,32 @@ select is(
 );
 select is(app_logic.referrer_host('https://a@b@example.com/'), null, 'a URL with two @ before its path has no host');
 
+-- What a stored path keeps ---------------------------------------------------------------------
+
+select results_eq(
+    $$ select app_logic.clean_page_path(p) from unnest(array[
+        '/shop;jsessionid=0123ABCD/cart;v=2?x=1',
+        '/unsubscribe/ada@example.com/done',
+        '/u/ada%40example.com',
+        '/reset/9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08',
+        '/orders/123e4567-e89b-42d3-a456-426614174000',
+        '/magic/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U',
+        '/invite/Gx7pQ2mZr9TkLw4VbN8sY3',
+        '/blog/2026/the-chorus-launch-announcement',
+        '/ecosystem/partners',
+        '/'
+    ]) with ordinality as t (p, n) order by n $$,
+    $$ values ('/shop/cart'), ('/unsubscribe/:email/done'), ('/u/:email'), ('/reset/:token'), ('/orders/:token'),
+              ('/magic/:token'), ('/invite/:token'), ('/blog/2026/the-chorus-launch-announcement'),
+              ('/ecosystem/partners'), ('/') $$,
+    'paths lose matrix parameters; email and token segments become :email and :token; slugs stay'
+);
+
 -- The endpoint -------------------------------------------------------------------------------
 
 select set_config('request.headers', '{"x-real-ip": "198.51.100.9", "user-agent": "Mozilla/5.0 (X11) Test/1"}', true);
 select is(
-    pg_temp.call_as('anon', $$api.record_page_view('{"sessionId": "sess-p", "path": "/contact?email=ada@example.com#f",
+    tap.call_as('anon', $$api.record_page_view('{"sessionId": "sess-p", "path": "/contact?email=ada@example.com#f",
         "referrer": "https://News.Example.org/story?id=7", "deviceType": "tablet", "durationMs": 1.0}')$$),
     '{"status": 201, "body": {"status": "recorded"}}', 'a page view is 201 recorded'
 );
@@ -94,7 +113,7 @@ select results_eq(
     'the path loses its query and fragment, the referrer keeps only its host'
 );
 select is(
-    pg_temp.call_as('anon', $$api.record_page_view('{"sessionId": "sess-p", "path": "/", "referrer": ""}')$$) ->> 'status',
+    tap.call_as('anon', $$api.record_page_view('{"sessionId": "sess-p", "path": "/", "referrer": ""}')$$) ->> 'status',
     '201', 'an empty referrer (a page opened directly) is accepted'
 );
 select is(
@@ -104,17 +123,42 @@ select is(
     ), null, 'an empty referrer stores no host'
 );
 select is(
-    pg_temp.call_as('anon', $$api.record_page_view('{"sessionId": "sess-p", "path": "/", "referrer": "nope"}')$$)
+    tap.call_as('anon', $$api.record_page_view('{"sessionId": "sess-p", "path": "/", "referrer": "nope"}')$$)
     #>> '{body,message}',
     'referrer must be an http or https URL.', 'a bad referrer is a 400 naming referrer'
 );
 select is(
-    pg_temp.call_as('anon', format('api.record_page_view(%L)', jsonb_build_object(
+    tap.call_as('anon', format('api.record_page_view(%L)', jsonb_build_object(
         'sessionId', 's', 'path', '/', 'referrer', 'https://' || repeat(repeat('a', 60) || '.', 5) || 'com/'
     ))) #>> '{body,errors,0,field}',
     'referrer', 'a referrer whose host is longer than 253 characters is a 400 naming referrer'
 );
 select is((select count(*)::integer from app.page_views), 2, 'rejected page views stored nothing');
+select is(
+    tap.call_as('anon', $$api.record_page_view('{"sessionId": "sess-p",
+        "path": "/account;jsessionid=A1B2C3/ada@example.com/9f86d081884c7d659a2feaa0c55ad015"}')$$) ->> 'status',
+    '201', 'a page view whose path holds a session token and an email is recorded'
+);
+select is(
+    (
+        select path from app.page_views
+        order by id desc limit 1
+    ), '/account/:email/:token',
+    'without the matrix parameter, the email or the token'
+);
+select is(
+    tap.call_as('anon', $$api.record_page_view('{"sessionId": "sess-p\u001b", "path": "/"}')$$) #>> '{body,errors,0,field}',
+    'sessionId', 'an ESC in a page view''s sessionId is refused'
+);
+select is(
+    tap.call_as('anon', $$api.record_page_view('{"sessionId": "s", "path": "/\u0085x"}')$$) #>> '{body,errors,0,field}',
+    'path', 'a C1 control in a path is refused'
+);
+select is(
+    tap.call_as('anon', $$api.record_page_view('{"sessionId": "s", "path": "/", "referrer": 1e131071}')$$)
+    #>> '{body,errors,0,message}',
+    'referrer must be a string.', 'a numeric referrer is refused by type'
+);
 select columns_are(
     'app', 'page_views', array['id', 'session_id', 'path', 'referrer_host', 'device_type', 'duration_ms', 'viewed_at'],
     'page views have no column for an IP address or a user agent'
@@ -171,7 +215,7 @@ select throws_ok(
 
 select set_config('app.frozen_now', '2040-01-15 12:00:00+00', true);
 select is(
-    pg_temp.call_as('anon', $$api.record_page_view('{"sessionId": "s", "path": "/"}')$$),
+    tap.call_as('anon', $$api.record_page_view('{"sessionId": "s", "path": "/"}')$$),
     jsonb_build_object('status', 503, 'body', app_logic.error_body(
         'CHU01', 'Page views cannot be stored right now: the partition for this month is missing.',
         'app.page_views_2040_01 does not exist.',

@@ -3,18 +3,6 @@
 begin;
 select plan(13);
 
-create function pg_temp.call_as(p_role text, p_call text) returns jsonb
-language plpgsql volatile as $$
-declare
-    v_body jsonb;
-begin
-    perform set_config('role', p_role, true);
-    execute 'select ' || p_call into v_body;
-    reset role;
-    return v_body;
-end
-$$;
-
 select set_config('app.frozen_now', '2030-03-20 12:00:00+00', true);
 
 insert into app.brand_engagement (session_id, core_web_vitals, scroll_depth_percentage, cta_clicks, created_at) values
@@ -41,7 +29,7 @@ insert into app.accessibility_preferences (session_id, accessibility_theme, sess
 -- lcp 1000, 2000, 3000, 4000: mean 2500, p75 at rank 2.25: 3000 + 0.25 * 1000 = 3250.
 -- fid 10, 30: mean 20, p75 10 + 0.75 * 20 = 25. cls 0.125, 0.375: mean 0.25, p75 0.3125.
 select is(
-    pg_temp.call_as('reader', '(select jsonb_agg(t) from api.brand_performance as t)'),
+    (tap.call_as('reader', '(select jsonb_agg(t) from api.brand_performance as t)') -> 'body'),
     '[
         {"metric": "lcp", "sampleCount": 4, "mean": 2500, "p75": 3250},
         {"metric": "fid", "sampleCount": 2, "mean": 20, "p75": 25},
@@ -54,12 +42,12 @@ select is(
 -- Sessions s1, s2, s3, s4, s7. Deepest scroll 50, 90, -, 10, 30: mean 45.
 -- Most CTA clicks 2, 1, 3, 0, 0: mean 1.2.
 select is(
-    pg_temp.call_as('admin', '(select jsonb_agg(t) from api.design_effectiveness as t)'),
+    (tap.call_as('admin', '(select jsonb_agg(t) from api.design_effectiveness as t)') -> 'body'),
     '[{"sessions": 5, "meanScrollDepthPercentage": 45, "meanCtaClicksPerSession": 1.2}]'::jsonb,
     'design: each session once, with its deepest scroll and most CTA clicks, over 30 days'
 );
 select is(
-    pg_temp.call_as('reader', '(select jsonb_agg(t) from api.accessibility_usage as t)'),
+    (tap.call_as('reader', '(select jsonb_agg(t) from api.accessibility_usage as t)') -> 'body'),
     '[
         {"accessibilityTheme": "default", "sessions": 0, "meanSessionDuration": null},
         {"accessibilityTheme": "protanopia", "sessions": 3, "meanSessionDuration": 2000},
@@ -72,26 +60,26 @@ select is(
 
 select set_config('app.frozen_now', '2031-01-01 00:00:00+00', true);
 select is(
-    pg_temp.call_as('reader', '(select jsonb_agg(t) from api.brand_performance as t where metric = ''lcp'')'),
+    (tap.call_as('reader', '(select jsonb_agg(t) from api.brand_performance as t where metric = ''lcp'')') -> 'body'),
     '[{"metric": "lcp", "sampleCount": 0, "mean": null, "p75": null}]'::jsonb,
     'performance: a metric without samples in the window has count 0 and no mean'
 );
 select is(
-    pg_temp.call_as('reader', '(select jsonb_agg(t) from api.design_effectiveness as t)'),
+    (tap.call_as('reader', '(select jsonb_agg(t) from api.design_effectiveness as t)') -> 'body'),
     '[{"sessions": 0, "meanScrollDepthPercentage": null, "meanCtaClicksPerSession": null}]'::jsonb,
     'design: no sessions in the window, no means'
 );
 
 select throws_ok(
-    $$ select pg_temp.call_as('anon', '(select count(*) from api.brand_performance)') $$,
+    $$ select (tap.call_as('anon', '(select count(*) from api.brand_performance)') -> 'body') $$,
     '42501', 'permission denied for view brand_performance', 'anon may not read the performance view (401)'
 );
 select throws_ok(
-    $$ select pg_temp.call_as('anon', '(select count(*) from api.accessibility_usage)') $$,
+    $$ select (tap.call_as('anon', '(select count(*) from api.accessibility_usage)') -> 'body') $$,
     '42501', 'permission denied for view accessibility_usage', 'anon may not read the usage view (401)'
 );
 select throws_ok(
-    $$ select pg_temp.call_as('anon', '(select count(*) from api.design_effectiveness)') $$,
+    $$ select (tap.call_as('anon', '(select count(*) from api.design_effectiveness)') -> 'body') $$,
     '42501', 'permission denied for view design_effectiveness', 'anon may not read the design view (401)'
 );
 select ok(
@@ -133,7 +121,7 @@ select is_empty(
 select set_config('app.frozen_now', '2030-03-20 12:00:00+00', true);
 drop policy brand_engagement_analytics_read on app.brand_engagement;
 select is(
-    pg_temp.call_as('reader', '(select "sampleCount" from api.brand_performance where metric = ''lcp'')'),
+    (tap.call_as('reader', '(select "sampleCount" from api.brand_performance where metric = ''lcp'')') -> 'body'),
     '0'::jsonb, 'without the read policy, reader sees no engagement rows (RLS applies through the view)'
 );
 

@@ -3,31 +3,18 @@
 begin;
 select plan(13);
 
-create function pg_temp.call_as(p_role text, p_call text) returns jsonb
-language plpgsql volatile as $$
-declare
-    v_body jsonb;
-begin
-    perform set_config('response.status', '', true);
-    perform set_config('role', p_role, true);
-    execute 'select ' || p_call into v_body;
-    reset role;
-    return jsonb_build_object('status', nullif(current_setting('response.status'), '')::integer, 'body', v_body);
-end
-$$;
-
 select is(
-    pg_temp.call_as('anon', 'api.check_accessibility_preferences_health()'),
+    tap.call_as('anon', 'api.check_accessibility_preferences_health()'),
     '{"status": 200, "body": {"status": "ok", "endpoint": "accessibility-preferences"}}',
     'accessibility preferences are healthy, for anon, and say nothing else'
 );
 select is(
-    pg_temp.call_as('anon', 'api.check_brand_engagement_health()'),
+    tap.call_as('anon', 'api.check_brand_engagement_health()'),
     '{"status": 200, "body": {"status": "ok", "endpoint": "brand-engagement"}}',
     'brand engagement is healthy'
 );
 select is(
-    pg_temp.call_as('anon', 'api.check_page_views_health()'),
+    tap.call_as('anon', 'api.check_page_views_health()'),
     '{"status": 200, "body": {"status": "ok", "endpoint": "page-views"}}',
     'page views are healthy'
 );
@@ -49,7 +36,7 @@ select ok(
 -- The page views partition of the (frozen) current month is missing.
 select set_config('app.frozen_now', '2040-01-15 12:00:00+00', true);
 select is(
-    pg_temp.call_as('anon', 'api.check_page_views_health()'),
+    tap.call_as('anon', 'api.check_page_views_health()'),
     jsonb_build_object('status', 503, 'body', jsonb_build_object(
         'code', 'CHU01',
         'message', 'The page-views endpoint is unavailable: partition app.page_views_2040_01 of the current month is missing.',
@@ -62,13 +49,13 @@ select is(
 select set_config('app.frozen_now', '', true);
 
 select is(
-    pg_temp.call_as('anon', 'api.check_brand_engagement_health()') ->> 'status', '200',
+    tap.call_as('anon', 'api.check_brand_engagement_health()') ->> 'status', '200',
     'the missing page views partition does not affect brand engagement'
 );
 
 revoke execute on function api.save_accessibility_preferences(jsonb) from anon;
 select is(
-    pg_temp.call_as('anon', 'api.check_accessibility_preferences_health()') #>> '{body,message}',
+    tap.call_as('anon', 'api.check_accessibility_preferences_health()') #>> '{body,message}',
     'The accessibility-preferences endpoint is unavailable: '
     || 'the anon role may not execute api.save_accessibility_preferences(jsonb).',
     'a revoked execute privilege is a 503 naming it'
@@ -77,30 +64,30 @@ select is(
 drop view api.brand_performance, api.design_effectiveness;
 drop table app.brand_engagement;
 select is(
-    pg_temp.call_as('anon', 'api.check_brand_engagement_health()') #>> '{body,details}',
+    tap.call_as('anon', 'api.check_brand_engagement_health()') #>> '{body,details}',
     'Table app.brand_engagement is missing.',
     'a dropped table is a 503 naming it'
 );
 select is(
-    pg_temp.call_as('anon', 'api.check_brand_engagement_health()') ->> 'status', '503',
+    tap.call_as('anon', 'api.check_brand_engagement_health()') ->> 'status', '503',
     'a dropped table makes the health check 503'
 );
 
 drop function api.record_page_view(jsonb);
 select is(
-    pg_temp.call_as('anon', 'api.check_page_views_health()') #>> '{body,details}',
+    tap.call_as('anon', 'api.check_page_views_health()') #>> '{body,details}',
     'Function api.record_page_view(jsonb) is missing.',
     'a dropped endpoint function is a 503 naming it'
 );
 
 revoke usage on schema api from anon;
 select is(
-    pg_temp.call_as('reader', 'api.check_page_views_health()') #>> '{body,details}',
+    tap.call_as('reader', 'api.check_page_views_health()') #>> '{body,details}',
     'Function api.record_page_view(jsonb) is missing. The anon role has no usage on schema api.',
     'several problems are all named in details'
 );
 select is(
-    pg_temp.call_as('reader', 'api.check_page_views_health()') #>> '{body,message}',
+    tap.call_as('reader', 'api.check_page_views_health()') #>> '{body,message}',
     'The page-views endpoint is unavailable: function api.record_page_view(jsonb) is missing; '
     || 'the anon role has no usage on schema api.',
     'the message lists every problem in one sentence'

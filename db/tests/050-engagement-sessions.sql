@@ -1,0 +1,173 @@
+-- Sessions: the first lead whose submission names a session owns it. Its preferences and
+-- engagement are that lead's whether they arrive before or after; a resubmission from a new
+-- session claims that one too; another person naming an owned session (a shared browser, or
+-- someone who learnt the id) takes nothing from the owner.
+begin;
+select plan(16);
+
+delete from app.rate_limit_rules;
+select set_config('request.headers', '{"x-real-ip": "198.51.100.7"}', true);
+
+-- Ada's browser posts before she submits the form.
+select tap.call_as('anon', $$api.save_accessibility_preferences('{"sessionId": "sess-a", "accessibilityTheme": "tritanopia"}')$$);
+select tap.call_as('anon', $$api.record_brand_engagement('{"sessionId": "sess-a", "scrollDepthPercentage": 40}')$$);
+select tap.call_as('anon', $$api.save_accessibility_preferences('{"sessionId": "sess-x", "accessibilityTheme": "default"}')$$);
+
+select tap.call_as('anon', format('api.submit_lead(%L)', tap.lead('{"email": "ada@example.org", "sessionId": " sess-a "}')));
+select is(
+    (
+        select p.lead_id from app.accessibility_preferences as p
+        where p.session_id = 'sess-a'
+    ),
+    (
+        select l.id from app.leads as l
+        where l.email = 'ada@example.org'
+    ),
+    'a lead arriving after the preferences links them'
+);
+select is(
+    (
+        select e.lead_id from app.brand_engagement as e
+        where e.session_id = 'sess-a'
+    ),
+    (
+        select l.id from app.leads as l
+        where l.email = 'ada@example.org'
+    ),
+    'a lead arriving after the engagement links it'
+);
+select is(
+    (
+        select p.lead_id from app.accessibility_preferences as p
+        where p.session_id = 'sess-x'
+    ), null,
+    'another session''s preferences stay unlinked'
+);
+
+select tap.call_as('anon', $$api.record_brand_engagement('{"sessionId": "sess-a", "scrollDepthPercentage": 80}')$$);
+select is(
+    (
+        select count(*)::integer from app.brand_engagement as e
+        where e.session_id = 'sess-a' and e.lead_id = (
+            select l.id from app.leads as l
+            where l.email = 'ada@example.org'
+        )
+    ),
+    2, 'engagement posted after the lead links to it'
+);
+
+-- Mallory submits a lead of her own with Ada's session id.
+select is(
+    tap.call_as('anon', format('api.submit_lead(%L)', tap.lead('{"email": "mallory@example.net", "sessionId": "sess-a"}'))),
+    '{"status": 201, "body": {"status": "received"}}',
+    'a lead naming a session another lead owns is stored like any other'
+);
+select is(
+    app_logic.session_lead(
+        'sess-a'), (
+        select l.id from app.leads as l
+        where l.email = 'ada@example.org'
+    ),
+    'the session stays with the first lead that named it'
+);
+select is(
+    (select array_agg(distinct p.lead_id) from (
+        select lead_id from app.accessibility_preferences
+        where session_id = 'sess-a'
+        union all
+        select lead_id from app.brand_engagement
+        where session_id = 'sess-a'
+    ) as p),
+    array[(
+        select l.id from app.leads as l
+        where l.email = 'ada@example.org'
+    )],
+    'none of the session''s preferences or engagement moved to the second lead'
+);
+select tap.call_as('anon', $$api.save_accessibility_preferences('{"sessionId": "sess-a", "accessibilityTheme": "default"}')$$);
+select is(
+    (
+        select p.lead_id from app.accessibility_preferences as p
+        where p.session_id = 'sess-a'
+    ),
+    (
+        select l.id from app.leads as l
+        where l.email = 'ada@example.org'
+    ),
+    'a later update of the session''s preferences keeps them the owner''s'
+);
+
+-- Ada submits again from her phone: a resubmission claims that session for her.
+select
+    tap.call_as(
+        'anon', $$api.save_accessibility_preferences('{"sessionId": "sess-phone", "accessibilityTheme": "protanopia"}')$$
+    );
+select tap.call_as('anon', format('api.submit_lead(%L)', tap.lead('{"email": "ADA@example.org", "sessionId": "sess-phone"}')));
+select is(
+    (
+        select p.lead_id from app.accessibility_preferences as p
+        where p.session_id = 'sess-phone'
+    ),
+    (
+        select l.id from app.leads as l
+        where l.email = 'ada@example.org'
+    ),
+    'a resubmission from a new session claims it and links its data'
+);
+select results_eq(
+    $$ select s.session_id from app.lead_sessions as s
+       where s.lead_id = (select l.id from app.leads as l where l.email = 'ada@example.org') order by 1 $$,
+    $$ values ('sess-a'), ('sess-phone') $$,
+    'the lead owns both sessions its submissions named'
+);
+-- Mallory resubmits naming Ada's phone session: nothing moves.
+select tap.call_as(
+    'anon', format('api.submit_lead(%L)', tap.lead('{"email": "mallory@example.net", "sessionId": "sess-phone"}'))
+);
+select is(
+    app_logic.session_lead(
+        'sess-phone'), (
+        select l.id from app.leads as l
+        where l.email = 'ada@example.org'
+    ),
+    'a resubmission naming an owned session does not take it'
+);
+select is_empty(
+    $$ select s.session_id from app.lead_sessions as s
+       where s.lead_id = (select l.id from app.leads as l where l.email = 'mallory@example.net') $$,
+    'the second person owns none of the sessions she named after their owner'
+);
+
+-- An operator moving a lead to another session: the new, unowned session is claimed.
+update app.leads set session_id = 'sess-x'
+where email = 'mallory@example.net';
+select is(
+    (
+        select p.lead_id from app.accessibility_preferences as p
+        where p.session_id = 'sess-x'
+    ),
+    (
+        select l.id from app.leads as l
+        where l.email = 'mallory@example.net'
+    ),
+    'a lead whose session id changes to an unowned session claims it'
+);
+
+select has_trigger('app', 'leads', 'leads_claim_session', 'app.leads has the session-claiming trigger');
+select ok(
+    not exists (
+        select from unnest(array['anon', 'reader', 'admin']) as r
+        where has_table_privilege(r, 'app.lead_sessions', 'select,insert,update,delete,truncate')
+    ),
+    'no API role may read or write the session claims'
+);
+select ok(
+    (
+        select c.relrowsecurity from pg_class as c
+        where c.oid = 'app.lead_sessions'::regclass
+    ),
+    'app.lead_sessions has row level security on'
+);
+
+select * from finish();
+rollback;
