@@ -138,10 +138,43 @@ def test_a_replica_lagging_beyond_the_stored_limit_hands_reads_to_the_primary(pa
     _set_lag_limit(primary, standby, 30)
 
 
+def _replication_health(cfg) -> dict:
+    response = requests.get(f"{cfg.api_url}/replication/health", timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_replication_health_reports_the_lag_and_takes_no_input(pair, routed):
+    primary, standby = pair
+    cfg, _rcfg, key = routed
+    health = _replication_health(cfg)
+    assert health["status"] == "ok" and health["replication"] == "ok" and health["role"] == "primary"
+    assert health["maxLagSeconds"] == 30
+    [one] = health["standbys"]
+    assert one["streaming"] is True and 0 <= one["lagSeconds"] < 30
+    # Hostile input changes nothing: arguments are dropped, keys are checked, other methods refused.
+    url = f"{cfg.api_url}/replication/health"
+    weird = requests.get(url, params={"select": "x" * 5000, "standbys": "eq.1", "\u202e": "\u0000"}, timeout=10)
+    assert weird.status_code == 200 and weird.json()["endpoint"] == "replication"
+    assert requests.get(url, headers={"X-API-Key": key}, timeout=10).status_code == 200
+    assert requests.get(url, headers={"X-API-Key": "chk_" + "0" * 48}, timeout=10).status_code == 401
+    refused = requests.post(url, json={"depth": [[[[[[]]]]]]}, timeout=10)
+    assert refused.status_code == 405 and refused.json()["code"] == "CHM01"
+    for accept in ("text/html", "application/openapi+json", "*/*", "application/vnd.pgrst.object+json", "text/csv"):
+        assert requests.get(url, headers={"Accept": accept}, timeout=10).status_code < 500, accept
+    for prefer in ("count=exact", "return=representation", "tx=rollback", "handling=strict", "timezone=Mars/Base"):
+        assert requests.get(url, headers={"Prefer": prefer}, timeout=10).status_code < 500, prefer
+
+
 def test_reads_fall_back_to_the_primary_when_the_standby_is_down(pair, routed):
     primary, standby = pair
     cfg, _rcfg, key = routed
     standby.stop()
+    deadline = time.monotonic() + 15
+    while _replication_health(cfg)["replication"] != "degraded":
+        assert time.monotonic() < deadline, "the stopped standby was never reported"
+        time.sleep(0.1)
+    assert _replication_health(cfg)["standbys"] == [{"streaming": False, "lagSeconds": None}]
     try:
         _post_lead(cfg, "standby-down@example.com")
         for _ in range(3):  # the first one is retried on the backup, the next ones go there directly

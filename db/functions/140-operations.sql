@@ -108,17 +108,18 @@ begin
     if to_regclass('cron.job_run_details') is null then
         return 0; -- no pg_cron in this database
     end if;
-    execute $sql$
-        delete from cron.job_run_details as d
+    -- The schema is a parameter so that the statement is checked only where pg_cron exists.
+    execute format($sql$
+        delete from %1$I.job_run_details as d
         where d.runid in (
             select r.runid
-            from cron.job_run_details as r
-            join cron.job as j on j.jobid = r.jobid
-            where j.jobname like 'chorus_website:%' and r.end_time < $1
+            from %1$I.job_run_details as r
+            join %1$I.job as j on j.jobid = r.jobid
+            where j.jobname like 'chorus_website:%%' and r.end_time < $1
             order by r.end_time
             limit $2
         )
-    $sql$ using p_cutoff, p_limit;
+    $sql$, 'cron') using p_cutoff, p_limit;
     get diagnostics v_count = row_count;
     return v_count;
 end
@@ -284,20 +285,20 @@ begin
     if to_regclass('cron.job_run_details') is null then
         return;
     end if;
-    return query execute $sql$
+    return query execute format($sql$
         select
             j.jobname::text,
             count(d.runid) filter (where d.status = 'failed' and d.start_time > now() - interval '24 hours')::double precision,
             coalesce((
-                select (l.status = 'failed')::integer from cron.job_run_details as l
+                select (l.status = 'failed')::integer from %1$I.job_run_details as l
                 where l.jobid = j.jobid and l.status in ('succeeded', 'failed')
                 order by l.start_time desc limit 1
             ), 0)::double precision
-        from cron.job as j
-        left join cron.job_run_details as d on d.jobid = j.jobid and d.start_time > now() - interval '24 hours'
-        where j.jobname like 'chorus_website:%'
+        from %1$I.job as j
+        left join %1$I.job_run_details as d on d.jobid = j.jobid and d.start_time > now() - interval '24 hours'
+        where j.jobname like 'chorus_website:%%'
         group by j.jobid, j.jobname
-    $sql$;
+    $sql$, 'cron');
 end
 $$;
 comment on function app_logic.metrics_cron_jobs() is
@@ -346,3 +347,40 @@ as $$
 $$;
 comment on function app_logic.metrics_connections() is
 'Connections per client program and state, with max_connections (pool saturation).';
+
+-- -- Replication health (GET /api/replication/health) ----------------------------------
+
+-- On the primary: whether every standby streams within the stored lag limit. The endpoint is
+-- "ok" either way (200): with a standby behind, "replication" is "degraded" and the API serves
+-- every read from the primary meanwhile (nginx's read pool).
+-- No address or slot name is shown, only the numbers an operator's probe needs.
+create function api.check_replication_health() returns jsonb
+language plpgsql stable security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+declare
+    v_limit double precision := app_logic.replica_lag_limit();
+    v_standbys jsonb;
+    v_behind integer;
+begin
+    select
+        coalesce(jsonb_agg(jsonb_build_object(
+            'streaming', m.lag_seconds <> 'infinity'::double precision,
+            'lagSeconds', case when m.lag_seconds = 'infinity'::double precision then null else round(m.lag_seconds::numeric, 3) end
+        ) order by m.standby), '[]'::jsonb),
+        count(*) filter (where m.lag_seconds > v_limit)
+    into v_standbys, v_behind
+    from app_logic.metrics_replication() as m;
+    return jsonb_build_object(
+        'status', 'ok',
+        'endpoint', 'replication',
+        'replication', case when v_behind > 0 then 'degraded' else 'ok' end,
+        'role', case when pg_is_in_recovery() then 'standby' else 'primary' end,
+        'maxLagSeconds', v_limit,
+        'standbys', v_standbys
+    );
+end
+$$;
+comment on function api.check_replication_health() is
+'GET /api/replication/health: 200 {"status":"ok", "replication":"ok"|"degraded", "standbys":[{"streaming","lagSeconds"}], '
+'"maxLagSeconds"}; degraded when a standby lags beyond app.settings.replica_max_lag_seconds (reads then go to the primary).';

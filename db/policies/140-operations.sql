@@ -31,3 +31,6 @@ end $membership$;
 select app_logic.declare_job(
     'chorus_website:consent-chain-check', '7 * * * *', 'select app_logic.check_consent_chains()'
 );
+
+-- GET /api/replication/health is public like the other health endpoints: numbers only.
+grant execute on function api.check_replication_health() to anon, reader, admin;
