@@ -71,7 +71,11 @@ create temporary table runs on commit drop as
 select * from app_logic.apply_retention();
 
 select is(
-    (select count(*)::integer from runs), (select count(*)::integer from app.retention_rules where enabled),
+    (select count(*)::integer from runs),
+    (
+        select count(*)::integer from app.retention_rules
+        where enabled
+    ),
     'apply_retention logs one run per enabled rule'
 );
 select ok(
@@ -86,7 +90,11 @@ select is(
     (
         select count(*)::integer from app.retention_runs
         where started_at = '2030-06-15 12:00:00+00'
-    ), (select count(*)::integer from app.retention_rules where enabled),
+    ),
+    (
+        select count(*)::integer from app.retention_rules
+        where enabled
+    ),
     'the runs are stored in app.retention_runs for the operator'
 );
 
