@@ -56,7 +56,8 @@ def test_run_retention_applies_every_rule_when_no_kind_is_given(db):
     db.execute("call app_logic.run_retention()")
     kinds = [r[0] for r in db.execute("select kind from app.retention_runs order by kind")]
     assert kinds == sorted(
-        ["accessibility_preferences", "brand_engagement", "leads", "page_views", "rate_limit_counters", "retention_runs"]
+        ["accessibility_preferences", "brand_engagement", "leads", "page_views", "rate_limit_counters", "retention_runs",
+         "cron_job_run_details", "consent_chain_checks"]
     )
     assert db.execute("select count(*) from app.accessibility_preferences").fetchone()[0] == 0
 
