@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import psycopg
 from psycopg import sql
@@ -130,7 +131,36 @@ class BackupResult:
     toc_entries: int
 
 
-def backup(url: str, out: Path | None = None) -> BackupResult:
+# Progress of a long step: on_step(done, total, what) after each table or archive entry.
+Step = Callable[[int, int, str], None]
+
+
+def _run_verbose(argv: list[str], each_line: Callable[[str], None]) -> tuple[int, str]:
+    """Run pg_dump or pg_restore with --verbose, handing each stderr line to each_line as it comes.
+    Returns the exit status and the lines that are not progress (the errors)."""
+    errors = []
+    with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+        for line in proc.stderr:
+            line = line.rstrip("\n")
+            each_line(line)
+            if "error" in line.lower() or not re.match(r"pg_(dump|restore): (?!error)", line):
+                errors.append(line)
+    return proc.returncode, "\n".join(errors).strip()
+
+
+def _data_tables(url: str) -> int:
+    """Tables whose rows a dump holds (what pg_dump --verbose counts as it goes)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(
+            """
+            select count(*) from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
+            where c.relkind = 'r' and n.nspname not in ('pg_catalog', 'information_schema')
+              and n.nspname !~ '^pg_(toast|temp_)'
+            """
+        ).fetchone()[0]
+
+
+def backup(url: str, out: Path | None = None, on_step: Step | None = None) -> BackupResult:
     """pg_dump -Fc of the database at `url` into `out`, then verified."""
     out = Path(out) if out else default_backup_path(url)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -138,14 +168,22 @@ def backup(url: str, out: Path | None = None) -> BackupResult:
     if not tables:
         raise BackupError("the database has no app tables: is it built (invoke db.build)?")
     partial = out.with_name(out.name + ".partial")
-    proc = subprocess.run(
-        [_bin("pg_dump"), "--format=custom", "--file", str(partial), "--dbname", url],
-        capture_output=True,
-        text=True,
+    total = _data_tables(url)
+    done = 0
+
+    def each_line(line: str) -> None:
+        nonlocal done
+        match = re.match(r'pg_dump: dumping contents of table "?([^"]+)"?', line)
+        if match and on_step:
+            done += 1
+            on_step(min(done, total), total, match.group(1))
+
+    returncode, errors = _run_verbose(
+        [_bin("pg_dump"), "--verbose", "--format=custom", "--file", str(partial), "--dbname", url], each_line
     )
-    if proc.returncode != 0:
+    if returncode != 0:
         partial.unlink(missing_ok=True)
-        raise BackupError(f"pg_dump failed: {proc.stderr.strip()}")
+        raise BackupError(f"pg_dump failed: {errors}")
     try:
         toc = verify_dump(partial, tables)
     except BackupError:
@@ -187,7 +225,7 @@ class RestoreResult:
     skipped: list[str] = field(default_factory=list)
 
 
-def restore(dump: Path, url: str, *, replace: bool = False) -> RestoreResult:
+def restore(dump: Path, url: str, *, replace: bool = False, on_step: Step | None = None) -> RestoreResult:
     """Restore `dump` into the database at `url` (created if missing) in one transaction.
 
     An existing non-empty database is refused unless `replace`, which drops and recreates it.
@@ -227,22 +265,30 @@ def restore(dump: Path, url: str, *, replace: bool = False) -> RestoreResult:
         keep.append(entry.line)
     with tempfile.NamedTemporaryFile("w", suffix=".list", delete=False) as listing:
         listing.write("\n".join(keep) + "\n")
+    done = 0
+
+    def each_line(line: str) -> None:
+        nonlocal done
+        match = re.match(r"pg_restore: (?:creating|processing data for|executing) (.+)", line)
+        if match and on_step:
+            done += 1
+            on_step(min(done, len(keep)), len(keep), match.group(1))
+
     try:
-        proc = subprocess.run(
+        returncode, errors = _run_verbose(
             [
-                _bin("pg_restore"), "--single-transaction", "--exit-on-error", "--no-owner",
+                _bin("pg_restore"), "--verbose", "--single-transaction", "--exit-on-error", "--no-owner",
                 "--use-list", listing.name, "--dbname", url, str(dump),
             ],
-            capture_output=True,
-            text=True,
+            each_line,
         )
     finally:
         os.unlink(listing.name)
-    if proc.returncode != 0:
+    if returncode != 0:
         if result.created:
             with psycopg.connect(maintenance, autocommit=True) as conn:
                 conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-        raise BackupError(f"pg_restore failed, nothing was restored: {proc.stderr.strip()}")
+        raise BackupError(f"pg_restore failed, nothing was restored: {errors}")
     if result.replaced and name == cron_database:
         result.skipped.append(
             "note: pg_cron's scheduler stops when its database is dropped: restart PostgreSQL to resume the jobs"

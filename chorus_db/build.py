@@ -81,6 +81,11 @@ class BuildResult:
     jobs_scheduled: list[str] = field(default_factory=list)
     jobs_removed: list[str] = field(default_factory=list)
     cron_available: bool = False
+    # (name, schedule, command) of every job db/policies declared, when they were re-applied.
+    declared_jobs: list[tuple[str, str, str]] = field(default_factory=list)
+    # Where pg_cron runs the jobs: local, remote, none or not_applicable (app.job_scheduler).
+    jobs_placement: str = ""
+    jobs_detail: str = ""
 
     @property
     def changed(self) -> bool:
@@ -234,7 +239,105 @@ def build(
         except BuildError:
             log("build failed: rolled back, the database is unchanged")
             raise
+        if result.declarative_applied:
+            place_jobs(conn, url, result, log)
     return result
+
+
+# `create schema if not exists` (db/schema/000) adopts a schema someone else made; on a shared
+# server that would put our tables in another role's schema (pgspot PS010).
+OWNED_SCHEMAS = (*TABLE_SCHEMAS, "extensions")
+_FOREIGN_SCHEMAS = """
+with recursive mine (oid) as (
+    select oid from pg_catalog.pg_roles where rolname = current_user
+    union
+    select m.roleid from pg_catalog.pg_auth_members as m join mine on m.member = mine.oid
+)
+select n.nspname, pg_catalog.pg_get_userbyid(n.nspowner) from pg_catalog.pg_namespace as n
+where n.nspname = any(%s) and n.nspowner not in (select oid from mine)
+order by 1
+"""
+
+
+def check_schema_owners(conn: psycopg.Connection) -> None:
+    """The project's schemas belong to the build's login (or a role it is a member of)."""
+    foreign = conn.execute(_FOREIGN_SCHEMAS, (list(OWNED_SCHEMAS),)).fetchall()
+    if foreign:
+        schema, owner = foreign[0]
+        raise BuildError(
+            f"schema {schema} is owned by role {owner}, not by {conn.info.user} (the build's login) or a role it "
+            f"belongs to: another project may own it; build into another database, or run "
+            f"`alter schema {schema} owner to {conn.info.user}` if it is this project's"
+        )
+
+
+class _NoRemoteCron(Exception):
+    pass
+
+
+def place_jobs(conn: psycopg.Connection, url: str, result: BuildResult, log: Callable[[str], None]) -> None:
+    """Decide where the declared jobs run and record it in app.job_scheduler. In the project's
+    database on a server whose cron.database_name is another database (a shared server), they
+    are scheduled there with cron.schedule_in_database, which runs them in this database."""
+    dbname = conn.info.dbname
+    cron_db, detail = None, ""
+    if result.cron_available:
+        placement, cron_db = "local", dbname
+    elif dbname != config.DB_NAME:
+        placement = "not_applicable"
+    else:
+        cron_db = conn.execute("select current_setting('cron.database_name', true)").fetchone()[0] or None
+        if cron_db is None:
+            placement, detail = "none", "pg_cron is not loaded on this server (shared_preload_libraries)"
+        else:
+            try:
+                result.jobs_scheduled, result.jobs_removed = schedule_in_cron_database(
+                    make_conninfo(url, dbname=cron_db), dbname, result.declared_jobs
+                )
+                placement = "remote"
+                log(f"pg_cron runs in database {cron_db}: {len(result.jobs_scheduled)} job(s) scheduled there "
+                    f"for {dbname} with cron.schedule_in_database")
+            except (psycopg.Error, _NoRemoteCron) as exc:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                placement = "none"
+                detail = f"pg_cron runs in database {cron_db} of this server and could not schedule jobs for {dbname} there: {reason}"
+    result.jobs_placement, result.jobs_detail = placement, detail
+    if placement == "none":
+        log(f"WARNING: {detail}; no job runs: retention, counter purges and new page-view partitions stop. "
+            f"Ask the server's administrator to install pg_cron in {cron_db or 'cron.database_name'} or to set it to {dbname}.")
+    if conn.execute("select to_regclass('app.job_scheduler') is not null").fetchone()[0]:
+        conn.execute(
+            """
+            insert into app.job_scheduler (placement, cron_database, detail) values (%s, %s, nullif(%s, ''))
+            on conflict (singleton) do update
+            set placement = excluded.placement, cron_database = excluded.cron_database,
+                detail = excluded.detail, checked_at = now()
+            """,
+            (placement, cron_db, detail[:1000]),
+        )
+
+
+def schedule_in_cron_database(cron_url: str, dbname: str, jobs: list[tuple[str, str, str]]) -> tuple[list[str], list[str]]:
+    """Schedule the jobs for `dbname` from pg_cron's database and unschedule the project's jobs
+    for `dbname` that left the source. Returns (scheduled, removed)."""
+    names = [name for name, _, _ in jobs]
+    with psycopg.connect(cron_url, autocommit=True, connect_timeout=10) as cron:
+        usable = cron.execute(
+            "select exists (select from pg_extension where extname = 'pg_cron')"
+            " and to_regproc('cron.schedule_in_database') is not null"
+        ).fetchone()[0]
+        if not usable:
+            raise _NoRemoteCron("pg_cron 1.4 or later is not installed there (cron.schedule_in_database)")
+        with cron.transaction():
+            for name, schedule, command in jobs:
+                cron.execute("select cron.schedule_in_database(%s, %s, %s, %s)", (name, schedule, command, dbname))
+            stale = cron.execute(
+                "select jobid, jobname from cron.job where database = %s and jobname like %s and jobname <> all(%s) order by 2",
+                (dbname, config.CRON_JOB_PREFIX + "%", names),
+            ).fetchall()
+            for jobid, _name in stale:
+                cron.execute("select cron.unschedule(%s)", (jobid,))
+    return names, [name for _, name in stale]
 
 
 def _build_in_transaction(conn, source: Source, result: BuildResult, log, force: bool) -> None:
@@ -291,8 +394,12 @@ def _build_in_transaction(conn, source: Source, result: BuildResult, log, force:
         )
         result.applied_migrations.append(path.name)
 
+    check_schema_owners(conn)
+
     # Jobs declared by db/policies are collected here, then reconciled with cron.job.
-    conn.execute("create temporary table chorus_declared_jobs (jobname text primary key) on commit drop")
+    conn.execute(
+        "create temporary table chorus_declared_jobs (jobname text primary key, schedule text, command text) on commit drop"
+    )
     for path in source.declarative_files:
         log(f"applying db/{path.parent.name}/{path.name}")
         run_file(conn, path)
@@ -300,7 +407,8 @@ def _build_in_transaction(conn, source: Source, result: BuildResult, log, force:
     result.declarative_applied = True
 
     result.cron_available = _cron_available(conn)
-    declared = [r[0] for r in conn.execute("select jobname from chorus_declared_jobs order by 1")]
+    result.declared_jobs = conn.execute("select jobname, schedule, command from chorus_declared_jobs order by 1").fetchall()
+    declared = [name for name, _, _ in result.declared_jobs]
     if result.cron_available:
         result.jobs_scheduled = declared
         stale = conn.execute(
@@ -311,11 +419,6 @@ def _build_in_transaction(conn, source: Source, result: BuildResult, log, force:
             conn.execute("select cron.unschedule(%s)", (jobname,))
             log(f"unscheduled pg_cron job {jobname} (no longer in the source)")
             result.jobs_removed.append(jobname)
-    elif declared:
-        log(
-            f"pg_cron is not installed in this database: {len(declared)} job(s) declared but not "
-            "scheduled (pg_cron runs only in cron.database_name)"
-        )
 
     conn.execute(
         """
@@ -338,6 +441,10 @@ class Status:
     changed: list[str]
     declarative_in_sync: bool
     jobs: list[tuple]
+    # From app.job_scheduler: where pg_cron runs the jobs, its database, why none runs.
+    jobs_placement: str = ""
+    jobs_cron_database: str | None = None
+    jobs_detail: str | None = None
 
 
 def status(url: str, source: Source | None = None) -> Status:
@@ -358,22 +465,34 @@ def status(url: str, source: Source | None = None) -> Status:
             if has_table
             else None
         )
+        placement = ("", None, None)
+        if conn.execute("select to_regclass('app.job_scheduler') is not null").fetchone()[0]:
+            placement = conn.execute("select placement, cron_database, detail from app.job_scheduler").fetchone() or placement
         jobs: list[tuple] = []
         if _cron_available(conn):
-            jobs = conn.execute(
-                """
-                select j.jobname, j.schedule, j.active,
-                       (select max(d.start_time) from cron.job_run_details d where d.jobid = j.jobid),
-                       (select d.status from cron.job_run_details d where d.jobid = j.jobid
-                        order by d.start_time desc limit 1)
-                from cron.job j where j.jobname like %s order by 1
-                """,
-                (config.CRON_JOB_PREFIX + "%",),
-            ).fetchall()
+            jobs = conn.execute(JOBS_QUERY, (config.CRON_JOB_PREFIX + "%", conn.info.dbname)).fetchall()
+        elif placement[0] == "remote":
+            try:
+                with psycopg.connect(make_conninfo(url, dbname=placement[1]), autocommit=True, connect_timeout=10) as cron:
+                    jobs = cron.execute(JOBS_QUERY, (config.CRON_JOB_PREFIX + "%", conn.info.dbname)).fetchall()
+            except psycopg.Error as exc:
+                placement = ("none", placement[1], f"pg_cron's database {placement[1]} cannot be read: {str(exc).strip().splitlines()[0]}")
     return Status(
         applied=[(v, str(at)) for v, _, at in applied_rows],
         pending=pending,
         changed=changed,
         declarative_in_sync=bool(state and state[0] == source.declarative_checksum()),
         jobs=jobs,
+        jobs_placement=placement[0],
+        jobs_cron_database=placement[1],
+        jobs_detail=placement[2],
     )
+
+
+JOBS_QUERY = """
+select j.jobname, j.schedule, j.active,
+       (select max(d.start_time) from cron.job_run_details d where d.jobid = j.jobid),
+       (select d.status from cron.job_run_details d where d.jobid = j.jobid
+        order by d.start_time desc limit 1)
+from cron.job j where j.jobname like %s and j.database = %s order by 1
+"""

@@ -107,7 +107,12 @@ def retention_runs(url: str, limit: int = 20) -> list[tuple]:
         ).fetchall()
 
 
-def apply_retention(url: str, kind: str | None = None, batch_rows: int = 50_000) -> None:
-    """What the daily pg_cron job does: every rule (or one kind), in committed batches."""
+def apply_retention(url: str, kind: str | None = None, batch_rows: int = 50_000, on_batch=None) -> None:
+    """What the daily pg_cron job does: every rule (or one kind), in committed batches.
+    on_batch(line) gets the procedure's line for each batch as it is done."""
     with psycopg.connect(url, autocommit=True) as conn:
+        if on_batch is not None:
+            conn.add_notice_handler(
+                lambda diag: on_batch(diag.message_primary) if (diag.message_primary or "").startswith("retention: ") else None
+            )
         conn.execute("call app_logic.run_retention(%s, %s)", (kind, batch_rows))

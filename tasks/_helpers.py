@@ -7,10 +7,12 @@ A failure's traceback is shown with `invoke --debug ...` or CHORUS_DEBUG=1.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import sys
+import time
 import traceback
 
 import invoke
@@ -104,3 +106,36 @@ def task(*args, **kwargs):
     if len(args) == 1 and callable(args[0]) and not kwargs:
         return decorate(args[0])
     return decorate
+
+
+@contextlib.contextmanager
+def progress(what: str, total: int | None = None):
+    """Progress of a long task: a rich progress bar on a terminal, plain count lines otherwise
+    (CI logs). Yields step(done, total, note) to call as the work goes."""
+    if sys.stdout.isatty():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TextColumn("{task.fields[note]}")]
+        with Progress(*columns, transient=False) as bar:
+            task_id = bar.add_task(what, total=total, note="")
+
+            def step(done: int, new_total: int | None = None, note: str = "") -> None:
+                bar.update(task_id, completed=done, total=new_total or total, note=note[:60])
+
+            yield step
+        return
+
+    # Plain lines: the first, every tenth of the total, the last, and otherwise at most one a second.
+    last = {"printed": 0.0, "tenth": -1}
+
+    def plain(done: int, new_total: int | None = None, note: str = "") -> None:
+        whole = new_total or total
+        tenth = done * 10 // whole if whole else -1
+        now = time.monotonic()
+        if done in (1, whole) or tenth != last["tenth"] or now - last["printed"] >= 1.0:
+            count = f"{done}/{whole}" if whole else str(done)
+            print(f"  {what}: {count} {note}".rstrip(), flush=True)
+            last.update(printed=now, tenth=tenth)
+
+    yield plain

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from invoke import Exit
 
-from ._helpers import database_url, echo, task, where
+from ._helpers import database_url, echo, progress, task, where
 
 
 @task
@@ -57,11 +57,20 @@ def status(c):
         print(f"  {version}  {at}")
     print("pending schema files: " + (", ".join(st.pending) or "none"))
     print("declarative source (functions, policies): " + ("in sync" if st.declarative_in_sync else "CHANGED since last build"))
+    problems = list(st.changed)
+    if st.jobs_placement == "local":
+        print("pg_cron: installed in this database, which runs the jobs")
+    elif st.jobs_placement == "remote":
+        print(f"pg_cron: runs in database {st.jobs_cron_database} of this server; the jobs are scheduled "
+              "there for this database (cron.schedule_in_database)")
+    elif st.jobs_placement == "none":
+        print(f"pg_cron: NO JOB RUNS for this database: {st.jobs_detail}; retention, rate-limit counter purges "
+              "and new page-view partitions have stopped (partitions exist 3 months ahead of the last run)")
+        problems.append("no pg_cron job runs")
     if st.jobs:
         print("pg_cron jobs:")
         for name, schedule, active, last_run, last_status in st.jobs:
             print(f"  {name}  '{schedule}'  active={active}  last run={last_run or 'never'} {last_status or ''}")
-    problems = list(st.changed)
     diff = drift(url)
     if diff:
         print("drift: the live schema differs from a fresh build of the source:")
@@ -71,6 +80,9 @@ def status(c):
         print("drift: none (live schema equals a fresh build of the source)")
     if st.changed:
         print("applied files changed since they were applied: " + ", ".join(st.changed))
+    if "no pg_cron job runs" in problems and len(problems) == 1:
+        raise Exit("no pg_cron job runs for this database: install pg_cron in the server's cron.database_name "
+                   "(or set it to this database), then run `invoke db.build --force`", code=1)
     if problems:
         raise Exit("the database does not match the source: run `invoke db.build` or investigate the drift above", code=1)
 
@@ -105,7 +117,8 @@ def backup(c, out=None):
     url = database_url()
     echo(f"pg_dump --format=custom {where(url)}")
     try:
-        result = make_backup(url, Path(out) if out else None)
+        with progress("tables dumped") as step:
+            result = make_backup(url, Path(out) if out else None, on_step=step)
     except BackupError as exc:
         raise Exit(f"backup failed: {exc}", code=1)
     print(f"{result.path}  {result.size / 1024:.0f} KiB, {result.toc_entries} entries, {result.tables} app tables verified")
@@ -127,7 +140,8 @@ def restore(c, file, target, yes=False):
     url = target_url(database_url(), target)
     echo(f"pg_restore {file} into {where(url)}")
     try:
-        result = do_restore(Path(file), url, replace=yes)
+        with progress("archive entries restored") as step:
+            result = do_restore(Path(file), url, replace=yes, on_step=step)
     except TargetNotEmpty as exc:
         raise Exit(str(exc), code=1)
     except BackupError as exc:
@@ -147,7 +161,15 @@ def retention(c, apply=False, kind=None):
     url = database_url()
     if apply:
         echo("call app_logic.run_retention(" + (repr(kind) if kind else "") + ")")
-        apply_retention(url, kind)
+        batches = 0
+        with progress("retention batches") as step:
+
+            def batch(line: str) -> None:
+                nonlocal batches
+                batches += 1
+                step(batches, None, line.removeprefix("retention: "))
+
+            apply_retention(url, kind, on_batch=batch)
     print("retention rules:")
     for rule_kind, keep_for, enabled, condition in retention_rules(url):
         print(f"  {rule_kind:26} keep {keep_for:12} {'enabled' if enabled else 'DISABLED'}  {condition}")

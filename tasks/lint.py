@@ -1,4 +1,5 @@
-"""`invoke lint` (every linter) and its parts: sqlfluff, the migration lint, plpgsql_check."""
+"""`invoke lint` (every linter) and its parts: sqlfluff, the migration lint, Squawk, pgspot,
+plpgsql_check."""
 
 from __future__ import annotations
 
@@ -30,6 +31,35 @@ def migrations(c):
 
 
 @task
+def squawk(c):
+    """Squawk's lock-safety rules over db/schema (.squawk.toml says which and why)."""
+    from chorus_db.sql_tools import run_squawk
+
+    echo("squawk db/schema (lock safety of the migrations)")
+    findings = run_squawk()
+    for line in findings:
+        print(f"  {line}")
+    if findings:
+        raise Exit(f"Squawk found {len(findings)} problem(s) in db/schema: fix the statements named above "
+                   "(a new schema file; applied ones are frozen)", code=1)
+    print("  no problems")
+
+
+@task
+def pgspot(c):
+    """pgspot over db/: SECURITY DEFINER, CREATE OR REPLACE and IF NOT EXISTS hazards."""
+    from chorus_db.sql_tools import run_pgspot
+
+    echo("pgspot db/ (search_path and object-hijacking hazards)")
+    findings = run_pgspot()
+    for line in findings:
+        print(f"  {line}")
+    if findings:
+        raise Exit(f"pgspot found {len(findings)} problem(s): fix the objects named above", code=1)
+    print("  no problems")
+
+
+@task
 def plpgsql(c):
     """plpgsql_check on every PL/pgSQL function, trigger functions with their table."""
     from chorus_db.testing import build_template, run_plpgsql_check, running_test_cluster
@@ -45,12 +75,12 @@ def plpgsql(c):
     print("  no problems")
 
 
-LINTERS = (sql, migrations, plpgsql)
+LINTERS = (sql, migrations, squawk, pgspot, plpgsql)
 
 
 @task(name="all", default=True)
 def all_linters(c):
-    """Every linter: sqlfluff, migration lint, plpgsql_check."""
+    """Every linter: sqlfluff, migration lint, Squawk, pgspot, plpgsql_check."""
     from chorus_db.testing import running_test_cluster
 
     with running_test_cluster():

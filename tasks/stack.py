@@ -7,7 +7,7 @@ import sys
 
 from invoke import Exit
 
-from ._helpers import echo, task
+from ._helpers import echo, task, where
 
 
 @task(
@@ -47,7 +47,7 @@ def up(c, replica=False, pgbouncer=False, monitoring=False):
         echo(f"port {cluster.moved_from} is taken by another program: the cluster moved to {cluster.port}")
     echo(("started" if started else "already running:") + f" PostgreSQL on 127.0.0.1:{cluster.port} (data in {cluster.datadir})")
     url = cluster.url()
-    echo(f"building {url.rsplit('@', 1)[-1]}")
+    echo(f"building {where(url)}")
     build(url, log=lambda message: print(f"  {message}", flush=True))
 
     run_dir = config.RUN_DIR

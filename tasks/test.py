@@ -35,7 +35,7 @@ def pytest(c, k="", x=False):
 
 @task(name="all", default=True)
 def all_checks(c):
-    """Every check CI runs: SQL lint, migration lint, plpgsql_check, pgTAP, pytest."""
+    """Every check CI runs: sqlfluff, migration lint, Squawk, pgspot, plpgsql_check, pgTAP, pytest."""
     from chorus_db.testing import running_test_cluster
 
     started = time.monotonic()

@@ -158,7 +158,11 @@ def test_the_build_runs_invoke_db_build_on_the_project_database_then_sets_the_lo
     name, doc = compose
     migrate = doc["services"]["migrate"]
     script = " ".join(migrate["command"])
-    assert "pip install" in script and "invoke db.build" in script and "invoke db.authenticator-password" in script
+    assert "invoke db.build" in script and "invoke db.authenticator-password" in script
+    # The source runs from its read-only mount as it is now: no copy (a restart would nest it in
+    # the old one and build stale source), no install at start (versions are pinned in the image).
+    assert "cp " not in script and "pip install" not in script
+    assert migrate["build"] == {"context": ".", "dockerfile": "deploy/migrate/Dockerfile"}
     assert script.index("invoke db.build") < script.index("invoke db.authenticator-password")
     url = urlsplit(_interpolate(migrate["environment"]["DATABASE_URL"], {"POSTGRES_PASSWORD": "pw"}))
     assert url.path == "/" + config.DB_NAME
@@ -202,3 +206,66 @@ def test_both_files_run_the_same_postgrest_and_nginx():
                 assert same == {k: v for k, v in b[key].items() if k != "PGRST_DB_URI"}
             else:
                 assert a.get(key) == b.get(key), f"{service}.{key} differs"
+
+
+# -- as a user runs it ------------------------------------------------------------------------
+def test_both_files_are_valid_compose_files_by_the_compose_specifications_schema(compose):
+    """tests/schemas/compose-spec.json is the Compose Specification's own JSON schema (its source
+    is in tests/schemas/README.md)."""
+    import json
+
+    import jsonschema
+
+    name, doc = compose
+    schema = json.loads((ROOT / "tests" / "schemas" / "compose-spec.json").read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.path))
+    assert not errors, f"{name}: " + "; ".join(f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors)
+
+
+def test_the_schema_check_can_fail():
+    import json
+
+    import jsonschema
+
+    schema = json.loads((ROOT / "tests" / "schemas" / "compose-spec.json").read_text())
+    broken = {**COMPOSE, "services": {**COMPOSE["services"], "nginx": {**COMPOSE["services"]["nginx"], "restart": ["no"]}}}
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(broken))
+
+
+def test_the_two_files_are_two_projects_so_switching_leaves_no_orphan():
+    assert COMPOSE["name"] != EXTERNAL["name"]
+    assert {COMPOSE["name"], EXTERNAL["name"]} == {"chorus-website", "chorus-website-external"}
+
+
+def test_the_build_steps_image_and_the_local_install_pin_the_same_versions():
+    constraints = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            package, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not pinned with =="
+            constraints[package.strip().lower()] = version.strip()
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + [d for deps in project["optional-dependencies"].values() for d in deps]
+    for requirement in map(Requirement, wanted):
+        name = requirement.name.lower()
+        assert name in constraints, f"constraints.txt does not pin {name}"
+        assert requirement.specifier.contains(constraints[name]), f"{name}=={constraints[name]} does not satisfy {requirement}"
+    dockerfile = (ROOT / "deploy" / "migrate" / "Dockerfile").read_text()
+    assert "COPY constraints.txt" in dockerfile and "-c /tmp/constraints.txt" in dockerfile
+    assert "pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'" in (ROOT / ".ci" / "run").read_text()
+    # The image's build context is the repository: only constraints.txt may enter it.
+    assert (ROOT / ".dockerignore").read_text().split("\n")[1:3] == ["*", "!constraints.txt"]
+
+
+def test_the_external_network_has_one_name_in_the_file_env_example_and_readme():
+    default = re.fullmatch(r"\$\{CHORUS_NETWORK:-([^}]+)\}", EXTERNAL["networks"]["chorus_network"]["name"]).group(1)
+    assert _env_example()["CHORUS_NETWORK"] == default
+    readme = (ROOT / "README.md").read_text()
+    assert f"`{default}`" in readme
+    names = set(re.findall(r"`([a-z_-]*chorus[a-z_-]*network)`", readme))
+    assert names == {default}, f"the README names the network differently: {names}"

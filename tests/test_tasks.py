@@ -159,3 +159,35 @@ def test_a_taken_api_port_is_one_sentence(tmp_path):
         finally:
             invoke("down", env=env, timeout=60)
             shutil.rmtree(base, ignore_errors=True)
+
+
+def test_backup_restore_and_retention_show_their_progress_as_count_lines_off_a_terminal(pg_cluster, template_url):
+    from chorus_db import testing
+
+    url = testing.copy_of_template(pg_cluster, "chorus_progress")
+    restored = "chorus_progress_restored"
+    dump = config.scratch_dir("progress") / "x.dump"
+    try:
+        env = {"DATABASE_URL": url}
+        backup = invoke("db.backup", "--out", str(dump), env=env)
+        assert backup.returncode == 0, backup.stderr
+        lines = [line for line in backup.stdout.splitlines() if line.startswith("  tables dumped: ")]
+        total = int(lines[-1].split()[2].split("/")[1])
+        assert lines[0].startswith("  tables dumped: 1/") and lines[-1].startswith(f"  tables dumped: {total}/{total} ")
+        assert "\x1b[" not in backup.stdout, "no terminal escapes in a log"
+
+        restore = invoke("db.restore", str(dump), "--target", restored, env=env)
+        assert restore.returncode == 0, restore.stderr
+        lines = [line for line in restore.stdout.splitlines() if line.startswith("  archive entries restored: ")]
+        assert 2 <= len(lines) <= 25, "count lines, throttled: not one per archive entry"
+        done, total = lines[-1].split()[3].split("/")
+        assert done == total
+
+        retention = invoke("db.retention", "--apply", env=env)
+        assert retention.returncode == 0, retention.stderr
+        assert "  retention batches: 1 " in retention.stdout and "removed 0 row(s)" in retention.stdout
+    finally:
+        testing.recreate_database(pg_cluster, "chorus_progress")
+        with __import__("psycopg").connect(pg_cluster.url("postgres"), autocommit=True) as conn:
+            conn.execute(f"drop database if exists {restored} with (force)")
+        shutil.rmtree(dump.parent, ignore_errors=True)

@@ -556,8 +556,10 @@ begin
     end if;
     if to_regclass('pg_temp.chorus_declared_jobs') is not null then
         -- format(): the table exists only during a build, so it is not checked statically.
-        execute format('insert into %I.%I (jobname) values ($1) on conflict do nothing', 'pg_temp', 'chorus_declared_jobs')
-        using p_name;
+        execute format(
+            'insert into %I.%I (jobname, schedule, command) values ($1, $2, $3) on conflict do nothing',
+            'pg_temp', 'chorus_declared_jobs'
+        ) using p_name, p_schedule, p_command;
     end if;
     if exists (select from pg_extension where extname = 'pg_cron') then
         execute format('select %I.schedule($1, $2, $3)', 'cron') using p_name, p_schedule, p_command;

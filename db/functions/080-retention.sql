@@ -278,18 +278,27 @@ create procedure app_logic.run_retention(p_kind text default null, p_batch_rows 
 language plpgsql
 as $$
 declare
+    v_kinds text[] := array[p_kind];
     v_pending text[];
+    v_kind text;
+    v_run app.retention_runs;
 begin
-    select array_agg(r.kind) into v_pending
-    from app_logic.apply_retention(p_kind, p_batch_rows) as r
-    where not r.complete and r.error is null;
-    commit;
-    while v_pending is not null loop
-        select array_agg(r.kind) into v_pending
-        from unnest(v_pending) as k (kind)
-        cross join lateral app_logic.apply_retention(k.kind, p_batch_rows) as r
-        where not r.complete and r.error is null;
+    loop
+        v_pending := '{}';
+        foreach v_kind in array v_kinds loop
+            for v_run in select * from app_logic.apply_retention(v_kind, p_batch_rows) loop
+                -- One line per batch for a client watching (invoke db.retention --apply shows it as
+                -- progress); pg_cron's job and the server log ignore notices.
+                raise notice 'retention: % removed % row(s)%', v_run.kind, v_run.rows_removed,
+                    case when v_run.error is not null then ', failed' when v_run.complete then '' else ', more is due' end;
+                if not v_run.complete and v_run.error is null then
+                    v_pending := v_pending || v_run.kind;
+                end if;
+            end loop;
+        end loop;
         commit;
+        exit when cardinality(v_pending) = 0;
+        v_kinds := v_pending;
     end loop;
 end
 $$;

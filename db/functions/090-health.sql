@@ -1,11 +1,26 @@
 -- Health endpoints: 200 {"status":"ok"} when the database and the endpoint's objects are usable.
 
+-- The jobs sentence of every health answer (app.job_scheduler is db/schema/120-jobs.sql).
+create function app_logic.jobs_problem() returns text
+language sql stable security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+    select case
+        when to_regclass('app.job_scheduler') is null then null
+        else (select format('pg_cron runs no job for this database (%s): retention, rate-limit counter purges '
+                            'and new page-view partitions have stopped', s.detail)
+              from app.job_scheduler as s where s.placement = 'none')
+    end
+$$;
+comment on function app_logic.jobs_problem() is
+'A sentence when pg_cron runs none of the project''s jobs for this database (health answers carry it), else null.';
+
 create function api.check_leads_health() returns jsonb
 language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
     -- Touches the objects the endpoint needs without reading any row's content.
-    select jsonb_build_object('status', 'ok', 'endpoint', 'leads')
+    select jsonb_strip_nulls(jsonb_build_object('status', 'ok', 'endpoint', 'leads', 'jobs', app_logic.jobs_problem()))
     from (select 1 from app.leads limit 0) as probe
     right join (select 1) as one on true
 $$;
@@ -63,7 +78,10 @@ language plpgsql volatile
 as $$
 begin
     if cardinality(p_problems) = 0 then
-        return app_logic.respond(200, jsonb_build_object('status', 'ok', 'endpoint', p_endpoint));
+        -- Usable now; the jobs sentence says what will stop working if pg_cron runs none of them.
+        return app_logic.respond(200, jsonb_strip_nulls(jsonb_build_object(
+            'status', 'ok', 'endpoint', p_endpoint, 'jobs', app_logic.jobs_problem()
+        )));
     end if;
     return app_logic.respond(
         503,
@@ -77,7 +95,8 @@ begin
 end
 $$;
 comment on function app_logic.health_response(text, text[]) is
-'The answer of a health endpoint: 200 ok, or 503 CHU01 naming what is missing.';
+'The answer of a health endpoint: 200 ok (with a jobs sentence when pg_cron runs no job for this database), '
+'or 503 CHU01 naming what is missing.';
 
 -- The tables the routes of a public path need (their health column in db/routes.toml).
 create function app_logic.route_health_tables(p_path text) returns text[]

@@ -342,8 +342,12 @@ as $$
         select jsonb_object_agg(s.status::text, jsonb_build_object(
             'description', 'The endpoint and the database are usable.',
             'content', '{"application/json": {"schema": {
-                "type": "object", "required": ["status"],
-                "properties": {"status": {"type": "string", "enum": ["ok"]}}
+                "type": "object", "required": ["status", "endpoint"],
+                "properties": {
+                    "status": {"type": "string", "enum": ["ok"]},
+                    "endpoint": {"type": "string", "description": "The endpoint this health check is for."},
+                    "jobs": {"type": "string", "description": "Only when pg_cron runs no job for this database: what has stopped and why (db.status says the same)."}
+                }
             }}}'::jsonb
         ))
         from jsonb_array_elements_text(p_route -> 'success') as s (status)
