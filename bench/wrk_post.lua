@@ -1,10 +1,12 @@
 -- wrk script: POST a JSON body with a unique email per request and, with SET_REAL_IP=1, a
 -- random X-Real-IP: the client address nginx sets for PostgREST (the benchmark's nginx trusts
 -- it from loopback), so each request is its own client as on the internet.
--- BODY_STYLE: "api" (camelCase lead, as the website sends) or "table" (snake_case columns of
--- the bare table). Both are set through the environment of wrk.
+-- BODY_STYLE: "api" (camelCase lead, as the website sends), "table" (snake_case columns of
+-- the bare table) or "pageviews" (a batch of BATCH page views, {"events": [...]}). All are set
+-- through the environment of wrk.
 local style = os.getenv("BODY_STYLE") or "api"
 local spoof_ip = os.getenv("SET_REAL_IP") == "1"
+local batch = tonumber(os.getenv("BATCH") or "100")
 local counter = 0
 local thread_tag = 0
 
@@ -21,7 +23,14 @@ request = function()
   counter = counter + 1
   local email = string.format("w%d-%d-%d@example.com", tag or 0, counter, math.random(1, 1000000000))
   local body
-  if style == "table" then
+  if style == "pageviews" then
+    local events = {}
+    for i = 1, batch do
+      events[i] = string.format('{"sessionId":"w%d-%d","path":"/ecosystem/%d?utm=x","referrer":"https://www.example.com/blog",'
+        .. '"deviceType":"desktop","durationMs":%d}', tag or 0, counter, i, i * 100)
+    end
+    body = '{"events":[' .. table.concat(events, ",") .. ']}'
+  elseif style == "table" then
     body = string.format('{"first_name":"John","last_name":"Doe","email":"%s","company_name":"Acme Corp",'
       .. '"inquiry_details":"Interested in technical deep dive","lead_source":"contact_form",'
       .. '"accessibility_theme":"protanopia","gdpr_consent":true,"device_type":"desktop",'

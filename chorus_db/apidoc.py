@@ -141,7 +141,11 @@ def _operation(doc: dict, path: str, method: str, route: routes.Route | None) ->
     body = op.get("requestBody")
     if body:
         schema = _resolve(doc, body["content"]["application/json"]["schema"])
-        out += ["Request body (JSON object; unknown fields are refused):", "", *FIELD_HEADER, *_field_rows(schema), ""]
+        # oneOf: a single object, or a batch of them (page views): the object's fields, then the batch.
+        choices = [_resolve(doc, s) for s in schema.get("oneOf", [schema])]
+        out += ["Request body (JSON object; unknown fields are refused):", "", *FIELD_HEADER, *_field_rows(choices[0]), ""]
+        for batch in choices[1:]:
+            out += [f"Or: {batch.get('description', '')}", "", *FIELD_HEADER, *_field_rows(batch), ""]
     params = [_resolve(doc, p) for p in op.get("parameters", [])]
     if params:
         standard = [p for p in params if p["in"] == "header" or p["name"] in ("select", "order", "limit", "offset")]

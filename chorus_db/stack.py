@@ -314,6 +314,8 @@ class StackConfig:
     postgrest_extra_env: dict[str, str] = field(default_factory=dict)
     # The routes nginx maps; None: db/routes.toml (a test serves a route table of its own).
     nginx_routes: tuple | None = None
+    # Extra PostgREST environment (PGRST_* settings, GHCRTS); only `invoke bench` sets it.
+    postgrest_extra_env: dict = field(default_factory=dict)
 
     @property
     def nginx_dir(self) -> Path:

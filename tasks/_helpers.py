@@ -47,6 +47,29 @@ def database_url() -> str:
     return url()
 
 
+def start_embedded(running_word: str = "already running"):
+    """Start the embedded cluster (created if needed), saying what happened and where; the cluster."""
+    from chorus_db.cluster import embedded
+
+    cluster = embedded()
+    if cluster.init():
+        echo(f"initialised a new cluster in {cluster.datadir}")
+    started = cluster.start()
+    if cluster.moved_from:
+        echo(f"port {cluster.moved_from} is taken by another program: the cluster moved to {cluster.port}")
+    echo(("started" if started else running_word) + f" PostgreSQL on 127.0.0.1:{cluster.port} (data in {cluster.datadir})")
+    return cluster
+
+
+def report(findings: list[str], what: str, advice: str) -> None:
+    """A linter's findings, one per line, then exit 1 with a sentence; "no problems" when none."""
+    for finding in findings:
+        print(f"  {finding}")
+    if findings:
+        raise Exit(f"{what} found {len(findings)} problem(s): {advice}", code=1)
+    print("  no problems")
+
+
 def confirm(question: str) -> bool:
     print(f"{question} [y/N] ", end="", flush=True)
     try:

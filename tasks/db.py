@@ -7,21 +7,13 @@ from pathlib import Path
 
 from invoke import Exit
 
-from ._helpers import database_url, echo, progress, task, where
+from ._helpers import database_url, echo, progress, start_embedded, task, where
 
 
 @task
 def up(c):
     """Start the embedded PostgreSQL cluster (pg_cron preloaded) and print DATABASE_URL."""
-    from chorus_db.cluster import embedded
-
-    cluster = embedded()
-    if cluster.init():
-        echo(f"initialised a new cluster in {cluster.datadir}")
-    started = cluster.start()
-    if cluster.moved_from:
-        echo(f"port {cluster.moved_from} is taken by another program: the cluster moved to {cluster.port}")
-    echo(("started" if started else "already running") + f" on 127.0.0.1:{cluster.port} (data in {cluster.datadir})")
+    cluster = start_embedded()
     print(f"DATABASE_URL={cluster.url()}")
 
 

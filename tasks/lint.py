@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from invoke import Exit
 
-from ._helpers import echo, task
+from ._helpers import echo, report, task
 
 
 @task
@@ -22,12 +22,7 @@ def migrations(c):
     from chorus_db.migration_lint import lint
 
     echo("migration lint over db/")
-    problems = lint()
-    for problem in problems:
-        print(f"  {problem}")
-    if problems:
-        raise Exit(f"{len(problems)} migration lint problem(s): fix the files named above", code=1)
-    print("  no problems")
+    report(lint(), "the migration lint", "fix the files named above")
 
 
 @task
@@ -36,13 +31,7 @@ def squawk(c):
     from chorus_db.sql_tools import run_squawk
 
     echo("squawk db/schema (lock safety of the migrations)")
-    findings = run_squawk()
-    for line in findings:
-        print(f"  {line}")
-    if findings:
-        raise Exit(f"Squawk found {len(findings)} problem(s) in db/schema: fix the statements named above "
-                   "(a new schema file; applied ones are frozen)", code=1)
-    print("  no problems")
+    report(run_squawk(), "Squawk", "fix the statements named above in a new schema file (applied ones are frozen)")
 
 
 @task
@@ -51,12 +40,7 @@ def pgspot(c):
     from chorus_db.sql_tools import run_pgspot
 
     echo("pgspot db/ (search_path and object-hijacking hazards)")
-    findings = run_pgspot()
-    for line in findings:
-        print(f"  {line}")
-    if findings:
-        raise Exit(f"pgspot found {len(findings)} problem(s): fix the objects named above", code=1)
-    print("  no problems")
+    report(run_pgspot(), "pgspot", "fix the objects named above")
 
 
 @task
@@ -68,11 +52,8 @@ def plpgsql(c):
     with running_test_cluster() as cluster:
         build_template(cluster)
         findings = run_plpgsql_check(cluster)
-    for fn, line, level, message, hint in findings:
-        print(f"  {fn}:{line}: {level}: {message}" + (f" ({hint})" if hint else ""))
-    if findings:
-        raise Exit(f"plpgsql_check found {len(findings)} problem(s): fix the functions named above", code=1)
-    print("  no problems")
+    lines = [f"{fn}:{line}: {level}: {message}" + (f" ({hint})" if hint else "") for fn, line, level, message, hint in findings]
+    report(lines, "plpgsql_check", "fix the functions named above")
 
 
 LINTERS = (sql, migrations, squawk, pgspot, plpgsql)

@@ -7,7 +7,7 @@ import sys
 
 from invoke import Exit
 
-from ._helpers import echo, task, where
+from ._helpers import echo, start_embedded, task, where
 
 
 @task(
@@ -21,7 +21,6 @@ def up(c, replica=False, pgbouncer=False, monitoring=False):
     """Start the local stack: embedded PostgreSQL, build, PostgREST, nginx; print the API URL."""
     from chorus_db import config, stack
     from chorus_db.build import build
-    from chorus_db.cluster import embedded
 
     postgrest_bin = stack.find_postgrest()
     if postgrest_bin is None:
@@ -39,13 +38,7 @@ def up(c, replica=False, pgbouncer=False, monitoring=False):
     if os.environ.get("DATABASE_URL"):
         echo("DATABASE_URL is ignored: `invoke up` serves the embedded cluster")
 
-    cluster = embedded()
-    if cluster.init():
-        echo(f"initialised a new cluster in {cluster.datadir}")
-    started = cluster.start()
-    if cluster.moved_from:
-        echo(f"port {cluster.moved_from} is taken by another program: the cluster moved to {cluster.port}")
-    echo(("started" if started else "already running:") + f" PostgreSQL on 127.0.0.1:{cluster.port} (data in {cluster.datadir})")
+    cluster = start_embedded("already running:")
     url = cluster.url()
     echo(f"building {where(url)}")
     build(url, log=lambda message: print(f"  {message}", flush=True))

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from chorus_db import bench, stack
+from chorus_db.bench import progress, retention
 
 PGBENCH_OK = """\
 pgbench (15.18 (Debian 15.18-0+deb12u1))
@@ -87,9 +88,41 @@ def test_wrk_without_errors_reports_zero_of_each():
 
 
 def test_only_the_ratios_with_a_goal_get_a_verdict():
-    assert bench.goal_of("b/a submission vs plain insert") == 0.5
-    assert bench.goal_of("d/c project PostgREST vs bare table") == 0.85
-    assert bench.goal_of("b/a' submission vs the same transaction without logic") is None
+    assert bench.goal_of("b/a' submission vs the same transaction without logic") == bench.Goal(">=", 0.5)
+    assert bench.goal_of("d/c project PostgREST vs bare table") == bench.Goal(">=", 0.6)
+    assert bench.goal_of("b/a submission vs plain insert") is None
+
+
+def test_an_at_most_goal_is_met_below_its_value_and_an_at_least_goal_above():
+    assert bench.Goal("<=", 1.5).met(1.2) and not bench.Goal("<=", 1.5).met(1.6)
+    assert bench.Goal(">=", 0.5).met(0.5) and not bench.Goal(">=", 0.5).met(0.49)
+
+
+def test_every_goal_is_listed_with_its_measure_or_none_when_that_part_did_not_run():
+    report = bench.Report(machine={})
+    report.ratios["d/c project PostgREST vs bare table"] = 0.7
+    report.ratios["retention-p99 submission p99 during retention / without"] = 2.0
+    found = bench.goals(report)
+    assert set(found) == set(bench.GOALS)
+    assert found["d/c"] == {"name": "d/c project PostgREST vs bare table", "goal": ">= 0.6", "measured": 0.7, "met": True}
+    assert found["retention-p99"]["met"] is False
+    assert found["b/a'"] == {"name": None, "goal": ">= 0.5", "measured": None, "met": None}
+
+
+def test_without_a_terminal_progress_is_plain_lines_with_counts(capsys, monkeypatch):
+    monkeypatch.setattr(progress, "PLAIN_EVERY_SECONDS", 0.0)
+    with progress.step("page views", 1_000_000, "rows") as shown:
+        shown.advance(250_000)
+        shown.advance(750_000)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "    page views: 0 of 1,000,000 rows"
+    assert lines[1].startswith("    page views: 250,000 rows of 1,000,000 rows (25%), ")
+    assert lines[-1].startswith("    page views: 1,000,000 rows of 1,000,000 rows (100%), ")
+
+
+def test_generation_chunks_cover_every_row_once():
+    assert retention.chunks(10, 4) == [(1, 4), (5, 8), (9, 10)]
+    assert sum(hi - lo + 1 for lo, hi in retention.chunks(1_000_001, 250_000)) == 1_000_001
 
 
 @pytest.mark.parametrize("script", sorted(bench.BENCH_DIR.glob("*.sql")), ids=lambda p: p.name)

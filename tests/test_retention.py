@@ -29,6 +29,38 @@ def test_run_retention_works_through_a_backlog_in_committed_batches(db):
     assert [r[0] for r in db.execute("select session_id from app.brand_engagement order by 1")] == ["live-1", "live-2"]
 
 
+def test_the_job_pauses_between_batches_in_proportion_to_their_duration(db):
+    """Throttled so that the requests served meanwhile keep their latency (measured by invoke bench)."""
+    db.execute(f"set app.frozen_now = '{FROZEN}'")
+    db.execute(
+        "insert into app.brand_engagement (session_id, created_at)"
+        " select 'old-' || i, timestamptz '2020-01-01' from generate_series(1, 3) as i"
+    )
+    # Three batches of one row, each followed by a pause of 100 times its duration.
+    started = db.execute("select clock_timestamp()").fetchone()[0]
+    db.execute("call app_logic.run_retention('brand_engagement', 1, 100)")
+    ended = db.execute("select clock_timestamp()").fetchone()[0]
+    batches = db.execute(
+        "select sum(extract(epoch from duration)) from app.retention_runs where kind = 'brand_engagement'"
+    ).fetchone()[0]
+    # Pauses follow each committed batch that left work (three of them: the fourth finds none).
+    assert (ended - started).total_seconds() >= 100 * float(batches) * 0.9
+
+
+def test_the_job_does_not_wait_for_wal_flushes_and_restores_the_setting(db):
+    db.execute("set synchronous_commit = on")
+    db.execute("call app_logic.run_retention('brand_engagement')")
+    assert db.execute("show synchronous_commit").fetchone()[0] == "on"
+
+
+def test_a_pause_ratio_out_of_range_is_refused(db):
+    import psycopg
+    import pytest
+
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="pause ratio must be between 0 and 100"):
+        db.execute("call app_logic.run_retention(null, 100, -1)")
+
+
 def test_expired_leads_are_removed_at_most_a_thousand_per_transaction(db):
     """Each removed lead appends an erasure under a per-subject advisory lock held until
     commit; thousands in one transaction would exhaust the lock table."""

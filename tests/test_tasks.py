@@ -191,3 +191,37 @@ def test_backup_restore_and_retention_show_their_progress_as_count_lines_off_a_t
         with __import__("psycopg").connect(pg_cluster.url("postgres"), autocommit=True) as conn:
             conn.execute(f"drop database if exists {restored} with (force)")
         shutil.rmtree(dump.parent, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the server user only exists as root")
+def test_as_root_a_checkout_the_server_user_cannot_enter_keeps_its_cluster_where_it_can(tmp_path):
+    """A clone under a mode-700 directory (as /root is): `db.up` works and says where the data is."""
+    private = config.scratch_dir("private")
+    private.chmod(0o700)
+    clone = private / "clone"
+    subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(config.ROOT), str(clone)], check=True, capture_output=True)
+    for name in ("tasks", "chorus_db", "db"):  # this working tree, committed or not
+        shutil.rmtree(clone / name)
+        shutil.copytree(config.ROOT / name, clone / name, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHORUS_") and k != "DATABASE_URL"}
+    env["CHORUS_PG_PORT"] = str(stack.free_port())
+    run = lambda *args: subprocess.run([sys.executable, "-m", "invoke", *args], cwd=clone, env=env,
+                                       capture_output=True, text=True, timeout=120)
+    checkout_id = __import__("hashlib").sha1(str(clone).encode()).hexdigest()[:10]
+    datadir = Path("/var/lib/chorus-website-db") / checkout_id / "pgdata"
+    try:
+        up = run("db.up")
+        assert up.returncode == 0, up.stderr
+        assert f"(data in {datadir})" in up.stdout
+        assert not (clone / ".pgdata").exists()
+        assert oct(private.stat().st_mode & 0o777) == "0o700", "the user's directory is left as it was"
+        url = next(line.split("=", 1)[1] for line in up.stdout.splitlines() if line.startswith("DATABASE_URL="))
+        from psycopg.conninfo import make_conninfo
+
+        with __import__("psycopg").connect(make_conninfo(url, dbname="postgres"), connect_timeout=5) as conn:
+            assert conn.execute("select current_setting('data_directory')").fetchone()[0] == str(datadir)
+    finally:
+        down = run("down")
+        assert down.returncode == 0, down.stderr
+        shutil.rmtree(datadir.parent, ignore_errors=True)
+        shutil.rmtree(private, ignore_errors=True)

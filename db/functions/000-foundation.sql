@@ -451,16 +451,22 @@ comment on function app_logic.validate(jsonb, jsonb, text) is
 -- rule passed, the endpoint's own checks (p_checks: a function from the body to more problems,
 -- e.g. a cross-field rule or a lookup). The answer to give (429 or 400), or null to go on.
 create function app_logic.screen_request(
-    p_action text, p_body jsonb, p_rule jsonb, p_email text default null, p_checks regproc default null
+    p_action text, p_body jsonb, p_rule jsonb, p_email text default null, p_checks regproc default null,
+    p_cost integer default 1, p_passes boolean default null
 ) returns jsonb
 language plpgsql volatile
 as $$
 declare
     v_problems jsonb;
-    v_limited jsonb := app_logic.enforce_rate_limits(p_action, p_email);
+    v_limited jsonb := app_logic.enforce_rate_limits(p_action, p_email, p_cost);
 begin
     if v_limited is not null then
         return v_limited;
+    end if;
+    -- The caller's compiled answer (app_logic.compile_rule) for the rule and the checks: a body
+    -- known to pass needs neither the interpreter nor the hook.
+    if p_passes then
+        return null;
     end if;
     v_problems := app_logic.validate(p_body, p_rule);
     if jsonb_array_length(v_problems) = 0 and p_checks is not null then
@@ -472,9 +478,10 @@ begin
     return null;
 end
 $$;
-comment on function app_logic.screen_request(text, jsonb, jsonb, text, regproc) is
-'Rate limit, validate, then the endpoint''s own checks (p_checks), of a POST body: the 429 or 400 answer, '
-'or null when the request may proceed.';
+comment on function app_logic.screen_request(text, jsonb, jsonb, text, regproc, integer, boolean) is
+'Rate limit (the request counting as p_cost), validate, then the endpoint''s own checks (p_checks), of a POST '
+'body (skipped when p_passes says the compiled rule passed it): the 429 or 400 answer, or null when the request '
+'may proceed.';
 
 -- Field readers for a body the rule passed: before validation a field may hold anything
 -- (1e30 overflows an integer, a number read as text may be 131,072 characters long).

@@ -29,10 +29,36 @@ $$;
 comment on function app_logic.rate_limit_subject(text, text) is
 'The key of a rate-limit counter: HMAC of scope and client network or lower-cased email.';
 
+-- The admitted hits of a log still inside the window starting at p_since, oldest first, with
+-- p_cost more at p_now: what a counter holds after admitting a request.
+create function app_logic.hits_after_admitting(p_hits timestamptz[], p_since timestamptz, p_now timestamptz, p_cost integer)
+returns timestamptz[]
+language sql immutable
+as $$
+    select array(select h from unnest(p_hits || array_fill(p_now, array[p_cost])) as h where h > p_since order by h)
+$$;
+
+-- How many hits of a log are still inside the window starting at p_since.
+create function app_logic.live_hits(p_hits timestamptz[], p_since timestamptz) returns integer
+language sql immutable
+as $$
+    select count(*)::integer from unnest(p_hits) as h where h > p_since
+$$;
+
 -- Count a request for an action against each of its rules (per IP, and per email when given)
 -- and answer 429 when one is exceeded. A request is admitted only when every rule admits it,
 -- and only an admitted request takes a slot: retrying while blocked does not prolong the block.
-create function app_logic.enforce_rate_limits(p_action text, p_email text default null) returns jsonb
+-- p_cost: how many requests this one counts as (a batch of page views counts each event).
+--
+-- One statement per rule: an upsert that takes the slot only when the log has room (the
+-- condition of ON CONFLICT DO UPDATE is evaluated on the locked, latest row, so concurrent
+-- requests of one client queue on it and exactly max_requests are admitted; a new client's
+-- row is inserted with its first hit). A refused upsert still locks the row. When a later rule
+-- refuses, the slots the earlier rules took are given back (the rows are still locked by this
+-- transaction, so nobody else has seen them), and every remaining rule is asked for its wait so
+-- that Retry-After is the longest.
+create function app_logic.enforce_rate_limits(p_action text, p_email text default null, p_cost integer default 1)
+returns jsonb
 language plpgsql volatile security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
@@ -41,11 +67,11 @@ declare
     v_email text := lower(app_logic.trim_text(p_email));
     v_rule app.rate_limit_rules;
     v_subject text;
-    v_counted app.rate_limit_rules[] := '{}';
-    v_subjects text[] := '{}';
-    v_hits timestamptz[];
+    v_window interval;
+    v_admitted boolean;
+    v_taken app.rate_limit_rules[] := '{}';
+    v_taken_subjects text[] := '{}';
     v_live timestamptz[];
-    v_wait integer;
     v_max_wait integer;
 begin
     if char_length(v_email) not between 1 and 254 then
@@ -61,60 +87,57 @@ begin
             v_rule.scope,
             case when v_rule.scope = 'ip' then coalesce(app_logic.client_network()::text, 'unknown') else v_email end
         );
-        select c.hits into v_hits from app.rate_limit_counters as c
+        v_window := make_interval(secs => v_rule.window_seconds);
+        v_admitted := null;
+        if v_max_wait is null and p_cost <= v_rule.max_requests then
+            insert into app.rate_limit_counters as c (action, scope, subject, hits, expires_at)
+            values (p_action, v_rule.scope, v_subject, array_fill(v_now, array[p_cost]), v_now + v_window)
+            on conflict (action, scope, subject) do update
+            set
+                hits = app_logic.hits_after_admitting(c.hits, v_now - v_window, v_now, p_cost),
+                expires_at = greatest(c.expires_at, v_now + v_window)
+            where app_logic.live_hits(c.hits, v_now - v_window) + p_cost <= v_rule.max_requests
+            returning true into v_admitted;
+        end if;
+        if v_admitted then
+            v_taken := v_taken || v_rule;
+            v_taken_subjects := v_taken_subjects || v_subject;
+            continue;
+        end if;
+        -- Refused (or a rule after a refusal): when would p_cost slots be free? The row is locked,
+        -- by the refused upsert or here, so the answer holds until this transaction ends.
+        select array(
+            select h from unnest(c.hits) as h where h > v_now - v_window order by h
+        ) into v_live
+        from app.rate_limit_counters as c
         where c.action = p_action and c.scope = v_rule.scope and c.subject = v_subject
         for update;
-        if not found then
-            -- A row this transaction inserted is its own until commit (a concurrent insert of
-            -- the same key waits for it): only when another request inserted it first is it
-            -- read, and locked, again.
-            insert into app.rate_limit_counters as c (action, scope, subject, expires_at)
-            values (p_action, v_rule.scope, v_subject, v_now)
-            on conflict do nothing
-            returning c.hits into v_hits;
-            if not found then
-                select c.hits into v_hits from app.rate_limit_counters as c
-                where c.action = p_action and c.scope = v_rule.scope and c.subject = v_subject
-                for update;
-            end if;
-        end if;
-        -- A new client's log is empty: nothing to filter (the query is skipped).
-        if cardinality(v_hits) = 0 then
-            v_live := '{}';
-        else
-            v_live := array(
-                select h from unnest(v_hits) as h
-                where h > v_now - make_interval(secs => v_rule.window_seconds)
-                order by h
-            );
-        end if;
-        if cardinality(v_live) >= v_rule.max_requests then
-            -- A slot frees when the hit that keeps the log full leaves the window.
-            v_wait := greatest(1, ceil(extract(epoch from
-                v_live[cardinality(v_live) - v_rule.max_requests + 1]
-                + make_interval(secs => v_rule.window_seconds) - v_now
+        if p_cost > v_rule.max_requests then
+            -- Never admissible: a slot-sized wait would only invite the same refusal.
+            v_max_wait := greatest(v_max_wait, v_rule.window_seconds);
+        elsif coalesce(cardinality(v_live), 0) + p_cost > v_rule.max_requests then
+            -- Slots free as the hits that keep the log full leave the window.
+            v_max_wait := greatest(v_max_wait, 1, ceil(extract(epoch from
+                v_live[cardinality(v_live) + p_cost - v_rule.max_requests] + v_window - v_now
             ))::integer);
-            v_max_wait := greatest(v_max_wait, v_wait);
         end if;
-        v_counted := v_counted || v_rule;
-        v_subjects := v_subjects || v_subject;
     end loop;
 
     if v_max_wait is null then
-        -- Admitted: take a slot in every log (by full key: one index probe each).
-        for i in 1..cardinality(v_subjects) loop
-            update app.rate_limit_counters as c
-            set
-                hits = array(
-                    select h from unnest(c.hits || v_now) as h
-                    where h > v_now - make_interval(secs => v_counted[i].window_seconds)
-                    order by h
-                ),
-                expires_at = greatest(c.expires_at, v_now + make_interval(secs => v_counted[i].window_seconds))
-            where c.action = p_action and c.scope = v_counted[i].scope and c.subject = v_subjects[i];
-        end loop;
         return null;
     end if;
+    -- Give back what the rules before the refusing one took.
+    for i in 1..cardinality(v_taken) loop
+        update app.rate_limit_counters as c
+        set
+            hits = app_logic.hits_without(c.hits, v_now, p_cost),
+            expires_at = coalesce(
+                (app_logic.hits_without(c.hits, v_now, p_cost))[cardinality(c.hits) - p_cost]
+                + make_interval(secs => v_taken[i].window_seconds),
+                v_now
+            )
+        where c.action = p_action and c.scope = v_taken[i].scope and c.subject = v_taken_subjects[i];
+    end loop;
     return app_logic.respond(
         429,
         app_logic.error_body(
@@ -126,5 +149,19 @@ begin
     );
 end
 $$;
-comment on function app_logic.enforce_rate_limits(text, text) is
-'Count a request for an action; the 429 body (status and Retry-After set) when over a limit, else null.';
+comment on function app_logic.enforce_rate_limits(text, text, integer) is
+'Count a request (as p_cost requests) for an action; the 429 body (status and Retry-After set) when over a limit, '
+'else null.';
+
+-- A log with p_cost of the hits at p_at taken out again (in a sorted log, equal times are
+-- interchangeable): how a slot taken by a request that another rule refused is given back.
+create function app_logic.hits_without(p_hits timestamptz[], p_at timestamptz, p_cost integer) returns timestamptz[]
+language sql immutable
+as $$
+    select coalesce(array_agg(h order by h, n), '{}')
+    from (
+        select u.h, u.n, count(*) filter (where u.h = p_at) over (order by u.n) as k
+        from unnest(p_hits) with ordinality as u (h, n)
+    ) as s
+    where s.h <> p_at or s.k > p_cost
+$$;

@@ -111,6 +111,8 @@ as $$
     select jsonb_build_object(
         'type', 'object',
         'description', 'One page view; no IP address or user agent is stored with it.',
+        -- The body may also be a batch {"events": [...]} of 1 to this many page views.
+        'batchMaxItems', 100,
         'required', jsonb_build_array('sessionId', 'path'),
         'additionalProperties', false,
         'properties', jsonb_build_object(
@@ -189,21 +191,105 @@ $$;
 comment on function app_logic.record_page_view_checks(jsonb) is
 'Problems of a POST /api/page-views body the rule passed: a referrer host longer than 253 characters.';
 
+-- A batch {"events": [...]}: the page-view rule for each event, 1 to batchMaxItems of them.
+create function app_logic.record_page_view_batch_rule() returns jsonb
+language sql immutable
+as $$
+    select jsonb_build_object(
+        'type', 'object',
+        'required', jsonb_build_array('events'),
+        'additionalProperties', false,
+        'properties', jsonb_build_object('events', jsonb_build_object(
+            'type', 'array', 'maxItems', app_logic.record_page_view_rule() -> 'batchMaxItems',
+            'items', app_logic.record_page_view_rule()
+        ))
+    )
+$$;
+comment on function app_logic.record_page_view_batch_rule() is 'Validation rule of a batch of page views, {"events": [...]}.';
+
+-- The rules compiled, the fast path of a valid page view or batch.
+select app_logic.compile_rule('page_view_passes', app_logic.record_page_view_rule());
+select app_logic.compile_rule('page_view_batch_passes', app_logic.record_page_view_batch_rule());
+
+-- The hook of screen_request for a batch: at least one event, and each event's own checks,
+-- named by its index.
+create function app_logic.record_page_view_batch_checks(p_body jsonb) returns jsonb
+language plpgsql immutable
+as $$
+declare
+    v_events jsonb := p_body -> 'events';
+    v_problems jsonb := '[]'::jsonb;
+begin
+    if jsonb_array_length(v_events) = 0 then
+        return app_logic.problem('events', format(
+            'events must hold 1 to %s page views.', app_logic.record_page_view_rule() ->> 'batchMaxItems'
+        ));
+    end if;
+    for i in 0..jsonb_array_length(v_events) - 1 loop
+        v_problems := v_problems || (
+            select coalesce(jsonb_agg(jsonb_build_object(
+                'field', format('events[%s].%s', i, p ->> 'field'), 'message', format('events[%s].%s', i, p ->> 'message')
+            )), '[]')
+            from jsonb_array_elements(app_logic.record_page_view_checks(v_events -> i)) as p
+        );
+    end loop;
+    return v_problems;
+end
+$$;
+comment on function app_logic.record_page_view_batch_checks(jsonb) is
+'Problems of a batch of page views its rule passed: an empty batch, and each event''s own checks by index.';
+
+-- An empty referrer is what a browser reports for a page opened directly: the same as none.
+-- For a page view, or for each event of a batch.
+create function app_logic.without_empty_referrers(p_body jsonb) returns jsonb
+language sql immutable
+as $$
+    select case
+        when jsonb_typeof(p_body -> 'events') = 'array' then jsonb_set(p_body, '{events}', coalesce((
+            select jsonb_agg(case when e.event -> 'referrer' = '""'::jsonb then e.event - 'referrer' else e.event end
+                order by e.n)
+            from jsonb_array_elements(p_body -> 'events') with ordinality as e (event, n)
+        ), '[]'))
+        when p_body -> 'referrer' = '""'::jsonb then p_body - 'referrer'
+        else p_body
+    end
+$$;
+comment on function app_logic.without_empty_referrers(jsonb) is
+'A page view (or each event of a batch) with an empty referrer left out: a page opened directly.';
+
+-- One event, or a batch {"events": [...]} of 1 to batchMaxItems (analytics beacons send
+-- several at once). Not a bare JSON array: PostgREST 12 refuses one whose objects do not all
+-- have the same keys (PGRST102) before any SQL runs, and events leave out optional fields.
+-- A batch is all or nothing, like every refused request: one bad event refuses it with every
+-- bad field named by its index ("events[3].path"), and nothing of it is stored. Each event
+-- counts against the rate limit (a batch of 40 uses 40 slots; at most batchMaxItems, so an
+-- oversized batch is refused for its size, not for the limit).
 create function api.record_page_view(jsonb) returns jsonb
 language plpgsql volatile security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     p_body alias for $1;
+    v_batch boolean := jsonb_typeof(p_body) = 'object' and p_body ? 'events';
+    v_count integer := case when jsonb_typeof(p_body -> 'events') = 'array' then jsonb_array_length(p_body -> 'events') end;
+    v_max integer := (app_logic.record_page_view_rule() ->> 'batchMaxItems')::integer;
     v_refusal jsonb;
     v_now timestamptz := app_logic.now();
 begin
-    -- An empty referrer is what a browser reports for a page opened directly.
-    if p_body -> 'referrer' = '""'::jsonb then
-        p_body := p_body - 'referrer';
+    if p_body ? 'events' or p_body ? 'referrer' then
+        p_body := app_logic.without_empty_referrers(p_body);
     end if;
     v_refusal := app_logic.screen_request(
-        'page_views', p_body, app_logic.record_page_view_rule(), null, 'app_logic.record_page_view_checks'
+        'page_views', p_body,
+        case when v_batch then app_logic.record_page_view_batch_rule() else app_logic.record_page_view_rule() end,
+        null,
+        case when v_batch then 'app_logic.record_page_view_batch_checks' else 'app_logic.record_page_view_checks' end::regproc,
+        case when v_batch then greatest(1, least(coalesce(v_count, 1), v_max)) else 1 end,
+        case
+            when v_batch then app_logic.page_view_batch_passes(p_body)
+                and jsonb_array_length(app_logic.record_page_view_batch_checks(p_body)) = 0
+            else app_logic.page_view_passes(p_body) and jsonb_array_length(app_logic.record_page_view_checks(p_body)) = 0
+        end
     );
     if v_refusal is not null then
         return v_refusal;
@@ -216,21 +302,26 @@ begin
             'Operators: run select app_logic.ensure_page_view_partitions(3) and check the pg_cron job.'
         ));
     end if;
+    -- One INSERT for the whole batch.
     insert into app.page_views (session_id, path, referrer_host, device_type, duration_ms, viewed_at)
-    values (
-        app_logic.text_field(p_body, 'sessionId'),
-        app_logic.clean_page_path(p_body ->> 'path'),
-        app_logic.referrer_host(p_body ->> 'referrer'),
-        p_body ->> 'deviceType',
-        app_logic.integer_field(p_body, 'durationMs'),
+    select
+        app_logic.text_field(e.event, 'sessionId'),
+        app_logic.clean_page_path(e.event ->> 'path'),
+        app_logic.referrer_host(e.event ->> 'referrer'),
+        e.event ->> 'deviceType',
+        app_logic.integer_field(e.event, 'durationMs'),
         v_now
-    );
+    from jsonb_array_elements(case when v_batch then p_body -> 'events' else jsonb_build_array(p_body) end) as e (event);
+    if v_batch then
+        return app_logic.respond(201, jsonb_build_object('status', 'recorded', 'count', v_count));
+    end if;
     return app_logic.respond(201, jsonb_build_object('status', 'recorded'));
 end
 $$;
 comment on function api.record_page_view(jsonb) is
-'POST /api/page-views: record one anonymous page view (no IP, no user agent; the referrer '
-'is reduced to its host; the path loses its query string, fragment and matrix parameters, and '
-'email or token segments become :email or :token). 201 {"status":"recorded"}; 400 naming '
-'every invalid field; 429 over the rate limit (120 per client IP per minute by default); 503 '
-'when this month''s partition is missing.';
+'POST /api/page-views: record one anonymous page view, or a batch {"events": [...]} of at most 100, with no IP and '
+'no user agent; the referrer is reduced to its host; the path loses its query string, fragment and matrix '
+'parameters, and email or token segments become :email or :token. 201 {"status":"recorded"} (a batch: '
+'{"status":"recorded","count":n}); 400 naming every invalid field (in a batch by index, "events[3].path"; '
+'nothing of a refused batch is stored); 429 over the rate limit (120 page views per client IP per minute by '
+'default, each event of a batch counting); 503 when this month''s partition is missing.';

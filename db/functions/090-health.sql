@@ -116,7 +116,7 @@ language sql immutable
 as $$
     select
         array['app.rate_limit_rules', 'app.rate_limit_counters'],
-        array['app_logic.enforce_rate_limits(text,text)', 'app_logic.validate(jsonb,jsonb,text)']
+        array['app_logic.enforce_rate_limits(text,text,integer)', 'app_logic.validate(jsonb,jsonb,text)']
 $$;
 
 create function api.check_accessibility_preferences_health() returns jsonb

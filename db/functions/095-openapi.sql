@@ -10,6 +10,7 @@
 -- A validation rule (JSON Schema words plus the validator's extras) as an OpenAPI 3.0 Schema
 -- Object. email -> string/email, phone -> string; const -> enum (3.0 has no const); trim,
 -- patternText and maxBytes have no OpenAPI word: the last two become part of the description;
+-- batchMaxItems makes the schema a oneOf of the object and a batch {"events": [...]} of them;
 -- any other unknown word is dropped. Optional properties are nullable: the validator treats
 -- null as "left out".
 create function app_logic.openapi_schema_of_rule(p_rule jsonb) returns jsonb
@@ -99,6 +100,17 @@ begin
         v_out := v_out || jsonb_build_object(
             'description', concat_ws(' ', v_out ->> 'description', array_to_string(v_notes, ' '))
         );
+    end if;
+    -- batchMaxItems: the body is one such object or a batch {"events": [1 to that many]}.
+    if jsonb_typeof(p_rule -> 'batchMaxItems') = 'number' then
+        v_out := jsonb_build_object('oneOf', jsonb_build_array(v_out, jsonb_build_object(
+            'type', 'object', 'required', jsonb_build_array('events'), 'additionalProperties', false,
+            'description', format('A batch of 1 to %s of them, stored all or nothing.', p_rule ->> 'batchMaxItems'),
+            'properties', jsonb_build_object('events', jsonb_build_object(
+                'type', 'array', 'minItems', 1, 'maxItems', p_rule -> 'batchMaxItems', 'items', v_out,
+                'description', format('The events, 1 to %s, each as a single one is sent.', p_rule ->> 'batchMaxItems')
+            ))
+        )));
     end if;
     return v_out;
 end

@@ -104,7 +104,7 @@ select is_empty(
 );
 select is_empty(
     $$ select r from unnest(array['anon', 'reader', 'admin']) as r
-       where has_function_privilege(r, 'app_logic.enforce_rate_limits(text, text)', 'execute')
+       where has_function_privilege(r, 'app_logic.enforce_rate_limits(text, text, integer)', 'execute')
           or has_function_privilege(r, 'app_logic.purge_rate_limit_counters(timestamptz, integer)', 'execute') $$,
     'no API role can call the limiter or the purge directly'
 );

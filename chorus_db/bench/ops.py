@@ -8,7 +8,7 @@ second PostgREST behind nginx give? Ratios against baselines of the same run, al
 * scale: POST /api/leads through nginx with one PostgREST against nginx balancing two.
 
 Each run's CPU per request is split by layer (nginx, PostgREST, PgBouncer, PostgreSQL), which
-says what saturates first. Kept apart from chorus_db/bench.py, whose helpers it uses.
+says what saturates first. Its own module of the bench package; it uses common's and http's helpers.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import time
 
 import psycopg
 
-from . import config, ops_stack, stack
+from .. import config, ops_stack, stack
+from . import common, http
 
 
 def pool_and_scale(report, cluster, seconds: int = 10, rounds: int = 2) -> None:
-    from . import bench
 
     print("Pooling and scale (wrk, 16 connections)")
     postgrest_bin = stack.find_postgrest()
@@ -34,12 +34,12 @@ def pool_and_scale(report, cluster, seconds: int = 10, rounds: int = 2) -> None:
         report.skipped["pooling and scale"] = "not found: " + ", ".join(missing)
         print("  skipped: " + report.skipped["pooling and scale"])
         return
-    with psycopg.connect(cluster.url(bench.BENCH_DB), autocommit=True) as conn:
-        conn.execute(bench.LIMITS_ON)
+    with psycopg.connect(cluster.url(common.BENCH_DB), autocommit=True) as conn:
+        conn.execute(common.LIMITS_ON)
     base = config.scratch_dir("bench-ops")
-    auth_url = cluster.url(bench.BENCH_DB, user=config.AUTHENTICATOR, password=bench.AUTH_PASSWORD)
+    auth_url = cluster.url(common.BENCH_DB, user=config.AUTHENTICATOR, password=common.AUTH_PASSWORD)
     pgbouncer_port = stack.free_port()
-    via_pgbouncer = ops_stack.pgbouncer_url(pgbouncer_port, config.AUTHENTICATOR, bench.AUTH_PASSWORD, bench.BENCH_DB)
+    via_pgbouncer = ops_stack.pgbouncer_url(pgbouncer_port, config.AUTHENTICATOR, common.AUTH_PASSWORD, common.BENCH_DB)
     unprepared = {"PGRST_DB_PREPARED_STATEMENTS": "false", "PGRST_DB_CHANNEL_ENABLED": "false"}
 
     def instance(name: str, url: str, extra: dict[str, str], http_extra: str = "") -> stack.StackConfig:
@@ -51,13 +51,13 @@ def pool_and_scale(report, cluster, seconds: int = 10, rounds: int = 2) -> None:
             nginx_bin=stack.find_nginx(), nginx_http_extra=http_extra, postgrest_extra_env=extra,
         )
 
-    direct = instance("direct", auth_url, {}, bench.NGINX_TRUST_WRK)
+    direct = instance("direct", auth_url, {}, http.NGINX_TRUST_WRK)
     second = instance("second", auth_url, {})
     plain = instance("unprepared", auth_url, unprepared)
     pooled = instance("pgbouncer", via_pgbouncer, unprepared)
-    two = instance("two", auth_url, {}, bench.NGINX_TRUST_WRK)  # nginx only: balances direct + second
+    two = instance("two", auth_url, {}, http.NGINX_TRUST_WRK)  # nginx only: balances direct + second
     try:
-        ops_stack.start_pgbouncer(base, cluster, {"postgres": cluster.password, config.AUTHENTICATOR: bench.AUTH_PASSWORD},
+        ops_stack.start_pgbouncer(base, cluster, {"postgres": cluster.password, config.AUTHENTICATOR: common.AUTH_PASSWORD},
                                   pgbouncer_port)
         for cfg in (direct, second, plain, pooled):
             stack.start_postgrest(cfg)
@@ -83,12 +83,12 @@ def pool_and_scale(report, cluster, seconds: int = 10, rounds: int = 2) -> None:
             return [pid] if pid else []
 
         def postgres() -> list[int]:
-            return bench._cluster_pids(cluster)
+            return http._cluster_pids(cluster)
 
         def nginx(cfg: stack.StackConfig):
             def listed() -> list[int]:
                 master = stack.nginx_service(cfg.run_dir).pid()
-                return [master, *bench._children(master)] if master else []
+                return [master, *http._children(master)] if master else []
             return listed
 
         def pgbouncer() -> list[int]:
@@ -113,16 +113,16 @@ def pool_and_scale(report, cluster, seconds: int = 10, rounds: int = 2) -> None:
                     {"nginx": nginx(two), "PostgREST": lambda: pids(direct) + pids(second), "PostgreSQL": postgres}),
         }
         for name, url, layers in targets.values():  # warm-up: pools fill, plans are cached
-            bench._wrk(report, cluster, name, url, 2, "api", None, layers)
+            http._wrk(report, cluster, name, url, 2, "api", None, layers)
         results: dict[str, list] = {key: [] for key in targets}
         for _ in range(rounds):
             for key, (name, url, layers) in targets.items():
-                results[key].append(bench._wrk(report, cluster, name, url, seconds, "api", bench.LEADS, layers))
+                results[key].append(http._wrk(report, cluster, name, url, seconds, "api", common.LEADS, layers))
         # WAL per accepted submission: what a replica must receive and an archive must keep.
-        with psycopg.connect(cluster.url(bench.BENCH_DB), autocommit=True) as conn:
+        with psycopg.connect(cluster.url(common.BENCH_DB), autocommit=True) as conn:
             (lsn0,) = conn.execute("select pg_current_wal_lsn()").fetchone()
             (leads0,) = conn.execute("select count(*) from app.leads").fetchone()
-            bench._wrk(report, cluster, "WAL per submission", targets["one"][1], max(2, seconds // 2), "api", None,
+            http._wrk(report, cluster, "WAL per submission", targets["one"][1], max(2, seconds // 2), "api", None,
                        targets["one"][2])
             (wal, leads1) = conn.execute(
                 "select pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn), (select count(*) from app.leads)", (str(lsn0),)

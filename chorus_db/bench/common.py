@@ -1,0 +1,319 @@
+"""What every part of `invoke bench` shares: runs and the report, the bench database, pgbench.
+
+The machine is shared and noisy, so absolute numbers mean little: every figure is reported
+next to a baseline measured in the same process, and each pair is measured in alternation
+(baseline, subject, baseline, subject) so that drift hits both alike; the medians are compared.
+Every run is checked against the database: each transaction must have stored its rows.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from .. import config, testing
+from ..build import build
+from ..cluster import Cluster
+from . import progress
+
+BENCH_DIR = config.ROOT / "bench"
+RESULTS_DIR = config.ROOT / "bench-results"
+BENCH_DB = "chorus_bench"
+AUTH_PASSWORD = "authenticator-bench-only"
+CLIENTS = 16
+
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A figure's goal: at least (>=) or at most (<=) a value."""
+
+    op: str
+    value: float
+
+    def met(self, measured: float) -> bool:
+        return measured >= self.value if self.op == ">=" else measured <= self.value
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.value:g}"
+
+
+# The goals of issue 13, by the first word of a ratio's name; a figure below its goal is
+# reported as missed, with the reason in the notes.
+GOALS = {
+    "b/a'": Goal(">=", 0.5),
+    "d/c": Goal(">=", 0.6),
+    "d-db-cpu-ms": Goal("<=", 0.5),
+    "d/peer": Goal(">=", 1.5),
+    "batch-events/plain": Goal(">=", 0.5),
+    "retention-p99": Goal("<=", 1.5),
+    "growth-1M/1k": Goal("<=", 1.3),
+    "growth-10M-audit/1k": Goal("<=", 1.3),
+}
+
+
+@dataclass
+class Run:
+    name: str
+    tps: float
+    transactions: int
+    failed: int
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    load: float | None = None
+    problems: list[str] = field(default_factory=list)
+    # HTTP runs: CPU milliseconds per request spent by each layer (PostgREST, PostgreSQL, nginx).
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    machine: dict
+    runs: list[Run] = field(default_factory=list)
+    medians: dict[str, dict] = field(default_factory=dict)
+    ratios: dict[str, float] = field(default_factory=dict)
+    figures: dict[str, float | str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, run: Run) -> Run:
+        self.runs.append(run)
+        print(f"  {run.name:34} {run.tps:9.1f} /s   p50 {fmt(run.p50_ms)} ms   p99 {fmt(run.p99_ms)} ms"
+              f"   ({run.transactions} ok, {run.failed} failed, load {run.load:.2f})", flush=True)
+        for problem in run.problems:
+            print(f"      ! {problem}", flush=True)
+        return run
+
+    def median(self, name: str, runs: list[Run]) -> dict:
+        entry = {
+            "tps": statistics.median(r.tps for r in runs),
+            "p50_ms": _median_or_none([r.p50_ms for r in runs]),
+            "p99_ms": _median_or_none([r.p99_ms for r in runs]),
+            "runs": len(runs),
+            "failed": sum(r.failed for r in runs),
+        }
+        self.medians[name] = entry
+        return entry
+
+
+def _median_or_none(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def fmt(value: float | None) -> str:
+    return "   -  " if value is None else f"{value:6.2f}"
+
+
+def loadavg() -> float:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def machine() -> dict:
+    mem = ""
+    try:
+        mem = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    except (OSError, StopIteration):
+        pass
+    cpu = ""
+    try:
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        pass
+    postgrest = None
+    try:
+        from . import stack
+
+        binary = stack.find_postgrest()
+        postgrest = stack.postgrest_version(binary) if binary else None
+    except Exception:  # noqa: BLE001 - the description is best effort
+        pass
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory": mem.split(":", 1)[-1].strip(),
+        "postgres": subprocess.run(
+            [str(config.pg_bindir() / "postgres"), "--version"], capture_output=True, text=True
+        ).stdout.strip(),
+        "postgrest": postgrest,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_at_start": Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None,
+    }
+
+
+SAVE_RULES = "create table public.bench_saved_rules as select * from app.rate_limit_rules"
+LIMITS_ON = (
+    "insert into app.rate_limit_rules select * from public.bench_saved_rules on conflict do nothing; "
+    "update app.rate_limit_rules set max_requests = 1000000000"
+)
+# No rule for an action: enforce_rate_limits counts nothing and admits everything.
+LIMITS_OFF = "delete from app.rate_limit_rules"
+
+
+def drop(cluster: Cluster) -> None:
+    """Remove the bench database (about 1 GB after a full run) from the test cluster."""
+    with psycopg.connect(cluster.url("postgres"), autocommit=True) as conn:
+        conn.execute(f"drop database if exists {BENCH_DB} with (force)")
+
+
+def prepare(cluster: Cluster) -> str:
+    """A fresh bench database built from the source, limits raised so every request is admitted
+    (the counters are still written: that is the limiter's cost being measured)."""
+    url = testing.recreate_database(cluster, BENCH_DB)
+    build(url, log=lambda _m: None)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"alter role authenticator password '{AUTH_PASSWORD}'")
+        conn.execute(SAVE_RULES)
+        conn.execute(LIMITS_ON)
+    return url
+
+
+# -- pgbench -----------------------------------------------------------------------------------
+def parse_pgbench(stdout: str, stderr: str = "") -> tuple[float, int, int]:
+    """(tps, transactions processed, failed) from pgbench's report. A client aborted by an error
+    counts as one failed transaction (pgbench 15 counts only serialization and deadlock failures)."""
+    tps_match = re.search(r"^tps = ([0-9.]+)", stdout, re.M)
+    tx_match = re.search(r"number of transactions actually processed: (\d+)", stdout)
+    if not tps_match or not tx_match:
+        raise RuntimeError(f"pgbench gave no result:\n{stdout}\n{stderr}")
+    failed_match = re.search(r"number of failed transactions: (\d+)", stdout)
+    aborted = len(re.findall(r"client \d+ script \d+ aborted", stderr))
+    return float(tps_match.group(1)), int(tx_match.group(1)), (int(failed_match.group(1)) if failed_match else 0) + aborted
+
+
+def parse_pgbench_log(text: str) -> list[tuple[float, float]]:
+    """(latency ms, completion time as epoch seconds) of each transaction of a pgbench --log file.
+    With --rate the latency counts from the scheduled start, so it includes the schedule lag."""
+    rows = []
+    for line in text.splitlines():
+        parts = line.split()
+        # client_id transaction_no time script_no time_epoch time_us [schedule_lag]
+        if len(parts) >= 6 and parts[2].isdigit():
+            rows.append((int(parts[2]) / 1000.0, int(parts[4]) + int(parts[5]) / 1e6))
+    return rows
+
+
+def percentiles(latencies: list[float]) -> tuple[float | None, float | None]:
+    if len(latencies) < 2:
+        return None, None
+    qs = statistics.quantiles(latencies, n=100, method="inclusive")
+    return qs[49], qs[98]
+
+
+def _count(cluster: Cluster, sql: str) -> int:
+    with psycopg.connect(cluster.url(BENCH_DB), autocommit=True) as conn:
+        return conn.execute(sql).fetchone()[0]
+
+
+def pgbench_raw(cluster: Cluster, script: Path, *, clients: int = CLIENTS, seconds: float = 10, user: str = "postgres",
+                rate: float | None = None, label: str | None = None) -> tuple[str, str, list[tuple[float, float]]]:
+    """Run one pgbench script (prepared statements, like PostgREST); stdout, stderr, log rows.
+    With a label, its progress is shown (seconds elapsed of the run's length)."""
+    env = testing.psql_env(cluster, BENCH_DB)
+    if user == "authenticator":
+        env.update(PGUSER="authenticator", PGPASSWORD=AUTH_PASSWORD)
+    with tempfile.TemporaryDirectory(prefix="chorus-bench-") as tmp:
+        cmd = [
+            str(config.pg_bindir() / "pgbench"), "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2)),
+            "-T", str(max(1, round(seconds))), "-f", str(script), "--log", f"--log-prefix={tmp}/tx",
+        ]
+        if rate:
+            cmd += ["-R", str(rate)]
+        proc = timed(cmd, env, seconds, label)
+        rows = []
+        for log in Path(tmp).glob("tx*"):
+            rows += parse_pgbench_log(log.read_text())
+    return proc.stdout, proc.stderr, rows
+
+
+def timed(cmd: list[str], env: dict[str, str], seconds: float, label: str | None) -> subprocess.CompletedProcess:
+    """Run a load generator for about `seconds`, showing its progress when labelled."""
+    if label is None:
+        return subprocess.run(cmd, env=env, capture_output=True, text=True)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \
+            progress.step(label, round(seconds), "s") as shown:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True)
+        started = time.monotonic()
+        while proc.poll() is None:
+            time.sleep(0.25)
+            shown.update(time.monotonic() - started)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read())
+
+
+@dataclass
+class Check:
+    """A count that must grow by exactly `per_tx` rows per transaction (None: by at least one per
+    transaction), to prove every counted transaction did its work."""
+
+    label: str
+    sql: str
+    per_tx: int | None = 1
+
+
+def pgbench(cluster: Cluster, name: str, script: Path, *, seconds: float = 10, user: str = "postgres",
+            checks: tuple[Check, ...] = ()) -> Run:
+    before = [_count(cluster, c.sql) for c in checks]
+    stdout, stderr, rows = pgbench_raw(cluster, script, seconds=seconds, user=user, label=name)
+    tps, tx, failed = parse_pgbench(stdout, stderr)
+    run = Run(name, tps, tx, failed, *percentiles([lat for lat, _ in rows]), load=loadavg())
+    for check, start in zip(checks, before):
+        grew = _count(cluster, check.sql) - start
+        if check.per_tx is None:
+            if grew < tx:
+                run.problems.append(f"{check.label}: {grew} new rows for {tx} transactions (expected at least {tx})")
+                run.failed += tx - grew
+        elif grew != check.per_tx * tx:
+            run.problems.append(f"{check.label}: {grew} new rows for {tx} transactions (expected {check.per_tx * tx})")
+            run.failed += abs(check.per_tx * tx - grew)
+    if failed and "aborted" in stderr:
+        run.problems.append(stderr.strip().splitlines()[-1][:300])
+    return run
+
+
+@dataclass
+class Subject:
+    name: str
+    script: Path
+    user: str = "postgres"
+    setup: str | None = None
+    checks: tuple[Check, ...] = ()
+
+
+def alternate(report: Report, cluster: Cluster, subjects: list[Subject], rounds: int, seconds: int) -> dict[str, dict]:
+    """Measure several scripts in alternation; the median of each (tps, p50, p99)."""
+    results: dict[str, list[Run]] = {s.name: [] for s in subjects}
+    for _ in range(rounds):
+        for s in subjects:
+            if s.setup:
+                with psycopg.connect(cluster.url(BENCH_DB), autocommit=True) as conn:
+                    conn.execute(s.setup)
+            results[s.name].append(report.add(pgbench(cluster, s.name, s.script, seconds=seconds, user=s.user,
+                                                      checks=s.checks)))
+    return {name: report.median(name, runs) for name, runs in results.items()}
+
+
+LEADS = Check("app.leads", "select count(*) from app.leads")
+COUNTERS_WRITTEN = Check("app.rate_limit_counters", "select count(*) from app.rate_limit_counters", per_tx=None)
+COUNTERS_UNTOUCHED = Check("app.rate_limit_counters", "select count(*) from app.rate_limit_counters", per_tx=0)
+PAGE_VIEWS = Check("app.page_views", "select count(*) from app.page_views")
+
