@@ -203,12 +203,25 @@ def block_rate_limits(facts: Facts) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _limit_req(template: str, zone: str) -> str:
+    rate = re.search(rf"zone={zone}:\S+ rate=(\d+)r/s", template)
+    burst = re.search(rf"limit_req zone={zone} burst=(\d+)", template)
+    return f"{rate.group(1)}/s, bursts of {burst.group(1)}" if rate and burst else "not set"
+
+
+def _limit_conn(template: str, zone: str) -> str:
+    found = re.search(rf"^\s*limit_conn {zone} (\d+);", template, re.M)
+    return found.group(1) if found else "not set"
+
+
 def block_limits(facts: Facts) -> str:
     conf = stack.read_postgrest_conf()
     template = stack.NGINX_TEMPLATE.read_text()
 
+    server = template.split("\nserver {", 1)[-1]  # the server's own settings, not the upstream's
+
     def nginx(directive: str) -> str:
-        match = re.search(rf"^\s*{directive}\s+([^;]+);", template, re.M)
+        match = re.search(rf"^\s*{directive}\s+([^;]+);", server, re.M)
         return match.group(1) if match else "not set"
 
     lines = [
@@ -216,7 +229,14 @@ def block_limits(facts: Facts) -> str:
         "|---|---|---|",
         f"| request body | {nginx('client_max_body_size')} (413 `CHB01`) | nginx `client_max_body_size` |",
         f"| time to send the body | {nginx('client_body_timeout')} | nginx `client_body_timeout` |",
+        f"| time to send the headers | {nginx('client_header_timeout')} (connection closed) | nginx `client_header_timeout` |",
+        f"| idle kept-alive connection | {nginx('keepalive_timeout')} | nginx `keepalive_timeout` |",
         f"| time for PostgREST's answer | {nginx('proxy_read_timeout')} | nginx `proxy_read_timeout` |",
+        f"| requests at once per address | {_limit_conn(template, 'chorus_conn')} (429 `CHR02`) | nginx `limit_conn` |",
+        f"| requests per address | {_limit_req(template, 'chorus_req')} (429 `CHR02`) | nginx `limit_req` |",
+        f"| POSTs per address | {_limit_req(template, 'chorus_post')} (429 `CHR02`) | nginx `limit_req` |",
+        f"| `GET /api/` per address | {_limit_req(template, 'chorus_openapi_req')} (429 `CHR02`) | nginx `limit_req` |",
+        f"| reads of views at once, all clients | {_limit_conn(template, 'chorus_reads')} (429 `CHR02`) | nginx `limit_conn` |",
         f"| rows per GET | {conf.get('db-max-rows', 'unlimited')} | PostgREST `db-max-rows` |",
         f"| wait for a database connection | {conf.get('db-pool-acquisition-timeout', 'default')} s | PostgREST `db-pool-acquisition-timeout` |",
     ]

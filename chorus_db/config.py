@@ -35,8 +35,6 @@ PG_OS_USER = os.environ.get("CHORUS_PG_OS_USER", "chorusdb")
 PG_FIRST_PORT = int(os.environ.get("CHORUS_PG_PORT", "54329"))
 
 API_PORT = int(os.environ.get("API_PORT", "8080"))
-POSTGREST_PORT = int(os.environ.get("POSTGREST_PORT", "3000"))
-POSTGREST_ADMIN_PORT = int(os.environ.get("POSTGREST_ADMIN_PORT", "3001"))
 
 # Roles the build owns. The authenticator logs in and switches to the others.
 AUTHENTICATOR = "authenticator"

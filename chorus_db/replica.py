@@ -1,10 +1,9 @@
 """The read replica: a hot standby of the embedded cluster, made with pg_basebackup and kept
 current by streaming replication through a physical replication slot.
 
-`invoke up --replica` creates it (once) in <pgdata>.replica next to the embedded cluster, starts it, and runs
-a second PostgREST on it; nginx sends the read-only GETs there (chorus_db.stack renders the read
-pool). `invoke db.promote` turns it into a primary (failover). The same functions build the
-standby of the failover drill test on the test cluster.
+`invoke db.replica --create` makes it (once) in <pgdata>.replica next to the embedded cluster and
+starts it; `invoke db.promote` turns it into a primary (failover). The same functions build the
+standby of the failover drill test (tests/test_replica.py).
 """
 
 from __future__ import annotations
@@ -131,7 +130,7 @@ def promote(standby: Cluster, old_primary: Cluster | None = None, timeout: float
     """Fence the old primary (stop it if it still runs: two primaries must never take writes),
     then promote the standby and wait until it accepts writes."""
     if not standby.running():
-        raise ReplicaError(f"the standby in {standby.datadir} is not running: start it (`invoke up --replica`) first")
+        raise ReplicaError(f"the standby in {standby.datadir} is not running: start it (`invoke db.replica --create`) first")
     if not is_standby(standby):
         raise ReplicaError(f"{standby.datadir} is already a primary: nothing to promote")
     if old_primary is not None and old_primary.running():

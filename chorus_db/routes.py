@@ -148,13 +148,88 @@ def allowed_methods(routes: tuple[Route, ...] = ROUTES) -> dict[str, list[str]]:
     return {path: sorted(methods, key=order.__getitem__) for path, methods in allow.items()}
 
 
+# -- UTF-8 checks for nginx --------------------------------------------------------------------
+# PostgREST answers 500 to a header or query string that is not UTF-8 (Data.Text cannot decode
+# it) and leaves its connection in a transaction: nginx refuses such requests first (400). nginx
+# has no UTF-8 test of its own, so these are regular expressions over bytes (PCRE without UTF
+# mode; Python's re reads them the same way, which tests/test_nginx_rules.py uses).
+_CONT = (0x80, 0xBF)
+# The well-formed multi-byte sequences (RFC 3629, table 3-7 of the Unicode standard): no
+# overlong forms, no surrogates, nothing above U+10FFFF.
+_SEQUENCES = (
+    ((0xC2, 0xDF), _CONT),
+    ((0xE0, 0xE0), (0xA0, 0xBF), _CONT),
+    ((0xE1, 0xEC), _CONT, _CONT),
+    ((0xEE, 0xEF), _CONT, _CONT),
+    ((0xED, 0xED), (0x80, 0x9F), _CONT),
+    ((0xF0, 0xF0), (0x90, 0xBF), _CONT, _CONT),
+    ((0xF1, 0xF3), _CONT, _CONT, _CONT),
+    ((0xF4, 0xF4), (0x80, 0x8F), _CONT, _CONT),
+)
+
+
+def _hex_class(digits: list[int]) -> str:
+    if digits == list(range(16)):
+        return "[0-9A-Fa-f]"
+    text = "".join(f"{d:X}" + (f"{d:x}" if d > 9 else "") for d in digits)
+    return text if len(text) == 1 else f"[{text}]"
+
+
+def _percent(lo: int, hi: int) -> str:
+    """The percent-encoded forms of the bytes lo..hi (either letter case)."""
+    by_high: dict[int, list[int]] = {}
+    for byte in range(lo, hi + 1):
+        by_high.setdefault(byte >> 4, []).append(byte & 15)
+    return "|".join(f"%{_hex_class([high])}{_hex_class(lows)}" for high, lows in by_high.items())
+
+
+def _byte(lo: int, hi: int, encoded: bool) -> str:
+    raw = f"\\x{lo:02X}" if lo == hi else f"[\\x{lo:02X}-\\x{hi:02X}]"
+    return f"(?:{raw}|{_percent(lo, hi)})" if encoded else raw
+
+
+def utf8_pattern(encoded: bool) -> str:
+    """A regular expression matching exactly the byte strings that are UTF-8 without control
+    characters (tab aside); with `encoded` (a query string), any byte may also be
+    percent-encoded, a raw % must start an escape, and only NUL is refused among the encoded
+    control characters. Possessive, so a long value never backtracks."""
+    ascii_raw = "[\\x20-\\x24\\x26-\\x7E]" if encoded else "[\\x09\\x20-\\x7E]"
+    alternatives = [ascii_raw]
+    if encoded:
+        alternatives.append("%(?:0[1-9A-Fa-f]|[1-7][0-9A-Fa-f])")
+    for sequence in _SEQUENCES:
+        alternatives.append("".join(_byte(lo, hi, encoded) for lo, hi in sequence))
+    return "^(?:" + "|".join(alternatives) + ")*+$"
+
+
+def nginx_utf8_maps() -> list[str]:
+    """$chorus_bad_query / $chorus_bad_headers: 1 when the query string / one of the headers
+    PostgREST receives is not UTF-8 (or holds a control character)."""
+    headers = "$http_user_agent|$http_x_api_key|$http_accept|$http_content_type|$http_prefer|$http_range"
+    return [
+        "map $args $chorus_bad_query {",
+        "    default 1;",
+        '    "" 0;  # a regular expression is never tried on an empty value',
+        f'    "~{utf8_pattern(True)}" 0;',
+        "}",
+        "",
+        f'map "{headers}" $chorus_bad_headers {{',
+        "    default 1;",
+        f'    "~{utf8_pattern(False)}" 0;',
+        "}",
+        "",
+    ]
+
+
 def nginx_routes_conf(routes: tuple[Route, ...] = ROUTES) -> str:
-    """nginx's route maps: $chorus_target (the PostgREST path of a public method and path, ""
-    when there is none) and $chorus_allow (the methods of a public path, "" for other paths)."""
+    """nginx's generated maps: $chorus_target (the PostgREST path of a public method and path, ""
+    when there is none), $chorus_allow (the methods of a public path, "" for other paths), and
+    the UTF-8 checks of the query string and the forwarded headers."""
     lines = [
         "# Generated from db/routes.toml by chorus_db.routes: do not edit, edit the route table.",
         "# Included by deploy/nginx/api.conf.template.",
         "",
+        *nginx_utf8_maps(),
         'map "$request_method $uri" $chorus_target {',
         '    default "";',
     ]

@@ -1,6 +1,6 @@
-"""Operations tasks (issue 16), added to the `db` collection: `db.promote` (failover),
-`db.replica` (the standby's state), `db.recover` (point-in-time recovery) and `db.pitr.*`
-(pgBackRest: enable, backup, info). `up --replica/--pgbouncer/--monitoring` is in stack.py."""
+"""Operations tasks (issue 16), added to the `db` collection: `db.replica` (the standby: create,
+stop, state), `db.promote` (failover), `db.recover` (point-in-time recovery), `db.pitr.*`
+(pgBackRest: enable, backup, info) and `db.monitor-password` (the exporter's login)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from ._helpers import echo, task
 # -- replica ---------------------------------------------------------------------------------
 @task
 def promote(c):
-    """Failover: stop the primary if it still runs, promote the standby, point PostgREST at it."""
-    from chorus_db import config, ops_stack, replica, stack
+    """Failover: stop the primary if it still runs, promote the standby, print its CHORUS_PGDATA."""
+    from chorus_db import replica
     from chorus_db.cluster import embedded
 
     standby = replica.replica_cluster()
     if not standby.initialized:
-        raise Exit("there is no standby to promote: start one with `invoke up --replica`", code=1)
+        raise Exit("there is no standby to promote: make one with `invoke db.replica --create`", code=1)
     primary = embedded()
     echo(f"promoting the standby in {standby.datadir} (127.0.0.1:{standby.port}); fencing the primary first")
     try:
@@ -26,25 +26,34 @@ def promote(c):
     except replica.ReplicaError as exc:
         raise Exit(str(exc), code=1)
     echo(f"the standby is the primary now: DATABASE_URL={standby.url()}")
-    service = stack.postgrest_service(config.RUN_DIR)
-    if service.running() or ops_stack.replica_postgrest_service(config.RUN_DIR).running():
-        echo("the replica's PostgREST keeps serving reads from the promoted server; writes need a restart of "
-              "the primary's PostgREST against it: set CHORUS_PGDATA to its directory and run `invoke down && invoke up`")
+    echo("point the stack at it: `CHORUS_PGDATA=<the directory below> invoke down` then `... invoke up`")
     print(f"CHORUS_PGDATA={standby.datadir}")
 
 
-@task(name="replica")
-def replica_status(c):
-    """The standby's state: replication slot, streaming state, replay lag, WAL held back."""
+@task(name="replica", help={"create": "make the standby if there is none (pg_basebackup) and start it",
+                             "stop": "stop the standby (`invoke down` does not)"})
+def replica_status(c, create=False, stop=False):
+    """The standby of the embedded cluster: create, stop, or show slot, streaming state and lag."""
     from chorus_db import replica
     from chorus_db.cluster import embedded
 
     standby = replica.replica_cluster()
+    if stop:
+        echo("stopped the standby" if standby.stop() else "the standby was not running")
+        return
+    primary = embedded()
+    if create:
+        primary.start()
+        if not standby.initialized:
+            replica.create_standby(primary, standby.datadir)
+            echo(f"made a hot standby of 127.0.0.1:{primary.port} in {standby.datadir} (pg_basebackup, slot {replica.SLOT})")
+        if standby.start():
+            echo(f"started the standby on 127.0.0.1:{standby.port}")
     if not standby.running():
-        raise Exit("no standby runs: start one with `invoke up --replica`", code=1)
-    for slot, state, lag, held in replica.replication_status(embedded().url("postgres")):
+        raise Exit("no standby runs: make and start one with `invoke db.replica --create`", code=1)
+    for slot, state, lag, held in replica.replication_status(primary.url("postgres")):
         print(f"slot {slot}: {state}, replay lag {lag if lag is not None else 0} s, WAL held back {held}")
-    print(f"standby lag as its PostgREST sees it: {replica.lag_seconds(standby.url()):.1f} s")
+    print(f"standby lag as the standby sees it: {replica.lag_seconds(standby.url()):.1f} s")
 
 
 # -- point-in-time recovery (pgBackRest) ----------------------------------------------------
@@ -145,7 +154,8 @@ def monitor_password(c):
     """Set the password of the exporter's login (chorus_monitor) to $MONITOR_PASSWORD on DATABASE_URL."""
     import os
 
-    from chorus_db import ops_stack
+    import psycopg
+    from psycopg import sql
 
     from ._helpers import database_url, where
 
@@ -153,8 +163,9 @@ def monitor_password(c):
     if not password:
         raise Exit("set MONITOR_PASSWORD to the password prometheus-postgres-exporter logs in with", code=1)
     url = database_url()
-    ops_stack.set_monitor_password(url, password)
-    echo(f"set the password of role {ops_stack.MONITOR_ROLE} on {where(url)}")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("alter role chorus_monitor with login password {}").format(sql.Literal(password)))
+    echo(f"set the password of role chorus_monitor on {where(url)}")
 
 
 def register(ns: Collection) -> None:

@@ -10,14 +10,8 @@ from invoke import Exit
 from ._helpers import echo, start_embedded, task, where
 
 
-@task(
-    help={
-        "replica": "also a hot standby with its own PostgREST; nginx sends read-only GETs there",
-        "pgbouncer": "also PgBouncer (transaction pooling) in front of the cluster, for other services",
-        "monitoring": "also Prometheus with the PostgreSQL, nginx and node exporters and mtail",
-    }
-)
-def up(c, replica=False, pgbouncer=False, monitoring=False):
+@task
+def up(c):
     """Start the local stack: embedded PostgreSQL, build, PostgREST, nginx; print the API URL."""
     from chorus_db import config, stack
     from chorus_db.build import build
@@ -50,28 +44,21 @@ def up(c, replica=False, pgbouncer=False, monitoring=False):
         run_dir=run_dir,
         database_url=cluster.url(user=config.AUTHENTICATOR, password=password),
         api_port=config.API_PORT,
-        postgrest_port=config.POSTGREST_PORT,
-        postgrest_admin_port=config.POSTGREST_ADMIN_PORT,
         jwt_secret=stack.secret(run_dir, "jwt_secret", 48),
         postgrest_bin=postgrest_bin,
         nginx_bin=nginx_bin,
     )
-    from chorus_db import ops_stack
-
     try:
-        # Issue 16's optional parts: the read pool and status page must be known before nginx.
-        ops_stack.up_extras_before_nginx(cfg, cluster, password, replica=replica, pgbouncer=pgbouncer, monitoring=monitoring)
         service, started = stack.start_postgrest(cfg)
         echo(
             ("started" if started else "already running:")
-            + f" PostgREST {version} on 127.0.0.1:{cfg.postgrest_port} (admin /live /ready on :{cfg.postgrest_admin_port})"
+            + f" PostgREST {version} on {cfg.postgrest_socket} (nginx's workers only)"
         )
         service, started = stack.start_nginx(cfg)
         echo(("started" if started else "reloaded") + f" nginx on 127.0.0.1:{cfg.api_port}")
         stack.wait_until_ready(cfg)
-        ops_stack.up_extras_after_nginx(cfg, cluster, monitoring=monitoring)
     except stack.StackError as exc:
-        raise Exit(f"{exc} The stack is half up: `invoke down` stops what started.", code=1)
+        raise Exit(f"{str(exc).rstrip('.')}; the stack is half up: `invoke down` stops what started", code=1)
     echo(f"ready: GET {cfg.api_url}/leads/health answers 200; logs in {run_dir}")
     print(f"API: {cfg.api_url}")
 

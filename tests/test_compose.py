@@ -17,10 +17,9 @@ ROOT = config.ROOT
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 EXTERNAL = yaml.safe_load((ROOT / "docker-compose.external.yml").read_text())
 CONF = stack.read_postgrest_conf()
-# Settings the environment supplies on purpose (secrets) or that differ in a container.
-ENV_ONLY = {"db-uri", "jwt-secret"}
-CONTAINER_DIFFERS = {"server-host"}
-SECRET_VARIABLES = {"POSTGRES_PASSWORD", "AUTHENTICATOR_PASSWORD", "PGRST_JWT_SECRET"}
+# Settings the environment supplies on purpose (secrets, as files) or that differ in a container.
+ENV_ONLY = {"db-uri", "jwt-secret", "server-unix-socket"}
+SECRET_FILES = {"postgres_password", "authenticator_password", "jwt_secret"}
 
 
 def _unescape(value) -> str:
@@ -62,11 +61,10 @@ def compose(request):
     return request.param, COMPOSE if request.param == "docker-compose.yml" else EXTERNAL
 
 
-def test_services_are_the_database_the_build_postgrest_and_nginx():
-    always = {name for name, service in COMPOSE["services"].items() if "profiles" not in service}
-    assert always == {"postgres", "migrate", "postgrest", "nginx"}
+def test_services_are_the_secrets_check_the_database_the_build_postgrest_and_nginx():
+    assert set(COMPOSE["services"]) == {"secrets", "postgres", "migrate", "postgrest", "nginx"}
     # The external mode uses the shared server instead of its own.
-    assert set(EXTERNAL["services"]) == {"migrate", "postgrest", "nginx"}
+    assert set(EXTERNAL["services"]) == {"secrets", "migrate", "postgrest", "nginx"}
 
 
 def test_postgrest_gets_exactly_the_settings_of_postgrest_conf(compose):
@@ -75,64 +73,85 @@ def test_postgrest_gets_exactly_the_settings_of_postgrest_conf(compose):
     assert service["image"] == "postgrest/postgrest:v12.2.3"
     settings = _postgrest_settings(service["environment"])
     for key, value in CONF.items():
-        if key in CONTAINER_DIFFERS:
-            continue
         assert settings.get(key) == value, f"{name}: {key} is {settings.get(key)!r}, postgrest.conf says {value!r}"
     assert set(settings) == set(CONF) | ENV_ONLY
-    assert settings["server-host"] == "*"  # reachable by nginx on the compose network only
-    assert CONF["server-host"] == "127.0.0.1"  # locally: loopback only
-    assert CONF["db-anon-role"] == config.ANON_ROLE
-    uri = urlsplit(_interpolate(settings["db-uri"], {"AUTHENTICATOR_PASSWORD": "pw"}))
-    assert uri.username == config.AUTHENTICATOR and uri.password == "pw"
-    assert uri.path == "/" + config.DB_NAME
+    # Secrets as files (PostgREST's @file), written by the build step for PostgREST's user only.
+    assert settings["db-uri"] == "@/run/postgrest-secrets/db_uri"
+    assert settings["jwt-secret"] == "@/run/postgrest-secrets/jwt_secret"
+    assert "postgrest-secrets:/run/postgrest-secrets:ro" in service["volumes"]
 
 
-def test_postgrest_publishes_no_port_and_waits_for_the_build(compose):
+def test_postgrest_listens_on_a_socket_only_nginx_mounts_and_on_no_port(compose):
     _, doc = compose
-    service = doc["services"]["postgrest"]
-    assert "ports" not in service and "network_mode" not in service
-    assert service["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+    services = doc["services"]
+    postgrest = services["postgrest"]
+    settings = _postgrest_settings(postgrest["environment"])
+    assert settings["server-unix-socket"] == "/run/postgrest/postgrest.sock"
+    # No TCP listener, no admin server (its /config shows the secrets), nothing published.
+    for key in ("server-host", "server-port", "admin-server-port"):
+        assert key not in settings and key not in CONF
+    assert "ports" not in postgrest and "expose" not in postgrest and "network_mode" not in postgrest
+    # The socket's volume: PostgREST writes it, nginx reads it, the build prepares it; no one else.
+    mounting = {n for n, s in services.items() if any(v.startswith("postgrest-socket:") for v in s.get("volumes", []))}
+    assert mounting == {"postgrest", "nginx", "migrate"}
+    assert "postgrest-socket:/run/postgrest:ro" in services["nginx"]["volumes"]
+    assert services["nginx"]["environment"]["POSTGREST_UPSTREAM"] == "unix:/run/postgrest/postgrest.sock"
+    # PostgREST runs in nginx's group (the official nginx image's gid 101): the 660 socket is nginx's.
+    assert postgrest["user"] == "1000:101"
+    assert CONF["server-unix-socket-mode"] == "660"
+    assert postgrest["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
 
 
-def test_nginx_uses_the_same_template_file_with_only_the_upstream_and_listen_from_env(compose):
+def test_nginx_uses_the_same_template_and_main_config_with_only_the_upstream_and_listen_from_env(compose):
     _, doc = compose
     nginx = doc["services"]["nginx"]
     assert nginx["image"].startswith("nginx:1.27")
     mount = "./deploy/nginx/api.conf.template:/etc/nginx/templates/api.conf.template:ro"
     # The template includes chorus/routes.conf (relative to /etc/nginx): the build step's rendering.
-    monitoring = "./deploy/nginx/monitoring.conf.template:/etc/nginx/templates/monitoring.conf.template:ro"
-    assert nginx["volumes"] == [mount, "nginx-routes:/etc/nginx/chorus:ro", monitoring, "nginx-metrics:/var/log/nginx-metrics"]
+    assert nginx["volumes"][:3] == [mount, "./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro", "nginx-routes:/etc/nginx/chorus:ro"]
+    assert (ROOT / mount.split(":")[0]).resolve() == stack.NGINX_TEMPLATE
     assert "nginx-routes:/nginx-routes" in doc["services"]["migrate"]["volumes"]
     assert "python -m chorus_db.routes nginx /nginx-routes/routes.conf" in " ".join(doc["services"]["migrate"]["command"])
-    assert (ROOT / mount.split(":")[0]).resolve() == stack.NGINX_TEMPLATE
     env = nginx["environment"]
-    from chorus_db.ops_stack import NGINX_MONITORING_VARIABLES
-
-    assert set(env) == set(stack.TEMPLATE_VARIABLES) | set(NGINX_MONITORING_VARIABLES) | {"NGINX_ENVSUBST_FILTER"}
-    for name in NGINX_MONITORING_VARIABLES:
-        assert re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), name)
-    assert env["NGINX_STATUS_LISTEN"].startswith("127.0.0.1:")
+    assert set(env) == set(stack.TEMPLATE_VARIABLES) | {"NGINX_ENVSUBST_FILTER"}
     assert re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "API_LISTEN")
     assert re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "POSTGREST_UPSTREAM")
-    assert re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "POSTGREST_READ_UPSTREAM")
-    # Without the replica profile the read pool is the primary's PostgREST.
-    assert env["POSTGREST_READ_UPSTREAM"] == "${POSTGREST_READ_UPSTREAM:-postgrest:3000}"
     assert not re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "PATH")
-    postgrest = _postgrest_settings(doc["services"]["postgrest"]["environment"])
-    assert env["POSTGREST_UPSTREAM"] == f"postgrest:{postgrest['server-port']}"
     assert str(env["API_LISTEN"]) == "8080"
-    assert nginx["ports"] == ["${API_PORT:-8080}:8080"]
     assert nginx["depends_on"] == {"postgrest": {"condition": "service_started"}}
+
+
+def test_nginx_is_published_on_loopback_unless_api_bind_says_otherwise(compose):
+    _, doc = compose
+    (port,) = doc["services"]["nginx"]["ports"]
+    assert port == "${API_BIND:-127.0.0.1}:${API_PORT:-8080}:8080"
+    assert _interpolate(port, {}) == "127.0.0.1:8080:8080"
+    assert _interpolate(port, {"API_BIND": "0.0.0.0"}) == "0.0.0.0:8080:8080"
+
+
+def test_nginx_resolves_no_host_name_so_a_recreated_postgrest_is_reached(compose):
+    _, doc = compose
+    rendered = stack.render_template(stack.NGINX_TEMPLATE.read_text(), doc["services"]["nginx"]["environment"])
+    servers = re.findall(r"^\s*server\s+(\S+?);", rendered, re.M)
+    assert servers and all(s.startswith("unix:") for s in servers)
+
+
+def test_the_container_main_config_sizes_workers_and_declares_the_openapi_cache():
+    sizing = stack.nginx_sizing()
+    assert sizing["worker_processes"] == "auto"
+    assert int(sizing["worker_connections"]) >= 4096
+    assert int(sizing["worker_rlimit_nofile"]) >= 2 * int(sizing["worker_connections"])
+    main = stack.NGINX_MAIN.read_text()
+    assert stack.OPENAPI_CACHE_ZONE in main
+    assert "include /etc/nginx/conf.d/*.conf;" in main and "access_log /dev/stdout chorus;" in main
 
 
 def test_every_long_running_service_has_a_healthcheck(compose):
     _, doc = compose
     services = doc["services"]
     nginx_check = " ".join(services["nginx"]["healthcheck"]["test"])
+    # Through the API: PostgREST has no admin server to ask.
     assert "http://127.0.0.1:8080/api/leads/health" in nginx_check
-    # The PostgREST image has no shell: its /ready is asked from the nginx container.
-    admin_port = _postgrest_settings(services["postgrest"]["environment"])["admin-server-port"]
-    assert f"http://postgrest:{admin_port}/ready" in nginx_check
     if "postgres" in services:
         assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
 
@@ -164,48 +183,56 @@ def test_the_build_runs_invoke_db_build_on_the_project_database_then_sets_the_lo
     assert "cp " not in script and "pip install" not in script
     assert migrate["build"] == {"context": ".", "dockerfile": "deploy/migrate/Dockerfile"}
     assert script.index("invoke db.build") < script.index("invoke db.authenticator-password")
-    url = urlsplit(_interpolate(migrate["environment"]["DATABASE_URL"], {"POSTGRES_PASSWORD": "pw"}))
-    assert url.path == "/" + config.DB_NAME
+    assert "python -m chorus_db.compose_secrets postgrest /run/secrets /postgrest-secrets /postgrest-socket" in script
+    assert "/chorus_website" in script
     if name == "docker-compose.yml":
         assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    else:
+        assert migrate["depends_on"] == {"secrets": {"condition": "service_completed_successfully"}}
     for mount in migrate["volumes"]:
-        if mount.startswith("./"):  # the source, read-only; the other is the nginx-routes volume
+        if mount.startswith("./"):  # the source, read-only; the others are named volumes
             assert (ROOT / mount.split(":")[0]).exists() and mount.endswith(":ro")
 
 
-def test_secrets_come_from_the_environment_and_env_example_names_them_all(compose):
+def test_secrets_are_files_checked_before_anything_starts(compose):
     name, doc = compose
     text = (ROOT / name).read_text()
-    used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text))
-    example = _env_example()
-    assert used <= set(example), f"{name} uses variables .env.example does not name: {used - set(example)}"
-    for variable in SECRET_VARIABLES:
-        assert re.search(r"\$\{" + variable + r":\?", text), f"{variable} must be required (${{{variable}:?...}})"
-        assert example[variable].startswith("change-me")
-    assert ".env" in (ROOT / ".gitignore").read_text().split()
+    assert {k: v["file"] for k, v in doc["secrets"].items()} == {s: f"./secrets/{s}" for s in SECRET_FILES}
+    # No secret travels in a variable: .env names none, the files use none.
+    used = set(re.findall(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)", text))  # $${X} is for the shell
+    assert used <= set(_env_example()), f"{name} uses variables .env.example does not name"
+    assert not {"POSTGRES_PASSWORD", "AUTHENTICATOR_PASSWORD", "PGRST_JWT_SECRET"} & (used | set(_env_example()))
+    check = doc["services"]["secrets"]
+    assert check["command"] == ["python", "-m", "chorus_db.compose_secrets", "check", "/run/secrets"]
+    assert set(check["secrets"]) == SECRET_FILES and check["network_mode"] == "none"
+    first = "postgres" if "postgres" in doc["services"] else "migrate"
+    assert doc["services"][first]["depends_on"] == {"secrets": {"condition": "service_completed_successfully"}}
+    if "postgres" in doc["services"]:
+        env = doc["services"]["postgres"]["environment"]
+        assert env["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password" and "POSTGRES_PASSWORD" not in env
+    assert "/secrets/" in (ROOT / ".gitignore").read_text().split()
 
 
 def test_the_external_mode_joins_the_chorus_network_instead_of_its_own_database():
     network = EXTERNAL["networks"]["chorus_network"]
     assert network["external"] is True
     assert "CHORUS_NETWORK" in network["name"]
-    for service in ("migrate", "postgrest"):
-        assert "chorus_network" in EXTERNAL["services"][service]["networks"]
-    # nginx stays off the shared network.
-    assert EXTERNAL["services"]["nginx"]["networks"] == ["default"]
-    host = urlsplit(_interpolate(EXTERNAL["services"]["postgrest"]["environment"]["PGRST_DB_URI"], {"AUTHENTICATOR_PASSWORD": "x"}))
-    assert host.hostname == "postgres" and host.path == "/" + config.DB_NAME
+    services = EXTERNAL["services"]
+    # nginx serves the other CHORUS services there; the build and PostgREST reach the database
+    # there. PostgREST listens on nothing a container on that network could reach.
+    on_shared = {n for n, s in services.items() if "chorus_network" in s.get("networks", [])}
+    assert on_shared == {"nginx", "migrate", "postgrest"}
+    assert services["postgrest"]["networks"] == ["chorus_network"]
+    assert "server-port" not in _postgrest_settings(services["postgrest"]["environment"])
+    script = " ".join(services["migrate"]["command"])
+    assert "${DB_HOST}" in _unescape(script) and services["migrate"]["environment"]["DB_HOST"] == "${CHORUS_DB_HOST:-postgres}"
 
 
 def test_both_files_run_the_same_postgrest_and_nginx():
     for service in ("postgrest", "nginx"):
         a, b = COMPOSE["services"][service], EXTERNAL["services"][service]
         for key in ("image", "environment", "volumes", "ports", "healthcheck", "depends_on"):
-            if key == "environment" and service == "postgrest":
-                same = {k: v for k, v in a[key].items() if k != "PGRST_DB_URI"}
-                assert same == {k: v for k, v in b[key].items() if k != "PGRST_DB_URI"}
-            else:
-                assert a.get(key) == b.get(key), f"{service}.{key} differs"
+            assert a.get(key) == b.get(key), f"{service}.{key} differs"
 
 
 # -- as a user runs it ------------------------------------------------------------------------

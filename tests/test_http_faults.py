@@ -49,8 +49,6 @@ def dedicated_stack():
             run_dir=run_dir,
             database_url=cluster.url(DB, user=config.AUTHENTICATOR, password=PASSWORD),
             api_port=stack.free_port(),
-            postgrest_port=stack.free_port(),
-            postgrest_admin_port=stack.free_port(),
             jwt_secret=stack.secret(run_dir, "jwt_secret", 48),
             postgrest_bin=postgrest_bin,
             nginx_bin=nginx_bin,
@@ -129,7 +127,7 @@ def test_nginx_answers_503_in_the_api_error_shape_when_postgrest_is_down():
     cfg = stack.StackConfig(
         run_dir=run_dir, database_url="", api_port=stack.free_port(),
         postgrest_port=stack.free_port(),  # nothing listens there: PostgREST is down
-        postgrest_admin_port=0, nginx_bin=nginx_bin,
+        nginx_bin=nginx_bin,
     )
     try:
         stack.start_nginx(cfg)

@@ -1,8 +1,8 @@
-"""The read replica end to end: a hot standby made by pg_basebackup, its own PostgREST, nginx
-rendered from the one template with the read pool; then the failover drill (db.promote).
+"""The read replica: a hot standby made by pg_basebackup, the lag check its PostgREST's
+pre-request function runs, the replication health, then the failover drill (db.promote).
 
 The tests of this module share one primary and one standby (made once, in file order): the
-routing tests first, the failover drill last, because it stops the primary for good.
+failover drill last, because it stops the primary for good.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import time
 
 import psycopg
 import pytest
-import requests
 from psycopg.conninfo import make_conninfo
 
-from chorus_db import config, gdpr, ops_stack, replica, stack
+from chorus_db import gdpr, replica, stack
 from tests.support import ops
 from tests.support.postgrest import PostgrestSim
 
@@ -35,49 +34,6 @@ def pair():
         ops.remove(standby, primary)
 
 
-@pytest.fixture(scope="module")
-def routed(pair):
-    """PostgREST on the primary and on the standby, nginx with the standby's as read pool."""
-    primary, standby = pair
-    postgrest_bin, nginx_bin = stack.find_postgrest(), stack.find_nginx()
-    if postgrest_bin is None or nginx_bin is None:
-        pytest.skip("PostgREST or nginx not found: set POSTGREST_BIN, apt-get install nginx")
-    run_dir = primary.datadir.parent / "run"
-    cfg = stack.StackConfig(
-        run_dir=run_dir,
-        database_url=primary.url(ops.OPS_DB, user=config.AUTHENTICATOR, password=ops.AUTHENTICATOR_PASSWORD),
-        api_port=stack.free_port(), postgrest_port=stack.free_port(), postgrest_admin_port=stack.free_port(),
-        jwt_secret="j" * 48, postgrest_bin=postgrest_bin, nginx_bin=nginx_bin,
-    )
-    ports = ops_stack.OpsPorts(replica_postgrest=stack.free_port(), replica_postgrest_admin=stack.free_port())
-    try:
-        rcfg, _ = ops_stack.start_replica(cfg, primary, standby, ops.AUTHENTICATOR_PASSWORD, ports)
-        cfg.postgrest_read_port = rcfg.postgrest_port
-        stack.start_postgrest(cfg)
-        stack.start_nginx(cfg)
-        stack.wait_until_ready(cfg)
-        with psycopg.connect(primary.url(ops.OPS_DB), autocommit=True) as conn:
-            key = conn.execute("select app_logic.create_api_key('replica-test', 'reader')").fetchone()[0]
-        yield cfg, rcfg, key
-    finally:
-        stack.stop_all(run_dir)
-        ops_stack.stop_extras(run_dir)
-
-
-def _post_lead(cfg, email: str) -> None:
-    response = requests.post(f"{cfg.api_url}/leads", json=ops.lead(email), timeout=10)
-    assert response.status_code == 201, response.text
-
-
-def _find(cfg, key: str, email: str, **headers) -> list:
-    response = requests.get(
-        f"{cfg.api_url}/leads", params={"email": f"eq.{email}", "select": "email"},
-        headers={"X-API-Key": key, **headers}, timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 def _set_lag_limit(primary, standby, seconds: int) -> None:
     with psycopg.connect(primary.url(ops.OPS_DB), autocommit=True) as conn:
         conn.execute("update app.settings set value = %s where key = 'replica_max_lag_seconds'", (str(seconds),))
@@ -95,98 +51,51 @@ def test_the_standby_streams_from_its_slot_and_reports_no_lag(pair):
             conn.execute("insert into app.settings values ('x', 'y', 'z')")
 
 
-def test_reads_go_to_the_replica_writes_to_the_primary_and_a_strong_read_sees_its_write(pair, routed):
-    primary, standby = pair
-    cfg, _rcfg, key = routed
-    _set_lag_limit(primary, standby, 60)
-    with psycopg.connect(standby.url(ops.OPS_DB), autocommit=True) as conn:
-        conn.execute("select pg_wal_replay_pause()")
-    try:
-        _post_lead(cfg, "paused@example.com")  # a write: the primary takes it although the standby is paused
-        # The default read is served by the replica, which has not replayed the write yet.
-        assert _find(cfg, key, "paused@example.com") == []
-        # A client that must see its own write asks for the primary.
-        assert _find(cfg, key, "paused@example.com", **{"X-Read-Consistency": "strong"}) == [{"email": "paused@example.com"}]
-    finally:
-        with psycopg.connect(standby.url(ops.OPS_DB), autocommit=True) as conn:
-            conn.execute("select pg_wal_replay_resume()")
-    replica.wait_caught_up(primary.url(ops.OPS_DB), standby.url(ops.OPS_DB))
-    assert _find(cfg, key, "paused@example.com") == [{"email": "paused@example.com"}]
+def _health(primary) -> dict:
+    with psycopg.connect(primary.url(ops.OPS_DB), autocommit=True) as conn:
+        return conn.execute("select api.check_replication_health()").fetchone()[0]
 
 
-def test_a_replica_lagging_beyond_the_stored_limit_hands_reads_to_the_primary(pair, routed):
+def test_a_lagging_standby_refuses_reads_and_health_reports_it(pair):
     primary, standby = pair
-    cfg, rcfg, key = routed
+    health = _health(primary)
+    assert health["status"] == "ok" and health["replication"] == "ok" and health["role"] == "primary"
+    [one] = health["standbys"]
+    assert one["streaming"] is True and 0 <= one["lagSeconds"] < 30
     _set_lag_limit(primary, standby, 1)
     with psycopg.connect(standby.url(ops.OPS_DB), autocommit=True) as conn:
         conn.execute("select pg_wal_replay_pause()")
         try:
-            _post_lead(cfg, "lagging@example.com")
+            with psycopg.connect(primary.url(ops.OPS_DB), autocommit=True) as writer:
+                writer.execute("insert into app.settings values ('lag_probe', 'x', 'a write the paused standby lacks')")
             deadline = time.monotonic() + 15
             while conn.execute("select app_logic.replica_lag_seconds()").fetchone()[0] <= 1:
                 assert time.monotonic() < deadline, "the paused standby never reported lag"
                 time.sleep(0.1)
-            # The replica's own PostgREST refuses (the client never sees this through nginx) ...
-            direct = requests.get(
-                f"http://127.0.0.1:{rcfg.postgrest_port}/leads", headers={"X-API-Key": key}, timeout=10
-            )
-            assert direct.status_code == 503 and direct.json()["code"] == "CHU02"
-            # ... and nginx serves the read from the primary, which has the row.
-            assert _find(cfg, key, "lagging@example.com") == [{"email": "lagging@example.com"}]
+            # The replica's pre-request function refuses, as PostgREST on the standby would run it.
+            with pytest.raises(psycopg.Error) as refused:
+                conn.execute("select app_logic.pre_request_replica()")
+            assert "CHU02" in str(refused.value)
         finally:
             conn.execute("select pg_wal_replay_resume()")
     _set_lag_limit(primary, standby, 30)
-
-
-def _replication_health(cfg) -> dict:
-    response = requests.get(f"{cfg.api_url}/replication/health", timeout=10)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def test_replication_health_reports_the_lag_and_takes_no_input(pair, routed):
-    primary, standby = pair
-    cfg, _rcfg, key = routed
-    health = _replication_health(cfg)
-    assert health["status"] == "ok" and health["replication"] == "ok" and health["role"] == "primary"
-    assert health["maxLagSeconds"] == 30
-    [one] = health["standbys"]
-    assert one["streaming"] is True and 0 <= one["lagSeconds"] < 30
-    # Hostile input changes nothing: arguments are dropped, keys are checked, other methods refused.
-    url = f"{cfg.api_url}/replication/health"
-    weird = requests.get(url, params={"select": "x" * 5000, "standbys": "eq.1", "\u202e": "\u0000"}, timeout=10)
-    assert weird.status_code == 200 and weird.json()["endpoint"] == "replication"
-    assert requests.get(url, headers={"X-API-Key": key}, timeout=10).status_code == 200
-    assert requests.get(url, headers={"X-API-Key": "chk_" + "0" * 48}, timeout=10).status_code == 401
-    refused = requests.post(url, json={"depth": [[[[[[]]]]]]}, timeout=10)
-    assert refused.status_code == 405 and refused.json()["code"] == "CHM01"
-    for accept in ("text/html", "application/openapi+json", "*/*", "application/vnd.pgrst.object+json", "text/csv"):
-        assert requests.get(url, headers={"Accept": accept}, timeout=10).status_code < 500, accept
-    for prefer in ("count=exact", "return=representation", "tx=rollback", "handling=strict", "timezone=Mars/Base"):
-        assert requests.get(url, headers={"Prefer": prefer}, timeout=10).status_code < 500, prefer
-
-
-def test_reads_fall_back_to_the_primary_when_the_standby_is_down(pair, routed):
-    primary, standby = pair
-    cfg, _rcfg, key = routed
+    with psycopg.connect(standby.url(ops.OPS_DB), autocommit=True) as conn:
+        # Caught up: the lag check admits, and the request goes on to pre_request (whose own
+        # checks want a real request's context here).
+        try:
+            conn.execute("select app_logic.pre_request_replica()")
+        except psycopg.Error as exc:
+            assert "CHU02" not in str(exc)
     standby.stop()
-    deadline = time.monotonic() + 15
-    while _replication_health(cfg)["replication"] != "degraded":
-        assert time.monotonic() < deadline, "the stopped standby was never reported"
-        time.sleep(0.1)
-    assert _replication_health(cfg)["standbys"] == [{"streaming": False, "lagSeconds": None}]
     try:
-        _post_lead(cfg, "standby-down@example.com")
-        for _ in range(3):  # the first one is retried on the backup, the next ones go there directly
-            assert _find(cfg, key, "standby-down@example.com") == [{"email": "standby-down@example.com"}]
+        deadline = time.monotonic() + 15
+        while _health(primary)["replication"] != "degraded":
+            assert time.monotonic() < deadline, "the stopped standby was never reported"
+            time.sleep(0.1)
+        assert _health(primary)["standbys"] == [{"streaming": False, "lagSeconds": None}]
     finally:
         standby.start()
     replica.wait_caught_up(primary.url(ops.OPS_DB), standby.url(ops.OPS_DB))
-    # The replica's PostgREST reconnects by itself; reads return to it once nginx's 10 s are over.
-    service = ops_stack.replica_postgrest_service(cfg.run_dir)
-    stopped = service.stop()
-    assert stopped
-    assert _find(cfg, key, "standby-down@example.com") == [{"email": "standby-down@example.com"}]
 
 
 def test_failover_drill_promote_loses_nothing_acknowledged(pair):

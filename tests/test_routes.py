@@ -97,7 +97,7 @@ def test_a_throwaway_route_reaches_the_route_table_openapi_and_nginx(throwaway, 
     cfg = stack.StackConfig(
         run_dir=tmp_path / "run",
         database_url=pg_cluster.url(dbname, user=config.AUTHENTICATOR, password=password),
-        api_port=stack.free_port(), postgrest_port=stack.free_port(), postgrest_admin_port=stack.free_port(),
+        api_port=stack.free_port(),
         jwt_secret="j" * 48, postgrest_bin=postgrest_bin, nginx_bin=nginx_bin, nginx_routes=table,
     )
     try:

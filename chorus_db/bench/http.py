@@ -175,7 +175,8 @@ def http_path(report: Report, cluster: Cluster, seconds: int = 10, rounds: int =
     auth_url = cluster.url(BENCH_DB, user=config.AUTHENTICATOR, password=AUTH_PASSWORD)
     cfg = stack.StackConfig(
         run_dir=run_dir, database_url=auth_url, api_port=stack.free_port(),
-        postgrest_port=stack.free_port(), postgrest_admin_port=stack.free_port(),
+        # On TCP, not its socket: line d posts to PostgREST directly, around nginx.
+        postgrest_port=stack.free_port(),
         jwt_secret=stack.secret(run_dir, "jwt_secret", 48), postgrest_bin=postgrest_bin,
         nginx_bin=stack.find_nginx(), nginx_http_extra=NGINX_TRUST_WRK,
     )

@@ -58,6 +58,30 @@ $$;
 comment on function app_logic.role_may_use(text, text, text) is
 'Whether the role holds the privilege a request (method, PostgREST path) needs on its api object.';
 
+-- The key a public route needs (none, reader or admin), found by the PostgREST path nginx
+-- forwarded to (request.path) and the method; null for a path no route names.
+create function app_logic.route_key(p_method text, p_target text) returns text
+language sql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+    select r.key from app_logic.routes as r
+    where r.target = p_target and r.method = case upper(p_method) when 'HEAD' then 'GET' else upper(p_method) end
+$$;
+comment on function app_logic.route_key(text, text) is
+'The key (none, reader, admin) the route at a PostgREST path needs, from app_logic.routes.';
+
+-- A role's own statement_timeout (ALTER ROLE ... SET, db/policies/010-api-keys.sql). PostgREST
+-- applies anon's itself; a role switched to by the pre-request function gets it from here.
+create function app_logic.role_statement_timeout(p_role text) returns text
+language sql stable
+as $$
+    select substr(c.setting, length('statement_timeout=') + 1)
+    from pg_catalog.pg_roles as r cross join unnest(r.rolconfig) as c (setting)
+    where r.rolname = p_role and c.setting like 'statement\_timeout=%'
+$$;
+comment on function app_logic.role_statement_timeout(text) is
+'The statement_timeout a web role is configured with (pg_roles.rolconfig); null when none.';
+
 create function app_logic.pre_request() returns void
 language plpgsql volatile
 as $$
@@ -65,9 +89,32 @@ declare
     v_key text := app_logic.request_header('x-api-key');
     v_role text;
     v_key_id bigint;
+    v_needs text;
 begin
     if v_key is null then
-        return; -- stays anon: public endpoints work, protected ones answer 401
+        -- Roles come only from API keys: a request that reached us in another role (a JWT's)
+        -- is refused, whatever the token said.
+        if current_user <> 'anon' then
+            raise sqlstate 'PGRST' using
+                message = app_logic.error_body(
+                    'CHK01', 'Requests are authorised by an API key in X-API-Key only.', null,
+                    'Send the key in X-API-Key and no Authorization header.'
+                )::text,
+                detail = '{"status": 401, "headers": {"WWW-Authenticate": "X-API-Key"}}';
+        end if;
+        -- A protected endpoint without a key: 401 naming no database object (PostgREST would
+        -- answer "permission denied for view leads").
+        v_needs := app_logic.route_key(current_setting('request.method', true), current_setting('request.path', true));
+        if v_needs in ('reader', 'admin') then
+            raise sqlstate 'PGRST' using
+                message = app_logic.error_body(
+                    'CHK01', 'This endpoint needs an API key (X-API-Key).', null,
+                    case v_needs when 'admin' then 'Send an API key of role admin.' else 'Send an API key of role reader or admin.' end
+                )::text,
+                detail = '{"status": 401, "headers": {"WWW-Authenticate": "X-API-Key"}}';
+        end if;
+        perform set_config('statement_timeout', coalesce(app_logic.role_statement_timeout('anon'), '0'), true);
+        return; -- stays anon: public endpoints work
     end if;
     -- Keys are 52 characters; a longer header is not worth hashing.
     if char_length(v_key) <= 200 then
@@ -96,11 +143,14 @@ begin
     end if;
     perform set_config('role', v_role, true);
     perform set_config('app.api_key_id', v_key_id::text, true);
+    -- The role's statement_timeout bounds the request's query (the next statement).
+    perform set_config('statement_timeout', coalesce(app_logic.role_statement_timeout(v_role), '0'), true);
 end
 $$;
 comment on function app_logic.pre_request() is
-'PostgREST db-pre-request: switches to the role of a valid X-API-Key; 401 for a bad one, '
-'403 for a valid one whose role may not use the endpoint.';
+'PostgREST db-pre-request: switches to the role of a valid X-API-Key and applies its statement_timeout; '
+'401 for a bad key, for no key on a protected endpoint and for a role not given by a key, '
+'403 for a valid key whose role may not use the endpoint.';
 
 -- The key that authorised this request, for attributing CRM entries.
 create function app_logic.current_api_key_id() returns bigint

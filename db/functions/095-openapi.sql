@@ -482,19 +482,30 @@ comment on function app_logic.openapi_document(jsonb) is
 'The OpenAPI 3.0 document of the given routes (shaped like app_logic.routes); CHX03 for a missing api object.';
 
 -- SECURITY DEFINER: anonymous callers read the rules and comments through it without being
--- granted the helper functions one by one. It reads only the catalog and the rule functions.
+-- granted the helper functions one by one. It reads only the catalog, the rule functions and
+-- app_logic.routes. The ETag (the document's MD5) lets nginx keep the document and answer
+-- If-None-Match with 304 (GET /api/ is cached there for a minute: api.conf.template).
 create function api.openapi() returns json
-language sql stable security definer
+language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_doc jsonb := app_logic.openapi_document(
+        (select jsonb_agg(to_jsonb(r) order by r.path, r.method) from app_logic.routes as r)
+    );
+    v_out json;
+begin
     -- json keeps the key order given here (jsonb would sort it): "openapi" first, for readers.
-    select json_build_object(
-        'openapi', d.doc -> 'openapi', 'info', d.doc -> 'info', 'servers', d.doc -> 'servers',
-        'paths', d.doc -> 'paths', 'components', d.doc -> 'components'
-    )
-    from (
-        select app_logic.openapi_document((select jsonb_agg(to_jsonb(r) order by r.path, r.method) from app_logic.routes as r)) as doc
-    ) as d
+    v_out := json_build_object(
+        'openapi', v_doc -> 'openapi', 'info', v_doc -> 'info', 'servers', v_doc -> 'servers',
+        'paths', v_doc -> 'paths', 'components', v_doc -> 'components'
+    );
+    perform set_config('response.headers', jsonb_build_array(
+        jsonb_build_object('ETag', format('"%s"', md5(v_out::text))),
+        jsonb_build_object('Cache-Control', 'public, max-age=60')
+    )::text, true);
+    return v_out;
+end
 $$;
 comment on function api.openapi() is
-'GET /api/: the OpenAPI 3.0 document of the public API (PostgREST db-root-spec).';
+'GET /api/: the OpenAPI 3.0 document of the public API (PostgREST db-root-spec), with an ETag.';

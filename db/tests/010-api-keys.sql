@@ -2,7 +2,7 @@
 -- revoked or absurd one with 401 and a valid one without the endpoint's privilege with 403,
 -- and no API role can see the keys.
 begin;
-select plan(20);
+select plan(27);
 
 create function pg_temp.bad_key_message() returns text
 language sql immutable
@@ -120,6 +120,58 @@ set local role anon;
 select set_config('request.path', '/no_such_view', true);
 select lives_ok('select app_logic.pre_request()', 'a path naming no api object is left to PostgREST (404)');
 reset role;
+
+-- No key on a protected endpoint: 401 naming no database object (not "permission denied").
+set local role anon;
+select set_config('request.headers', '{}', true);
+select set_config('request.method', 'GET', true);
+select set_config('request.path', '/leads', true);
+select throws_ok(
+    'select app_logic.pre_request()', 'PGRST',
+    app_logic.error_body(
+        'CHK01', 'This endpoint needs an API key (X-API-Key).', null, 'Send an API key of role reader or admin.'
+    )::text,
+    'no key on a reader endpoint is 401 CHK01, naming no view'
+);
+select set_config('request.method', 'POST', true);
+select set_config('request.path', '/rpc/export_personal_data', true);
+select throws_ok(
+    'select app_logic.pre_request()', 'PGRST',
+    app_logic.error_body('CHK01', 'This endpoint needs an API key (X-API-Key).', null, 'Send an API key of role admin.')::text,
+    'no key on an admin endpoint is 401 CHK01, naming no function'
+);
+select set_config('request.path', '/rpc/submit_lead', true);
+select lives_ok('select app_logic.pre_request()', 'no key on a public endpoint goes on');
+select is(current_setting('statement_timeout'), '3s', 'an anonymous request runs under anon''s statement_timeout');
+reset role;
+
+-- A role that did not come from a key (a JWT's, had one reached PostgREST) is refused.
+set local role reader;
+select throws_ok(
+    'select app_logic.pre_request()', 'PGRST',
+    app_logic.error_body(
+        'CHK01', 'Requests are authorised by an API key in X-API-Key only.', null,
+        'Send the key in X-API-Key and no Authorization header.'
+    )::text,
+    'a request in a role no key gave is refused'
+);
+reset role;
+
+set local role anon;
+select set_config('request.method', 'GET', true);
+select set_config('request.path', '/leads', true);
+select set_config('request.headers', jsonb_build_object('x-api-key', (select reader_key from keys))::text, true);
+select app_logic.pre_request();
+select is(current_setting('statement_timeout'), '5s', 'a reader key''s request runs under reader''s statement_timeout');
+reset role;
+set local role anon;
+select set_config('request.method', 'POST', true);
+select set_config('request.path', '/rpc/export_personal_data', true);
+select set_config('request.headers', jsonb_build_object('x-api-key', (select admin_key from keys))::text, true);
+select app_logic.pre_request();
+select is(current_setting('statement_timeout'), '10s', 'an admin key''s request runs under admin''s statement_timeout');
+reset role;
+set local statement_timeout = 0;
 
 select is_empty(
     $$ select r from unnest(array['anon', 'reader', 'admin']) as r

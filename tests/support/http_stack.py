@@ -126,8 +126,6 @@ class HttpStack:
             run_dir=self.run_dir,
             database_url=self.cluster.url(HTTP_DB, user=config.AUTHENTICATOR, password=self.authenticator_password),
             api_port=stack.free_port(),
-            postgrest_port=stack.free_port(),
-            postgrest_admin_port=stack.free_port(),
             jwt_secret=stack.secret(self.run_dir, "jwt_secret", 48),
             postgrest_bin=postgrest_bin,
             nginx_bin=nginx_bin,
@@ -227,7 +225,6 @@ class CapturingNginx:
             database_url="",
             api_port=stack.free_port(),
             postgrest_port=self.upstream.port,
-            postgrest_admin_port=0,
             nginx_bin=nginx_bin,
         )
         try:

@@ -1,5 +1,0 @@
-#!/bin/sh
-# The replica profile's standby (docker-compose.yml, postgres-replica) streams over the compose
-# network as POSTGRES_USER; the image's pg_hba.conf admits no replication connection from there.
-set -e
-echo "host replication all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
