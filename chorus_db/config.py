@@ -23,6 +23,9 @@ FUNCTIONS_DIR = DB_DIR / "functions"
 POLICIES_DIR = DB_DIR / "policies"
 TESTS_SQL_DIR = DB_DIR / "tests"
 DEPLOY_DIR = ROOT / "deploy"
+# The static pages nginx serves under /dashboard/ and /form/ (web/README: what builds them).
+WEB_DIR = ROOT / "web"
+WEB_ROOT = WEB_DIR / "public"
 
 # Every runtime file lives in the checkout, git-ignored; so does the embedded cluster, except
 # as root in a checkout its OS user cannot enter (chorus_db.cluster.embedded_datadir).

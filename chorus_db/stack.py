@@ -27,6 +27,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -505,12 +506,53 @@ def render_nginx(cfg: StackConfig, routes: tuple | None = None) -> Path:
     main = nginx_dir / "nginx.conf"
     _own_dir(outside_dir(cfg.run_dir), 0o711)
     main.write_text(nginx_main_config(nginx_dir, api_conf, cfg.nginx_http_extra, outside_dir(cfg.run_dir) / "openapi_cache"))
+    place_pages(cfg)
     return main
+
+
+# -- the pages (web/public), served from `web` under nginx's prefix ----------------------------
+def _workers_can_reach(path: Path) -> bool:
+    """Whether nginx's workers can read below path. As root they run as another user (see
+    _worker_user), who needs every directory on the way searchable by others: a checkout under
+    /root (mode 700) is not."""
+    if os.geteuid() != 0:
+        return True
+    resolved = path.resolve()
+    # A directory not made yet will be made with the usual umask (searchable by others).
+    return all(d.stat().st_mode & 0o001 for d in (resolved, *resolved.parents) if d.exists())
+
+
+def pages_prefix(cfg: StackConfig) -> Path:
+    """nginx's prefix (-p): the run's nginx directory, or, where the workers cannot reach it,
+    `pages` in the run's outside directory (which they can enter)."""
+    if _workers_can_reach(cfg.nginx_dir):
+        return cfg.nginx_dir
+    return outside_dir(cfg.run_dir) / "pages"
+
+
+def place_pages(cfg: StackConfig) -> None:
+    """Put web/public at <prefix>/web: a link where the workers can read the checkout, else a
+    copy (made again at every start, so it is never stale after `up`)."""
+    web = pages_prefix(cfg) / "web"
+    if web.is_symlink() or web.is_file():
+        web.unlink()
+    elif web.is_dir():
+        shutil.rmtree(web)
+    web.parent.mkdir(parents=True, exist_ok=True)
+    web.parent.chmod(0o755)
+    if _workers_can_reach(config.WEB_ROOT):
+        web.symlink_to(config.WEB_ROOT, target_is_directory=True)
+        return
+    shutil.copytree(config.WEB_ROOT, web)
+    for directory, _dirs, files in os.walk(web):
+        os.chmod(directory, 0o755)
+        for name in files:
+            os.chmod(os.path.join(directory, name), 0o644)
 
 
 def _nginx_argv(cfg: StackConfig, *extra: str) -> list[str]:
     nginx_dir = cfg.nginx_dir
-    return [str(cfg.nginx_bin or find_nginx() or "nginx"), "-p", f"{nginx_dir}/", "-e", str(nginx_dir / "error.log"), "-c", str(nginx_dir / "nginx.conf"), *extra]
+    return [str(cfg.nginx_bin or find_nginx() or "nginx"), "-p", f"{pages_prefix(cfg)}/", "-e", str(nginx_dir / "error.log"), "-c", str(nginx_dir / "nginx.conf"), *extra]
 
 
 def start_nginx(cfg: StackConfig) -> tuple[Service, bool]:

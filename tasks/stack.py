@@ -37,6 +37,15 @@ def up(c):
     echo(f"building {where(url)}")
     build(url, log=lambda message: print(f"  {message}", flush=True))
 
+    # The pages under /dashboard/ and /form/; the API works without them, so a failure here is
+    # a warning, not a stop.
+    from chorus_db.web import WebError, build as build_pages
+
+    try:
+        build_pages(log=lambda message: print(f"  {message}", flush=True))
+    except WebError as exc:
+        echo(f"warning: the pages are not built, /dashboard/ and /form/ will not work: {exc}", err=True)
+
     run_dir = config.RUN_DIR
     password = stack.secret(run_dir, "authenticator_password")
     stack.set_authenticator_password(url, password)
@@ -61,6 +70,7 @@ def up(c):
         raise Exit(f"{str(exc).rstrip('.')}; the stack is half up: `invoke down` stops what started", code=1)
     echo(f"ready: GET {cfg.api_url}/leads/health answers 200; logs in {run_dir}")
     print(f"API: {cfg.api_url}")
+    print(f"Pages: http://127.0.0.1:{cfg.api_port}/dashboard/ (with a reader key) and http://127.0.0.1:{cfg.api_port}/form/")
 
 
 @task

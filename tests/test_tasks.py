@@ -44,12 +44,12 @@ def _closed_port() -> int:
 def test_every_collection_is_one_module_of_the_tasks_package():
     modules = {p.stem for p in (config.ROOT / "tasks").glob("*.py")} - {"__init__", "_helpers"}
     # ops.py is the exception: its tasks join the db collection (db.promote, db.recover, db.pitr.*).
-    assert modules == {"stack", "db", "api", "gdpr", "lint", "test", "bench", "docs", "ops"}
+    assert modules == {"stack", "db", "api", "gdpr", "lint", "test", "bench", "docs", "web", "ops"}
     assert not (config.ROOT / "tasks.py").exists()
     assert not list((config.ROOT / "chorus_db").glob("tasks*.py")), "library code holds no task code"
     listing = invoke("--list").stdout
     for name in ("up", "down", "db.build", "db.backup", "api.keys", "gdpr.verify", "lint.all", "test.all", "bench.run",
-                 "db.promote", "db.recover", "db.pitr.backup"):
+                 "web.build", "web.client", "db.promote", "db.recover", "db.pitr.backup"):
         assert f"  {name}" in listing, name
 
 
@@ -228,3 +228,15 @@ def test_as_root_a_checkout_the_server_user_cannot_enter_keeps_its_cluster_where
         assert down.returncode == 0, down.stderr
         shutil.rmtree(datadir.parent, ignore_errors=True)
         shutil.rmtree(private, ignore_errors=True)
+
+
+def test_a_client_generation_that_fails_is_one_sentence(tmp_path):
+    from chorus_db import web
+
+    if web.npm() is None:
+        pytest.skip(web.NPM_MISSING)
+    web.install(log=lambda _m: None)
+    result = invoke("web.client", "--url", str(tmp_path / "no-such-openapi.json"))
+    message = one_sentence(result)
+    assert message.startswith("openapi-typescript failed (exit ")
+    assert "no-such-openapi.json" in result.stdout

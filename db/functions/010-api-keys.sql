@@ -187,3 +187,32 @@ as $$
     select count(*)::integer from revoked
 $$;
 comment on function app_logic.revoke_api_key(text) is 'Revoke the active key of that name; effective on the next request.';
+
+-- GET /api/api-key: which key a client holds, so a page can check a key once and show only
+-- the controls its role may use (the dashboard, issue 17). The key itself is never returned.
+create function api.current_api_key() returns jsonb
+language sql stable security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+    select jsonb_build_object('name', k.name, 'role', k.role, 'keyPrefix', k.key_prefix)
+    from app.api_keys as k
+    where k.id = app_logic.current_api_key_id() and k.revoked_at is null
+$$;
+comment on function api.current_api_key() is
+'GET /api/api-key (reader or admin key): the name, role and first 10 characters of the key sent; '
+'no key: 401, a wrong or revoked key: 401 CHK01.';
+
+create function app_logic.current_api_key_response() returns jsonb
+language sql immutable
+as $$
+    select '{
+        "type": "object", "description": "The key sent with the request.",
+        "required": ["name", "role", "keyPrefix"], "additionalProperties": false,
+        "properties": {
+            "name": {"type": "string", "description": "The key''s name (invoke api.keys lists them)."},
+            "role": {"type": "string", "enum": ["reader", "admin"], "description": "What the key may do."},
+            "keyPrefix": {"type": "string", "description": "The first 10 characters of the key."}
+        }
+    }'::jsonb
+$$;
+comment on function app_logic.current_api_key_response() is 'OpenAPI schema of what GET /api/api-key answers.';

@@ -189,3 +189,26 @@ comment on column app.consent_audit.event is
 comment on column app.consent_audit.granted is 'For consent: granted (true) or withdrawn (false); for request: what was asked.';
 comment on column app.consent_audit.submission_id is
 'The lead_interactions id of the form submission that wrote the row (kept after erasure removes it); null otherwise.';
+
+-- GET /api/consent-text: the version of the consent text the audit records with every
+-- submission, so a form can show the version a person agrees to (the reference form, issue 17).
+create function api.current_consent_text() returns jsonb
+language sql stable security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+    select jsonb_build_object('version', app_logic.setting('consent_text_version'))
+$$;
+comment on function api.current_consent_text() is
+'GET /api/consent-text (no key): {"version"} of the consent text that POST /api/leads records '
+'in the consent audit.';
+
+create function app_logic.current_consent_text_response() returns jsonb
+language sql immutable
+as $$
+    select '{
+        "type": "object", "description": "The consent text in force.",
+        "required": ["version"], "additionalProperties": false,
+        "properties": {"version": {"type": "string", "description": "Its version, as the consent audit records it."}}
+    }'::jsonb
+$$;
+comment on function app_logic.current_consent_text_response() is 'OpenAPI schema of what GET /api/consent-text answers.';

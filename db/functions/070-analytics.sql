@@ -91,3 +91,68 @@ comment on column api.design_effectiveness."meanScrollDepthPercentage" is
 'Mean over sessions of the deepest scroll each reported, in percent; null when none reported one.';
 comment on column api.design_effectiveness."meanCtaClicksPerSession" is
 'Mean over sessions of the CTA clicks each reported; null without sessions.';
+
+-- Lead and page-view counts for the dashboard (issue 17): the 30 UTC days ending today, every
+-- day listed (zero included), so a chart needs no gap filling. Days are UTC dates, the same
+-- for every viewer whatever their time zone.
+create function app_logic.analytics_days() returns table (day date, day_start timestamptz, day_end timestamptz)
+language sql stable
+as $$
+    select
+        d::date,
+        d::date::timestamp at time zone 'UTC',
+        (d::date + 1)::timestamp at time zone 'UTC'
+    from generate_series(
+        (app_logic.now() at time zone 'UTC')::date - 29, (app_logic.now() at time zone 'UTC')::date, interval '1 day'
+    ) as d
+$$;
+comment on function app_logic.analytics_days() is
+'The 30 UTC days ending today under app_logic.now(): each day''s date, its start and the next day''s start.';
+
+create view api.leads_per_day with (security_invoker = true) as
+select
+    d.day,
+    count(l.id)::integer as leads
+from app_logic.analytics_days() as d
+left join app.leads as l
+    on d.day_start <= l.created_at and d.day_end > l.created_at and l.created_at <= app_logic.now()
+group by d.day
+order by d.day;
+comment on view api.leads_per_day is
+'GET /api/brand-analytics/leads-per-day (reader or admin key): new leads per UTC day over the '
+'30 days ending today, every day listed.';
+comment on column api.leads_per_day.day is 'The UTC date.';
+comment on column api.leads_per_day.leads is 'Leads created that day (a resubmission creates none).';
+
+create view api.leads_per_source with (security_invoker = true) as
+select
+    l.lead_source as "leadSource",
+    count(*)::integer as leads
+from app.leads as l
+where
+    l.created_at >= ((app_logic.now() at time zone 'UTC')::date - 29)::timestamp at time zone 'UTC'
+    and l.created_at <= app_logic.now()
+group by l.lead_source
+order by leads desc, "leadSource" asc;
+comment on view api.leads_per_source is
+'GET /api/brand-analytics/leads-per-source (reader or admin key): new leads per leadSource over '
+'the 30 UTC days ending today, the largest first; sources without leads are not listed.';
+comment on column api.leads_per_source."leadSource" is 'The leadSource the leads were submitted with.';
+comment on column api.leads_per_source.leads is 'Leads created in the window with that source.';
+
+create view api.page_views_per_day with (security_invoker = true) as
+select
+    d.day,
+    count(v.viewed_at)::integer as "pageViews",
+    count(distinct v.session_id)::integer as sessions
+from app_logic.analytics_days() as d
+left join app.page_views as v
+    on d.day_start <= v.viewed_at and d.day_end > v.viewed_at and v.viewed_at <= app_logic.now()
+group by d.day
+order by d.day;
+comment on view api.page_views_per_day is
+'GET /api/brand-analytics/page-views-per-day (reader or admin key): page views and distinct '
+'sessions per UTC day over the 30 days ending today, every day listed.';
+comment on column api.page_views_per_day.day is 'The UTC date.';
+comment on column api.page_views_per_day."pageViews" is 'Page views recorded that day.';
+comment on column api.page_views_per_day.sessions is 'Distinct sessions with a page view that day.';

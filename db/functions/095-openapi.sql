@@ -345,25 +345,50 @@ $$;
 comment on function app_logic.openapi_body_schema(text) is
 'The OpenAPI schema of a POST body: the translated app_logic.<name>_rule(), or any object.';
 
--- GET on a function: the health endpoints.
+-- What a GET function answers: the schema app_logic.<name>_response() gives, or, for the health
+-- endpoints (which have none), {"status": "ok"}.
+create function app_logic.openapi_function_response(p_name text) returns jsonb
+language plpgsql stable
+as $$
+declare
+    v_schema_fn regprocedure := to_regprocedure(format('app_logic.%I()', p_name || '_response'));
+    v_schema jsonb;
+begin
+    if v_schema_fn is null then
+        return '{
+            "type": "object", "description": "The endpoint and the database are usable.",
+            "required": ["status", "endpoint"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ok"]},
+                "endpoint": {"type": "string", "description": "The endpoint this health check is for."},
+                "jobs": {
+                    "type": "string",
+                    "description": "Only when pg_cron runs no job for this database: what has stopped and why (db.status says the same)."
+                }
+            }
+        }'::jsonb;
+    end if;
+    execute format('select %s()', v_schema_fn::regproc) into v_schema;
+    return v_schema;
+end
+$$;
+comment on function app_logic.openapi_function_response(text) is
+'The OpenAPI schema of what a GET function answers: app_logic.<name>_response(), or a health answer.';
+
+-- GET on a function: the health endpoints, GET /api/api-key, GET /api/consent-text.
 create function app_logic.openapi_health_operation(p_route jsonb, p_proc regprocedure) returns jsonb
 language sql stable
 as $$
-    select app_logic.openapi_operation_head(p_route, split_part(p_route ->> 'target', '/', -1), obj_description(p_proc, 'pg_proc'))
+    select app_logic.openapi_operation_head(p_route, n.name, obj_description(p_proc, 'pg_proc'))
     || jsonb_build_object('responses', (
         select jsonb_object_agg(s.status::text, jsonb_build_object(
-            'description', 'The endpoint and the database are usable.',
-            'content', '{"application/json": {"schema": {
-                "type": "object", "required": ["status", "endpoint"],
-                "properties": {
-                    "status": {"type": "string", "enum": ["ok"]},
-                    "endpoint": {"type": "string", "description": "The endpoint this health check is for."},
-                    "jobs": {"type": "string", "description": "Only when pg_cron runs no job for this database: what has stopped and why (db.status says the same)."}
-                }
-            }}}'::jsonb
+            'description', r.schema ->> 'description',
+            'content', jsonb_build_object('application/json', jsonb_build_object('schema', r.schema))
         ))
         from jsonb_array_elements_text(p_route -> 'success') as s (status)
     ) || app_logic.openapi_common_responses(p_route))
+    from (select split_part(p_route ->> 'target', '/', -1) as name) as n
+    cross join lateral (select app_logic.openapi_function_response(n.name) as schema) as r
 $$;
 comment on function app_logic.openapi_health_operation(jsonb, regprocedure) is
 'The OpenAPI operation of a GET route on a function.';

@@ -18,3 +18,6 @@ alter role admin set statement_timeout = '10s';
 -- role's timeout through these.
 grant execute on function app_logic.route_key(text, text) to anon, reader, admin;
 grant execute on function app_logic.role_statement_timeout(text) to anon, reader, admin;
+
+-- A key may learn its own name and role; anon has no key to ask about (401).
+grant execute on function api.current_api_key() to reader, admin;

@@ -1,7 +1,7 @@
 -- Page views: the rule, the referrer reduced to its host, what is (not) stored, the monthly
 -- partitions and the job that makes them, and who may do what.
 begin;
-select plan(51);
+select plan(52);
 
 create function pg_temp.bad_fields(p_change jsonb) returns text[]
 language sql stable as $$
@@ -234,10 +234,20 @@ select ok(
 );
 select ok(
     not has_any_column_privilege('anon', 'app.page_views', 'select,insert,update')
-    and not has_any_column_privilege('reader', 'app.page_views', 'select,insert,update')
-    and not has_any_column_privilege('admin', 'app.page_views', 'select,insert,update')
+    and not has_any_column_privilege('reader', 'app.page_views', 'insert,update')
+    and not has_any_column_privilege('admin', 'app.page_views', 'insert,update')
     and not has_function_privilege('anon', 'app_logic.ensure_page_view_partitions(integer)', 'execute'),
-    'no role may touch app.page_views or make partitions directly'
+    'no role may write app.page_views or make partitions directly, and anon may not read it'
+);
+select is(
+    (
+        select array_agg(a.attname::text order by a.attname) from pg_attribute as a
+        where
+            a.attrelid = 'app.page_views'::regclass and a.attnum > 0
+            and has_column_privilege('reader', 'app.page_views', a.attname, 'select')
+    ),
+    '{session_id,viewed_at}',
+    'reader reads only the two columns the daily counts need (never path or referrer)'
 );
 
 select * from finish();

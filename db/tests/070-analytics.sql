@@ -1,7 +1,7 @@
 -- Brand analytics: the three views on a known set of rows (numbers worked out by hand), their
 -- time windows under a frozen clock, and who may read them.
 begin;
-select plan(13);
+select plan(25);
 
 select set_config('app.frozen_now', '2030-03-20 12:00:00+00', true);
 
@@ -117,6 +117,95 @@ select is_empty(
          and a.attname !~ '^[a-z][A-Za-z0-9]*$' $$,
     'every column of the views is camelCase'
 );
+-- The dashboard's daily counts: 30 UTC days ending on the frozen clock's date, every day
+-- listed, a row at the window's edges counted once, rows after the clock not at all.
+select set_config('app.frozen_now', '2030-03-20 12:00:00+00', true);
+insert into app.leads (first_name, last_name, email, lead_source, gdpr_consent, created_at) values
+('A', 'A', 'a@example.com', 'contact_form', true, '2030-03-20 00:00:00+00'),
+('B', 'B', 'b@example.com', 'contact_form', true, '2030-03-20 11:59:59+00'),
+('C', 'C', 'c@example.com', 'webinar', true, '2030-03-19 23:59:59+00'),
+-- the first instant of the window (2030-02-19 00:00 UTC), and the last one before it
+('D', 'D', 'd@example.com', 'webinar', true, '2030-02-19 00:00:00+00'),
+('E', 'E', 'e@example.com', 'webinar', true, '2030-02-18 23:59:59+00'),
+-- after the frozen clock: not yet
+('F', 'F', 'f@example.com', 'partner', true, '2030-03-20 12:00:01+00');
+select is(
+    (tap.call_as('reader', '(select jsonb_agg(t) from api.leads_per_day as t where leads > 0)') -> 'body'),
+    '[{"day": "2030-02-19", "leads": 1}, {"day": "2030-03-19", "leads": 1}, {"day": "2030-03-20", "leads": 2}]'::jsonb,
+    'leads per day: UTC days of the window, nothing before it or after the clock'
+);
+select is(
+    (tap.call_as(
+        'reader', $$(select jsonb_build_array(count(*), min(day), max(day), sum(leads)) from api.leads_per_day)$$
+    ) -> 'body'),
+    '[30, "2030-02-19", "2030-03-20", 4]'::jsonb,
+    'leads per day: exactly the 30 days ending today are listed, zeros included'
+);
+select is(
+    (tap.call_as('admin', '(select jsonb_agg(t) from api.leads_per_source as t)') -> 'body'),
+    '[{"leadSource": "contact_form", "leads": 2}, {"leadSource": "webinar", "leads": 2}]'::jsonb,
+    'leads per source: the same window, largest first, then by name'
+);
+select app_logic.ensure_page_view_partitions(0);
+insert into app.page_views (session_id, path, viewed_at) values
+('v1', '/', '2030-03-20 01:00:00+00'),
+('v1', '/contact', '2030-03-20 02:00:00+00'),
+('v2', '/', '2030-03-20 03:00:00+00'),
+('v1', '/', '2030-03-19 03:00:00+00'),
+('v3', '/', '2030-03-20 12:30:00+00');
+select is(
+    (tap.call_as('reader', '(select jsonb_agg(t) from api.page_views_per_day as t where "pageViews" > 0)') -> 'body'),
+    '[{"day": "2030-03-19", "pageViews": 1, "sessions": 1}, {"day": "2030-03-20", "pageViews": 3, "sessions": 2}]'::jsonb,
+    'page views per day: views and distinct sessions per UTC day, nothing after the clock'
+);
+select throws_ok(
+    $$ select (tap.call_as('anon', '(select count(*) from api.page_views_per_day)') -> 'body') $$,
+    '42501', 'permission denied for view page_views_per_day', 'anon may not read the page-view counts (401)'
+);
+select throws_ok(
+    $$ select (tap.call_as('anon', '(select count(*) from api.leads_per_day)') -> 'body') $$,
+    '42501', 'permission denied for view leads_per_day', 'anon may not read the lead counts (401)'
+);
+select throws_ok(
+    $$ select (tap.call_as('reader', '(select count(path) from app.page_views)') -> 'body') $$,
+    '42501', 'permission denied for table page_views', 'reader may not read page-view paths'
+);
+select is_empty(
+    $$ select c.relname || '.' || a.attname from pg_class as c
+       join pg_attribute as a on a.attrelid = c.oid and a.attnum > 0
+       where c.relnamespace = 'api'::regnamespace
+         and c.relname in ('leads_per_day', 'leads_per_source', 'page_views_per_day')
+         and (col_description(c.oid, a.attnum) is null or a.attname !~ '^[a-z][A-Za-z0-9]*$') $$,
+    'every column of the count views is documented and camelCase'
+);
+
+-- GET /api/api-key and GET /api/consent-text.
+select app_logic.create_api_key('dash-reader', 'reader') is not null as made_a_key;
+select set_config('app.api_key_id', (
+    select id::text from app.api_keys
+    where name = 'dash-reader'
+), true);
+select is(
+    (tap.call_as('reader', '(select api.current_api_key() - ''keyPrefix'')') -> 'body'),
+    '{"name": "dash-reader", "role": "reader"}'::jsonb,
+    'current_api_key names the key of this request and its role'
+);
+select ok(
+    (tap.call_as('reader', '(select api.current_api_key())') -> 'body') ->> 'keyPrefix' ~ '^chk_[0-9a-f]{6}$',
+    'current_api_key shows the key''s 10-character prefix only'
+);
+select throws_ok(
+    $$ select (tap.call_as('anon', '(select api.current_api_key())') -> 'body') $$,
+    '42501', 'permission denied for function current_api_key', 'anon has no key to ask about (401)'
+);
+update app.settings set value = '2030-02'
+where key = 'consent_text_version';
+select is(
+    (tap.call_as('anon', '(select api.current_consent_text())') -> 'body'),
+    '{"version": "2030-02"}'::jsonb,
+    'anyone reads the version of the consent text the audit records'
+);
+
 -- security_invoker: RLS of the tables applies to reader through the view.
 select set_config('app.frozen_now', '2030-03-20 12:00:00+00', true);
 drop policy brand_engagement_analytics_read on app.brand_engagement;
