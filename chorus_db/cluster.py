@@ -227,8 +227,17 @@ class Cluster:
                 capture_output=True,
                 text=True,
             )
+            if proc.returncode == 0:
+                break
+            tail = self._log_tail()
+            if "Address already in use" in tail:
+                # Another server took the port between the check and the start (a shared
+                # machine): move to the next free one and try again.
+                self.moved_from = self.moved_from or remembered
+                self._write_settings(first_free_port(self.port + 1))
+                continue
             # After a crash, orphaned backends may hold the shared memory for a moment.
-            if proc.returncode == 0 or "shared memory block is still in use" not in self._log_tail():
+            if "shared memory block is still in use" not in tail:
                 break
             time.sleep(0.5)
         if proc.returncode != 0:

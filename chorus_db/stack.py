@@ -52,8 +52,9 @@ POSTGREST_MISSING = (
     "binary for Linux from PostgREST's GitHub releases (https://github.com/PostgREST/postgrest/"
     "releases, v12.2.3: postgrest-v12.2.3-linux-static-x64.tar.xz), unpack it anywhere outside "
     "this checkout, and run `POSTGREST_BIN=/path/to/postgrest invoke up` (or put it on PATH). "
-    "Without it, `invoke db.up` and `invoke db.build` still give you the database, and the "
-    "HTTP tests are skipped."
+    "Without it, `invoke db.up` and `invoke db.build` still give you the database; the tests use "
+    "the vendored copy where CHORUS_VENDOR_DIR names it and otherwise skip the HTTP tests (under "
+    "CI=true those fail)."
 )
 
 
