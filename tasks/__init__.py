@@ -10,7 +10,8 @@ One module per collection, each loaded with invoke's Collection.from_module:
 * mail.py: `mail.worker`, delivering the outbox;
 * lint.py: `lint.*` (default: every linter); test.py: `test.*` (default: every check CI runs);
 * bench.py: `bench` (the benchmarks); docs.py: `docs` (the generated tables of docs/API.md);
-* web.py: `web.*`, the pages under /dashboard/ and /form/ and the TypeScript client.
+* web.py: `web.*`, the pages under /dashboard/ and /form/ and the TypeScript client;
+* ops.py: operations tasks added to `db` (promote, replica, recover, pitr.*).
 
 _helpers.py holds what they share. Tasks only parse, print and ask: the logic lives in chorus_db.
 Each task echoes what it runs and ends a failure with one sentence and exit status 1.
@@ -31,10 +32,12 @@ _TASKS_DIR = str(Path(__file__).resolve().parent)
 _ROOT = str(Path(__file__).resolve().parent.parent)
 sys.path[:] = [_ROOT] + [p for p in sys.path if p not in (_ROOT, _TASKS_DIR)]
 
-from . import api, bench, db, docs, gdpr, lint, mail, stack, test, web  # noqa: E402
+from . import api, bench, db, docs, gdpr, lint, mail, ops, stack, test, web  # noqa: E402
 
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
 
 ns = Collection.from_module(stack)
 for module in (db, api, gdpr, mail, lint, test, bench, docs, web):
     ns.add_collection(Collection.from_module(module))
+# Operations (ops.py): db.promote, db.replica, db.recover, db.pitr.*.
+ops.register(ns)

@@ -17,7 +17,10 @@ from chorus_db.build import build, status
 from chorus_db.cluster import Cluster
 from tests.support.invoke_cli import run_invoke
 
-PROJECT_JOBS = {"chorus_website:page-view-partitions", "chorus_website:rate-limit-counters", "chorus_website:retention"}
+PROJECT_JOBS = {
+    "chorus_website:page-view-partitions", "chorus_website:rate-limit-counters", "chorus_website:retention",
+    "chorus_website:consent-chain-check",
+}
 
 
 @pytest.fixture(scope="module")

@@ -91,7 +91,7 @@ def test_run_retention_applies_every_rule_when_no_kind_is_given(db):
     assert kinds == [r[0] for r in db.execute("select kind from app.retention_rules where enabled order by kind")]
     assert {"accessibility_preferences", "brand_engagement", "leads", "page_views", "rate_limit_counters",
             "retention_runs", "ab_test_exposures", "logo_interaction_heatmaps", "brand_audit", "outbox",
-            "consent_tokens"} <= set(kinds)
+            "consent_tokens", "cron_job_run_details", "consent_chain_checks"} <= set(kinds)
     assert db.execute("select count(*) from app.retention_runs where error is not null").fetchone()[0] == 0
     assert db.execute("select count(*) from app.accessibility_preferences").fetchone()[0] == 0
 
