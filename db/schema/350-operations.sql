@@ -2,7 +2,7 @@
 -- and pg_cron's run history under retention.
 
 -- The monitoring login (prometheus-postgres-exporter): it may call the metric functions of
--- db/functions/140-operations.sql and read the statistics views (pg_monitor), nothing else.
+-- db/functions/350-operations.sql and read the statistics views (pg_monitor), nothing else.
 -- Roles are cluster-wide, so it is created only when missing.
 do $roles$
 begin
