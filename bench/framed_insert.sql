@@ -1,14 +1,15 @@
 -- (a') The ceiling PostgREST's transaction shape leaves: the statements PostgREST sends for a
 -- request (BEGIN, the request-context statement, the pre-request function, the main query,
 -- COMMIT), with a plain INSERT of the same row as (a) as the main query and no logic.
--- Run as the table owner (role stays postgres) with -M prepared, like (b).
+-- Run like (b): as authenticator in role anon with -M prepared (the pre-request refuses any
+-- other role); the bench database alone lets anon insert into app.leads (FRAMED_INSERT_SETUP).
 \set o2 random(0, 255)
 \set o3 random(0, 255)
 \set o4 random(1, 254)
 begin isolation level read committed read write;
 select
     set_config('search_path', '"api", "public"', true),
-    set_config('role', 'postgres', true),
+    set_config('role', 'anon', true),
     set_config('request.jwt.claims', '{"role":"anon"}', true),
     set_config('request.method', 'POST', true),
     set_config('request.path', '/rpc/submit_lead', true),

@@ -53,8 +53,15 @@ declare
     v_raw text := app_logic.request_header('x-real-ip');
     v_ip inet;
 begin
-    if v_raw is null or v_raw !~ '^[0-9A-Fa-f:.]{2,45}$' then
+    -- A length and a negated class, not '^[...]{2,45}$': a bounded repeat is the slow case of
+    -- PostgreSQL's regex engine (4 us of a 6 us call).
+    if v_raw is null or char_length(v_raw) not between 2 and 45 or v_raw ~ '[^0-9A-Fa-f:.]' then
         return null;
+    end if;
+    -- A dotted quad in canonical form, what nearly every request carries, always casts: no
+    -- exception block (a subtransaction per call) for it.
+    if v_raw ~ '^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$' then
+        return v_raw::inet;
     end if;
     begin
         v_ip := v_raw::inet;
@@ -88,13 +95,18 @@ comment on function app_logic.client_network() is
 
 -- Keyed hash: IPs and emails are pseudonymised with a secret pepper so they cannot be
 -- recovered by hashing every IPv4 address or a list of known emails.
+create function app_logic.pseudonym(p_value text, p_pepper text) returns text
+language sql stable
+as $$
+    select encode(extensions.hmac(convert_to(p_value, 'UTF8'), convert_to(p_pepper, 'UTF8'), 'sha256'), 'hex')
+$$;
+comment on function app_logic.pseudonym(text, text) is
+'HMAC-SHA256 of a value with the pepper given (read once by a caller that hashes several values), hex.';
+
 create function app_logic.pseudonym(p_value text) returns text
 language sql stable
 as $$
-    select encode(
-        extensions.hmac(convert_to(p_value, 'UTF8'), convert_to(app_logic.setting('hash_pepper'), 'UTF8'), 'sha256'),
-        'hex'
-    )
+    select app_logic.pseudonym(p_value, app_logic.setting('hash_pepper'))
 $$;
 comment on function app_logic.pseudonym(text) is 'HMAC-SHA256 of a value with the secret pepper, hex.';
 

@@ -170,8 +170,10 @@ create function app_logic.record_form_consent(
 language plpgsql volatile
 as $$
 declare
-    v_subject text := app_logic.pseudonym(lower(p_email));
-    v_ip_hash text := app_logic.client_ip_hash();
+    -- One read of the pepper for both hashes (app_logic.client_ip_hash says the same).
+    v_pepper text := app_logic.setting('hash_pepper');
+    v_subject text := app_logic.pseudonym(lower(p_email), v_pepper);
+    v_ip_hash text := app_logic.pseudonym(host(app_logic.client_ip()), v_pepper);
     v_agent text := app_logic.request_header('user-agent');
 begin
     -- Both rows in one append: one lock and one read of the chain instead of two.

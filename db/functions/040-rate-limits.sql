@@ -21,10 +21,18 @@ comment on column app.rate_limit_counters.expires_at is 'When the newest hit lea
 
 -- The counter key of a client: a keyed hash, prefixed by scope so that a counter cannot be
 -- joined to a consent record or to another scope's counter.
+create function app_logic.rate_limit_subject(p_scope text, p_value text, p_pepper text) returns text
+language sql stable
+as $$
+    select app_logic.pseudonym(p_scope || ':' || p_value, p_pepper)
+$$;
+comment on function app_logic.rate_limit_subject(text, text, text) is
+'The key of a rate-limit counter with the pepper given: HMAC of scope and client network or lower-cased email.';
+
 create function app_logic.rate_limit_subject(p_scope text, p_value text) returns text
 language sql stable
 as $$
-    select app_logic.pseudonym(p_scope || ':' || p_value)
+    select app_logic.rate_limit_subject(p_scope, p_value, app_logic.setting('hash_pepper'))
 $$;
 comment on function app_logic.rate_limit_subject(text, text) is
 'The key of a rate-limit counter: HMAC of scope and client network or lower-cased email.';
@@ -66,6 +74,7 @@ declare
     v_now timestamptz := app_logic.now();
     v_email text := lower(app_logic.trim_text(p_email));
     v_rule app.rate_limit_rules;
+    v_rules app.rate_limit_rules[];
     v_subject text;
     v_window interval;
     v_admitted boolean;
@@ -73,19 +82,24 @@ declare
     v_taken_subjects text[] := '{}';
     v_live timestamptz[];
     v_max_wait integer;
+    -- Read once: every rule's subject is hashed with it.
+    v_pepper text := app_logic.setting('hash_pepper');
 begin
     if char_length(v_email) not between 1 and 254 then
         v_email := null; -- not an address: validation will say so; the IP rule still counts
     end if;
-    -- 'ip' sorts after 'email': descending order locks the IP row first, always.
-    for v_rule in
-        select r.* from app.rate_limit_rules as r
+    -- 'ip' sorts after 'email': descending order locks the IP row first, always. Read as one
+    -- array: a loop over a query opens a cursor (a portal) per request.
+    v_rules := array(
+        select r from app.rate_limit_rules as r
         where r.action = p_action and (r.scope = 'ip' or v_email is not null)
         order by r.scope desc
-    loop
+    );
+    foreach v_rule in array v_rules loop
         v_subject := app_logic.rate_limit_subject(
             v_rule.scope,
-            case when v_rule.scope = 'ip' then coalesce(app_logic.client_network()::text, 'unknown') else v_email end
+            case when v_rule.scope = 'ip' then coalesce(app_logic.client_network()::text, 'unknown') else v_email end,
+            v_pepper
         );
         v_window := make_interval(secs => v_rule.window_seconds);
         v_admitted := null;
