@@ -14,16 +14,16 @@ HEATMAPS = bench.Check("app.logo_interaction_heatmaps", "select count(*) from ap
 BENCHMARKS = bench.Check("app.performance_benchmarks", "select count(*) from app.performance_benchmarks")
 # The admin key bench/performance_benchmark_api.sql sends: stored in the benchmark database only.
 BENCH_ADMIN_KEY = "chk_bench_admin"
+ADMIN_KEY_SETUP = (
+    "insert into app.api_keys (name, role, key_hash, key_prefix)"
+    f" select 'bench-admin', 'admin', app_logic.hash_api_key('{BENCH_ADMIN_KEY}'), left('{BENCH_ADMIN_KEY}', 10)"
+    " where not exists (select from app.api_keys where name = 'bench-admin')"
+)
 
 
 def brand_ingest(report: bench.Report, cluster: Cluster, seconds: int, rounds: int) -> None:
     with psycopg.connect(cluster.url(bench.BENCH_DB), autocommit=True) as conn:
-        conn.execute(
-            "insert into app.api_keys (name, role, key_hash, key_prefix)"
-            " select 'bench-admin', 'admin', app_logic.hash_api_key(%s), left(%s, 10)"
-            " where not exists (select from app.api_keys where name = 'bench-admin')",
-            (BENCH_ADMIN_KEY, BENCH_ADMIN_KEY),
-        )
+        conn.execute(ADMIN_KEY_SETUP)
     print(f"Brand ingest (pgbench, {bench.CLIENTS} clients): logo heatmaps (50 points a post), performance benchmarks")
     m = bench.alternate(
         report, cluster,

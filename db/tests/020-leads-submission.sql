@@ -2,7 +2,7 @@
 -- nothing of the lead, never grants marketing consent (a withdrawal takes effect), and the
 -- consent audit says which submission asked for what.
 begin;
-select plan(16);
+select plan(17);
 
 -- Rate limits are tested in 040-rate-limits; here they would stop the sixth request.
 delete from app.rate_limit_rules
@@ -49,6 +49,16 @@ select ok(
 );
 select is_empty(
     'select * from app_logic.verify_consent_chain()', 'the audit verifies as a whole with submission ids in it'
+);
+-- Time-ordered ids (schema 360): version 7, RFC 9562's variant, the first 48 bits the time of
+-- the insert in ms (the clock's, not the frozen app_logic.now()).
+select ok(
+    (select bool_and(
+        substr(l.id::text, 15, 1) = '7' and substr(l.id::text, 20, 1) in ('8', '9', 'a', 'b')
+        and abs(('x' || substr(replace(l.id::text, '-', ''), 1, 12))::bit(48)::bigint
+            - floor(extract(epoch from clock_timestamp()) * 1000)::bigint) < 60000
+    ) from app.leads as l),
+    'a new lead''s id is a UUID v7 whose first 48 bits are the insert''s time in ms'
 );
 
 -- Bea ticks marketing on her first submission: a request, until she opens the link in the
