@@ -55,8 +55,10 @@ select is_empty(
 select ok(
     (select bool_and(
         substr(l.id::text, 15, 1) = '7' and substr(l.id::text, 20, 1) in ('8', '9', 'a', 'b')
-        and abs(('x' || substr(replace(l.id::text, '-', ''), 1, 12))::bit(48)::bigint
-            - floor(extract(epoch from clock_timestamp()) * 1000)::bigint) < 60000
+        and abs(
+            ('x' || substr(replace(l.id::text, '-', ''), 1, 12))::bit(48)::bigint
+            - floor(extract(epoch from clock_timestamp()) * 1000)::bigint
+        ) < 60000
     ) from app.leads as l),
     'a new lead''s id is a UUID v7 whose first 48 bits are the insert''s time in ms'
 );
