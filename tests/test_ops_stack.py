@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from chorus_db import config, ops_stack, stack
+from tests.test_stack import _processes_mentioning
 
 pytestmark = pytest.mark.slow
 
@@ -31,22 +32,6 @@ PORTS = ("CHORUS_PG_PORT", "API_PORT", "LIVE_RELAY_PORT", "PGBOUNCER_PORT", "NGI
 def _invoke(args: list[str], env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=config.ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout, input="")
-
-
-def _ours(text: str) -> list[str]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            environ = (proc / "environ").read_bytes().decode(errors="replace")
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and (text in cmdline or text in environ):
-            found.append(f"{proc.name}: {cmdline}")
-    return found
 
 
 def _prometheus(env: dict, expr: str, timeout: float = 30) -> list:
@@ -160,7 +145,7 @@ def test_down_stops_everything_it_started(ops_up):
     for name in ("prometheus", "postgres_exporter", "mtail", "PgBouncer", "the replica's PostgREST",
                  "the standby PostgreSQL", "nginx", "PostgREST", "the embedded PostgreSQL cluster"):
         assert f"stopped {name}" in down.stdout, name
-    assert _ours(str(base)) == []
+    assert _processes_mentioning(str(base)) == []
     for port in PORTS:
         assert stack.port_is_free(int(env[port])), f"{port} {env[port]} is still taken"
     for directory in (run_dir, ops_stack.replica_dir(run_dir)):
