@@ -79,7 +79,7 @@ def run_pgspot(files: list[Path] | None = None) -> list[str]:
 
     One pgspot process per set of ignored codes, not per file (each start costs a Python
     interpreter and pglast); pgspot checks each file on its own and heads its findings with the
-    file's path, which names the finding here."""
+    file's path (when it checks more than one), which names the finding here."""
     files = files if files is not None else sql_files()
     binary = _tool("pgspot", "pgspot")
     groups: dict[frozenset[str], list[tuple[str, Path]]] = {}
@@ -95,7 +95,8 @@ def run_pgspot(files: list[Path] | None = None) -> list[str]:
         if proc.returncode not in (0, 1):
             what = ", ".join(names.values())
             raise UserError(f"pgspot failed on {what}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
-        current = None
+        # pgspot names the file only when it checks more than one.
+        current = next(iter(names.values())) if len(names) == 1 else None
         for line in proc.stdout.splitlines():
             header = line.rstrip()
             if header.endswith(":") and header[:-1] in names:
