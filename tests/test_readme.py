@@ -92,3 +92,11 @@ def test_every_path_of_the_checkout_the_readme_names_exists():
         if not (ROOT / path).exists() and not any(part in path for part in ("generated/", "vendor/")):
             stale.append(path)
     assert stale == [], f"README names paths that are not in the checkout: {sorted(stale)}"
+
+
+def test_every_domain_of_db_functions_and_policies_is_in_the_readmes_domain_table():
+    listed = {re.match(r"`([^`]+)`", row[0]).group(1) for row in _table(_section("Layout"), "file")}
+    domains = {p.stem for kind in ("functions", "policies") for p in (config.DB_DIR / kind).glob("*.sql")}
+    assert domains <= listed, f"README's domain table (## Layout) lacks {sorted(domains - listed)}: add a row for each"
+    files = {p.stem for kind in ("schema", "functions", "policies") for p in (config.DB_DIR / kind).glob("*.sql")}
+    assert listed <= files, f"README's domain table names files that are not in db/: {sorted(listed - files)}"
