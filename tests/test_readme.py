@@ -1,14 +1,21 @@
 """The README stays true for a newcomer: every invoke task is in its task table (and nothing
-else is), and the paths it names exist."""
+else is), the benchmark table has one row for each ratio `invoke bench` prints with the goal
+the code holds, every domain of db/ is in the domain table, and the paths it names exist."""
 
 from __future__ import annotations
 
+import ast
+import importlib
 import re
 
+import pytest
+
 from chorus_db import config
+from chorus_db.bench.common import GOALS
 
 ROOT = config.ROOT
 README = (ROOT / "README.md").read_text()
+BENCH_CODE = ROOT / "chorus_db" / "bench"
 
 
 def _section(title: str) -> str:
@@ -76,6 +83,96 @@ def test_the_task_check_knows_tasks_defaults_and_the_table():
     tasks = _tasks()
     assert tasks["bench.run"] == "bench" and tasks["lint.squawk"] is None and tasks["up"] is None
     assert {"up", "down", "db.build", "bench"} <= _listed_tasks()
+
+
+# -- benchmarks -----------------------------------------------------------------------------
+def bench_ratio_names() -> dict[str, tuple[bool, str]]:
+    """Each ratio `invoke bench` can print, from the code (`report.ratios[NAME] = ...`): the
+    name, whether it is exact (else a prefix: an f-string of a loop variable), and where."""
+    names: dict[str, tuple[bool, str]] = {}
+    for path in sorted(BENCH_CODE.glob("*.py")):
+        module = importlib.import_module(f"chorus_db.bench.{path.stem}") if path.stem != "__init__" else None
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Assign):
+                continue
+            for target in node.targets:
+                if not (isinstance(target, ast.Subscript) and isinstance(target.value, ast.Attribute)
+                        and target.value.attr == "ratios"):
+                    continue
+                where = f"{path.relative_to(ROOT)}:{node.lineno}"
+                key = target.slice
+                if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                    names[key.value] = (True, where)
+                elif isinstance(key, ast.JoinedStr):
+                    try:  # module constants (peer.DESCRIPTION) make it exact
+                        value = eval(compile(ast.Expression(key), where, "eval"), vars(module))  # noqa: S307
+                        names[value] = (True, where)
+                    except NameError:
+                        prefix = "".join(v.value for v in key.values[: next(
+                            (i for i, v in enumerate(key.values) if not isinstance(v, ast.Constant)), len(key.values))])
+                        names[prefix] = (False, where)
+                else:
+                    pytest.fail(f"{where}: a ratio's name must be a string or an f-string, so the README can be checked")
+    return names
+
+
+def _figures(cell: str) -> list[float]:
+    """The figures of a `measured` cell: the numbers before any parenthesis."""
+    return [float(n.replace(",", "")) for n in re.findall(r"\d[\d,]*\.?\d*", cell.split("(")[0])]
+
+
+MAIN_TABLE = "ratio, as `invoke bench` prints it"
+KNOB_TABLE = "knob"
+
+
+def test_the_benchmark_table_has_one_row_per_ratio_invoke_bench_prints_with_the_codes_goal():
+    from chorus_db.bench.http import KNOBS
+
+    section = _section("Benchmarks")
+    rows = {row[0]: row for row in _table(section, MAIN_TABLE)}
+    names = bench_ratio_names()
+    seen = set()
+    for name, (exact, where) in names.items():
+        if not exact and name.startswith("knob "):
+            continue  # the knobs table, below
+        matching = [r for r in rows if (r == f"`{name}`" if exact else r.startswith(f"`{name}"))]
+        assert matching, (
+            f"README's benchmark table (## Benchmarks, `{MAIN_TABLE}`) has no row for `{name}` ({where}): "
+            "add one with the figure `invoke bench` printed"
+        )
+        seen.update(matching)
+    assert set(rows) <= seen, f"rows for ratios `invoke bench` no longer prints: {sorted(set(rows) - seen)}"
+
+    for first, row in rows.items():
+        _, before, measured, goal_cell, verdict = row
+        figures = _figures(measured)
+        if measured.startswith("not recorded"):
+            assert verdict == "", f"{first}: a verdict without a figure"
+            continue
+        assert figures, f"{first}: the measured cell holds no figure (or says `not recorded` and why)"
+        goal = GOALS.get(first.strip("`").split(" ", 1)[0])
+        if goal is None:
+            assert goal_cell == "" and verdict == "", f"{first}: a goal the code does not hold ({goal_cell!r})"
+            continue
+        op = {">=": "≥", "<=": "≤"}[goal.op]
+        assert re.fullmatch(rf"{op} {goal.value:g}( ms)?", goal_cell), f"{first}: goal {goal_cell!r}, the code says {goal}"
+        met = all(goal.met(value) for value in figures)
+        assert verdict.split()[0] == ("met" if met else "missed"), f"{first}: {measured} against {goal} is not {verdict!r}"
+
+    knob_rows = _table(section, KNOB_TABLE)
+    listed = {re.match(r"`([^`]+)`", row[0]).group(1) for row in knob_rows}
+    assert listed == set(KNOBS), f"the knobs table lists {sorted(listed)}, chorus_db/bench/http.py measures {sorted(KNOBS)}"
+    for row in knob_rows:
+        assert _figures(row[1]), f"knob {row[0]}: no figure"
+
+
+def test_the_ratio_names_are_read_from_the_code():
+    names = bench_ratio_names()
+    assert (True, "chorus_db/bench/brand.py") == (names["heatmap endpoint / plain insert"][0],
+                                                   names["heatmap endpoint / plain insert"][1].split(":")[0])
+    assert any(n.startswith("d/peer ") and exact for n, (exact, _) in names.items())  # f-string of a constant
+    assert names["knob "][0] is False  # f-string of the loop variable
+    assert _figures("2.81 (669 against 238 requests/s)") == [2.81] and _figures("0.37 to 0.42") == [0.37, 0.42]
 
 
 # -- paths ------------------------------------------------------------------------------------
