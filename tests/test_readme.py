@@ -197,3 +197,40 @@ def test_every_domain_of_db_functions_and_policies_is_in_the_readmes_domain_tabl
     assert domains <= listed, f"README's domain table (## Layout) lacks {sorted(domains - listed)}: add a row for each"
     files = {p.stem for kind in ("schema", "functions", "policies") for p in (config.DB_DIR / kind).glob("*.sql")}
     assert listed <= files, f"README's domain table names files that are not in db/: {sorted(listed - files)}"
+
+
+# -- the two commands ---------------------------------------------------------------------------
+def test_ci_run_as_a_user_with_packages_missing_says_which_in_one_sentence_and_installs_nothing():
+    """README: `bash .ci/run` on a fresh machine "as root or not"; only root may install, so a
+    user's run names what is missing instead of failing inside apt-get."""
+    import os
+    import shutil
+    import subprocess
+
+    base = config.scratch_dir("ci-run")
+    try:
+        (base / ".ci").mkdir()
+        shutil.copy(ROOT / ".ci" / "run", base / ".ci" / "run")
+        stub = base / "bin"
+        stub.mkdir()
+        (stub / "dpkg").write_text("#!/bin/sh\n[ \"$2\" = wrk ] && exit 1\nexit 0\n")  # wrk is missing
+        (stub / "apt-get").write_text(f"#!/bin/sh\ntouch {base}/apt-ran\n")
+        for tool in stub.iterdir():
+            tool.chmod(0o755)
+        for path in (base, base / ".ci", base / ".ci" / "run"):
+            path.chmod(0o755)
+        argv = ["bash", str(base / ".ci" / "run")]
+        if os.geteuid() == 0:
+            from chorus_db.cluster import ensure_os_user
+
+            argv = [shutil.which("runuser") or "runuser", "-u", ensure_os_user(), "--", *argv]
+        proc = subprocess.run(argv, env={"PATH": f"{stub}:/usr/bin:/bin", "HOME": str(base)}, capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 1
+        assert proc.stderr.strip().splitlines() == [
+            "these Debian packages are missing: run .ci/run as root once, or install them as root "
+            "(apt-get install wrk), then run it again"
+        ]
+        assert not (base / "apt-ran").exists()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
