@@ -23,9 +23,9 @@ language plpgsql security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
 declare
-    v_old jsonb := case when tg_op <> 'INSERT' then to_jsonb(old) end;
-    v_new jsonb := case when tg_op <> 'DELETE' then to_jsonb(new) end;
-    v_row jsonb := coalesce(v_new, v_old);
+    v_old jsonb;
+    v_new jsonb;
+    v_row jsonb;
     v_key jsonb := '{}';
     v_secret text[] := '{}';
     v_changes jsonb := '{}';
@@ -33,6 +33,15 @@ declare
     v_in_secret boolean := false;
     v_role text := nullif(current_setting('role', true), 'none');
 begin
+    -- A retention rule's deletions are logged by the rule (app.retention_runs: kind, cutoff,
+    -- rows removed), not row by row here: a copy of each removed row would keep, for the audit's
+    -- own two years, the very values the rule removes (and cost more than the delete itself).
+    if tg_op = 'DELETE' and current_setting('app.retention_purge', true) = 'on' then
+        return null;
+    end if;
+    v_old := case when tg_op <> 'INSERT' then to_jsonb(old) end;
+    v_new := case when tg_op <> 'DELETE' then to_jsonb(new) end;
+    v_row := coalesce(v_new, v_old);
     foreach v_column in array tg_argv loop
         if v_column = '--' then
             v_in_secret := true;
@@ -166,9 +175,7 @@ declare
     v_count bigint;
 begin
     perform set_config('app.brand_audit_maintenance', 'on', true);
-    delete from app.brand_audit as b
-    where b.id in (select o.id from app.brand_audit as o where o.recorded_at < p_cutoff order by o.recorded_at limit p_limit);
-    get diagnostics v_count = row_count;
+    v_count := app_logic.purge_older_than('app.brand_audit', 'recorded_at', p_cutoff, p_limit);
     perform set_config('app.brand_audit_maintenance', 'off', true);
     return v_count;
 end

@@ -196,15 +196,7 @@ create function app_logic.purge_used_challenges(p_cutoff timestamptz, p_limit in
 language sql volatile security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-    with gone as (
-        delete from app.used_challenges as u
-        where u.challenge_hash in (
-            select d.challenge_hash from app.used_challenges as d where d.expires_at < p_cutoff limit p_limit
-        )
-        returning 1
-    )
-
-    select count(*) from gone
+    select app_logic.purge_older_than('app.used_challenges', 'expires_at', p_cutoff, p_limit)
 $$;
 comment on function app_logic.purge_used_challenges(timestamptz, integer) is
 'Retention: forget solved challenges that expired before the cutoff.';
