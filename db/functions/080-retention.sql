@@ -52,12 +52,13 @@ comment on function app_logic.purge_leads(timestamptz, integer) is
 -- condition, so a row changed meanwhile (linked to a lead, refreshed) stays.
 create function app_logic.purge_older_than(
     p_table regclass, p_column name, p_cutoff timestamptz, p_limit integer default null,
-    p_only_null name default null
+    p_only_null name default null, p_else_column name default null
 ) returns bigint
 language plpgsql volatile
 as $$
 declare
     v_table text;
+    v_age text;
     v_due text;
     v_count bigint;
 begin
@@ -66,42 +67,60 @@ begin
     select format('%I.%I', n.nspname, c.relname) into strict v_table
     from pg_catalog.pg_class as c join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
     where c.oid = p_table;
-    v_due := format('%1$I < $1', p_column)
-        || case when p_only_null is not null then format(' and %1$I is null', p_only_null) else '' end;
+    -- The age: the column, or where it is null the other one (a message sent, else given up).
+    v_age := case when p_else_column is null then format('%I', p_column) else format('coalesce(%I, %I)', p_column, p_else_column) end;
+    v_due := v_age || ' < $1'
+        || case when p_only_null is not null then format(' and %I is null', p_only_null) else '' end;
     if p_limit is null then
         execute format('delete from %1$s where %2$s', v_table, v_due) using p_cutoff;
     else
         execute format(
-            'delete from %1$s where ctid = any(array(select ctid from %1$s where %2$s order by %3$I limit $2)) and %2$s',
-            v_table, v_due, p_column
+            'delete from %1$s where ctid = any(array(select ctid from %1$s where %2$s order by %3$s limit $2)) and %2$s',
+            v_table, v_due, v_age
         ) using p_cutoff, p_limit;
     end if;
     get diagnostics v_count = row_count;
     return v_count;
 end
 $$;
-comment on function app_logic.purge_older_than(regclass, name, timestamptz, integer, name) is
-'Retention: delete the rows of p_table whose p_column is before the cutoff (at most p_limit, oldest first; '
-'with p_only_null, only rows where that column is null, i.e. never linked); the number removed.';
+comment on function app_logic.purge_older_than(regclass, name, timestamptz, integer, name, name) is
+'Retention: delete the rows of p_table whose p_column (or p_else_column where it is null) is before the cutoff '
+'(at most p_limit, oldest first; with p_only_null, only rows where that column is null, i.e. never linked); '
+'the number removed.';
+
+-- The purge_<kind> of a kind whose age is one column: one line in its domain's file declares it
+-- (the function is made here, over purge_older_than), so no two purges repeat a body.
+create function app_logic.declare_purge(
+    p_kind text, p_table regclass, p_column name, p_description text, p_only_null name default null,
+    p_else_column name default null
+) returns void
+language plpgsql volatile
+as $$
+begin
+    -- A standard SQL body: the table and the helper are resolved now, not by a later search_path.
+    execute format(
+        'create function app_logic.%I(p_cutoff timestamptz, p_limit integer default null) returns bigint '
+        'language sql volatile return app_logic.purge_older_than(%L::regclass, %L, p_cutoff, p_limit, %L, %L)',
+        'purge_' || p_kind, p_table, p_column, p_only_null, p_else_column
+    );
+    execute format('comment on function app_logic.%I(timestamptz, integer) is %L', 'purge_' || p_kind, p_description);
+end
+$$;
+comment on function app_logic.declare_purge(text, regclass, name, text, name, name) is
+'Create app_logic.purge_<kind>(cutoff, limit) deleting the rows of p_table whose p_column is before the cutoff.';
 
 -- Unlinked preferences: the age is the last update (a returning session keeps its row).
-create function app_logic.purge_accessibility_preferences(p_cutoff timestamptz, p_limit integer default null)
-returns bigint
-language sql volatile
-as $$
-    select app_logic.purge_older_than('app.accessibility_preferences', 'last_updated', p_cutoff, p_limit, 'lead_id')
-$$;
-comment on function app_logic.purge_accessibility_preferences(timestamptz, integer) is
-'Delete preferences of sessions never linked to a lead, last updated before the cutoff.';
-
-create function app_logic.purge_brand_engagement(p_cutoff timestamptz, p_limit integer default null)
-returns bigint
-language sql volatile
-as $$
-    select app_logic.purge_older_than('app.brand_engagement', 'created_at', p_cutoff, p_limit, 'lead_id')
-$$;
-comment on function app_logic.purge_brand_engagement(timestamptz, integer) is
-'Delete engagement of sessions never linked to a lead, created before the cutoff.';
+select app_logic.declare_purge(
+    'accessibility_preferences', 'app.accessibility_preferences', 'last_updated',
+    'Delete preferences of sessions never linked to a lead, last updated before the cutoff.', 'lead_id'
+);
+select app_logic.declare_purge(
+    'brand_engagement', 'app.brand_engagement', 'created_at',
+    'Delete engagement of sessions never linked to a lead, created before the cutoff.', 'lead_id'
+);
+select app_logic.declare_purge(
+    'retention_runs', 'app.retention_runs', 'started_at', 'Delete entries of the retention log older than the cutoff.'
+);
 
 -- A counter whose newest hit has left its window can no longer limit anything, also when its
 -- window ends exactly at the cutoff: timestamps are whole microseconds, so expires_at <= cutoff
@@ -116,15 +135,6 @@ as $$
 $$;
 comment on function app_logic.purge_rate_limit_counters(timestamptz, integer) is
 'Delete rate-limit counters whose newest hit left its window before the cutoff.';
-
-create function app_logic.purge_retention_runs(p_cutoff timestamptz, p_limit integer default null)
-returns bigint
-language sql volatile
-as $$
-    select app_logic.purge_older_than('app.retention_runs', 'started_at', p_cutoff, p_limit)
-$$;
-comment on function app_logic.purge_retention_runs(timestamptz, integer) is
-'Delete entries of the retention log older than the cutoff.';
 
 -- The upper bound of a range partition of page_views; null for a DEFAULT partition (which is
 -- never dropped). pg_get_expr renders the bound in the session's time zone, and the cast

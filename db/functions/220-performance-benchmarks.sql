@@ -306,11 +306,6 @@ comment on function api.check_performance_benchmarks_health() is
 'are usable, else 503 CHU01.';
 
 -- Retention (rule performance_benchmarks, db/schema/220-performance-benchmarks.sql).
-create function app_logic.purge_performance_benchmarks(p_cutoff timestamptz, p_limit integer default null)
-returns bigint
-language sql volatile
-as $$
-    select app_logic.purge_older_than('app.performance_benchmarks', 'measured_at', p_cutoff, p_limit)
-$$;
-comment on function app_logic.purge_performance_benchmarks(timestamptz, integer) is
-'Delete benchmark runs measured before the cutoff.';
+select app_logic.declare_purge(
+    'performance_benchmarks', 'app.performance_benchmarks', 'measured_at', 'Delete benchmark runs measured before the cutoff.'
+);

@@ -66,13 +66,10 @@ comment on function app_logic.erase_brand_session_data(text[]) is
 -- called by app_logic.apply_retention as purge_<kind>(cutoff, limit), oldest first.
 
 -- Their conversions go with them (ON DELETE CASCADE).
-create function app_logic.purge_ab_test_exposures(p_cutoff timestamptz, p_limit integer default null) returns bigint
-language sql volatile
-as $$
-    select app_logic.purge_older_than('app.ab_test_exposures', 'exposed_at', p_cutoff, p_limit)
-$$;
-comment on function app_logic.purge_ab_test_exposures(timestamptz, integer) is
-'Delete A/B exposures (and their conversions) older than the cutoff.';
+select app_logic.declare_purge(
+    'ab_test_exposures', 'app.ab_test_exposures', 'exposed_at',
+    'Delete A/B exposures (and their conversions) older than the cutoff.'
+);
 
 create function app_logic.purge_ab_tests(p_cutoff timestamptz, p_limit integer default null) returns bigint
 language plpgsql volatile
@@ -94,11 +91,7 @@ $$;
 comment on function app_logic.purge_ab_tests(timestamptz, integer) is
 'Delete A/B tests stopped or ended before the cutoff, with their variants, exposures and conversions.';
 
-create function app_logic.purge_logo_interaction_heatmaps(p_cutoff timestamptz, p_limit integer default null)
-returns bigint
-language sql volatile
-as $$
-    select app_logic.purge_older_than('app.logo_interaction_heatmaps', 'created_at', p_cutoff, p_limit)
-$$;
-comment on function app_logic.purge_logo_interaction_heatmaps(timestamptz, integer) is
-'Delete logo heatmap posts created before the cutoff.';
+select app_logic.declare_purge(
+    'logo_interaction_heatmaps', 'app.logo_interaction_heatmaps', 'created_at',
+    'Delete logo heatmap posts created before the cutoff.'
+);

@@ -183,24 +183,10 @@ $$;
 comment on function app_logic.purge_brand_audit(timestamptz, integer) is
 'Retention: remove brand audit entries recorded before the cutoff (at most p_limit, oldest first).';
 
-create function app_logic.purge_outbox(p_cutoff timestamptz, p_limit integer default null) returns bigint
-language sql volatile security definer
-set search_path = pg_catalog, app, pg_temp
-as $$
-    with gone as (
-        delete from app.outbox as o
-        where o.id in (
-            select d.id from app.outbox as d
-            where coalesce(d.sent_at, d.failed_at) < p_cutoff
-            order by d.id limit p_limit
-        )
-        returning 1
-    )
-
-    select count(*) from gone
-$$;
-comment on function app_logic.purge_outbox(timestamptz, integer) is
-'Retention: remove outbox messages sent or given up before the cutoff.';
+select app_logic.declare_purge(
+    'outbox', 'app.outbox', 'sent_at', 'Retention: remove outbox messages sent or given up before the cutoff.',
+    p_else_column => 'failed_at'
+);
 
 create function app_logic.purge_consent_tokens(p_cutoff timestamptz, p_limit integer default null) returns bigint
 language sql volatile security definer

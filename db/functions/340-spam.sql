@@ -192,11 +192,6 @@ as $$
 $$;
 comment on function app_logic.issue_challenge_response() is 'The answer of GET /api/challenge (OpenAPI schema).';
 
-create function app_logic.purge_used_challenges(p_cutoff timestamptz, p_limit integer default null) returns bigint
-language sql volatile security definer
-set search_path = pg_catalog, app, pg_temp
-as $$
-    select app_logic.purge_older_than('app.used_challenges', 'expires_at', p_cutoff, p_limit)
-$$;
-comment on function app_logic.purge_used_challenges(timestamptz, integer) is
-'Retention: forget solved challenges that expired before the cutoff.';
+select app_logic.declare_purge(
+    'used_challenges', 'app.used_challenges', 'expires_at', 'Retention: forget solved challenges that expired before the cutoff.'
+);

@@ -127,14 +127,9 @@ $$;
 comment on function app_logic.purge_cron_job_run_details(timestamptz, integer) is
 'Delete pg_cron run-log rows of the project''s jobs that ended before the cutoff.';
 
-create function app_logic.purge_consent_chain_checks(p_cutoff timestamptz, p_limit integer default null)
-returns bigint
-language sql volatile
-as $$
-    select app_logic.purge_older_than('app.consent_chain_checks', 'checked_at', p_cutoff, p_limit)
-$$;
-comment on function app_logic.purge_consent_chain_checks(timestamptz, integer) is
-'Delete consent-chain check results older than the cutoff.';
+select app_logic.declare_purge(
+    'consent_chain_checks', 'app.consent_chain_checks', 'checked_at', 'Delete consent-chain check results older than the cutoff.'
+);
 
 -- -- Product metrics (prometheus-postgres-exporter, deploy/monitoring/queries.yaml) ----
 
