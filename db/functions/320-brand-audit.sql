@@ -117,9 +117,13 @@ create function app_logic.tg_brand_audit__refuse_change() returns trigger
 language plpgsql
 as $$
 begin
-    -- Erasure and retention, and only they, set this for their own transaction.
+    -- Erasure sets this for its own transaction; a retention rule (app_logic.apply_retention)
+    -- sets app.retention_purge for its own subtransaction, and only deletes.
     if current_setting('app.brand_audit_maintenance', true) = 'on' then
         return case when tg_op = 'DELETE' then old else new end;
+    end if;
+    if tg_op = 'DELETE' and current_setting('app.retention_purge', true) = 'on' then
+        return old;
     end if;
     raise exception 'the brand audit log is append-only: % is refused', tg_op
         using errcode = 'CHA01', hint = 'Erasure replaces personal values with a marker; retention removes old entries.';
@@ -167,21 +171,11 @@ $$;
 comment on function app_logic.redact_brand_audit(uuid, text[]) is
 'Replace every value of a person''s brand audit entries with the erasure marker; the entries themselves stay.';
 
-create function app_logic.purge_brand_audit(p_cutoff timestamptz, p_limit integer default null) returns bigint
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
-as $$
-declare
-    v_count bigint;
-begin
-    perform set_config('app.brand_audit_maintenance', 'on', true);
-    v_count := app_logic.purge_older_than('app.brand_audit', 'recorded_at', p_cutoff, p_limit);
-    perform set_config('app.brand_audit_maintenance', 'off', true);
-    return v_count;
-end
-$$;
-comment on function app_logic.purge_brand_audit(timestamptz, integer) is
-'Retention: remove brand audit entries recorded before the cutoff (at most p_limit, oldest first).';
+-- Retention removes old entries: the append-only trigger lets a retention rule's DELETE through.
+select app_logic.declare_purge(
+    'brand_audit', 'app.brand_audit', 'recorded_at',
+    'Retention: remove brand audit entries recorded before the cutoff (at most p_limit, oldest first).'
+);
 
 select app_logic.declare_purge(
     'outbox', 'app.outbox', 'sent_at', 'Retention: remove outbox messages sent or given up before the cutoff.',
