@@ -97,11 +97,15 @@ create function app_logic.declare_purge(
 language plpgsql volatile
 as $$
 begin
-    -- A standard SQL body: the table and the helper are resolved now, not by a later search_path.
+    -- The table by its schema-qualified name (not a search_path's reading of it). A quoted body,
+    -- not a standard SQL one, which would tie the table to the function (DROP TABLE would refuse).
     execute format(
         'create function app_logic.%I(p_cutoff timestamptz, p_limit integer default null) returns bigint '
-        'language sql volatile return app_logic.purge_older_than(%L::regclass, %L, p_cutoff, p_limit, %L, %L)',
-        'purge_' || p_kind, p_table, p_column, p_only_null, p_else_column
+        'language sql volatile as $body$ select app_logic.purge_older_than(%L, %L, p_cutoff, p_limit, %L, %L) $body$',
+        'purge_' || p_kind,
+        (select format('%I.%I', n.nspname, c.relname) from pg_catalog.pg_class as c
+            join pg_catalog.pg_namespace as n on n.oid = c.relnamespace where c.oid = p_table),
+        p_column, p_only_null, p_else_column
     );
     execute format('comment on function app_logic.%I(timestamptz, integer) is %L', 'purge_' || p_kind, p_description);
 end
