@@ -5,6 +5,7 @@ it, and lead submissions' latency at a fixed rate while it runs against their la
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 
@@ -144,6 +145,23 @@ def _classify(rows: list[tuple[float, float]], windows: list[tuple[str, float, f
             begin - GUARD_SECONDS <= e and end + GUARD_SECONDS >= s for s, e in busy_spans
         ):
             out["quiet"].append(latency)
+    return out
+
+
+def _pair_ratios(rows: list[tuple[float, float]], windows: list[tuple[str, float, float]]) -> list[float]:
+    """p99 of each retention window over p99 of the quiet window before it (pairs with 100
+    samples a side or more): drift of the machine's load shows as a spread, not as a bias."""
+    def p99(start: float, end: float, guard: float) -> float | None:
+        lat = [la for la, done in rows if start + guard <= done - la / 1000.0 and done <= end - guard]
+        return percentiles(lat)[1] if len(lat) >= 100 else None
+
+    quiet = [w for w in windows if w[0] == "quiet"]
+    busy = [w for w in windows if w[0] == "busy"]
+    out = []
+    for (_, qs, qe), (_, bs, be) in zip(quiet, busy):
+        q, b = p99(qs, qe, GUARD_SECONDS), p99(bs, be, 0.0)
+        if q and b:
+            out.append(b / q)
     return out
 
 
@@ -288,6 +306,11 @@ def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quic
         f"{sum(1 for w in windows if w[0] == 'quiet')} / {sum(1 for w in windows if w[0] == 'busy')} "
         f"of at most {WINDOW_SECONDS} s; samples in a vacuum of an emptied table moved to 'while running': {sides['vacuum']}"
     )
+    pairs = _pair_ratios(load.rows, windows)
+    if pairs:
+        report.figures["retention: p99 while running / without, median over adjacent window pairs (a check on the pooled ratio)"] = (
+            f"{statistics.median(pairs):.2f} over {len(pairs)} pairs (from {min(pairs):.2f} to {max(pairs):.2f})"
+        )
     report.figures[f"retention: submissions per second held (offered {RETENTION_RATE}/s), without / while running"] = (
         f"{quiet.tps:.1f} / {busy.tps:.1f}"
     )
