@@ -126,6 +126,22 @@ def test_without_a_terminal_progress_is_plain_lines_with_counts(capsys, monkeypa
     assert lines[-1].startswith("    page views: 1,000,000 rows of 1,000,000 rows (100%), ")
 
 
+def test_retention_samples_count_for_the_side_they_ran_in_and_a_vacuum_of_what_it_emptied_counts_as_retention():
+    windows = [("quiet", 100.0, 110.0), ("busy", 110.0, 120.0), ("quiet", 120.0, 130.0)]
+    rows = [
+        (10.0, 105.0),   # inside the first quiet window
+        (10.0, 115.0),   # inside the retention window
+        (200.0, 110.1),  # began in the quiet window, ended in the retention one: retention's
+        (10.0, 109.7),   # quiet, but within the guard before the change of side: neither
+        (10.0, 125.0),   # quiet window, but a vacuum of an emptied table ran then: retention's
+        (10.0, 128.0),   # quiet again
+    ]
+    sides = retention._classify(rows, windows, vacuum_marks=[125.0])
+    assert sorted(sides["quiet"]) == [10.0, 10.0]
+    assert sorted(sides["busy"]) == [10.0, 10.0, 200.0]
+    assert sides["vacuum"] == 1
+
+
 def test_generation_chunks_cover_every_row_once():
     assert retention.chunks(10, 4) == [(1, 4), (5, 8), (9, 10)]
     assert sum(hi - lo + 1 for lo, hi in retention.chunks(1_000_001, 250_000)) == 1_000_001

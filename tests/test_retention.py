@@ -61,6 +61,29 @@ def test_a_pause_ratio_out_of_range_is_refused(db):
         db.execute("call app_logic.run_retention(null, 100, -1)")
 
 
+def test_a_time_limit_stops_the_job_after_the_batch_that_reaches_it_and_the_next_run_goes_on(db):
+    db.execute(f"set app.frozen_now = '{FROZEN}'")
+    db.execute(
+        "insert into app.brand_engagement (session_id, created_at)"
+        " select 'old-' || i, timestamptz '2020-01-01' + i * interval '1 day' from generate_series(1, 3) as i"
+    )
+    db.execute("call app_logic.run_retention('brand_engagement', 1, 0, 0.000001)")
+    assert db.execute("select count(*) from app.brand_engagement").fetchone()[0] == 2
+    assert db.execute(
+        "select rows_removed, complete from app.retention_runs where kind = 'brand_engagement'"
+    ).fetchall() == [(1, False)]
+    db.execute("call app_logic.run_retention('brand_engagement', 1, 0)")
+    assert db.execute("select count(*) from app.brand_engagement").fetchone()[0] == 0
+
+
+def test_a_time_limit_that_is_not_positive_is_refused(db):
+    import psycopg
+    import pytest
+
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="time limit must be a positive number of seconds"):
+        db.execute("call app_logic.run_retention(null, 100, 4, 0)")
+
+
 def test_expired_leads_are_removed_at_most_a_thousand_per_transaction(db):
     """Each removed lead appends an erasure under a per-subject advisory lock held until
     commit; thousands in one transaction would exhaust the lock table."""

@@ -5,6 +5,7 @@ it, and lead submissions' latency at a fixed rate while it runs against their la
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 
@@ -16,11 +17,16 @@ from .common import BENCH_DB, BENCH_DIR, LIMITS_ON, Report, Run, loadavg, parse_
 
 RETENTION_RATE = 200  # lead submissions per second offered while measuring latency (well below capacity)
 RETENTION_CLIENTS = 8
-# At least this many submissions on each side (goal 4): 15 s at 200/s is 3,000.
+# At least this many submissions on each side (goal 4): one window at 200/s is 2,000.
 MIN_SAMPLES = 2000
-QUIET_SECONDS = 15
-QUIET_AFTER_MAX_SECONDS = 60
-BUSY_STRETCH_SECONDS = 20
+# The job runs for at most this long (run_retention's time limit), then a quiet window as long.
+WINDOW_SECONDS = 10
+# A transaction that ends this close to a change of side counts for neither.
+GUARD_SECONDS = 0.5
+# How long after the job a vacuum of what it emptied is waited for.
+AFTERMATH_MAX_SECONDS = 180
+# pgbench runs in stretches this long, back to back, while the windows alternate.
+STRETCH_SECONDS = 20
 
 
 def _generate(url: str, label: str, statements: list[tuple[str, int]]) -> None:
@@ -49,6 +55,114 @@ def _generate(url: str, label: str, statements: list[tuple[str, int]]) -> None:
             if errors:
                 raise errors[0]
             shown.advance(sum(n for _, n in pair))
+
+
+class _Submissions:
+    """Lead submissions at the fixed rate in back-to-back pgbench stretches until stopped; every
+    transaction's latency (from its scheduled start) and completion time."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.rows: list[tuple[float, float]] = []
+        self.failed = 0
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                stdout, stderr, rows = pgbench_raw(self.cluster, BENCH_DIR / "submit_lead.sql", clients=RETENTION_CLIENTS,
+                                                   seconds=STRETCH_SECONDS, user="authenticator", rate=RETENTION_RATE)
+                self.failed += parse_pgbench(stdout, stderr)[2]
+                self.rows += rows
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            self.error = exc
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class _VacuumMonitor:
+    """Which tables a vacuum (auto or not) works on, sampled every 0.1 s."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.samples: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop.is_set():
+                now = time.time()
+                for (table,) in conn.execute(
+                    "select c.relname from pg_stat_progress_vacuum as v join pg_class as c on c.oid = v.relid "
+                    "where v.datname = current_database()"
+                ):
+                    self.samples.append((now, table))
+                time.sleep(0.1)
+
+    def seen_since(self, since: float) -> bool:
+        return any(t >= since for t, _ in self.samples)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# Tables the job removed rows from whose dead rows still exceed autovacuum's threshold (50 + 20%).
+_VACUUM_DUE = (
+    "select count(*) from pg_stat_user_tables as t join pg_class as c on c.oid = t.relid "
+    "where t.schemaname = 'app' and t.n_dead_tup > 50 + 0.2 * greatest(c.reltuples, 0) and t.relname in ("
+    "select r.kind from app.retention_runs as r "
+    "where r.started_at >= to_timestamp(%s) - interval '1 second' and r.rows_removed > 0)"
+)
+
+
+def _classify(rows: list[tuple[float, float]], windows: list[tuple[str, float, float]],
+              vacuum_marks: list[float]) -> dict:
+    """Latencies by side: a transaction inside a busy window or overlapping a vacuum of an emptied
+    table is "busy"; one inside a quiet window, clear of both by GUARD_SECONDS, is "quiet"."""
+    busy_spans = [(start, end) for kind, start, end in windows if kind == "busy"]
+    busy_spans += [(t - 0.1, t + 0.1) for t in vacuum_marks]
+    quiet_spans = [(start, end) for kind, start, end in windows if kind == "quiet"]
+    out: dict = {"quiet": [], "busy": [], "vacuum": 0}
+    for latency, end in rows:
+        begin = end - latency / 1000.0
+        if any(begin <= e and end >= s for s, e in busy_spans):
+            out["busy"].append(latency)
+            if not any(begin <= e and end >= s for kind, s, e in windows if kind == "busy"):
+                out["vacuum"] += 1
+        elif any(s + GUARD_SECONDS <= begin and end <= e - GUARD_SECONDS for s, e in quiet_spans) and not any(
+            begin - GUARD_SECONDS <= e and end + GUARD_SECONDS >= s for s, e in busy_spans
+        ):
+            out["quiet"].append(latency)
+    return out
+
+
+def _pair_ratios(rows: list[tuple[float, float]], windows: list[tuple[str, float, float]]) -> list[float]:
+    """p99 of each retention window over p99 of the quiet window before it (pairs with 100
+    samples a side or more): drift of the machine's load shows as a spread, not as a bias."""
+    def p99(start: float, end: float, guard: float) -> float | None:
+        lat = [la for la, done in rows if start + guard <= done - la / 1000.0 and done <= end - guard]
+        return percentiles(lat)[1] if len(lat) >= 100 else None
+
+    quiet = [w for w in windows if w[0] == "quiet"]
+    busy = [w for w in windows if w[0] == "busy"]
+    out = []
+    for (_, qs, qe), (_, bs, be) in zip(quiet, busy):
+        q, b = p99(qs, qe, GUARD_SECONDS), p99(bs, be, 0.0)
+        if q and b:
+            out.append(b / q)
+    return out
 
 
 def chunks(total: int, size: int) -> list[tuple[int, int]]:
@@ -104,6 +218,7 @@ def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quic
         # Rows that waited years for retention have long been vacuumed; start from that state,
         # and with no checkpoint of the generated WAL pending.
         conn.execute("vacuum (analyze) app.brand_engagement")
+        conn.execute("vacuum (analyze) app.brand_audit")  # the generated rows' audit entries
         conn.execute(f"vacuum (analyze) app.{partition}")
         conn.execute("checkpoint")
     generation = time.monotonic() - started
@@ -114,59 +229,68 @@ def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quic
     report.figures["retention: generation seconds (not measured)"] = round(generation, 1)
     print(f"  generated in {generation:.1f} s (not part of the measurement)")
 
-    # Baseline: submissions at a fixed rate without retention, before the job (long enough for
-    # MIN_SAMPLES) and again after it (as long as the job ran, up to QUIET_AFTER_MAX_SECONDS), so
-    # that the baseline meets about as much of the other load on a shared machine as the job does.
-    script = BENCH_DIR / "submit_lead.sql"
-
-    def quiet_stretch(length: int, when: str) -> tuple[list[float], int, int]:
-        stdout, stderr, rows = pgbench_raw(cluster, script, clients=RETENTION_CLIENTS, seconds=length,
-                                           user="authenticator", rate=RETENTION_RATE,
-                                           label=f"submissions at {RETENTION_RATE}/s, no retention ({when})")
-        _, tx, failed = parse_pgbench(stdout, stderr)
-        return [lat for lat, _ in rows], tx, failed
-
-    quiet_seconds = max(seconds, QUIET_SECONDS)
-    quiet_latencies, quiet_tx, quiet_failed = quiet_stretch(quiet_seconds, "before")
-
-    # The job as pg_cron runs it, with submissions at the same rate alongside: pgbench runs in
-    # long stretches while it lasts, and only what completed between its start and end counts.
-    done: dict[str, float | BaseException] = {}
-
-    def job() -> None:
-        try:
-            with psycopg.connect(url, autocommit=True) as conn:
-                done["start"] = time.time()
-                conn.execute("call app_logic.run_retention()")
-                done["end"] = time.time()
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            done["error"] = exc
-            done["end"] = time.time()
-
-    thread = threading.Thread(target=job)
-    busy_rows: list[tuple[float, float]] = []
-    busy_failed = 0
-    thread.start()
-    while thread.is_alive():
-        stdout, stderr, chunk = pgbench_raw(cluster, script, clients=RETENTION_CLIENTS, seconds=BUSY_STRETCH_SECONDS,
-                                            user="authenticator", rate=RETENTION_RATE,
-                                            label=f"submissions at {RETENTION_RATE}/s while retention runs")
-        busy_failed += parse_pgbench(stdout, stderr)[2]
-        busy_rows += chunk
-    thread.join()
-    if "error" in done:
-        raise RuntimeError(f"the retention job failed: {done['error']}")
-    job_seconds = done["end"] - done["start"]
-    during = [lat for lat, at in busy_rows if done["start"] <= at <= done["end"]]
-    busy = Run(f"submissions {RETENTION_RATE}/s, retention running", len(during) / job_seconds, len(during), busy_failed,
-               *percentiles(during), load=loadavg())
-    after_seconds = max(5, min(round(job_seconds), QUIET_AFTER_MAX_SECONDS))
-    more, tx, failed = quiet_stretch(after_seconds, "after")
-    quiet_latencies += more
-    quiet_tx += tx
-    quiet_seconds += after_seconds
-    quiet = Run(f"submissions {RETENTION_RATE}/s, no retention (before and after)", quiet_tx / quiet_seconds, quiet_tx,
-                quiet_failed + failed, *percentiles(quiet_latencies), load=loadavg())
+    # Submissions at a fixed rate run throughout, and the job alternates with quiet windows of the
+    # same length (run_retention's time limit): both sides meet the machine's other load alike.
+    # A transaction counts for the side it ran in; one that overlaps a change of side counts for
+    # neither. A vacuum of a table the job emptied is the job's doing: while one runs (during the
+    # job or after it), submissions count as "while retention runs".
+    load = _Submissions(cluster)
+    vacuums = _VacuumMonitor(url)
+    windows: list[tuple[str, float, float]] = []
+    load.start()
+    vacuums.start()
+    try:
+        time.sleep(2)  # pgbench connected and at its rate before the first window
+        with psycopg.connect(url, autocommit=True) as conn:
+            while True:
+                started = time.time()
+                time.sleep(WINDOW_SECONDS)
+                windows.append(("quiet", started, time.time()))
+                started = time.time()
+                conn.execute("call app_logic.run_retention(p_max_seconds => %s)", (WINDOW_SECONDS,))
+                windows.append(("busy", started, time.time()))
+                print(f"    submissions at {RETENTION_RATE}/s: quiet window and retention window {len(windows) // 2} "
+                      f"({windows[-1][2] - started:.1f} s)", flush=True)
+                (pending,) = conn.execute(
+                    "select count(*) from (select distinct on (kind) complete, error from app.retention_runs "
+                    "order by kind, id desc) as last where not complete and error is null"
+                ).fetchone()
+                if not pending:
+                    break
+            # After the job: quiet windows until autovacuum has been through what the job emptied
+            # (it wakes up to a minute later) and a window has passed without any such vacuum.
+            job_end = time.time()
+            done_start = windows[1][1]
+            while True:
+                started = time.time()
+                time.sleep(WINDOW_SECONDS)
+                windows.append(("quiet", started, time.time()))
+                (waiting,) = conn.execute(_VACUUM_DUE, (done_start,)).fetchone()
+                print(f"    submissions at {RETENTION_RATE}/s: quiet window after the job"
+                      f"{f' ({waiting} emptied table(s) not vacuumed yet)' if waiting else ''}", flush=True)
+                if (not waiting and not vacuums.seen_since(started)) or time.time() - job_end > AFTERMATH_MAX_SECONDS:
+                    break
+    finally:
+        load.stop()
+        vacuums.stop()
+    if load.error:
+        raise RuntimeError(f"the submissions failed: {load.error}")
+    done = {"start": done_start, "end": job_end}
+    with psycopg.connect(url, autocommit=True) as conn:
+        emptied = {kind for (kind,) in conn.execute(
+            "select distinct kind from app.retention_runs where started_at >= to_timestamp(%s) - interval '1 second' "
+            "and (rows_removed > 0 or cardinality(partitions_dropped) > 0)", (done["start"],)
+        )}
+    vacuum_marks = [t for t, table in vacuums.samples if table in emptied]
+    sides = _classify(load.rows, windows, vacuum_marks)
+    job_seconds = sum(end - start for kind, start, end in windows if kind == "busy")
+    # The rate held: transactions completed within each side's windows over their length.
+    rate = {side: sum(1 for _, end in load.rows if any(s <= end < e for kind, s, e in windows if kind == side))
+            / sum(e - s for kind, s, e in windows if kind == side) for side in ("quiet", "busy")}
+    quiet = Run(f"submissions {RETENTION_RATE}/s, no retention (alternated)", rate["quiet"],
+                len(sides["quiet"]), load.failed, *percentiles(sides["quiet"]), load=loadavg())
+    busy = Run(f"submissions {RETENTION_RATE}/s, retention running", rate["busy"],
+               len(sides["busy"]), 0, *percentiles(sides["busy"]), load=loadavg())
     report.add(quiet)
     report.median(quiet.name, [quiet])
     report.add(busy)
@@ -178,6 +302,15 @@ def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quic
         for problem in run.problems:
             print(f"      ! {run.name}: {problem}", flush=True)
     report.figures["retention: samples without / while running"] = f"{quiet.transactions} / {busy.transactions}"
+    report.figures["retention: windows without / while running (alternated)"] = (
+        f"{sum(1 for w in windows if w[0] == 'quiet')} / {sum(1 for w in windows if w[0] == 'busy')} "
+        f"of at most {WINDOW_SECONDS} s; samples in a vacuum of an emptied table moved to 'while running': {sides['vacuum']}"
+    )
+    pairs = _pair_ratios(load.rows, windows)
+    if pairs:
+        report.figures["retention: p99 while running / without, median over adjacent window pairs (a check on the pooled ratio)"] = (
+            f"{statistics.median(pairs):.2f} over {len(pairs)} pairs (from {min(pairs):.2f} to {max(pairs):.2f})"
+        )
     report.figures[f"retention: submissions per second held (offered {RETENTION_RATE}/s), without / while running"] = (
         f"{quiet.tps:.1f} / {busy.tps:.1f}"
     )
@@ -199,7 +332,8 @@ def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quic
         (partition_left,) = conn.execute("select to_regclass(%s) is not null", (f"app.{partition}",)).fetchone()
     removed, engagement_secs, _ = runs.get("brand_engagement", (0, 0.0, None))
     _, drop_secs, dropped = runs.get("page_views", (0, 0.0, None))
-    report.figures["retention: run_retention() seconds (every rule, batches of 2,000, paused 4x each)"] = round(job_seconds, 2)
+    report.figures["retention: run_retention() seconds (every rule, batches of 2,000, paused 4x each; "
+                   "sum of its windows)"] = round(job_seconds, 2)
     report.figures["retention: brand_engagement rows removed"] = int(removed or 0)
     report.figures["retention: brand_engagement seconds (sum of batches)"] = round(float(engagement_secs or 0), 2)
     report.figures["retention: brand_engagement rows removed per second"] = (

@@ -44,111 +44,101 @@ $$;
 comment on function app_logic.purge_leads(timestamptz, integer) is
 'Delete leads inactive since the cutoff (at most p_limit, oldest first), recording an erasure for each.';
 
--- Row deletes: without a limit one plain DELETE (a sequential scan is the fastest way to
--- remove a large share of a table); with a limit the oldest due rows are picked through the
--- age index and deleted by their ctid (a TID scan, no second index lookup). The DELETE
--- repeats the condition, so a row changed meanwhile (linked to a lead, refreshed) stays.
+-- Every kind whose age is one timestamp column is removed by purge_older_than: one body for
+-- all of them, so batching, ordering and the re-check are the same everywhere. Without a limit
+-- one plain DELETE (a sequential scan is the fastest way to remove a large share of a table);
+-- with a limit the oldest due rows are picked (through the column's index where there is one)
+-- and deleted by their ctid (a TID scan, no second index lookup). The DELETE repeats the
+-- condition, so a row changed meanwhile (linked to a lead, refreshed) stays.
+create function app_logic.purge_older_than(
+    p_table regclass, p_column name, p_cutoff timestamptz, p_limit integer default null,
+    p_only_null name default null, p_else_column name default null
+) returns bigint
+language plpgsql volatile
+as $$
+declare
+    v_table text;
+    v_age text;
+    v_due text;
+    v_count bigint;
+begin
+    -- Only identifiers are written into the statement, each quoted by %I (the table always with
+    -- its schema, so no temporary table can stand in for it); values travel as parameters.
+    select format('%I.%I', n.nspname, c.relname) into strict v_table
+    from pg_catalog.pg_class as c join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
+    where c.oid = p_table;
+    -- The age: the column, or where it is null the other one (a message sent, else given up).
+    v_age := case when p_else_column is null then format('%I', p_column) else format('coalesce(%I, %I)', p_column, p_else_column) end;
+    v_due := v_age || ' < $1'
+        || case when p_only_null is not null then format(' and %I is null', p_only_null) else '' end;
+    if p_limit is null then
+        execute format('delete from %1$s where %2$s', v_table, v_due) using p_cutoff;
+    else
+        execute format(
+            'delete from %1$s where ctid = any(array(select ctid from %1$s where %2$s order by %3$s limit $2)) and %2$s',
+            v_table, v_due, v_age
+        ) using p_cutoff, p_limit;
+    end if;
+    get diagnostics v_count = row_count;
+    return v_count;
+end
+$$;
+comment on function app_logic.purge_older_than(regclass, name, timestamptz, integer, name, name) is
+'Retention: delete the rows of p_table whose p_column (or p_else_column where it is null) is before the cutoff '
+'(at most p_limit, oldest first; with p_only_null, only rows where that column is null, i.e. never linked); '
+'the number removed.';
+
+-- The purge_<kind> of a kind whose age is one column: one line in its domain's file declares it
+-- (the function is made here, over purge_older_than), so no two purges repeat a body.
+create function app_logic.declare_purge(
+    p_kind text, p_table regclass, p_column name, p_description text, p_only_null name default null,
+    p_else_column name default null
+) returns void
+language plpgsql volatile
+as $$
+begin
+    -- The table by its schema-qualified name (not a search_path's reading of it). A quoted body,
+    -- not a standard SQL one, which would tie the table to the function (DROP TABLE would refuse).
+    execute format(
+        'create function app_logic.%I(p_cutoff timestamptz, p_limit integer default null) returns bigint '
+        'language sql volatile as $body$ select app_logic.purge_older_than(%L, %L, p_cutoff, p_limit, %L, %L) $body$',
+        'purge_' || p_kind,
+        (select format('%I.%I', n.nspname, c.relname) from pg_catalog.pg_class as c
+            join pg_catalog.pg_namespace as n on n.oid = c.relnamespace where c.oid = p_table),
+        p_column, p_only_null, p_else_column
+    );
+    execute format('comment on function app_logic.%I(timestamptz, integer) is %L', 'purge_' || p_kind, p_description);
+end
+$$;
+comment on function app_logic.declare_purge(text, regclass, name, text, name, name) is
+'Create app_logic.purge_<kind>(cutoff, limit) deleting the rows of p_table whose p_column is before the cutoff.';
 
 -- Unlinked preferences: the age is the last update (a returning session keeps its row).
-create function app_logic.purge_accessibility_preferences(p_cutoff timestamptz, p_limit integer default null)
-returns bigint
-language plpgsql volatile
-as $$
-declare
-    v_count bigint;
-begin
-    if p_limit is null then
-        delete from app.accessibility_preferences as p where p.lead_id is null and p.last_updated < p_cutoff;
-    else
-        delete from app.accessibility_preferences as p
-        where
-            p.ctid = any(array(
-                select q.ctid from app.accessibility_preferences as q
-                where q.lead_id is null and q.last_updated < p_cutoff
-                order by q.last_updated
-                limit p_limit
-            ))
-            and p.lead_id is null and p.last_updated < p_cutoff;
-    end if;
-    get diagnostics v_count = row_count;
-    return v_count;
-end
-$$;
-comment on function app_logic.purge_accessibility_preferences(timestamptz, integer) is
-'Delete preferences of sessions never linked to a lead, last updated before the cutoff.';
+select app_logic.declare_purge(
+    'accessibility_preferences', 'app.accessibility_preferences', 'last_updated',
+    'Delete preferences of sessions never linked to a lead, last updated before the cutoff.', 'lead_id'
+);
+select app_logic.declare_purge(
+    'brand_engagement', 'app.brand_engagement', 'created_at',
+    'Delete engagement of sessions never linked to a lead, created before the cutoff.', 'lead_id'
+);
+select app_logic.declare_purge(
+    'retention_runs', 'app.retention_runs', 'started_at', 'Delete entries of the retention log older than the cutoff.'
+);
 
-create function app_logic.purge_brand_engagement(p_cutoff timestamptz, p_limit integer default null)
-returns bigint
-language plpgsql volatile
-as $$
-declare
-    v_count bigint;
-begin
-    if p_limit is null then
-        delete from app.brand_engagement as e where e.lead_id is null and e.created_at < p_cutoff;
-    else
-        delete from app.brand_engagement as e
-        where
-            e.ctid = any(array(
-                select q.ctid from app.brand_engagement as q
-                where q.lead_id is null and q.created_at < p_cutoff
-                order by q.created_at
-                limit p_limit
-            ))
-            and e.lead_id is null and e.created_at < p_cutoff;
-    end if;
-    get diagnostics v_count = row_count;
-    return v_count;
-end
-$$;
-comment on function app_logic.purge_brand_engagement(timestamptz, integer) is
-'Delete engagement of sessions never linked to a lead, created before the cutoff.';
-
--- A counter whose newest hit has left its window can no longer limit anything.
+-- A counter whose newest hit has left its window can no longer limit anything, also when its
+-- window ends exactly at the cutoff: timestamps are whole microseconds, so expires_at <= cutoff
+-- is expires_at < cutoff + 1 µs.
 create function app_logic.purge_rate_limit_counters(p_cutoff timestamptz, p_limit integer default null)
 returns bigint
-language plpgsql volatile
+language sql volatile
 as $$
-declare
-    v_count bigint;
-begin
-    if p_limit is null then
-        delete from app.rate_limit_counters as c where c.expires_at <= p_cutoff;
-    else
-        delete from app.rate_limit_counters as c
-        where
-            c.ctid = any(array(
-                select q.ctid from app.rate_limit_counters as q
-                where q.expires_at <= p_cutoff
-                order by q.expires_at
-                limit p_limit
-            ))
-            and c.expires_at <= p_cutoff;
-    end if;
-    get diagnostics v_count = row_count;
-    return v_count;
-end
+    select app_logic.purge_older_than(
+        'app.rate_limit_counters', 'expires_at', p_cutoff + interval '1 microsecond', p_limit
+    )
 $$;
 comment on function app_logic.purge_rate_limit_counters(timestamptz, integer) is
 'Delete rate-limit counters whose newest hit left its window before the cutoff.';
-
-create function app_logic.purge_retention_runs(p_cutoff timestamptz, p_limit integer default null)
-returns bigint
-language plpgsql volatile
-as $$
-declare
-    v_count bigint;
-begin
-    delete from app.retention_runs as r
-    where r.id in (
-        select q.id from app.retention_runs as q where q.started_at < p_cutoff order by q.started_at limit p_limit
-    );
-    get diagnostics v_count = row_count;
-    return v_count;
-end
-$$;
-comment on function app_logic.purge_retention_runs(timestamptz, integer) is
-'Delete entries of the retention log older than the cutoff.';
 
 -- The upper bound of a range partition of page_views; null for a DEFAULT partition (which is
 -- never dropped). pg_get_expr renders the bound in the session's time zone, and the cast
@@ -234,6 +224,8 @@ begin
             else p_max_rows end;
         -- Each rule in its own subtransaction: one failing rule does not stop the others.
         begin
+            -- The rule's deletions are logged below, one row per rule; the brand audit skips them.
+            perform set_config('app.retention_purge', 'on', true);
             case v_rule.kind
                 when 'leads' then
                     v_rows := app_logic.purge_leads(v_cutoff, v_limit);
@@ -253,6 +245,7 @@ begin
                     execute format('select app_logic.%I($1, $2)', 'purge_' || v_rule.kind)
                     into v_rows using v_cutoff, p_max_rows;
             end case;
+            perform set_config('app.retention_purge', 'off', true);
         exception when others then
             v_rows := 0;
             v_partitions := '{}';
@@ -294,12 +287,16 @@ comment on function app_logic.apply_retention(text, integer) is
 -- * its commits do not wait for the WAL flush (synchronous_commit off, this session only): a
 --   crash can lose only the last deletions, which the next run repeats; the requests' commits,
 --   which do wait, no longer queue behind the job's.
+-- * with p_max_seconds it stops after the batch that reaches that time: a job bounded to a quiet
+--   window, the next run goes on where it stopped (the benchmark alternates with it).
 create procedure app_logic.run_retention(
-    p_kind text default null, p_batch_rows integer default 2000, p_pause_ratio numeric default 4
+    p_kind text default null, p_batch_rows integer default 2000, p_pause_ratio numeric default 4,
+    p_max_seconds numeric default null
 )
 language plpgsql
 as $$
 declare
+    v_deadline timestamptz := clock_timestamp() + p_max_seconds * interval '1 second';
     v_kinds text[] := array[p_kind];
     v_pending text[];
     v_kind text;
@@ -309,6 +306,9 @@ declare
 begin
     if p_pause_ratio is null or p_pause_ratio < 0 or p_pause_ratio > 100 then
         raise exception 'the pause ratio must be between 0 and 100, not %', p_pause_ratio using errcode = '22023';
+    end if;
+    if p_max_seconds <= 0 then
+        raise exception 'the time limit must be a positive number of seconds, not %', p_max_seconds using errcode = '22023';
     end if;
     perform set_config('synchronous_commit', 'off', false);
     loop
@@ -326,13 +326,13 @@ begin
             end loop;
         end loop;
         commit;
-        exit when cardinality(v_pending) = 0;
+        exit when cardinality(v_pending) = 0 or clock_timestamp() >= v_deadline;
         v_kinds := v_pending;
         perform pg_sleep(p_pause_ratio * extract(epoch from clock_timestamp() - v_started));
     end loop;
     perform set_config('synchronous_commit', v_commit_setting, false);
 end
 $$;
-comment on procedure app_logic.run_retention (text, integer, numeric) is
-'Apply retention (every rule, or p_kind) in committed batches of p_batch_rows until nothing is due, pausing '
-'p_pause_ratio times each batch''s duration between batches.';
+comment on procedure app_logic.run_retention (text, integer, numeric, numeric) is
+'Apply retention (every rule, or p_kind) in committed batches of p_batch_rows until nothing is due (or '
+'p_max_seconds have passed), pausing p_pause_ratio times each batch''s duration between batches.';

@@ -306,20 +306,6 @@ comment on function api.check_performance_benchmarks_health() is
 'are usable, else 503 CHU01.';
 
 -- Retention (rule performance_benchmarks, db/schema/220-performance-benchmarks.sql).
-create function app_logic.purge_performance_benchmarks(p_cutoff timestamptz, p_limit integer default null)
-returns bigint
-language plpgsql volatile
-as $$
-declare
-    v_count bigint;
-begin
-    delete from app.performance_benchmarks as b
-    where b.id in (
-        select q.id from app.performance_benchmarks as q where q.measured_at < p_cutoff order by q.measured_at limit p_limit
-    );
-    get diagnostics v_count = row_count;
-    return v_count;
-end
-$$;
-comment on function app_logic.purge_performance_benchmarks(timestamptz, integer) is
-'Delete benchmark runs measured before the cutoff.';
+select app_logic.declare_purge(
+    'performance_benchmarks', 'app.performance_benchmarks', 'measured_at', 'Delete benchmark runs measured before the cutoff.'
+);

@@ -65,23 +65,11 @@ comment on function app_logic.erase_brand_session_data(text[]) is
 -- Retention (app.retention_rules rows of db/schema/200-ab-tests.sql and 210-logo-heatmaps.sql),
 -- called by app_logic.apply_retention as purge_<kind>(cutoff, limit), oldest first.
 
-create function app_logic.purge_ab_test_exposures(p_cutoff timestamptz, p_limit integer default null) returns bigint
-language plpgsql volatile
-as $$
-declare
-    v_count bigint;
-begin
-    -- Their conversions go with them (ON DELETE CASCADE).
-    delete from app.ab_test_exposures as e
-    where e.ctid = any(array(
-        select q.ctid from app.ab_test_exposures as q where q.exposed_at < p_cutoff order by q.exposed_at limit p_limit
-    ));
-    get diagnostics v_count = row_count;
-    return v_count;
-end
-$$;
-comment on function app_logic.purge_ab_test_exposures(timestamptz, integer) is
-'Delete A/B exposures (and their conversions) older than the cutoff.';
+-- Their conversions go with them (ON DELETE CASCADE).
+select app_logic.declare_purge(
+    'ab_test_exposures', 'app.ab_test_exposures', 'exposed_at',
+    'Delete A/B exposures (and their conversions) older than the cutoff.'
+);
 
 create function app_logic.purge_ab_tests(p_cutoff timestamptz, p_limit integer default null) returns bigint
 language plpgsql volatile
@@ -103,20 +91,7 @@ $$;
 comment on function app_logic.purge_ab_tests(timestamptz, integer) is
 'Delete A/B tests stopped or ended before the cutoff, with their variants, exposures and conversions.';
 
-create function app_logic.purge_logo_interaction_heatmaps(p_cutoff timestamptz, p_limit integer default null)
-returns bigint
-language plpgsql volatile
-as $$
-declare
-    v_count bigint;
-begin
-    delete from app.logo_interaction_heatmaps as h
-    where h.id in (
-        select q.id from app.logo_interaction_heatmaps as q where q.created_at < p_cutoff order by q.created_at limit p_limit
-    );
-    get diagnostics v_count = row_count;
-    return v_count;
-end
-$$;
-comment on function app_logic.purge_logo_interaction_heatmaps(timestamptz, integer) is
-'Delete logo heatmap posts created before the cutoff.';
+select app_logic.declare_purge(
+    'logo_interaction_heatmaps', 'app.logo_interaction_heatmaps', 'created_at',
+    'Delete logo heatmap posts created before the cutoff.'
+);

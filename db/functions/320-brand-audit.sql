@@ -23,9 +23,9 @@ language plpgsql security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
 declare
-    v_old jsonb := case when tg_op <> 'INSERT' then to_jsonb(old) end;
-    v_new jsonb := case when tg_op <> 'DELETE' then to_jsonb(new) end;
-    v_row jsonb := coalesce(v_new, v_old);
+    v_old jsonb;
+    v_new jsonb;
+    v_row jsonb;
     v_key jsonb := '{}';
     v_secret text[] := '{}';
     v_changes jsonb := '{}';
@@ -33,6 +33,15 @@ declare
     v_in_secret boolean := false;
     v_role text := nullif(current_setting('role', true), 'none');
 begin
+    -- A retention rule's deletions are logged by the rule (app.retention_runs: kind, cutoff,
+    -- rows removed), not row by row here: a copy of each removed row would keep, for the audit's
+    -- own two years, the very values the rule removes (and cost more than the delete itself).
+    if tg_op = 'DELETE' and current_setting('app.retention_purge', true) = 'on' then
+        return null;
+    end if;
+    v_old := case when tg_op <> 'INSERT' then to_jsonb(old) end;
+    v_new := case when tg_op <> 'DELETE' then to_jsonb(new) end;
+    v_row := coalesce(v_new, v_old);
     foreach v_column in array tg_argv loop
         if v_column = '--' then
             v_in_secret := true;
@@ -108,9 +117,13 @@ create function app_logic.tg_brand_audit__refuse_change() returns trigger
 language plpgsql
 as $$
 begin
-    -- Erasure and retention, and only they, set this for their own transaction.
+    -- Erasure sets this for its own transaction; a retention rule (app_logic.apply_retention)
+    -- sets app.retention_purge for its own subtransaction, and only deletes.
     if current_setting('app.brand_audit_maintenance', true) = 'on' then
         return case when tg_op = 'DELETE' then old else new end;
+    end if;
+    if tg_op = 'DELETE' and current_setting('app.retention_purge', true) = 'on' then
+        return old;
     end if;
     raise exception 'the brand audit log is append-only: % is refused', tg_op
         using errcode = 'CHA01', hint = 'Erasure replaces personal values with a marker; retention removes old entries.';
@@ -158,42 +171,16 @@ $$;
 comment on function app_logic.redact_brand_audit(uuid, text[]) is
 'Replace every value of a person''s brand audit entries with the erasure marker; the entries themselves stay.';
 
-create function app_logic.purge_brand_audit(p_cutoff timestamptz, p_limit integer default null) returns bigint
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
-as $$
-declare
-    v_count bigint;
-begin
-    perform set_config('app.brand_audit_maintenance', 'on', true);
-    delete from app.brand_audit as b
-    where b.id in (select o.id from app.brand_audit as o where o.recorded_at < p_cutoff order by o.recorded_at limit p_limit);
-    get diagnostics v_count = row_count;
-    perform set_config('app.brand_audit_maintenance', 'off', true);
-    return v_count;
-end
-$$;
-comment on function app_logic.purge_brand_audit(timestamptz, integer) is
-'Retention: remove brand audit entries recorded before the cutoff (at most p_limit, oldest first).';
+-- Retention removes old entries: the append-only trigger lets a retention rule's DELETE through.
+select app_logic.declare_purge(
+    'brand_audit', 'app.brand_audit', 'recorded_at',
+    'Retention: remove brand audit entries recorded before the cutoff (at most p_limit, oldest first).'
+);
 
-create function app_logic.purge_outbox(p_cutoff timestamptz, p_limit integer default null) returns bigint
-language sql volatile security definer
-set search_path = pg_catalog, app, pg_temp
-as $$
-    with gone as (
-        delete from app.outbox as o
-        where o.id in (
-            select d.id from app.outbox as d
-            where coalesce(d.sent_at, d.failed_at) < p_cutoff
-            order by d.id limit p_limit
-        )
-        returning 1
-    )
-
-    select count(*) from gone
-$$;
-comment on function app_logic.purge_outbox(timestamptz, integer) is
-'Retention: remove outbox messages sent or given up before the cutoff.';
+select app_logic.declare_purge(
+    'outbox', 'app.outbox', 'sent_at', 'Retention: remove outbox messages sent or given up before the cutoff.',
+    p_else_column => 'failed_at'
+);
 
 create function app_logic.purge_consent_tokens(p_cutoff timestamptz, p_limit integer default null) returns bigint
 language sql volatile security definer

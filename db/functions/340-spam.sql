@@ -192,19 +192,6 @@ as $$
 $$;
 comment on function app_logic.issue_challenge_response() is 'The answer of GET /api/challenge (OpenAPI schema).';
 
-create function app_logic.purge_used_challenges(p_cutoff timestamptz, p_limit integer default null) returns bigint
-language sql volatile security definer
-set search_path = pg_catalog, app, pg_temp
-as $$
-    with gone as (
-        delete from app.used_challenges as u
-        where u.challenge_hash in (
-            select d.challenge_hash from app.used_challenges as d where d.expires_at < p_cutoff limit p_limit
-        )
-        returning 1
-    )
-
-    select count(*) from gone
-$$;
-comment on function app_logic.purge_used_challenges(timestamptz, integer) is
-'Retention: forget solved challenges that expired before the cutoff.';
+select app_logic.declare_purge(
+    'used_challenges', 'app.used_challenges', 'expires_at', 'Retention: forget solved challenges that expired before the cutoff.'
+);

@@ -127,23 +127,9 @@ $$;
 comment on function app_logic.purge_cron_job_run_details(timestamptz, integer) is
 'Delete pg_cron run-log rows of the project''s jobs that ended before the cutoff.';
 
-create function app_logic.purge_consent_chain_checks(p_cutoff timestamptz, p_limit integer default null)
-returns bigint
-language plpgsql volatile
-as $$
-declare
-    v_count bigint;
-begin
-    delete from app.consent_chain_checks as c
-    where c.id in (
-        select q.id from app.consent_chain_checks as q where q.checked_at < p_cutoff order by q.checked_at limit p_limit
-    );
-    get diagnostics v_count = row_count;
-    return v_count;
-end
-$$;
-comment on function app_logic.purge_consent_chain_checks(timestamptz, integer) is
-'Delete consent-chain check results older than the cutoff.';
+select app_logic.declare_purge(
+    'consent_chain_checks', 'app.consent_chain_checks', 'checked_at', 'Delete consent-chain check results older than the cutoff.'
+);
 
 -- -- Product metrics (prometheus-postgres-exporter, deploy/monitoring/queries.yaml) ----
 
