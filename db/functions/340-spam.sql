@@ -19,25 +19,6 @@ as $$
 $$;
 comment on function app_logic.spam_hmac(text) is 'HMAC-SHA256 (hex) of a text with the spam key: signs tokens and challenges.';
 
--- The two GETs below: counted against their rate limit first (nginx's {} body, then the query
--- string, which must be empty), like every query-string GET.
-create function app_logic.screen_token_request(p_action text, p_body jsonb, p_rule jsonb) returns jsonb
-language plpgsql volatile
-as $$
-declare
-    v_refusal jsonb;
-begin
-    v_refusal := app_logic.screen_request(p_action, p_body, app_logic.query_string_body_rule());
-    if v_refusal is not null then
-        return v_refusal;
-    end if;
-    return (select q.refused from app_logic.screen_query(p_rule) as q);
-end
-$$;
-comment on function app_logic.screen_token_request(text, jsonb, jsonb) is
-'Count a GET /api/form-token or /api/challenge against its rate limit and check its (empty) query string: '
-'the 429 or 400 answer, or null.';
-
 -- GET /api/form-token: "<issued, unix seconds>.<nonce>.<signature>". Like the challenge below it
 -- is rate-limited per address (rule form_token), so it is a query-string GET (nginx sends it as
 -- a POST of {}; db/functions/201-query-strings.sql): a GET runs read-only and could not count.
@@ -57,7 +38,11 @@ declare
     v_refusal jsonb;
     v_payload text;
 begin
-    v_refusal := app_logic.screen_token_request('form_token', p_body, app_logic.issue_form_token_rule());
+    -- The body is nginx's {}: counted against the rate limit, then the query string must be empty.
+    v_refusal := app_logic.screen_request('form_token', p_body, app_logic.query_string_body_rule());
+    if v_refusal is null then
+        v_refusal := (select q.refused from app_logic.screen_query(app_logic.issue_form_token_rule()) as q);
+    end if;
     if v_refusal is not null then
         return v_refusal;
     end if;
@@ -94,7 +79,11 @@ declare
     v_number integer;
     v_challenge text;
 begin
-    v_refusal := app_logic.screen_token_request('challenge', p_body, app_logic.issue_challenge_rule());
+    -- The body is nginx's {}: counted against the rate limit, then the query string must be empty.
+    v_refusal := app_logic.screen_request('challenge', p_body, app_logic.query_string_body_rule());
+    if v_refusal is null then
+        v_refusal := (select q.refused from app_logic.screen_query(app_logic.issue_challenge_rule()) as q);
+    end if;
     if v_refusal is not null then
         return v_refusal;
     end if;
