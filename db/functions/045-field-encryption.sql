@@ -337,3 +337,17 @@ end
 $$;
 comment on function app_logic.field_key_status() is
 'Rows per table and field key version (null: not sealed yet), whether the key file holds the version, the newest.';
+
+-- The two tables as they read before encryption, for an operator's psql and the tests (granted to
+-- no API role; each row decrypted on its own, so not for bulk reads).
+create view app_logic.accessibility_preferences_opened as
+select (jsonb_populate_record(null::app.accessibility_preferences, app_logic.opened_row(to_jsonb(p)))).*
+from app.accessibility_preferences as p;
+comment on view app_logic.accessibility_preferences_opened is
+'app.accessibility_preferences with the sealed fields decrypted into their columns (sealed, key_version null).';
+
+create view app_logic.brand_engagement_opened as
+select (jsonb_populate_record(null::app.brand_engagement, app_logic.opened_row(to_jsonb(e)))).*
+from app.brand_engagement as e;
+comment on view app_logic.brand_engagement_opened is
+'app.brand_engagement with the sealed fields decrypted into their columns (sealed, key_version null).';
