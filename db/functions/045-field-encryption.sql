@@ -88,20 +88,20 @@ comment on function app_logic.field_keys() is
 'Callable by its owner (chorus_keyholder) alone.';
 
 -- The newest version of a key map; raises the map's sentence when there is no key.
-create function app_logic.field_key_current(p_keys jsonb) returns smallint
+create function app_logic.field_key_current(p_keys jsonb) returns integer
 language plpgsql immutable
 as $$
 begin
     if p_keys ? 'error' then
         raise exception '%', p_keys ->> 'error' using errcode = 'PT503';
     end if;
-    return (select max(k::integer) from jsonb_object_keys(p_keys) as k)::smallint;
+    return (select max(k::integer) from jsonb_object_keys(p_keys) as k);
 end
 $$;
 comment on function app_logic.field_key_current(jsonb) is 'The newest key version of a key map (what seals).';
 
 -- One sealed value opened with a key map: null for a row that is not sealed.
-create function app_logic.open_sealed(p_data bytea, p_version smallint, p_keys jsonb) returns jsonb
+create function app_logic.open_sealed(p_data bytea, p_version integer, p_keys jsonb) returns jsonb
 language plpgsql immutable
 as $$
 declare
@@ -121,10 +121,10 @@ begin
     return extensions.pgp_sym_decrypt(p_data, v_key)::jsonb;
 end
 $$;
-comment on function app_logic.open_sealed(bytea, smallint, jsonb) is 'Decrypt one sealed value with a key map (version -> key).';
+comment on function app_logic.open_sealed(bytea, integer, jsonb) is 'Decrypt one sealed value with a key map (version -> key).';
 
 -- Seal a set of fields under the newest key.
-create function app_logic.seal(p_fields jsonb, out version smallint, out data bytea)
+create function app_logic.seal(p_fields jsonb, out version integer, out data bytea)
 language plpgsql volatile security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
@@ -137,16 +137,17 @@ begin
     data := extensions.pgp_sym_encrypt(p_fields::text, v_keys ->> version::text, 'cipher-algo=aes256, compress-algo=0, s2k-mode=1');
 end
 $$;
-comment on function app_logic.seal(jsonb) is 'Encrypt fields (a JSON object) under the newest field key: the version and the ciphertext.';
+comment on function app_logic.seal(jsonb) is
+'Encrypt fields (a JSON object) under the newest field key: the version and the ciphertext.';
 
 -- Open one sealed row, for the few readers of single rows (export, the update of a sealed row).
-create function app_logic.unseal(p_data bytea, p_version smallint) returns jsonb
+create function app_logic.unseal(p_data bytea, p_version integer) returns jsonb
 language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
     select case when p_data is not null then app_logic.open_sealed(p_data, p_version, app_logic.field_keys()) end
 $$;
-comment on function app_logic.unseal(bytea, smallint) is 'Decrypt one sealed value (reads the key file once per call).';
+comment on function app_logic.unseal(bytea, integer) is 'Decrypt one sealed value (reads the key file once per call).';
 
 -- A row as JSON with its sealed fields opened in place and sealed/key_version left out: the
 -- row as it was before encryption (GDPR export).
@@ -154,7 +155,7 @@ create function app_logic.opened_row(p_row jsonb) returns jsonb
 language sql stable
 as $$
     select (p_row - 'sealed' - 'key_version') || coalesce(
-        app_logic.unseal(decode(substr(p_row ->> 'sealed', 3), 'hex'), (p_row ->> 'key_version')::smallint), '{}'
+        app_logic.unseal(decode(substr(p_row ->> 'sealed', 3), 'hex'), (p_row ->> 'key_version')::integer), '{}'
     )
 $$;
 comment on function app_logic.opened_row(jsonb) is
@@ -280,7 +281,7 @@ set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     v_keys jsonb := app_logic.field_keys();
-    v_current smallint := app_logic.field_key_current(v_keys);
+    v_current integer := app_logic.field_key_current(v_keys);
     v_rows integer;
 begin
     if p_table not in ('accessibility_preferences', 'brand_engagement') then
@@ -316,13 +317,13 @@ comment on function app_logic.reseal_batch(text, integer) is
 -- What db.rotate-key reports before and after: rows per table and key version (null: in clear),
 -- and whether the key file holds that version.
 create function app_logic.field_key_status()
-returns table (table_name text, key_version smallint, row_count bigint, key_present boolean, newest smallint)
+returns table (table_name text, key_version integer, row_count bigint, key_present boolean, newest integer)
 language plpgsql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
 declare
     v_keys jsonb := app_logic.field_keys();
-    v_current smallint := app_logic.field_key_current(v_keys);
+    v_current integer := app_logic.field_key_current(v_keys);
 begin
     return query
     select s.t, s.v, s.n, s.v is null or v_keys ? s.v::text, v_current

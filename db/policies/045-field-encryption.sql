@@ -22,9 +22,9 @@ begin
 end
 $pin$;
 alter function app_logic.field_key_current(jsonb) owner to chorus_keyholder;
-alter function app_logic.open_sealed(bytea, smallint, jsonb) owner to chorus_keyholder;
+alter function app_logic.open_sealed(bytea, integer, jsonb) owner to chorus_keyholder;
 alter function app_logic.seal(jsonb) owner to chorus_keyholder;
-alter function app_logic.unseal(bytea, smallint) owner to chorus_keyholder;
+alter function app_logic.unseal(bytea, integer) owner to chorus_keyholder;
 alter function app_logic.opened_preference_themes(timestamptz, timestamptz) owner to chorus_keyholder;
 alter function app_logic.opened_engagement_counts(timestamptz, timestamptz) owner to chorus_keyholder;
 alter function app_logic.exposed_session_themes() owner to chorus_keyholder;
@@ -33,7 +33,7 @@ alter function app_logic.field_key_status() owner to chorus_keyholder;
 
 -- The build's role (the owner of every other function) calls these from the endpoints, the
 -- triggers, the export and the A/B results.
-grant execute on function app_logic.seal(jsonb), app_logic.unseal(bytea, smallint),
+grant execute on function app_logic.seal(jsonb), app_logic.unseal(bytea, integer),
 app_logic.exposed_session_themes(), app_logic.reseal_batch(text, integer), app_logic.field_key_status(),
 app_logic.opened_preference_themes(timestamptz, timestamptz), app_logic.opened_engagement_counts(timestamptz, timestamptz)
 to current_user;
