@@ -29,7 +29,7 @@ TABLES = ("accessibility_preferences", "brand_engagement")
 HEADER = "# chorus-website-db field-encryption keys: <version> <64 hex digits>; the highest version encrypts.\n"
 
 
-class KeyError_(UserError):
+class FieldKeyError(UserError):
     """A key file or rotation problem; the message says what to do."""
 
 
@@ -46,16 +46,16 @@ def versions(path: Path) -> list[int]:
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise KeyError_(f"the field-encryption key file {path} is missing: restore it from where the keys are kept") from None
+        raise FieldKeyError(f"the field-encryption key file {path} is missing: restore it from where the keys are kept") from None
     except PermissionError:
-        raise KeyError_(f"the field-encryption key file {path} cannot be read: run as its owner (or root)") from None
+        raise FieldKeyError(f"the field-encryption key file {path} cannot be read: run as its owner (or root)") from None
     found = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         match = LINE.match(line)
         if not match or not 1 <= int(match[1]) <= 32767:
-            raise KeyError_(f'line {number} of {path} is not "<version 1-32767> <64 hex digits>": correct it')
+            raise FieldKeyError(f'line {number} of {path} is not "<version 1-32767> <64 hex digits>": correct it')
         found.append(int(match[1]))
     return found
 
@@ -65,7 +65,7 @@ def add_version(path: Path) -> int:
     held = versions(path)
     version = max(held, default=0) + 1
     if version > 32767:
-        raise KeyError_(f"{path} already holds version 32767: remove the retired versions and renumber")
+        raise FieldKeyError(f"{path} already holds version 32767: remove the retired versions and renumber")
     with path.open("a") as handle:
         handle.write(f"{version} {secrets.token_hex(32)}\n")
     return version
@@ -81,7 +81,7 @@ def status(conn: psycopg.Connection) -> list[tuple]:
     try:
         return conn.execute("select * from app_logic.field_key_status()").fetchall()
     except psycopg.Error as exc:
-        raise KeyError_(_sentence(exc)) from None
+        raise FieldKeyError(_sentence(exc)) from None
 
 
 def _sentence(exc: psycopg.Error) -> str:
@@ -97,14 +97,14 @@ def rotate(url: str, batch: int, log: Callable[[str], None], new_key: bool = Fal
     """Bring every row under the newest key in committed batches; resumable (each row carries
     its key version, so a second run starts where the first stopped). Returns rows per table."""
     if not 1 <= batch <= 100000:
-        raise KeyError_(f"--batch takes 1 to 100000 rows, not {batch}")
+        raise FieldKeyError(f"--batch takes 1 to 100000 rows, not {batch}")
     with psycopg.connect(url, autocommit=True) as conn:
         if new_key:
             path = key_file or configured_path(conn)
             if path is None:
-                raise KeyError_(f"the server names no key file ({SETTING}): set it, or pass --key-file")
+                raise FieldKeyError(f"the server names no key file ({SETTING}): set it, or pass --key-file")
             if not path.exists():
-                raise KeyError_(f"{path} is not on this machine: add the new line to the server's key file there "
+                raise FieldKeyError(f"{path} is not on this machine: add the new line to the server's key file there "
                                 "(\"<version> <64 hex digits>\"), then run db.rotate-key without --new-key")
             version = add_version(path)
             log(f"added key version {version} to {path}")
@@ -112,7 +112,7 @@ def rotate(url: str, batch: int, log: Callable[[str], None], new_key: bool = Fal
         missing = [(t, v) for t, v, _n, present, _new in before if not present]
         if missing:
             table, version = missing[0]
-            raise KeyError_(f"rows of app.{table} are encrypted with key version {version}, which the key file does "
+            raise FieldKeyError(f"rows of app.{table} are encrypted with key version {version}, which the key file does "
                             "not hold: put that key back in the file and run again")
         newest = before[0][4] if before else None
         done = dict.fromkeys(TABLES, 0)
@@ -122,7 +122,7 @@ def rotate(url: str, batch: int, log: Callable[[str], None], new_key: bool = Fal
                 try:
                     (rows,) = conn.execute("select app_logic.reseal_batch(%s, %s)", (table, batch)).fetchone()
                 except psycopg.Error as exc:
-                    raise KeyError_(_sentence(exc) + f" (app.{table}, after {done[table]} rows; run again to go on)") from None
+                    raise FieldKeyError(_sentence(exc) + f" (app.{table}, after {done[table]} rows; run again to go on)") from None
                 if rows == 0:
                     break
                 done[table] += rows
