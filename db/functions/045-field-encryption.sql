@@ -35,6 +35,41 @@
 -- 6 µs (pg_read_file, measured), and the bulk readers below read it once per call, not once
 -- per row.
 
+-- What each column is now (schema 381 added sealed and key_version; comments live here, re-applied).
+comment on column app.accessibility_preferences.sealed is
+'The encrypted profile: accessibility_theme, dark_mode_preference, reduced_motion, high_contrast, font_size_preference '
+'as one JSON object (pgcrypto OpenPGP, AES-256 with MDC). Encrypted because together they are a disability and health '
+'profile (a colour-vision deficiency, vestibular disorders, low vision).';
+comment on column app.accessibility_preferences.key_version is
+'The field key version sealed was encrypted with; null for a row written before encryption (db.rotate-key seals it).';
+comment on column app.brand_engagement.sealed is
+'The encrypted engagement details: logo_interactions, time_spent_per_section, cta_clicks, accessibility_features_used, '
+'keyboard_navigation_used as one JSON object (pgcrypto OpenPGP, AES-256 with MDC). Encrypted because exact interaction '
+'times are a fingerprint, sections and CTA clicks are free-form JSON (free text), and the assistive technology used is a '
+'disability profile.';
+comment on column app.brand_engagement.key_version is
+'The field key version sealed was encrypted with; null for a row written before encryption (db.rotate-key seals it).';
+comment on column app.accessibility_preferences.accessibility_theme is
+'Encrypted into sealed: null in every sealed row; set only in a row written before encryption.';
+comment on column app.accessibility_preferences.dark_mode_preference is
+'Encrypted into sealed: null in every sealed row; set only in a row written before encryption.';
+comment on column app.accessibility_preferences.reduced_motion is
+'Encrypted into sealed: null in every sealed row; set only in a row written before encryption.';
+comment on column app.accessibility_preferences.high_contrast is
+'Encrypted into sealed: null in every sealed row; set only in a row written before encryption.';
+comment on column app.accessibility_preferences.font_size_preference is
+'Encrypted into sealed: null in every sealed row; set only in a row written before encryption.';
+comment on column app.brand_engagement.logo_interactions is
+'Encrypted into sealed: null in every sealed row; set only in a row written before encryption.';
+comment on column app.brand_engagement.time_spent_per_section is
+'Encrypted into sealed: null in every sealed row; set only in a row written before encryption.';
+comment on column app.brand_engagement.cta_clicks is
+'Encrypted into sealed: null in every sealed row; set only in a row written before encryption.';
+comment on column app.brand_engagement.accessibility_features_used is
+'Encrypted into sealed: null in every sealed row; set only in a row written before encryption.';
+comment on column app.brand_engagement.keyboard_navigation_used is
+'Encrypted into sealed: null in every sealed row; set only in a row written before encryption.';
+
 -- The key file's keys, {"<version>": "<hex key>", ...}, or {"error": "<sentence>"} when there is
 -- none to read (a reader of sealed rows then raises that sentence; see field_key_problem).
 create function app_logic.field_keys() returns jsonb
