@@ -158,7 +158,10 @@ def _operation(doc: dict, path: str, method: str, route: routes.Route | None) ->
         # checked like a body's fields (an unknown one is refused).
         schema = {"type": "object", "required": [p["name"] for p in params if p.get("required")],
                   "properties": {p["name"]: {**p.get("schema", {}), "description": p.get("description", "")} for p in params}}
-        out += ["Query parameters (unknown ones are refused):", "", *FIELD_HEADER, *_field_rows(schema), ""]
+        if params:
+            out += ["Query parameters (unknown ones are refused):", "", *FIELD_HEADER, *_field_rows(schema), ""]
+        else:
+            out += ["Query parameters: none (any one is refused).", ""]
         params = []
     if params:
         standard = [

@@ -50,6 +50,12 @@ begin
         create role admin nologin;
     end if;
     grant anon, reader, admin to authenticator;
+    -- The owner of the field-encryption key reader (db/functions/045-field-encryption.sql): a
+    -- role membership is no part of a dump, and without it the restored key reader reads nothing.
+    if not exists (select from pg_roles where rolname = 'chorus_keyholder') then
+        create role chorus_keyholder nologin;
+    end if;
+    grant pg_read_server_files to chorus_keyholder;
 end
 $roles$
 """

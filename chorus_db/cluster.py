@@ -29,6 +29,8 @@ SETTINGS_FILE = "chorus.conf"
 # (a clone under /root, mode 700): one directory per checkout.
 SYSTEM_DATA_DIR = Path("/var/lib/chorus-website-db")
 PASSWORD_FILE = "chorus_superuser_password"
+# The field-encryption key file, outside the data directory (chorus_db.fieldkeys).
+KEY_FILE_SUFFIX = "field-keys"
 SUPERUSER = "postgres"
 
 
@@ -115,6 +117,31 @@ class Cluster:
         raise ClusterError(f"{self.datadir / SETTINGS_FILE} names no port: remove {self.datadir} and start again")
 
     @property
+    def key_file(self) -> Path:
+        """The field-encryption key file the settings name (kept when the data directory was
+        copied, as a replica's is), else this cluster's own `<pgdata>.field-keys`."""
+        settings = self.datadir / SETTINGS_FILE
+        if settings.exists():
+            for line in settings.read_text().splitlines():
+                key, _, value = line.partition("=")
+                if key.strip() == "chorus.field_key_file":
+                    return Path(value.strip().strip("'"))
+        return self.datadir.parent / f"{self.datadir.name}.{KEY_FILE_SUFFIX}"
+
+    def _ensure_key_file(self, created: bool) -> Path:
+        """A new cluster gets a key file; so does one made before encryption (its settings name
+        none). A key file gone from a cluster that had one is not replaced: the rows sealed with
+        it would be lost for good, and the database says which file to restore."""
+        path = self.key_file
+        named = (self.datadir / SETTINGS_FILE).exists() and "chorus.field_key_file" in (
+            self.datadir / SETTINGS_FILE).read_text()
+        if not path.exists() and (created or not named):
+            from .fieldkeys import new_key_file
+
+            new_key_file(path, self.os_user)
+        return path
+
+    @property
     def password(self) -> str:
         return (self.datadir.parent / f"{self.datadir.name}.{PASSWORD_FILE}").read_text().strip()
 
@@ -173,6 +200,7 @@ class Cluster:
         if proc.returncode != 0:
             shutil.rmtree(self.datadir, ignore_errors=True)
             raise ClusterError(f"initdb failed in {self.datadir}: {_last_line(proc.stderr or proc.stdout)}")
+        self._ensure_key_file(created=True)
         self._write_settings(first_free_port(self.first_port))
         with (self.datadir / "postgresql.conf").open("a") as conf:
             conf.write(f"\ninclude_if_exists = '{SETTINGS_FILE}'\n")
@@ -181,10 +209,14 @@ class Cluster:
     def _write_settings(self, port: int) -> None:
         """The project's settings, rewritten at every start so a cluster made by an older
         checkout gets the current ones; only the port chosen at initdb time is kept."""
+        key_file = self._ensure_key_file(created=False)
         settings = "\n".join(
             [
                 "# Written by chorus_db.cluster: the embedded cluster's own settings.",
                 f"port = {port}",
+                # A server setting, not a role or database one: no dump carries it, no session
+                # may change it (db/functions/045-field-encryption.sql).
+                f"chorus.field_key_file = '{key_file}'",
                 "listen_addresses = '127.0.0.1'",
                 "unix_socket_directories = ''",
                 "shared_preload_libraries = 'pg_cron'",
@@ -306,6 +338,7 @@ class Cluster:
         self.stop("immediate") if self.running() else None
         shutil.rmtree(self.datadir, ignore_errors=True)
         (self.datadir.parent / f"{self.datadir.name}.{PASSWORD_FILE}").unlink(missing_ok=True)
+        (self.datadir.parent / f"{self.datadir.name}.{KEY_FILE_SUFFIX}").unlink(missing_ok=True)
 
 
 def _last_line(text: str) -> str:

@@ -30,6 +30,11 @@ POSTGREST_UID = 1000
 NGINX_GID = 101
 
 MAKE = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > secrets/{name}"
+# The field-encryption key file (chorus_db.fieldkeys; mounted by the postgres service only, so
+# checked when present): "<version> <64 hex digits>" lines.
+KEY_FILE = "field_keys"
+KEY_LINE = re.compile(r"^\s*([0-9]{1,4})\s+[0-9a-fA-F]{64}\s*$")
+MAKE_KEYS = "python3 -c 'import secrets; print(1, secrets.token_hex(32))' > secrets/field_keys"
 
 
 class SecretError(ValueError):
@@ -53,7 +58,20 @@ def read_secret(directory: Path, name: str) -> str:
     return value
 
 
+def check_key_file(directory: Path) -> None:
+    path = directory / KEY_FILE
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not lines:
+        raise SecretError(f"secrets/{KEY_FILE} holds no key: write one: {MAKE_KEYS}")
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip() and not line.lstrip().startswith("#") and not KEY_LINE.match(line):
+            raise SecretError(f'line {number} of secrets/{KEY_FILE} is not "<version> <64 hex digits>": correct it')
+
+
 def check(directory: Path) -> dict[str, str]:
+    check_key_file(directory)
     values = {name: read_secret(directory, name) for name in NAMES}
     if len(set(values.values())) < len(values):
         raise SecretError("secrets/ holds the same value twice: give every secret its own random value")

@@ -45,7 +45,10 @@ LIVE_RELAY_PORT = int(os.environ.get("LIVE_RELAY_PORT", "3002"))
 AUTHENTICATOR = "authenticator"
 ANON_ROLE = "anon"
 API_ROLES = ("reader", "admin")
-PROJECT_ROLES = (AUTHENTICATOR, ANON_ROLE, *API_ROLES)
+# Owns the field-encryption key reader (db/functions/045-field-encryption.sql); its grants on the
+# tables are revoked and granted again with the others on every declarative rebuild.
+KEYHOLDER_ROLE = "chorus_keyholder"
+PROJECT_ROLES = (AUTHENTICATOR, ANON_ROLE, *API_ROLES, KEYHOLDER_ROLE)
 
 # Project-owned pg_cron jobs carry this prefix; jobs without it belong to others.
 CRON_JOB_PREFIX = "chorus_website:"

@@ -171,3 +171,25 @@ def retention(c, apply=False, kind=None):
         extra += "" if complete else " (batch limit: more is due)"
         extra += f" ERROR {error}" if error else ""
         print(f"  {str(started)[:19]}  {run_kind:26} {rows:>9} row(s) in {duration}{extra}")
+
+
+@task(
+    name="rotate-key",
+    help={
+        "new_key": "first append a new key version to the key file (the server's, when it is on this machine)",
+        "key_file": "the key file to add the version to (default: the one the server names; CHORUS_FIELD_KEY_FILE)",
+        "batch": "rows per committed batch (default 1000)",
+    },
+)
+def rotate_key(c, new_key=False, key_file=None, batch=1000):
+    """Re-encrypt the encrypted fields under the newest field key, in committed batches; resumable."""
+    from chorus_db import fieldkeys
+
+    url = database_url()
+    echo(f"re-encrypting the sealed fields of {where(url)} in batches of {batch}")
+    path = Path(key_file) if key_file else fieldkeys.key_file_from_env()
+    try:
+        done = fieldkeys.rotate(url, int(batch), log=lambda line: echo(line), new_key=new_key, key_file=path)
+    except KeyboardInterrupt:
+        raise Exit("interrupted: every committed batch stays re-encrypted; run invoke db.rotate-key again to go on", code=1)
+    echo("re-encrypted " + ", ".join(f"app.{t}: {n:,} rows" for t, n in done.items()))

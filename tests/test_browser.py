@@ -256,7 +256,7 @@ def test_the_submitted_lead_is_in_get_api_leads(submitted, http):
 
 def test_the_form_wrote_preferences_engagement_page_view_and_consent_with_its_version(submitted, http):
     session = submitted["session"]
-    (theme,) = http.sql("select accessibility_theme from app.accessibility_preferences where session_id = %s", (session,))[0]
+    (theme,) = http.sql("select accessibility_theme from app_logic.accessibility_preferences_opened where session_id = %s", (session,))[0]
     assert theme == "tritanopia"
     vitals = http.sql("select core_web_vitals from app.brand_engagement where session_id = %s", (session,))
     assert vitals and all("lcp" in v[0] for v in vitals)

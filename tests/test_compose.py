@@ -295,16 +295,18 @@ def test_the_build_runs_invoke_db_build_on_the_project_database_then_sets_the_lo
 def test_secrets_are_files_checked_before_anything_starts(compose):
     name, doc = compose
     text = (ROOT / name).read_text()
-    # The monitoring profile's exporter login is a file too, needed by that profile only.
+    # The field keys go to the project's own PostgreSQL (a shared server is configured by its
+    # operator); the monitoring profile's exporter login is a file too, needed by that profile only.
     optional = {"monitor_password"} if name == "docker-compose.yml" else set()
-    assert {k: v["file"] for k, v in doc["secrets"].items()} == {s: f"./secrets/{s}" for s in SECRET_FILES | optional}
+    expected = SECRET_FILES | ({"field_keys"} if "postgres" in doc["services"] else set())
+    assert {k: v["file"] for k, v in doc["secrets"].items()} == {s: f"./secrets/{s}" for s in expected | optional}
     # No secret travels in a variable: .env names none, the files use none.
     used = set(re.findall(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)", text))  # $${X} is for the shell
     assert used <= set(_env_example()), f"{name} uses variables .env.example does not name"
     assert not {"POSTGRES_PASSWORD", "AUTHENTICATOR_PASSWORD", "PGRST_JWT_SECRET"} & (used | set(_env_example()))
     check = doc["services"]["secrets"]
     assert check["command"] == ["python", "-m", "chorus_db.compose_secrets", "check", "/run/secrets"]
-    assert set(check["secrets"]) == SECRET_FILES and check["network_mode"] == "none"
+    assert set(check["secrets"]) == expected and check["network_mode"] == "none"
     first = "postgres" if "postgres" in doc["services"] else "migrate"
     assert doc["services"][first]["depends_on"] == {"secrets": {"condition": "service_completed_successfully"}}
     if "postgres" in doc["services"]:
@@ -407,3 +409,14 @@ def test_the_mail_worker_runs_the_task_with_smtp_url_from_the_environment():
     assert service["image"] == COMPOSE["services"]["migrate"]["image"]
     assert service["environment"]["SMTP_URL"] == "${SMTP_URL:-}"
     assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_postgres_gets_the_field_key_file_as_a_secret_named_by_a_server_setting():
+    service = COMPOSE["services"]["postgres"]
+    assert "field_keys" in service["secrets"]
+    command = service["command"]
+    assert "chorus.field_key_file=/run/secrets/field_keys" in command
+    assert command[command.index("chorus.field_key_file=/run/secrets/field_keys") - 1] == "-c"
+    assert "field_keys" in COMPOSE["services"]["postgres-replica"]["secrets"], "the standby decrypts its reads too"
+    assert not any("field_keys" in str(other.get("secrets", [])) for name, other in COMPOSE["services"].items()
+                   if name not in ("postgres", "postgres-replica", "secrets")), "only PostgreSQL mounts the keys"

@@ -81,3 +81,21 @@ def test_postgrest_files_are_not_written_from_bad_secrets(good, tmp_path):
     (good / "postgres_password").write_text("changeme")
     proc = _run("postgrest", str(good), str(tmp_path / "out"), str(tmp_path / "sock"), "postgres", "5432")
     assert proc.returncode == 1 and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "secrets/field_keys holds no key: write one: python3 -c 'import secrets; print(1, secrets.token_hex(32))' > secrets/field_keys"),
+        ("1 " + "ab" * 32 + "\nkey-looking-text\n", 'line 2 of secrets/field_keys is not "<version> <64 hex digits>": correct it'),
+    ],
+)
+def test_a_malformed_field_key_file_stops_everything_with_one_line_that_never_quotes_it(good, content, message):
+    (good / "field_keys").write_text(content)
+    result = _run("check", str(good))
+    assert result.returncode == 1 and result.stderr.strip() == f"refusing to start: {message}"
+
+
+def test_a_well_formed_field_key_file_passes(good):
+    (good / "field_keys").write_text("# keys\n1 " + secrets.token_hex(32) + "\n2 " + secrets.token_hex(32) + "\n")
+    assert _run("check", str(good)).returncode == 0

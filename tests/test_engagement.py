@@ -64,7 +64,7 @@ def test_the_seeds_accessibility_preferences_request_is_accepted_with_201(api, d
     row = db.execute(
         """select accessibility_theme, dark_mode_preference, reduced_motion, high_contrast, font_size_preference,
                   logo_interaction_count, theme_switch_count, session_duration, lead_id
-           from app.accessibility_preferences where session_id = 'sess_abc123'"""
+           from app_logic.accessibility_preferences_opened where session_id = 'sess_abc123'"""
     ).fetchone()
     assert row == ("deuteranopia", True, False, False, "medium", 5, 0, 180000, None)
 
@@ -80,7 +80,7 @@ def test_every_preferences_field_is_stored(api, db):
     assert api.post(PREFERENCES, body).status == 201
     row = db.execute(
         """select dark_mode_preference, high_contrast, font_size_preference, theme_switch_count
-           from app.accessibility_preferences"""
+           from app_logic.accessibility_preferences_opened"""
     ).fetchone()
     assert row == (False, True, "x-large", 2)
 
@@ -93,7 +93,7 @@ def test_a_later_post_for_the_same_session_updates_its_row_and_answers_200(api, 
     assert response.body == {"status": "updated"}
     rows = db.execute(
         """select accessibility_theme, session_duration, logo_interaction_count, created_at, last_updated
-           from app.accessibility_preferences"""
+           from app_logic.accessibility_preferences_opened"""
     ).fetchall()
     assert len(rows) == 1
     theme, duration, logo, created, updated = rows[0]
@@ -109,7 +109,7 @@ def test_the_seeds_brand_engagement_request_is_accepted_with_201(api, db):
     row = db.execute(
         """select logo_interactions, scroll_depth_percentage, time_spent_per_section, core_web_vitals,
                   accessibility_features_used, cta_clicks, keyboard_navigation_used, logo_accessibility_theme_changes
-           from app.brand_engagement"""
+           from app_logic.brand_engagement_opened"""
     ).fetchone()
     assert row[0] == SEED_ENGAGEMENT["logoInteractions"]
     assert row[1] == 85
@@ -129,7 +129,7 @@ def test_every_brand_engagement_field_is_stored(api, db):
     }
     assert api.post(ENGAGEMENT, body).status == 201
     row = db.execute(
-        "select cta_clicks, core_web_vitals, keyboard_navigation_used, logo_accessibility_theme_changes from app.brand_engagement"
+        "select cta_clicks, core_web_vitals, keyboard_navigation_used, logo_accessibility_theme_changes from app_logic.brand_engagement_opened"
     ).fetchone()
     assert row == (body["ctaClicks"], body["coreWebVitals"], True, 3)
 
@@ -268,7 +268,7 @@ def test_session_data_posted_after_the_lead_links_to_it(api, db):
     assert api.post(ENGAGEMENT, SEED_ENGAGEMENT).status == 201
     assert api.post(PREFERENCES, {**SEED_PREFERENCES, "sessionId": "another"}).status == 201
     assert db.execute(
-        "select lead_id::text from app.accessibility_preferences where session_id = 'sess_abc123'"
+        "select lead_id::text from app_logic.accessibility_preferences_opened where session_id = 'sess_abc123'"
     ).fetchone()[0] == lead_id
     assert db.execute("select lead_id::text from app.brand_engagement").fetchone()[0] == lead_id
     assert db.execute(

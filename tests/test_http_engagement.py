@@ -59,7 +59,7 @@ def test_the_seed_accessibility_preferences_request_is_201_then_200_for_the_same
     assert (second.status_code, second.json()) == (200, {"status": "updated"})
     rows = http.sql(
         "select accessibility_theme, dark_mode_preference, reduced_motion, logo_interaction_count, session_duration,"
-        " font_size_preference from app.accessibility_preferences where session_id = %s",
+        " font_size_preference from app_logic.accessibility_preferences_opened where session_id = %s",
         (session,),
     )
     assert rows == [("tritanopia", True, False, 5, 240000, "medium")]
@@ -101,7 +101,7 @@ def test_the_seed_brand_engagement_request_is_201_and_stored(http):
     assert (response.status_code, response.json()) == (201, {"status": "recorded"})
     rows = http.sql(
         "select scroll_depth_percentage, jsonb_array_length(logo_interactions), core_web_vitals, time_spent_per_section"
-        " from app.brand_engagement where session_id = %s",
+        " from app_logic.brand_engagement_opened where session_id = %s",
         (session,),
     )
     assert rows == [(75, 2, {"lcp": 2300, "fid": 85, "cls": 0.08}, {"hero": 12000, "ecosystem": 30500, "contact": 8000})]

@@ -61,7 +61,7 @@ def test_the_standby_is_a_base_backup_streaming_through_the_slot_of_the_local_re
     assert f"--slot={replica.SLOT}" in command and "pg_basebackup -h postgres" in command
     assert "--write-recovery-conf" in command and "hot_standby=on" in command
     # Its password comes from the secret file, never from a variable.
-    assert service["secrets"] == ["postgres_password"] and 'PGPASSWORD="$$(cat /run/secrets/postgres_password)"' in command
+    assert service["secrets"] == ["postgres_password", "field_keys"] and 'PGPASSWORD="$$(cat /run/secrets/postgres_password)"' in command
     assert service["image"] == SERVICES["postgres"]["image"]
     # The primary admits the standby's replication connection and caps what its slot keeps.
     hba = (ROOT / "deploy/postgres/initdb/50-replication.sh").read_text()

@@ -134,3 +134,77 @@ def test_token_endpoints_answer_json_or_a_4xx_whatever_the_headers(http, path, h
     assert answer.status_code < 500, answer.text
     if "X-API-Key" in header:
         assert answer.status_code == 401
+
+
+# -- the rate limits of GET /api/form-token and /api/challenge (rules form_token, challenge) --
+
+TOKEN_PATHS = {"/api/form-token": "form_token", "/api/challenge": "challenge"}
+
+
+def token_hits(db, action: str) -> int:
+    row = db.execute(
+        "select coalesce(sum(cardinality(hits)), 0) from app.rate_limit_counters where action = %s and scope = 'ip'", (action,)
+    ).fetchone()
+    return row[0]
+
+
+@pytest.mark.parametrize("path", TOKEN_PATHS)
+def test_token_endpoints_admit_the_rule_s_number_per_address_then_429_with_retry_after(api, db, path):
+    action = TOKEN_PATHS[path]
+    db.execute("update app.rate_limit_rules set max_requests = 3 where action = %s and scope = 'ip'", (action,))
+    answers = [api.get(path, client_ip="198.51.100.7", frozen_now="2030-01-01T10:00:00Z") for _ in range(4)]
+    assert [a.status for a in answers] == [200, 200, 200, 429]
+    refused = answers[3]
+    assert refused.json()["code"] == "CHR01" and refused.json()["message"] == "Too many requests: try again in 60 seconds."
+    assert refused.headers["Retry-After"] == "60"
+    # Another address is another client; the refused request took no slot.
+    assert api.get(path, client_ip="198.51.100.8", frozen_now="2030-01-01T10:00:00Z").status == 200
+    assert token_hits(db, action) == 4
+    # A minute later the window has moved on.
+    assert api.get(path, client_ip="198.51.100.7", frozen_now="2030-01-01T10:01:00.001Z").status == 200
+
+
+@pytest.mark.parametrize("path", TOKEN_PATHS)
+def test_the_two_token_limits_are_separate(api, db, path):
+    other = next(p for p in TOKEN_PATHS if p != path)
+    db.execute("update app.rate_limit_rules set max_requests = 1 where action = %s and scope = 'ip'", (TOKEN_PATHS[path],))
+    assert api.get(path).status == 200 and api.get(path).status == 429
+    assert api.get(other).status == 200
+
+
+@pytest.mark.parametrize("path", TOKEN_PATHS)
+@pytest.mark.parametrize("query", ["x=1", "formToken=" + "9" * 5000, "a=1&a=2", "%ZZ=1", "=", "\u202e=1"])
+def test_a_query_parameter_is_a_400_naming_it_and_still_counts(api, db, path, query):
+    answer = api.get(path + "?" + query)
+    assert answer.status == 400, answer.body
+    assert answer.json()["code"] == "CHV01"
+    assert token_hits(db, TOKEN_PATHS[path]) == 1
+
+
+@pytest.mark.parametrize("path", TOKEN_PATHS)
+def test_rate_limit_rules_of_the_token_endpoints_are_data(db, path):
+    (row,) = db.execute(
+        "select max_requests, window_seconds from app.rate_limit_rules where action = %s and scope = 'ip'", (TOKEN_PATHS[path],)
+    ).fetchall()
+    assert row == (30, 60)
+
+
+@pytest.mark.http
+@pytest.mark.parametrize("path", TOKEN_PATHS)
+def test_through_nginx_the_31st_token_of_a_minute_is_429_and_spoofed_addresses_do_not_help(http, path):
+    client = http.fresh_client()
+    statuses = [client.get(path, headers={"X-Forwarded-For": f"10.9.{i}.1", "X-Real-IP": f"10.8.{i}.1"}).status_code
+                for i in range(31)]
+    assert statuses[:30] == [200] * 30 and statuses[30] == 429, statuses
+    refused = client.get(path)
+    assert refused.status_code == 429 and refused.json()["code"] == "CHR01" and int(refused.headers["Retry-After"]) >= 1
+    assert http.fresh_client().get(path).status_code == 200
+
+
+@pytest.mark.http
+@pytest.mark.parametrize("path", TOKEN_PATHS)
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_token_endpoints_take_only_get_and_head(http, path, method):
+    answer = http.fresh_client().request(method, path, json={"x": 1})
+    assert answer.status_code == 405 and answer.json()["code"] == "CHM01"
+    assert http.fresh_client().request("HEAD", path).status_code == 200

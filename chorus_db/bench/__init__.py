@@ -10,6 +10,7 @@ from .common import (  # noqa: F401 - the package's interface
     BENCH_DB, BENCH_DIR, GOALS, Goal, Report, drop, machine, parse_pgbench, parse_pgbench_log, percentiles, prepare,
 )
 from .audit import audit_cost  # noqa: F401
+from .encryption import encryption_cost  # noqa: F401
 from .http import NGINX_TRUST_WRK, http_path, parse_wrk  # noqa: F401
 from .report import goal_of, goals, print_summary, write  # noqa: F401
 from .retention import retention_at_scale  # noqa: F401

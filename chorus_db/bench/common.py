@@ -58,6 +58,9 @@ GOALS = {
     "retention-p99": Goal("<=", 1.5),
     "growth-1M/1k": Goal("<=", 1.3),
     "growth-10M-audit/1k": Goal("<=", 1.3),
+    # Field-level encryption (chorus_db/bench/encryption.py): encrypted against clear, same run.
+    "encrypted-ingest/clear": Goal(">=", 0.8),
+    "encrypted-analytics/clear": Goal(">=", 0.25),
 }
 
 

@@ -101,7 +101,6 @@ declare
     v_refusal jsonb;
     v_session text;
     v_now timestamptz := app_logic.now();
-    v_inserted boolean;
     v_dark boolean;
     v_motion boolean;
     v_contrast boolean;
@@ -123,17 +122,13 @@ begin
     v_switches := app_logic.integer_field(p_body, 'themeSwitchCount');
     v_duration := app_logic.integer_field(p_body, 'sessionDuration');
     perform app_logic.lock_session(v_session);
-    insert into app.accessibility_preferences as p (
-        session_id, lead_id, accessibility_theme, dark_mode_preference, reduced_motion, high_contrast,
-        font_size_preference, logo_interaction_count, theme_switch_count, session_duration, created_at, last_updated
-    ) values (
-        v_session, app_logic.session_lead(v_session), p_body ->> 'accessibilityTheme', coalesce(v_dark, true),
-        coalesce(v_motion, false), coalesce(v_contrast, false), coalesce(v_font, 'medium'), coalesce(v_logo, 0),
-        coalesce(v_switches, 0), v_duration, v_now, v_now
-    )
-    on conflict (session_id) do update set
-        lead_id = coalesce(excluded.lead_id, p.lead_id),
-        accessibility_theme = excluded.accessibility_theme,
+    -- Update, else insert: the session's lock makes that safe, and an INSERT ... ON CONFLICT would
+    -- encrypt the row it then does not insert (the seal trigger runs before the conflict is seen;
+    -- db/functions/045-field-encryption.sql). A field left out is written as null, which the
+    -- seal trigger reads as "keep the stored value" (coalesce keeps it in a row not sealed yet).
+    update app.accessibility_preferences as p set
+        lead_id = coalesce(app_logic.session_lead(v_session), p.lead_id),
+        accessibility_theme = p_body ->> 'accessibilityTheme',
         dark_mode_preference = coalesce(v_dark, p.dark_mode_preference),
         reduced_motion = coalesce(v_motion, p.reduced_motion),
         high_contrast = coalesce(v_contrast, p.high_contrast),
@@ -142,9 +137,16 @@ begin
         theme_switch_count = coalesce(v_switches, p.theme_switch_count),
         session_duration = coalesce(v_duration, p.session_duration),
         last_updated = v_now
-    -- xmax is 0 only on a freshly inserted row version: insert (201) or update (200).
-    returning p.xmax = 0 into v_inserted;
-    if v_inserted then
+    where p.session_id = v_session;
+    if not found then
+        insert into app.accessibility_preferences (
+            session_id, lead_id, accessibility_theme, dark_mode_preference, reduced_motion, high_contrast,
+            font_size_preference, logo_interaction_count, theme_switch_count, session_duration, created_at, last_updated
+        ) values (
+            v_session, app_logic.session_lead(v_session), p_body ->> 'accessibilityTheme', coalesce(v_dark, true),
+            coalesce(v_motion, false), coalesce(v_contrast, false), coalesce(v_font, 'medium'), coalesce(v_logo, 0),
+            coalesce(v_switches, 0), v_duration, v_now, v_now
+        );
         return app_logic.respond(201, jsonb_build_object('status', 'created'));
     end if;
     return app_logic.respond(200, jsonb_build_object('status', 'updated'));

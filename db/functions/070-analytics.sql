@@ -47,11 +47,9 @@ select
 from (
     values (1, 'default'), (2, 'protanopia'), (3, 'deuteranopia'), (4, 'tritanopia'), (5, 'achromatopsia')
 ) as themes (position, theme)
-left join app.accessibility_preferences as p
-    on
-        themes.theme = p.accessibility_theme
-        and p.created_at > app_logic.now() - interval '30 days'
-        and p.created_at <= app_logic.now()
+-- The theme is encrypted (db/functions/045-field-encryption.sql): the window's rows, decrypted.
+left join app_logic.opened_preference_themes(app_logic.now() - interval '30 days', app_logic.now()) as p
+    on themes.theme = p.accessibility_theme
 group by themes.position, themes.theme
 order by themes.position;
 comment on view api.accessibility_usage is
@@ -70,11 +68,9 @@ with per_session as (
     select
         e.session_id,
         max(e.scroll_depth_percentage) as scroll_depth,
-        max(jsonb_array_length(e.cta_clicks)) as cta_clicks
-    from app.brand_engagement as e
-    where
-        e.created_at > app_logic.now() - interval '30 days'
-        and e.created_at <= app_logic.now()
+        max(e.cta_clicks) as cta_clicks
+    -- The CTA clicks are encrypted (db/functions/045-field-encryption.sql): counted decrypted.
+    from app_logic.opened_engagement_counts(app_logic.now() - interval '30 days', app_logic.now()) as e
     group by e.session_id
 )
 

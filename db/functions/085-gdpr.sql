@@ -111,12 +111,12 @@ begin
             from app.lead_interactions as i where i.lead_id = v_lead.id
         ),
         'accessibilityPreferences', (
-            select coalesce(jsonb_agg(app_logic.camel_keys(to_jsonb(p)) order by p.created_at), '[]')
+            select coalesce(jsonb_agg(app_logic.camel_keys(app_logic.opened_row(to_jsonb(p))) order by p.created_at), '[]')
             from app.accessibility_preferences as p
             where p.lead_id = v_lead.id or (p.session_id = any(v_sessions) and p.lead_id is null)
         ),
         'brandEngagement', (
-            select coalesce(jsonb_agg(app_logic.camel_keys(to_jsonb(e)) order by e.created_at), '[]')
+            select coalesce(jsonb_agg(app_logic.camel_keys(app_logic.opened_row(to_jsonb(e))) order by e.created_at), '[]')
             from app.brand_engagement as e
             where e.lead_id = v_lead.id or (e.session_id = any(v_sessions) and e.lead_id is null)
         ),

@@ -518,7 +518,8 @@ as $$
     with exposed as (
         select e.test_id, e.position, e.session_id, coalesce(p.accessibility_theme, 'unknown') as theme
         from app.ab_test_exposures as e
-        left join app.accessibility_preferences as p on e.session_id = p.session_id
+        -- The theme is encrypted (db/functions/045-field-encryption.sql).
+        left join app_logic.exposed_session_themes() as p on e.session_id = p.session_id
         where e.exposed_at <= app_logic.now()
     )
 

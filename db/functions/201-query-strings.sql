@@ -141,7 +141,13 @@ begin
             '200', jsonb_build_object(
                 'description', 'The answer.',
                 'content', jsonb_build_object(v_media, jsonb_build_object(
-                    'schema', case when v_media = 'application/json' then '{"type": "object"}'::jsonb else '{"type": "string"}'::jsonb end
+                    'schema', case
+                        -- An answer described by app_logic.<name>_response() (form token, challenge).
+                        when to_regprocedure(format('app_logic.%I()', v_name || '_response')) is not null
+                            then app_logic.openapi_function_response(v_name)
+                        when v_media = 'application/json' then '{"type": "object"}'::jsonb
+                        else '{"type": "string"}'::jsonb
+                    end
                 ))
             ),
             '400', '{"$ref": "#/components/responses/BadRequest"}'::jsonb

@@ -26,13 +26,16 @@ begin
         'ctaClicks', jsonb_array_length(new.cta_clicks),
         'logoInteractions', jsonb_array_length(new.logo_interactions)
     ));
-    return null;
+    return new;
 end
 $$;
-comment on function app_logic.tg_brand_engagement__notify() is 'After a brand-engagement row: notify its counts.';
+comment on function app_logic.tg_brand_engagement__notify() is 'Before a brand-engagement row is stored: notify its counts.';
 
+-- Before the row is stored, and before seal_fields (row triggers fire in name order), which
+-- encrypts the arrays counted here (db/functions/045-field-encryption.sql); the notification
+-- still leaves at commit only.
 create trigger brand_engagement_notify
-after insert on app.brand_engagement
+before insert on app.brand_engagement
 for each row execute function app_logic.tg_brand_engagement__notify();
 
 create function app_logic.tg_logo_interaction_heatmaps__notify() returns trigger

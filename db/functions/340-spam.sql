@@ -5,7 +5,8 @@
 --     a bot learns nothing to adapt to;
 --   * loud: a missing, wrong, expired or replayed ALTCHA solution is a 400 naming `altcha`,
 --     since a real browser solved it and its user should hear why the form failed.
--- Form tokens and challenges are signed with the setting spam_hmac_key, and stateless until a
+-- Form tokens and challenges are signed with the setting spam_hmac_key, and stateless (but for
+-- their per-address rate-limit counters, rules form_token and challenge) until a
 -- challenge is solved (app.used_challenges makes it single use).
 
 create function app_logic.spam_hmac(p_text text) returns text
@@ -18,36 +19,74 @@ as $$
 $$;
 comment on function app_logic.spam_hmac(text) is 'HMAC-SHA256 (hex) of a text with the spam key: signs tokens and challenges.';
 
--- GET /api/form-token: "<issued, unix seconds>.<nonce>.<signature>".
-create function api.issue_form_token() returns jsonb
-language plpgsql stable security definer
+-- GET /api/form-token: "<issued, unix seconds>.<nonce>.<signature>". Like the challenge below it
+-- is rate-limited per address (rule form_token), so it is a query-string GET (nginx sends it as
+-- a POST of {}; db/functions/201-query-strings.sql): a GET runs read-only and could not count.
+create function app_logic.issue_form_token_rule() returns jsonb
+language sql immutable
+as $$
+    select '{"type": "object", "description": "No parameters.", "additionalProperties": false, "properties": {}}'::jsonb
+$$;
+comment on function app_logic.issue_form_token_rule() is 'The query parameters of GET /api/form-token: none.';
+
+create function api.issue_form_token(jsonb) returns jsonb
+language plpgsql volatile security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
 declare
-    v_payload text := extract(epoch from date_trunc('second', app_logic.now()))::bigint::text
-        || '.' || encode(extensions.gen_random_bytes(12), 'hex');
+    p_body alias for $1;
+    v_refusal jsonb;
+    v_payload text;
 begin
+    -- The body is nginx's {}: counted against the rate limit, then the query string must be empty.
+    v_refusal := app_logic.screen_request('form_token', p_body, app_logic.query_string_body_rule());
+    if v_refusal is null then
+        v_refusal := (select q.refused from app_logic.screen_query(app_logic.issue_form_token_rule()) as q);
+    end if;
+    if v_refusal is not null then
+        return v_refusal;
+    end if;
+    v_payload := extract(epoch from date_trunc('second', app_logic.now()))::bigint::text
+        || '.' || encode(extensions.gen_random_bytes(12), 'hex');
     return jsonb_build_object('formToken', v_payload || '.' || app_logic.spam_hmac('form:' || v_payload));
 end
 $$;
-comment on function api.issue_form_token() is
+comment on function api.issue_form_token(jsonb) is
 'GET /api/form-token (no key): a signed form token to send back as formToken with the form. A submission '
 'sent sooner than the endpoint''s minimum time after it, or with an expired or forged token, is dropped quietly '
-'(the same 201, nothing stored).';
+'(the same 201, nothing stored). 429 CHR01 over the rate limit (30 per client IP per minute by default); 400 '
+'naming any query parameter (it takes none).';
 
 -- GET /api/challenge: an ALTCHA challenge (the widget's "challengeurl" format): the client finds
 -- number with SHA-256(salt || number) = challenge, and sends back base64 of the JSON
 -- {algorithm, challenge, number, salt, signature} as altcha.
-create function api.issue_challenge() returns jsonb
-language plpgsql stable security definer
+create function app_logic.issue_challenge_rule() returns jsonb
+language sql immutable
+as $$
+    select '{"type": "object", "description": "No parameters.", "additionalProperties": false, "properties": {}}'::jsonb
+$$;
+comment on function app_logic.issue_challenge_rule() is 'The query parameters of GET /api/challenge: none.';
+
+create function api.issue_challenge(jsonb) returns jsonb
+language plpgsql volatile security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
 declare
+    p_body alias for $1;
+    v_refusal jsonb;
     v_rule app.spam_rules;
     v_salt text;
     v_number integer;
     v_challenge text;
 begin
+    -- The body is nginx's {}: counted against the rate limit, then the query string must be empty.
+    v_refusal := app_logic.screen_request('challenge', p_body, app_logic.query_string_body_rule());
+    if v_refusal is null then
+        v_refusal := (select q.refused from app_logic.screen_query(app_logic.issue_challenge_rule()) as q);
+    end if;
+    if v_refusal is not null then
+        return v_refusal;
+    end if;
     select r.* into v_rule from app.spam_rules as r where r.action = 'leads';
     v_rule.pow_max_number := coalesce(v_rule.pow_max_number, 100000);
     v_salt := encode(extensions.gen_random_bytes(12), 'hex') || '?expires='
@@ -61,10 +100,11 @@ begin
     );
 end
 $$;
-comment on function api.issue_challenge() is
+comment on function api.issue_challenge(jsonb) is
 'GET /api/challenge (no key): an ALTCHA proof-of-work challenge (algorithm, challenge, maxnumber, salt with its '
 'expiry, signature). Where the endpoint''s spam rule asks for proof of work, POST /api/leads needs its solution '
-'as altcha; each solution is accepted once.';
+'as altcha; each solution is accepted once. 429 CHR01 over the rate limit (30 per client IP per minute by '
+'default); 400 naming any query parameter (it takes none).';
 
 -- Why an ALTCHA payload is refused, or null when it is a fresh, correct solution (which it
 -- then uses up).

@@ -11,8 +11,10 @@ comment on policy brand_audit_select_admin on app.brand_audit is 'An admin key r
 
 -- The brand data audited, one line each (issue 14). New brand tables add their line here or
 -- in their own db/policies file.
-select app_logic.attach_brand_audit('app.accessibility_preferences');
-select app_logic.attach_brand_audit('app.brand_engagement');
+-- sealed: the encrypted profile (db/functions/045-field-encryption.sql) is named as changed, never
+-- recorded, or the log would keep what encryption hides, under keys a rotation retires.
+select app_logic.attach_brand_audit('app.accessibility_preferences', array['sealed']);
+select app_logic.attach_brand_audit('app.brand_engagement', array['sealed']);
 select app_logic.attach_brand_audit('app.retention_rules');
 select app_logic.attach_brand_audit('app.rate_limit_rules');
 select app_logic.attach_brand_audit('app.api_keys', array['key_hash']);

@@ -41,7 +41,7 @@ select is(
 select results_eq(
     $$ select accessibility_theme, dark_mode_preference, reduced_motion, high_contrast, font_size_preference,
               logo_interaction_count, theme_switch_count, session_duration
-       from app.accessibility_preferences where session_id = 'sess-a' $$,
+       from app_logic.accessibility_preferences_opened where session_id = 'sess-a' $$,
     $$ values ('achromatopsia', true, false, true, 'medium', 0, 0, 5000) $$,
     'one row per session: defaults first, then the later post''s fields, the rest kept'
 );
@@ -55,7 +55,7 @@ select is(
 select results_eq(
     $$ select logo_interactions, time_spent_per_section, core_web_vitals, accessibility_features_used,
               keyboard_navigation_used, logo_accessibility_theme_changes
-       from app.brand_engagement where session_id = 'sess-a' $$,
+       from app_logic.brand_engagement_opened where session_id = 'sess-a' $$,
     $$ values ('[]'::jsonb, '{}'::jsonb, '{}'::jsonb, '[]'::jsonb, false, 0) $$,
     'brand engagement fills the defaults of the fields left out'
 );

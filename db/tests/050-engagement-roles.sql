@@ -45,8 +45,8 @@ select ok(
     'reader and admin may not read which lead or session a preference belongs to'
 );
 select policies_are(
-    'app', 'accessibility_preferences', array['accessibility_preferences_analytics_read'],
-    'accessibility_preferences has only the analytics read policy'
+    'app', 'accessibility_preferences', array['accessibility_preferences_analytics_read', 'accessibility_preferences_keyholder'],
+    'accessibility_preferences has only the analytics read policy and the key holder''s (re-encryption)'
 );
 select policy_roles_are(
     'app', 'accessibility_preferences', 'accessibility_preferences_analytics_read', array['reader', 'admin'],
@@ -57,8 +57,8 @@ select policy_cmd_is(
     'the preferences policy allows select only'
 );
 select policies_are(
-    'app', 'brand_engagement', array['brand_engagement_analytics_read'],
-    'brand_engagement has only the analytics read policy'
+    'app', 'brand_engagement', array['brand_engagement_analytics_read', 'brand_engagement_keyholder'],
+    'brand_engagement has only the analytics read policy and the key holder''s (re-encryption)'
 );
 select policy_roles_are(
     'app', 'brand_engagement', 'brand_engagement_analytics_read', array['reader', 'admin'],

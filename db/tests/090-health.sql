@@ -61,7 +61,7 @@ select is(
     'a revoked execute privilege is a 503 naming it'
 );
 
-drop view api.brand_performance, api.design_effectiveness;
+drop view api.brand_performance, api.design_effectiveness, app_logic.brand_engagement_opened;
 drop table app.brand_engagement;
 select is(
     tap.call_as('anon', 'api.check_brand_engagement_health()') #>> '{body,details}',

@@ -18,11 +18,11 @@ select is(
 );
 select is(
     (
-        select changes -> 'accessibility_theme' from app.brand_audit
+        select changes -> 'sealed' from app.brand_audit
         where operation = 'UPDATE'
     ),
-    '{"old": "protanopia", "new": "deuteranopia"}'::jsonb,
-    'an update records the old and the new value of each changed column'
+    '{"old": "[secret]", "new": "[secret]"}'::jsonb,
+    'an update of encrypted fields names the sealed column as changed, never its values'
 );
 select is(
     (
