@@ -148,6 +148,37 @@ def test_query_string_gets_over_the_address_limit_are_429_json_never_460(http):
     assert all(after == "1" and is_error_json(body, "CHR02") for status, after, body in answers if status == 429)
 
 
+def test_slow_analytics_functions_take_the_read_slots_and_submissions_keep_flowing(http, keys):
+    # Was unbounded: the query-string reads (logo heatmap, benchmark summaries) took no read slot;
+    # 30 heatmaps over 10M points (5 s each, the reader's statement_timeout) from one reader key
+    # made every anonymous page view wait 4.4 s for a PostgREST connection. Here the table is
+    # locked instead, so the reads wait as long as the test likes.
+    import concurrent.futures
+
+    import psycopg
+
+    def heatmap(source):
+        response = http.from_address(source).get("/api/brand-analytics/logo-heatmap?days=2&size=4",
+                                                 headers={"X-API-Key": keys["reader"]})
+        return response.status_code, response.content
+
+    with psycopg.connect(http.db_url) as lock, concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+        lock.execute("lock table app.logo_interaction_heatmaps in access exclusive mode")
+        reads = [pool.submit(heatmap, next_client_address()) for _ in range(6)]
+        refused = []
+        for done in concurrent.futures.as_completed(reads, timeout=4):
+            refused.append(done.result())
+            if len(refused) == 2:
+                break  # the other four wait for the lock
+        assert len(refused) == 2 and all(is_error_json(body, "CHR02") for _, body in refused), refused
+        started = time.monotonic()
+        view = http.fresh_client().post("/api/page-views", json={"sessionId": "rt-slots", "path": "/"})
+        assert view.status_code == 201 and time.monotonic() - started < 3, view.text
+        lock.rollback()
+        statuses = sorted(f.result()[0] for f in reads)
+    assert statuses == [200, 200, 200, 200, 429, 429], statuses
+
+
 # -- a function answers in JSON ---------------------------------------------------------------------
 @pytest.mark.parametrize("method, path, body, key", [
     ("POST", "/api/page-views", {"x": 1}, None),
@@ -157,7 +188,7 @@ def test_query_string_gets_over_the_address_limit_are_429_json_never_460(http):
     ("POST", "/api/gdpr/export", {"email": "x"}, "admin"),
     ("GET", "/api/brand-analytics/logo-heatmap?size=1", None, "reader"),
 ])
-@pytest.mark.parametrize("accept", ["text/csv", "application/vnd.pgrst.object+json", "text/plain", "*/*;q=0"])
+@pytest.mark.parametrize("accept", ["text/csv", "text/csv;q=0.9, application/json;q=0.1", "text/*", "application/vnd.pgrst.object+json", "*/*;q=0"])
 def test_a_functions_refusal_is_json_whatever_the_accept_header(http, keys, method, path, body, key, accept):
     # Was CSV with Accept: text/csv: PostgREST's CSV handler printed our 400 CHV01 and 404
     # CHE01 bodies as CSV rows; an unknown media type was a 406 before the check ran.
