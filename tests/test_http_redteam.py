@@ -179,6 +179,13 @@ def test_slow_analytics_functions_take_the_read_slots_and_submissions_keep_flowi
     assert statuses == [200, 200, 200, 200, 429, 429], statuses
 
 
+@pytest.mark.parametrize("path", ["/vendor/", "/shared/"])
+def test_a_folder_of_the_pages_without_an_index_is_a_json_404(http, path):
+    # Was nginx's HTML 403 page.
+    response = http.get(path)
+    assert response.status_code == 404 and is_error_json(response.content, "CHN01"), response.text[:200]
+
+
 # -- a function answers in JSON ---------------------------------------------------------------------
 @pytest.mark.parametrize("method, path, body, key", [
     ("POST", "/api/page-views", {"x": 1}, None),
