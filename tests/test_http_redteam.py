@@ -121,6 +121,21 @@ def test_one_key_opens_at_most_16_live_streams_whatever_the_addresses(http):
         _close(opened)
 
 
+def test_the_live_relay_listens_on_no_tcp_port_and_only_nginx_may_open_its_socket(http):
+    # Was 127.0.0.1:LIVE_RELAY_PORT: any local program streamed the metrics without a key and
+    # around nginx's caps (the relay checks no key; nginx's auth_request does).
+    import os
+
+    from chorus_db import stack
+    from tests.support.http_stack import connects_as, listens_on_tcp
+
+    pid = stack.live_relay_service(http.cfg.run_dir).pid()
+    assert pid and not listens_on_tcp(pid), "the live relay listens on a TCP port"
+    assert stack.unix_http_status(http.cfg.live_relay_socket, "/health") == 200
+    if os.geteuid() == 0:
+        assert connects_as("nobody", str(http.cfg.live_relay_socket)) == "refused"
+
+
 def test_the_live_stream_refuses_revoked_and_wrong_keys(http, keys):
     for key in (keys["revoked"], "chk_" + "0" * 48, "x" * 300):
         status, _, body = raw(http, get_request(LIVE.encode(), b"X-API-Key: " + key.encode()), source=next_client_address())
