@@ -255,7 +255,9 @@ def block_limits(facts: Facts) -> str:
         f"| requests per address | {_limit_req(template, 'chorus_req')} (429 `CHR02`) | nginx `limit_req` |",
         f"| POSTs per address | {_limit_req(template, 'chorus_post')} (429 `CHR02`) | nginx `limit_req` |",
         f"| `GET /api/` per address | {_limit_req(template, 'chorus_openapi_req')} (429 `CHR02`) | nginx `limit_req` |",
-        f"| reads of views at once, all clients | {_limit_conn(template, 'chorus_reads')} (429 `CHR02`) | nginx `limit_conn` |",
+        f"| reads with a key at once (views, analytics), all clients | {_limit_conn(template, 'chorus_reads')} (429 `CHR02`) | nginx `limit_conn` |",
+        f"| live streams per address, per key, in all | {_limit_conn(template, 'chorus_live_conn')}, "
+        f"{_limit_conn(template, 'chorus_live_key')}, {_limit_conn(template, 'chorus_live')} (429 `CHR02`) | nginx `limit_conn` |",
         f"| rows per GET | {conf.get('db-max-rows', 'unlimited')} | PostgREST `db-max-rows` |",
         f"| wait for a database connection | {conf.get('db-pool-acquisition-timeout', 'default')} s | PostgREST `db-pool-acquisition-timeout` |",
     ]

@@ -38,8 +38,6 @@ PG_OS_USER = os.environ.get("CHORUS_PG_OS_USER", "chorusdb")
 PG_FIRST_PORT = int(os.environ.get("CHORUS_PG_PORT", "54329"))
 
 API_PORT = int(os.environ.get("API_PORT", "8080"))
-# The live brand-metrics relay (chorus_db/live.py), behind nginx at /api/live/brand-metrics.
-LIVE_RELAY_PORT = int(os.environ.get("LIVE_RELAY_PORT", "3002"))
 
 # Roles the build owns. The authenticator logs in and switches to the others.
 AUTHENTICATOR = "authenticator"

@@ -260,6 +260,14 @@ def nginx_routes_conf(routes: tuple[Route, ...] = ROUTES) -> str:
         if route.query:
             for method in route.methods:
                 lines.append(f'    "{method} {route.path}" 1;')
+    # The reads a key may make (views and analytics functions alike): "reads" takes one of the
+    # few slots of the limit_conn zone chorus_reads, so slow reads never hold the PostgREST
+    # connections submissions need.
+    lines += ["}", "", 'map "$request_method $uri" $chorus_read_slot {', '    default "";']
+    for route in routes:
+        if route.method == "GET" and route.key != "none":
+            for method in route.methods:
+                lines.append(f'    "{method} {route.path}" reads;')
     lines += ["}", ""]
     return "\n".join(lines)
 

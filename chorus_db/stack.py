@@ -271,6 +271,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def unix_http_status(socket_path: Path, path: str, timeout: float = 2.0) -> int | None:
+    """The status of GET path from an HTTP server on a unix socket; None when it does not answer."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(socket_path))
+            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: relay\r\n\r\n".encode())
+            head = sock.recv(64)
+    except OSError:
+        return None
+    parts = head.split(b" ", 2)
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+
+
 def http_status(url: str, timeout: float = 2.0) -> int | None:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -351,8 +367,8 @@ class StackConfig:
     jwt_secret: str = ""
     postgrest_bin: Path | None = None
     nginx_bin: Path | None = None
-    # The live brand-metrics relay (chorus_db/live.py); 0: none.
-    live_relay_port: int = 0
+    # Whether the live brand-metrics relay (chorus_db/live.py) runs, on live_relay_socket.
+    live_relay: bool = False
     # Extra nginx http-block directives; only `invoke bench` sets them.
     nginx_http_extra: str = ""
     # Directives after the API's (they may use its maps): `up --monitoring`'s stub_status server.
@@ -376,6 +392,12 @@ class StackConfig:
     @property
     def postgrest_socket(self) -> Path:
         return postgrest_socket_dir(self.run_dir) / "postgrest.sock"
+
+    @property
+    def live_relay_socket(self) -> Path:
+        # Beside PostgREST's, in the directory only nginx's workers may enter besides us: the
+        # relay checks no key (nginx does, with auth_request), so nothing else may reach it.
+        return postgrest_socket_dir(self.run_dir) / "relay.sock"
 
     @property
     def postgrest_upstream(self) -> str:
@@ -414,7 +436,7 @@ def _own_dir(path: Path, mode: int) -> None:
     path.chmod(mode)
 
 
-def prepare_outside_dir(run_dir: Path) -> Path:
+def prepare_outside_dir(run_dir: Path, keep_postgrest_socket: bool = False) -> Path:
     """Create the outside directory (entered, not listed, by others: 0711) and PostgREST's socket
     directory in it, entered only by us and nginx's workers: mode 0700, or 2750 with the workers'
     group under root (the socket, mode 660, inherits the group through the setgid bit)."""
@@ -428,7 +450,8 @@ def prepare_outside_dir(run_dir: Path) -> Path:
 
         os.chown(directory, -1, grp.getgrnam(workers[1]).gr_gid)
         directory.chmod(0o2750)
-    (directory / "postgrest.sock").unlink(missing_ok=True)
+    if not keep_postgrest_socket:
+        (directory / "postgrest.sock").unlink(missing_ok=True)
     return top
 
 def postgrest_service(run_dir: Path) -> Service:
@@ -511,12 +534,11 @@ def start_live_relay(cfg: StackConfig) -> tuple[Service, bool]:
     service = live_relay_service(cfg.run_dir)
     if service.running():
         return service, False
-    _require_free(cfg.live_relay_port, "the live-metrics relay", "LIVE_RELAY_PORT")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PGRST_")}
+    prepare_outside_dir(cfg.run_dir, keep_postgrest_socket=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PGRST_", "CHORUS_LIVE_"))}
     env.update(
         CHORUS_LIVE_DATABASE_URL=cfg.database_url,
-        CHORUS_LIVE_HOST="127.0.0.1",
-        CHORUS_LIVE_PORT=str(cfg.live_relay_port),
+        CHORUS_LIVE_SOCKET=str(cfg.live_relay_socket),
         CHORUS_LIVE_RUN_DIR=str(cfg.run_dir),
         PYTHONPATH=os.pathsep.join(filter(None, [str(config.ROOT), os.environ.get("PYTHONPATH", "")])),
     )
@@ -530,7 +552,7 @@ def start_live_relay(cfg: StackConfig) -> tuple[Service, bool]:
         log.close()
     service.pidfile.write_text(f"{service.popen.pid}\n")
     deadline = time.monotonic() + 20
-    while http_status(f"http://127.0.0.1:{cfg.live_relay_port}/health") != 200:
+    while unix_http_status(cfg.live_relay_socket, "/health") != 200:
         if service.popen.poll() is not None:
             raise StackError(f"the live-metrics relay stopped while starting; its log ({service.logfile}):\n{service.log_tail()}")
         if time.monotonic() > deadline:
@@ -559,8 +581,8 @@ def render_nginx(cfg: StackConfig, routes: tuple | None = None) -> Path:
             {
                 "API_LISTEN": f"127.0.0.1:{cfg.api_port}",
                 "POSTGREST_UPSTREAM": cfg.postgrest_upstream,
-                # Without a relay (port 0) the stream location answers 503, like a stopped relay.
-                "LIVE_RELAY_UPSTREAM": f"127.0.0.1:{cfg.live_relay_port or 9}",
+                # Without a relay the stream location answers 503, like a stopped relay.
+                "LIVE_RELAY_UPSTREAM": f"unix:{cfg.live_relay_socket}" if cfg.live_relay else "127.0.0.1:9",
                 "POSTGREST_READ_UPSTREAM": cfg.read_upstream or cfg.postgrest_upstream,
             },
         )

@@ -59,7 +59,7 @@ def up(c, replica=False, pgbouncer=False, monitoring=False):
         run_dir=run_dir,
         database_url=cluster.url(user=config.AUTHENTICATOR, password=password),
         api_port=config.API_PORT,
-        live_relay_port=config.LIVE_RELAY_PORT,
+        live_relay=True,
         jwt_secret=stack.secret(run_dir, "jwt_secret", 48),
         postgrest_bin=postgrest_bin,
         nginx_bin=nginx_bin,
@@ -75,7 +75,7 @@ def up(c, replica=False, pgbouncer=False, monitoring=False):
             + f" PostgREST {version} on {cfg.postgrest_socket} (nginx's workers only)"
         )
         service, started = stack.start_live_relay(cfg)
-        echo(("started" if started else "already running:") + f" the live-metrics relay on 127.0.0.1:{cfg.live_relay_port}")
+        echo(("started" if started else "already running:") + f" the live-metrics relay on {cfg.live_relay_socket} (nginx's workers only)")
         service, started = stack.start_nginx(cfg)
         echo(("started" if started else "reloaded") + f" nginx on 127.0.0.1:{cfg.api_port}")
         stack.wait_until_ready(cfg)

@@ -23,8 +23,6 @@ import json
 import os
 import secrets
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -355,16 +353,10 @@ def _postgrest_pid(http) -> int:
 
 
 def test_postgrest_listens_on_no_tcp_port(http):
+    from tests.support.http_stack import listens_on_tcp
+
     pid = _postgrest_pid(http)
-    inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")
-              if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:[")}
-    listening = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A":
-                listening.add(fields[9])
-    assert inodes and not inodes & listening, "PostgREST listens on a TCP port"
+    assert not listens_on_tcp(pid), "PostgREST listens on a TCP port"
     environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     assert not any(e.startswith((b"PGRST_ADMIN_SERVER_PORT=", b"PGRST_SERVER_PORT=")) for e in environ)
 
@@ -374,11 +366,9 @@ def test_another_local_user_cannot_open_postgrest_s_socket(http):
     socket_path = str(http.cfg.postgrest_socket)
     mode = os.stat(socket_path).st_mode & 0o777
     assert mode == 0o660
-    probe = ("import socket, sys\ns = socket.socket(socket.AF_UNIX)\n"
-             "try:\n    s.connect(sys.argv[1])\nexcept PermissionError:\n    print('refused')\nelse:\n    print('connected')\n")
-    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-    proc = subprocess.run([python, "-c", probe, socket_path], user="nobody", capture_output=True, text=True, timeout=10)
-    assert proc.stdout.strip() == "refused", proc.stderr
+    from tests.support.http_stack import connects_as
+
+    assert connects_as("nobody", socket_path) == "refused"
 
 
 def test_a_signed_jwt_naming_a_role_is_ignored(http):

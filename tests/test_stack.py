@@ -359,7 +359,6 @@ def stack_env():
         CHORUS_CHECKOUT_ID=f"stack-test-{base.name[-8:]}",
         CHORUS_PG_PORT=str(stack.free_port()),
         API_PORT=str(stack.free_port()),
-        LIVE_RELAY_PORT=str(stack.free_port()),
     )
     yield env, base
     _invoke(["down"], env, timeout=60)

@@ -144,7 +144,6 @@ def test_a_taken_api_port_is_one_sentence(tmp_path):
         "CHORUS_PGDATA": str(base / "pgdata"),
         "CHORUS_RUN_DIR": str(base / "run"),
         "CHORUS_PG_PORT": str(stack.free_port()),
-        "LIVE_RELAY_PORT": str(stack.free_port()),
     }
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))

@@ -82,16 +82,14 @@ begin
         if v_type = 'integer' then
             v_conds := v_conds || format('%s <> trunc(%s)', v_number, v_number);
         end if;
+        v_conds := v_conds || format('scale(%s) > 32', v_number);
         if p_rule ? 'minimum' then
             v_conds := v_conds || format('%s < %s', v_number, (p_rule ->> 'minimum')::numeric);
         end if;
         if p_rule ? 'maximum' then
             v_conds := v_conds || format('%s > %s', v_number, (p_rule ->> 'maximum')::numeric);
         end if;
-        if cardinality(v_conds) > 0 then
-            v_code := v_code || format('%sif %s%s', p_indent, array_to_string(v_conds, ' or '), v_fail);
-        end if;
-        return v_code;
+        return v_code || format('%sif %s%s', p_indent, array_to_string(v_conds, ' or '), v_fail);
     elsif v_type in ('object', 'array') then
         v_code := format('%sif jsonb_typeof(%s) <> %L%s', p_indent, v_var, v_type, v_fail);
         if v_type = 'array' and p_rule ? 'maxItems' then

@@ -23,7 +23,8 @@ language sql stable as $$
         ('{"lcp": -1}'), ('{"x": 1}'), ('{"a":{"b":{"c":{"d":{"e":{"f":{"g":{"h":{"i":{"j":{"k":1}}}}}}}}}}}'),
         ('{"a":"\u0001"}'), (jsonb_build_object('big', repeat('x', 5000))), ('"phone"'), ('"email"'),
         ('"contact_form"'), ('"Bad Source"'), ('"a\tb"'), ('"a\nb"'), ('"\u200b"'), ('{"lcp": 1e400}'),
-        ('"john..doe@example.com"'), ('"abc@def"'), ('"https://www.example.com/x"'), ('"ftp://x"'), ('12.0')
+        ('"john..doe@example.com"'), ('"abc@def"'), ('"https://www.example.com/x"'), ('"ftp://x"'), ('12.0'),
+        ('1e-16000'), ('-1e-16'), ('1e-15'), ('0e-16000'), ('{"lcp": 1e-16000}')
     )
     select jsonb_set(p_example, array[k], v) from keys, vals
     union all

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import secrets
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,7 +129,7 @@ class HttpStack:
             run_dir=self.run_dir,
             database_url=self.cluster.url(HTTP_DB, user=config.AUTHENTICATOR, password=self.authenticator_password),
             api_port=stack.free_port(),
-            live_relay_port=stack.free_port(),
+            live_relay=True,
             jwt_secret=stack.secret(self.run_dir, "jwt_secret", 48),
             postgrest_bin=postgrest_bin,
             nginx_bin=nginx_bin,
@@ -151,6 +154,29 @@ class HttpStack:
         stack.stop_all(self.run_dir)
         shutil.rmtree(self.run_dir, ignore_errors=True)
         self.run_dir = None
+
+
+def listens_on_tcp(pid: int) -> bool:
+    """Whether the process holds a listening TCP socket (IPv4 or IPv6)."""
+    inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")
+              if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:[")}
+    assert inodes, f"process {pid} holds no socket at all"
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":
+                listening.add(fields[9])
+    return bool(inodes & listening)
+
+
+def connects_as(user: str, socket_path: str) -> str:
+    """"connected" or "refused": what a connect() to the unix socket gives another local user."""
+    probe = ("import socket, sys\ns = socket.socket(socket.AF_UNIX)\n"
+             "try:\n    s.connect(sys.argv[1])\nexcept PermissionError:\n    print('refused')\nelse:\n    print('connected')\n")
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    proc = subprocess.run([python, "-c", probe, socket_path], user=user, capture_output=True, text=True, timeout=10)
+    return proc.stdout.strip() or proc.stderr.strip()
 
 
 # -- nginx in front of a recorder instead of PostgREST ---------------------------------------

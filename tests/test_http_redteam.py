@@ -1,0 +1,486 @@
+"""The red-team pass of session 3: what an outsider, a reader, an admin and a holder of a revoked
+key could still do through nginx, PostgREST and PostgreSQL (the session's `http` stack), each
+finding pinned by the test that failed before its fix, and the bounded hostile cases of the
+newer endpoints kept as guards:
+
+* the live stream checks headers, bodies and limits like every other path, and caps its
+  streams per address, per key and in all;
+* a refusal by nginx's limits is 429 CHR02 in JSON everywhere, never the internal 460;
+* a function's answer, refusals included, is JSON whatever the Accept (CSV is for the lists);
+* a number's scale is bounded: 1e-16000 and 0e-16383 are 8 bytes that print as 16,000;
+* the endpoints added since issue 10 get no 5xx and store nothing they refuse, from a small
+  hostile corpus (values, structures, headers, methods, paths, keys).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+import secrets
+import socket
+import time
+
+import pytest
+
+from tests.support.http_stack import next_client_address
+from tests.test_http_hardening import get_request, is_error_json, raw
+
+pytestmark = pytest.mark.http
+
+LIVE = "/api/live/brand-metrics"
+# Every status the API answers with; anything else (460, 418, 494) is nginx's internal word.
+KNOWN_STATUSES = {200, 201, 204, 206, 304, 400, 401, 403, 404, 405, 406, 408, 409, 411, 413, 414, 415, 416, 429, 431, 503}
+
+
+@pytest.fixture(scope="module")
+def keys(http) -> dict[str, str]:
+    revoked = http.make_key("admin")
+    http.sql("update app.api_keys set revoked_at = now() where key_hash = app_logic.hash_api_key(%s)", (revoked,))
+    return {"reader": http.make_key("reader"), "admin": http.make_key("admin"), "revoked": revoked}
+
+
+def _postgrest_log_lines(http) -> int:
+    return len((http.cfg.run_dir / "postgrest.log").read_bytes().splitlines())
+
+
+def _idle_in_transaction(http) -> int:
+    return http.sql(
+        "select count(*) from pg_stat_activity where usename = 'authenticator' and state like 'idle in transaction%%'"
+    )[0][0]
+
+
+# -- the live stream ---------------------------------------------------------------------------
+def test_the_live_stream_refuses_a_key_header_that_is_not_utf8_before_postgrest(http):
+    # Was 503 CHU01: PostgREST failed to decode the key in the auth_request (its log: "Cannot
+    # decode byte"), and left a pooled connection in its transaction.
+    log_before = _postgrest_log_lines(http)
+    for value in (b"chk_\xff\xfe", b"\xc0\xaf", b"k\x01"):
+        status, _, body = raw(http, get_request(LIVE.encode(), b"X-API-Key: " + value), source=next_client_address())
+        assert status == 400 and is_error_json(body, "CHP08"), (value, status, body)
+    assert _postgrest_log_lines(http) == log_before
+    assert _idle_in_transaction(http) == 0
+
+
+def test_the_live_stream_answers_body_and_transfer_encoding_errors_in_json(http):
+    big = b"GET " + LIVE.encode() + b" HTTP/1.1\r\nHost: api\r\nX-API-Key: x\r\nContent-Length: 70000\r\nConnection: close\r\n\r\n"
+    status, _, body = raw(http, big + b"x" * 70000, source=next_client_address())
+    assert status == 413 and is_error_json(body, "CHB01"), body[:200]
+    chunked = get_request(LIVE.encode(), b"X-API-Key: x", b"Transfer-Encoding: chunked")
+    status, _, body = raw(http, chunked, source=next_client_address())
+    assert status == 411 and is_error_json(body, "CHP05"), body[:200]
+
+
+def _open_streams(http, key: str, sources: list[str]) -> list[tuple[socket.socket, int, bytes]]:
+    """Open one stream per source address; each socket with its status and first bytes."""
+    opened = []
+    for source in sources:
+        sock = socket.create_connection(("127.0.0.1", http.cfg.api_port), timeout=10, source_address=(source, 0))
+        sock.sendall(get_request(LIVE.encode(), b"X-API-Key: " + key.encode()).replace(b"Connection: close\r\n", b""))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+        status = int(re.match(rb"HTTP/1\.1 (\d{3})", head).group(1))
+        opened.append((sock, status, head))
+    return opened
+
+
+def _close(opened) -> None:
+    for sock, _, _ in opened:
+        sock.close()
+    time.sleep(0.5)  # nginx lets go of the streams' slots when it sees them closed
+
+
+def test_one_address_opens_at_most_8_live_streams(http, keys):
+    # Was unlimited but for the 32 connections of an address, and the refusal was a bare 460.
+    address = next_client_address()
+    opened = _open_streams(http, keys["reader"], [address] * 9)
+    try:
+        assert [status for _, status, _ in opened] == [200] * 8 + [429]
+        head = opened[-1][2]
+        assert b"Retry-After: 1" in head and b'"code":"CHR02"' in head, head
+    finally:
+        _close(opened)
+
+
+def test_one_key_opens_at_most_16_live_streams_whatever_the_addresses(http):
+    # Was 40 streams per address for one key, from any number of addresses: 160 from 5 of them
+    # in the red-team run, each holding two of nginx's connections for as long as it likes.
+    key = http.make_key("reader")
+    opened = _open_streams(http, key, [next_client_address() for _ in range(4) for _ in range(4)] + [next_client_address()])
+    try:
+        statuses = [status for _, status, _ in opened]
+        assert statuses == [200] * 16 + [429], statuses
+        other = _open_streams(http, http.make_key("reader"), [next_client_address()])
+        assert other[0][1] == 200  # another key is not refused for this one's streams
+        _close(other)
+    finally:
+        _close(opened)
+
+
+def test_the_live_relay_listens_on_no_tcp_port_and_only_nginx_may_open_its_socket(http):
+    # Was 127.0.0.1:LIVE_RELAY_PORT: any local program streamed the metrics without a key and
+    # around nginx's caps (the relay checks no key; nginx's auth_request does).
+    import os
+
+    from chorus_db import stack
+    from tests.support.http_stack import connects_as, listens_on_tcp
+
+    pid = stack.live_relay_service(http.cfg.run_dir).pid()
+    assert pid and not listens_on_tcp(pid), "the live relay listens on a TCP port"
+    assert stack.unix_http_status(http.cfg.live_relay_socket, "/health") == 200
+    if os.geteuid() == 0:
+        assert connects_as("nobody", str(http.cfg.live_relay_socket)) == "refused"
+
+
+def test_the_live_stream_refuses_revoked_and_wrong_keys(http, keys):
+    for key in (keys["revoked"], "chk_" + "0" * 48, "x" * 300):
+        status, _, body = raw(http, get_request(LIVE.encode(), b"X-API-Key: " + key.encode()), source=next_client_address())
+        assert status == 401 and is_error_json(body, "CHK01"), (key[:10], status)
+
+
+# -- nginx's limits outside location / --------------------------------------------------------------
+def test_query_string_gets_over_the_address_limit_are_429_json_never_460(http):
+    # @query_string kept none of the server's error pages: 96 of 300 fast GETs of
+    # /api/logo-materials from one address were answered with a bare 460 and no body.
+    import concurrent.futures
+
+    address = next_client_address()
+    request = get_request(b"/api/logo-materials?theme=default")
+
+    def one(_):
+        status, headers, body = raw(http, request, source=address)
+        return status, headers.get("retry-after"), body
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(one, range(300)))
+    statuses = collections.Counter(status for status, _, _ in answers)
+    assert set(statuses) <= {200, 429}, statuses
+    assert statuses[429] > 0, "the burst did not meet nginx's limit"
+    assert all(after == "1" and is_error_json(body, "CHR02") for status, after, body in answers if status == 429)
+
+
+def test_slow_analytics_functions_take_the_read_slots_and_submissions_keep_flowing(http, keys):
+    # Was unbounded: the query-string reads (logo heatmap, benchmark summaries) took no read slot;
+    # 30 heatmaps over 10M points (5 s each, the reader's statement_timeout) from one reader key
+    # made every anonymous page view wait 4.4 s for a PostgREST connection. Here the table is
+    # locked instead, so the reads wait as long as the test likes.
+    import concurrent.futures
+
+    import psycopg
+
+    def heatmap(source):
+        response = http.from_address(source).get("/api/brand-analytics/logo-heatmap?days=2&size=4",
+                                                 headers={"X-API-Key": keys["reader"]})
+        return response.status_code, response.content
+
+    with psycopg.connect(http.db_url) as lock, concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+        lock.execute("lock table app.logo_interaction_heatmaps in access exclusive mode")
+        reads = [pool.submit(heatmap, next_client_address()) for _ in range(6)]
+        refused = []
+        for done in concurrent.futures.as_completed(reads, timeout=4):
+            refused.append(done.result())
+            if len(refused) == 2:
+                break  # the other four wait for the lock
+        assert len(refused) == 2 and all(is_error_json(body, "CHR02") for _, body in refused), refused
+        started = time.monotonic()
+        view = http.fresh_client().post("/api/page-views", json={"sessionId": "rt-slots", "path": "/"})
+        assert view.status_code == 201 and time.monotonic() - started < 3, view.text
+        lock.rollback()
+        statuses = sorted(f.result()[0] for f in reads)
+    assert statuses == [200, 200, 200, 200, 429, 429], statuses
+
+
+@pytest.mark.parametrize("path", ["/vendor/", "/shared/"])
+def test_a_folder_of_the_pages_without_an_index_is_a_json_404(http, path):
+    # Was nginx's HTML 403 page.
+    response = http.get(path)
+    assert response.status_code == 404 and is_error_json(response.content, "CHN01"), response.text[:200]
+
+
+# -- a function answers in JSON ---------------------------------------------------------------------
+@pytest.mark.parametrize("method, path, body, key", [
+    ("POST", "/api/page-views", {"x": 1}, None),
+    ("POST", "/api/leads", {"firstName": "A"}, None),
+    ("GET", "/api/ab-tests/assignment?tes=x", None, None),
+    ("GET", "/api/logo-materials?theme=x", None, None),
+    ("POST", "/api/gdpr/export", {"email": "x"}, "admin"),
+    ("GET", "/api/brand-analytics/logo-heatmap?size=1", None, "reader"),
+])
+@pytest.mark.parametrize("accept", ["text/csv", "text/csv;q=0.9, application/json;q=0.1", "text/*", "application/vnd.pgrst.object+json", "*/*;q=0"])
+def test_a_functions_refusal_is_json_whatever_the_accept_header(http, keys, method, path, body, key, accept):
+    # Was CSV with Accept: text/csv: PostgREST's CSV handler printed our 400 CHV01 and 404
+    # CHE01 bodies as CSV rows; an unknown media type was a 406 before the check ran.
+    headers = {"Accept": accept, **({"X-API-Key": keys[key]} if key else {})}
+    response = http.fresh_client().request(method, path, json=body, headers=headers)
+    assert response.status_code in (400, 404), (response.status_code, response.text[:200])
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert is_error_json(response.content), response.text[:200]
+
+
+def test_a_list_still_answers_csv(http, keys):
+    response = http.fresh_client().get("/api/leads?limit=1", headers={"X-API-Key": keys["reader"], "Accept": "text/csv"})
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/csv")
+
+
+# -- numbers whose text is far longer than their JSON ---------------------------------------------------
+TINY = ["1e-16000", "0e-16000", "-1e-40", "0.1e-33"]
+
+
+@pytest.mark.parametrize("tiny", TINY)
+def test_a_number_with_a_huge_scale_is_refused_naming_its_field(http, keys, tiny):
+    # Was stored: coreWebVitals.lcp 1e-16000 (8 bytes) kept a 16,011-character number in
+    # app.brand_engagement, an A/B weight a 16,000-digit numeric, a logo material's metalness
+    # a 16 KB number served to every page; a heatmap point answered 22003 with 16 KB of zeros.
+    session = f"rt-tiny-{secrets.token_hex(4)}"
+    cases = [
+        ("/api/brand-engagement", None, '{"sessionId": "%s", "coreWebVitals": {"lcp": %s}}' % (session, tiny), "coreWebVitals.lcp"),
+        ("/api/logo-heatmaps", None, '{"sessionId": "%s", "accessibilityTheme": "default", "points": '
+         '[{"x": %s, "y": 0.5, "durationMs": 1}]}' % (session, tiny), "points[0].x"),
+        ("/api/ab-tests", "admin", '{"name": "%s", "goal": "cta_click", "variants": [{"name": "a", "design": {}, '
+         '"weight": %s}, {"name": "b", "design": {}, "weight": 1}]}' % (session, tiny), "variants[0].weight"),
+        ("/api/logo-materials", "admin", '{"theme": "default", "material": {"metalness": %s}}' % tiny.lstrip("-"),
+         "material.metalness"),
+        ("/api/performance-benchmarks", "admin", '{"pagePath": "/%s", "deviceType": "mobile", "accessibilityTheme": '
+         '"default", "lighthouseScores": {"performance": 1, "accessibility": 1, "bestPractices": 1, "seo": 1}, '
+         '"coreWebVitals": {"cls": %s}}' % (session, tiny.lstrip("-")), "coreWebVitals.cls"),
+    ]
+    before = http.sql("select material from app.logo_materials where accessibility_theme = 'default'")
+    for path, key, body, field in cases:
+        response = http.fresh_client().post(path, data=body.encode(), headers={
+            "Content-Type": "application/json", **({"X-API-Key": keys[key]} if key else {})})
+        assert response.status_code == 400, (path, response.status_code, response.text[:200])
+        document = response.json()
+        assert document["code"] == "CHV01" and field in [e["field"] for e in document["errors"]], (path, document)
+    assert http.sql(
+        "select (select count(*) from app.brand_engagement where session_id = %s)"
+        " + (select count(*) from app.logo_interaction_heatmaps where session_id = %s)"
+        " + (select count(*) from app.ab_tests where name = %s)"
+        " + (select count(*) from app.performance_benchmarks where page_path = %s)",
+        (session, session, session, "/" + session))[0][0] == 0
+    assert http.sql("select material from app.logo_materials where accessibility_theme = 'default'") == before
+
+
+def test_free_form_json_of_zeros_with_a_huge_scale_is_refused_before_it_is_printed(http):
+    # Was 0.8 s and ~100 MB of text per anonymous request: the size check of browserInfo printed
+    # 5,900 x 0e-16383 (zero, so the magnitude check let it by) as 16,385 characters each.
+    email = f"rt-zero-{secrets.token_hex(4)}@example.org"
+    body = ('{"firstName": "Ada", "lastName": "L", "email": "%s", "gdprConsent": true, "browserInfo": {"x": [%s]}}'
+            % (email, ",".join(["0e-16383"] * 5900))).encode()
+    started = time.monotonic()
+    response = http.fresh_client().post("/api/leads", data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "browserInfo", response.text[:300]
+    assert "32 digits after the decimal point" in response.json()["errors"][0]["message"]
+    assert time.monotonic() - started < 5
+    assert http.sql("select count(*) from app.leads where email = %s", (email,))[0][0] == 0
+
+
+def test_ordinary_fractions_of_a_browser_still_pass(http):
+    # What JavaScript writes: 17 significant digits, exponents down to 10^-15.
+    session = f"rt-frac-{secrets.token_hex(4)}"
+    body = {"sessionId": session, "accessibilityTheme": "default",
+            "points": [{"x": 0.30000000000000004, "y": 1.2345678901234567e-15, "durationMs": 0}]}
+    assert http.fresh_client().post("/api/logo-heatmaps", json=body).status_code == 201
+
+
+# -- a bounded hostile run over the endpoints added since issue 10 -----------------------------------
+def _bodies(marker: str) -> dict[str, tuple[str | None, dict]]:
+    """A valid body per POST endpoint, with the marker wherever a refused request could store it."""
+    return {
+        "/api/ab-tests": ("admin", {"name": marker, "goal": "cta_click", "variants": [
+            {"name": "a", "design": {"c": 1}, "weight": 1}, {"name": "b", "design": {}, "weight": 2}]}),
+        "/api/ab-tests/stop": ("admin", {"name": marker}),
+        "/api/ab-tests/conversions": (None, {"test": "rt-running", "sessionId": marker, "kind": "cta_click"}),
+        "/api/logo-heatmaps": (None, {"sessionId": marker, "accessibilityTheme": "default",
+                                      "points": [{"x": 0.5, "y": 0.25, "durationMs": 10}]}),
+        "/api/performance-benchmarks": ("admin", {"pagePath": "/" + marker, "deviceType": "mobile",
+                                                  "accessibilityTheme": "default", "coreWebVitals": {"lcp": 1, "cls": 0.1},
+                                                  "lighthouseScores": {"performance": 1, "accessibility": 2,
+                                                                       "bestPractices": 3, "seo": 4}}),
+        "/api/logo-materials": ("admin", {"theme": "tritanopia", "material": {"roughness": 0.5}}),
+        "/api/page-views": (None, {"events": [{"sessionId": marker, "path": "/a"}, {"sessionId": marker, "path": "/b"}]}),
+        "/api/consent/withdraw": (None, {}),
+    }
+
+
+GETS = [
+    ("/api/ab-tests/assignment?test=rt-running&sessionId={m}", None),
+    ("/api/brand-analytics/logo-heatmap?theme=default&days=30&size=8", "reader"),
+    ("/api/brand-analytics/logo-heatmap.svg?days=2&size=4", "reader"),
+    ("/api/brand-analytics/performance-benchmarks?days=7&deviceType=mobile", "reader"),
+    ("/api/brand-analytics/performance-benchmarks/regressions?days=7", "reader"),
+    ("/api/logo-materials?theme=default", None),
+    ("/api/consent/confirm?token={m}", None),
+    ("/api/consent/withdraw?token={m}", None),
+    ("/api/form-token", None),
+    ("/api/challenge", None),
+    ("/api/brand-audit?limit=2", "admin"),
+    ("/api/brand-analytics/ab-tests?limit=2", "reader"),
+    ("/api/replication/health", None),
+    ("/api/api-key", "reader"),
+]
+VALUES = [None, True, -1, 1e308, 10 ** 40, 2 ** 63, "", "\u00a0", "\u202e", "x" * 5000, [], {}, [1] * 600,
+          "\ud800", "e\u0301", "=cmd|' /C calc'!A0"]
+RAW_NUMBERS = [b"1e999999", b"-1e-999999", b"1e-16000", b"0e-16383", b"123456789012345678901234567890"]
+QUERY_VALUES = ["", "-1", "1e999", "99999999999999999999", "%00", "%C0%AF", "%ED%A0%80", "%E2%80%AE", "a" * 300, "%FF"]
+ACCEPTS = ["text/csv", "application/vnd.pgrst.object+json", "application/vnd.pgrst.plan+json", "*/*;q=0", "text/html",
+           "image/svg+xml", "application/geo+json"]
+PREFERS = ["tx=rollback", "handling=strict, max-affected=0", "return=representation", "params=single-object", "count=exact"]
+METHODS = ["PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+PATH_TRICKS = ["/api//logo-heatmaps", "/api/logo-heatmaps/", "/api/logo-heatmaps.", "/api/%6cogo-heatmaps",
+               "/api/live/../logo-heatmaps", "/api/live/brand-metrics/", "/api/live//brand-metrics", "/api/live/%2e%2e/leads",
+               "/rpc/record_logo_heatmap", "/api/rpc/assign_ab_test", "/logo_materials", "/api/brand-audit/x",
+               "/api/consent/confirm/", "/api/ab-tests/assignment%00", "/api/challenge;x", "/api/form-token%2F"]
+
+
+def _walk(body, prefix=()):
+    """Paths of every field in a body (into the first item of a list of objects)."""
+    for key, value in body.items():
+        yield prefix + (key,)
+        if isinstance(value, dict):
+            yield from _walk(value, prefix + (key,))
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            yield from _walk(value[0], prefix + (key, 0))
+
+
+def _set(body, path, value):
+    body = json.loads(json.dumps(body))
+    target = body
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return body
+
+
+def _request(method: str, target: str, key: str | None, body: bytes | None = None, extra: bytes = b"") -> bytes:
+    head = method.encode() + b" " + target.encode("utf-8", "surrogatepass") + b" HTTP/1.1\r\nHost: api\r\n"
+    if key:
+        head += b"X-API-Key: " + key.encode() + b"\r\n"
+    if body is not None:
+        head += b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n"
+    return head + extra + b"Connection: close\r\n\r\n" + (body or b"")
+
+
+def _corpus(keys: dict[str, str]) -> list[tuple[bytes, str]]:
+    """(request bytes, marker) for every hostile case; deterministic, a few hundred in all."""
+    plans, n = [], 0
+
+    def marker():
+        nonlocal n
+        n += 1
+        return f"rtz{n}x"
+
+    for path, (role, _) in _bodies("m").items():
+        key = keys.get(role) if role else None
+        example = _bodies("m")[path][1]
+        for field in list(_walk(example)) or [()]:
+            for value in VALUES[:: 2 if len(field) > 1 else 1]:
+                m = marker()
+                body = _set(_bodies(m)[path][1], field, value) if field else {"x": value}
+                plans.append((_request("POST", path, key, json.dumps(body).encode("utf-8", "surrogatepass")), m))
+            for number in RAW_NUMBERS:
+                m = marker()
+                text = json.dumps(_set(_bodies(m)[path][1], field, "@@")).encode() if field else b'{"x": "@@"}'
+                plans.append((_request("POST", path, key, text.replace(b'"@@"', number)), m))
+        m = marker()
+        valid = json.dumps(_bodies(m)[path][1]).encode()
+        for structure in (valid[:-1] + b', "' + valid[2:6] + b'": 1}', b'{"x": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+                          json.dumps([_bodies(m)[path][1]] * 2).encode(), b"null", b"\xef\xbb\xbf" + valid,
+                          valid[:-1] + b', "z": "\\ud800"}', valid[:-1] + b', "z": "\\u0000"}', valid + b"x",
+                          json.dumps({**_bodies(m)[path][1], **{f"k{i}": i for i in range(2000)}}).encode()):
+            plans.append((_request("POST", path, key, structure), m))
+        for other in (None, keys["reader"], keys["revoked"], "chk_" + "0" * 48):
+            m = marker()
+            plans.append((_request("POST", path, other, json.dumps(_bodies(m)[path][1]).encode()), m))
+        for accept in ACCEPTS:
+            m = marker()
+            plans.append((_request("POST", path, key, b"{}", b"Accept: " + accept.encode() + b"\r\n"), m))
+        for prefer in PREFERS:
+            m = marker()
+            plans.append((_request("POST", path, key, b'{"x": 1}', b"Prefer: " + prefer.encode() + b"\r\n"), m))
+    for template, role in GETS:
+        key = keys[role] if role else None
+        base, _, query = template.partition("?")
+        params = [p.partition("=") for p in query.split("&")] if query else []
+        for i, (name, _, _) in enumerate(params):
+            for value in QUERY_VALUES:
+                m = marker()
+                q = "&".join(f"{p}={value if j == i else v.format(m=m)}" for j, (p, _, v) in enumerate(params))
+                plans.append((_request("GET", f"{base}?{q}", key), m))
+        for suffix in ("?x=1", "?select=*,leads(*)", "?order=nope", "?limit=-1", "?offset=99999999999999999999", "?%", "?a=" + "b" * 6000):
+            m = marker()
+            plans.append((_request("GET", base + suffix, key), m))
+        for other in (None, keys["reader"], keys["admin"], keys["revoked"], "\u00e9", "x" * 300):
+            m = marker()
+            plans.append((_request("GET", template.format(m=m), other), m))
+        for accept in ACCEPTS:
+            m = marker()
+            plans.append((_request("GET", template.format(m=m), key, None, b"Accept: " + accept.encode() + b"\r\n"), m))
+        for extra in (b"Accept-Profile: app\r\n", b"Content-Profile: app_logic\r\n", b"X-Chorus-Query: test=x&evil=1\r\n",
+                      b"X-Forwarded-For: 1.2.3.4\r\n", b"Range: 0-99999999999\r\n", b"If-None-Match: *\r\n"):
+            m = marker()
+            plans.append((_request("GET", template.format(m=m), key, None, extra), m))
+        for method in METHODS + ["HEAD"]:
+            m = marker()
+            plans.append((_request(method, template.format(m=m), key, b"{}" if method in ("PUT", "PATCH") else None), m))
+    for path in PATH_TRICKS:
+        for method in ("GET", "POST", "OPTIONS"):
+            m = marker()
+            plans.append((_request(method, path, keys["admin"], json.dumps(_bodies(m)["/api/logo-heatmaps"][1]).encode()
+                                   if method == "POST" else None), m))
+    return plans
+
+
+def _send(port: int, source: str, data: bytes) -> int | None:
+    with socket.create_connection(("127.0.0.1", port), timeout=15, source_address=(source, 0)) as sock:
+        sock.sendall(data)
+        answer = b""
+        while len(answer) < 16:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    match = re.match(rb"HTTP/1\.1 (\d{3})", answer)
+    return int(match.group(1)) if match else None
+
+
+def _stored(http) -> set[str]:
+    rows = http.sql(
+        """
+        select session_id from app.logo_interaction_heatmaps where session_id like 'rtz%%'
+        union all select session_id from app.page_views where session_id like 'rtz%%'
+        union all select session_id from app.ab_test_exposures where session_id like 'rtz%%'
+        union all select session_id from app.ab_test_conversions where session_id like 'rtz%%'
+        union all select name from app.ab_tests where name like 'rtz%%'
+        union all select page_path from app.performance_benchmarks where page_path like '/rtz%%'
+        """
+    )
+    return {found for (text,) in rows for found in re.findall(r"rtz\d+x", text or "")}
+
+
+def test_a_bounded_hostile_run_over_the_newer_endpoints_gets_no_5xx_and_stores_nothing_refused(http, keys):
+    import concurrent.futures
+
+    admin = {"X-API-Key": keys["admin"]}
+    created = http.post("/api/ab-tests", headers=admin, json={"name": "rt-running", "goal": "cta_click", "variants": [
+        {"name": "a", "design": {}, "weight": 1}, {"name": "b", "design": {}, "weight": 1}]})
+    assert created.status_code in (200, 201, 409), created.text
+    plans = _corpus(keys)
+    sources = [next_client_address() for _ in range(200)]
+    log_before = _postgrest_log_lines(http)
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(pool.map(lambda i: _send(http.cfg.api_port, sources[i % len(sources)], plans[i][0]), range(len(plans))))
+    elapsed = time.monotonic() - started
+    counts = collections.Counter(statuses)
+    refused = {marker for (_, marker), status in zip(plans, statuses) if not (status and 200 <= status < 300)}
+    stored_by_refused = _stored(http) & refused
+    print(f"\nred-team run: {len(plans)} requests in {elapsed:.1f} s, statuses {dict(sorted(counts.items(), key=str))}")
+    assert len(plans) > 600
+    assert [s for s in counts if s is None or s >= 500] == [], counts
+    assert set(counts) <= KNOWN_STATUSES, counts
+    assert stored_by_refused == set()
+    assert _postgrest_log_lines(http) == log_before
