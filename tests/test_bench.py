@@ -4,11 +4,12 @@ benchmark runs here), and the bench scripts' pgbench variables."""
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pytest
 
-from chorus_db import bench, stack
-from chorus_db.bench import progress, retention
+from chorus_db import bench, config, stack, testing
+from chorus_db.bench import brand, progress, retention
 
 PGBENCH_OK = """\
 pgbench (15.18 (Debian 15.18-0+deb12u1))
@@ -129,7 +130,7 @@ def test_generation_chunks_cover_every_row_once():
 def test_bench_scripts_use_only_their_own_pgbench_variables(script):
     """With -M prepared pgbench turns every :name into a parameter, even inside a string literal
     (where the server then sees no parameter): only \\set variables may follow a single colon."""
-    text = script.read_text()
+    text = bench.framed(script)
     declared = set(re.findall(r"^\\set (\w+)", text, re.M))
     sql = "\n".join(line for line in text.splitlines() if not line.startswith(("\\", "--")))
     used = set(re.findall(r"(?<![:\w]):([A-Za-z_]\w*)", sql))
@@ -141,3 +142,52 @@ def test_extra_nginx_directives_go_into_the_http_block_before_the_api(tmp_path):
     http = conf[conf.index("http {"):]
     assert http.index("set_real_ip_from 127.0.0.1;") < http.index("real_ip_header X-Real-IP;") < http.index("include ")
     assert "set_real_ip_from" not in stack.nginx_main_config(tmp_path, tmp_path / "api.conf")
+
+
+# The table each framed script stores one row in.
+FRAMED = {
+    "submit_lead.sql": "app.leads",
+    "framed_insert.sql": "app.leads",
+    "page_view_api.sql": "app.page_views",
+    "brand_engagement_api.sql": "app.brand_engagement",
+    "logo_heatmap_api.sql": "app.logo_interaction_heatmaps",
+    "performance_benchmark_api.sql": "app.performance_benchmarks",
+}
+
+
+def test_every_framed_script_is_listed_here():
+    framed = {p.name for p in bench.BENCH_DIR.glob("*.sql") if p.read_text().startswith("-- frame:")}
+    assert framed == set(FRAMED)
+
+
+def test_a_framed_script_holds_one_call_and_runs_in_postgrests_five_statements():
+    text = bench.framed(bench.BENCH_DIR / "submit_lead.sql")
+    sql = "\n".join(line for line in text.splitlines() if not line.startswith("\\"))
+    statements = [s.strip() for s in sql.split(";") if s.strip()]
+    assert [s.split()[0] for s in statements] == ["begin", "select", "select", "with", "commit"]
+    assert "set_config('request.path', '/rpc/submit_lead', true)" in text
+    assert 'select "api"."submit_lead"(format(' in text and 'from "pgrst_source" as "submit_lead"' in text
+    assert '"x-api-key":"chk_bench_admin"}' in bench.framed(bench.BENCH_DIR / "performance_benchmark_api.sql")
+    framed_insert = bench.framed(bench.BENCH_DIR / "framed_insert.sql")
+    assert (bench.BENCH_DIR / "plain_insert.sql").read_text().strip() in framed_insert
+    assert """select "app_logic"."pre_request"(), set_config('role', 'postgres', true);""" in framed_insert
+
+
+@pytest.mark.parametrize("name", sorted(FRAMED))
+def test_a_framed_script_stores_its_row_when_pgbench_runs_it(name, pg_cluster, db, db_url, tmp_path):
+    db.execute(
+        "insert into app.api_keys (name, role, key_hash, key_prefix)"
+        " values ('bench-admin', 'admin', app_logic.hash_api_key(%s), left(%s, 10))",
+        (brand.BENCH_ADMIN_KEY, brand.BENCH_ADMIN_KEY),
+    )
+    table = FRAMED[name]
+    before = db.execute(f"select count(*) from {table}").fetchone()[0]
+    script = tmp_path / name
+    script.write_text(bench.framed(bench.BENCH_DIR / name))
+    proc = subprocess.run(
+        [str(config.pg_bindir() / "pgbench"), "-n", "-M", "prepared", "-c", "1", "-t", "3", "-f", str(script)],
+        env=testing.psql_env(pg_cluster, db_url.rsplit("/", 1)[-1]), capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert bench.parse_pgbench(proc.stdout, proc.stderr)[1:] == (3, 0)
+    assert db.execute(f"select count(*) from {table}").fetchone()[0] == before + 3
