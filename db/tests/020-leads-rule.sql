@@ -4,6 +4,13 @@
 begin;
 select plan(86);
 
+-- [[...[1]...]]: an array nested p_depth levels deep.
+create function pg_temp.nested(p_depth integer) returns jsonb
+language sql immutable as $$
+    select (repeat('[', p_depth) || '1' || repeat(']', p_depth))::jsonb
+$$;
+grant execute on function pg_temp.nested(integer) to anon;
+
 -- Rate limits are tested in 040-rate-limits; here they would stop the sixth request.
 delete from app.rate_limit_rules
 where action = 'leads';
@@ -367,26 +374,17 @@ from (
         'browserInfo: ordinary numbers pass'
     ),
     (
-        69, jsonb_build_object('browserInfo', jsonb_build_object(
-            'x',
-            (select string_agg('[', '') || '1' || string_agg(']', '') from generate_series(1, 10))::jsonb
-        )),
+        69, jsonb_build_object('browserInfo', jsonb_build_object('x', pg_temp.nested(10))),
         'browserInfo', 'browserInfo must be nested at most 10 levels deep.',
         'browserInfo: nesting deeper than 10 levels is refused'
     ),
     (
-        70, jsonb_build_object('browserInfo', jsonb_build_object(
-            'x',
-            (select string_agg('[', '') || '1' || string_agg(']', '') from generate_series(1, 9))::jsonb
-        )),
+        70, jsonb_build_object('browserInfo', jsonb_build_object('x', pg_temp.nested(9))),
         null, null,
         'browserInfo: 10 levels pass'
     ),
     (
-        71, jsonb_build_object('browserInfo', jsonb_build_object(
-            'x',
-            (select string_agg('[', '') || '1' || string_agg(']', '') from generate_series(1, 30000))::jsonb
-        )),
+        71, jsonb_build_object('browserInfo', jsonb_build_object('x', pg_temp.nested(30000))),
         'browserInfo', 'browserInfo must be nested at most 10 levels deep.',
         'browserInfo: 30,000 levels (the deepest 64 KiB allows) are refused after a walk of 11'
     ),
