@@ -96,13 +96,16 @@ select is(
     'CHE01', 'an unknown test is 404 CHE01'
 );
 select is(
-    tap.call_with_query('anon', 'api.assign_ab_test(''{}'')', 'test=hero&sessionId=s&extra=1') -> 'body' -> 'errors' -> 0 ->> 'field',
+    tap.call_with_query('anon', 'api.assign_ab_test(''{}'')', 'test=hero&sessionId=s&extra=1')
+    -> 'body' -> 'errors' -> 0 ->> 'field',
     'extra', 'an unknown query parameter is named'
 );
 
 -- Conversions and the lead trigger
 select is(
-    tap.call_with_query('anon', $$api.record_ab_test_conversion('{"test": "hero", "sessionId": "sess-1", "kind": "cta_click"}')$$),
+    tap.call_with_query(
+        'anon', $$api.record_ab_test_conversion('{"test": "hero", "sessionId": "sess-1", "kind": "cta_click"}')$$
+    ),
     '{"status": 201, "body": {"status": "recorded"}}', 'an exposed session converts: 201'
 );
 select is(

@@ -21,7 +21,9 @@ select is(
 );
 select is(
     (
-        tap.call_with_query('anon', $$api.record_logo_heatmap('{"sessionId": "s1", "accessibilityTheme": "default", "points": []}')$$)
+        tap.call_with_query(
+            'anon', $$api.record_logo_heatmap('{"sessionId": "s1", "accessibilityTheme": "default", "points": []}')$$
+        )
         -> 'body' -> 'errors' -> 0 ->> 'field'
     ),
     'points', 'no points is refused'
