@@ -45,7 +45,8 @@ NGINX_TEMPLATE = config.DEPLOY_DIR / "nginx" / "api.conf.template"
 NGINX_MAIN = config.DEPLOY_DIR / "nginx" / "nginx.conf"
 # The only placeholders of the template; every other "$word" is an nginx variable.
 # LIVE_RELAY_UPSTREAM: where the live brand-metrics relay (chorus_db/live.py) listens.
-TEMPLATE_VARIABLES = ("API_LISTEN", "POSTGREST_UPSTREAM", "LIVE_RELAY_UPSTREAM")
+# POSTGREST_READ_UPSTREAM: the read pool's PostgREST (the replica's; the primary's without one).
+TEMPLATE_VARIABLES = ("API_LISTEN", "POSTGREST_UPSTREAM", "LIVE_RELAY_UPSTREAM", "POSTGREST_READ_UPSTREAM")
 POSTGREST_MAJOR_MINOR = "12.2"
 
 POSTGREST_MISSING = (
@@ -206,9 +207,11 @@ def nginx_sizing(path: Path = NGINX_MAIN) -> dict[str, str]:
 OPENAPI_CACHE_ZONE = "keys_zone=chorus_openapi:1m max_size=10m inactive=10m use_temp_path=off"
 
 
-def nginx_main_config(nginx_dir: Path, api_conf: Path, http_extra: str = "", cache_dir: Path | None = None) -> str:
+def nginx_main_config(nginx_dir: Path, api_conf: Path, http_extra: str = "", cache_dir: Path | None = None,
+                      http_after: str = "") -> str:
     """The local nginx.conf: every path in nginx_dir, the API server from the rendered template.
-    http_extra: directives added to the http block (the benchmark trusts X-Real-IP with it)."""
+    http_extra: directives added to the http block (the benchmark trusts X-Real-IP with it);
+    http_after: directives after the API's (`up --monitoring`'s, which use its variables)."""
     temp = nginx_dir / "temp"
     sizing = nginx_sizing()
     return (
@@ -232,8 +235,9 @@ def nginx_main_config(nginx_dir: Path, api_conf: Path, http_extra: str = "", cac
         "    proxy_max_temp_file_size 0;\n"
         + "".join(f"    {line}\n" for line in http_extra.splitlines() if line.strip())
         + f"    include {api_conf};\n"
+        + "".join(f"    {line}\n" for line in http_after.splitlines() if line.strip())
         # After the include: the template defines the log format.
-        f"    access_log {nginx_dir / 'access.log'} chorus;\n"
+        + f"    access_log {nginx_dir / 'access.log'} chorus;\n"
         "}\n"
     )
 
@@ -352,10 +356,15 @@ class StackConfig:
     live_relay_port: int = 0
     # Extra nginx http-block directives; only `invoke bench` sets them.
     nginx_http_extra: str = ""
+    # Directives after the API's (they may use its maps): `up --monitoring`'s stub_status server.
+    nginx_http_after: str = ""
     # The routes nginx maps; None: db/routes.toml (a test serves a route table of its own).
     nginx_routes: tuple | None = None
-    # Extra PostgREST environment (PGRST_* settings, GHCRTS); only `invoke bench` sets it.
+    # Extra PostgREST environment (PGRST_* settings, GHCRTS): `invoke bench`, the replica's.
     postgrest_extra_env: dict = field(default_factory=dict)
+    # nginx's `server` for the read pool (`up --replica`: the replica's PostgREST socket);
+    # None: the primary's PostgREST serves the reads too.
+    read_upstream: str | None = None
 
     @property
     def nginx_dir(self) -> Path:
@@ -553,12 +562,14 @@ def render_nginx(cfg: StackConfig, routes: tuple | None = None) -> Path:
                 "POSTGREST_UPSTREAM": cfg.postgrest_upstream,
                 # Without a relay (port 0) the stream location answers 503, like a stopped relay.
                 "LIVE_RELAY_UPSTREAM": f"127.0.0.1:{cfg.live_relay_port or 9}",
+                "POSTGREST_READ_UPSTREAM": cfg.read_upstream or cfg.postgrest_upstream,
             },
         )
     )
     main = nginx_dir / "nginx.conf"
     _own_dir(outside_dir(cfg.run_dir), 0o711)
-    main.write_text(nginx_main_config(nginx_dir, api_conf, cfg.nginx_http_extra, outside_dir(cfg.run_dir) / "openapi_cache"))
+    main.write_text(nginx_main_config(nginx_dir, api_conf, cfg.nginx_http_extra, outside_dir(cfg.run_dir) / "openapi_cache",
+                                      cfg.nginx_http_after))
     place_pages(cfg)
     return main
 
@@ -697,7 +708,9 @@ def stop_everything() -> list[str]:
     from .cluster import Cluster, embedded
     from .testing import test_cluster_unstarted
 
-    stopped = stop_all()
+    from . import ops_stack, replica
+
+    stopped = stop_all() + ops_stack.stop_extras(standby=replica.replica_cluster())
     if embedded().stop():
         stopped.append("the embedded PostgreSQL cluster")
     for directory in config.scratch_dirs():

@@ -30,6 +30,9 @@ def build(c, force=False):
         raise Exit(f"build failed, nothing was changed: {exc}", code=1)
     if result.jobs_scheduled:
         echo("pg_cron jobs: " + ", ".join(result.jobs_scheduled))
+    from chorus_db import ops_stack
+
+    ops_stack.after_build(url)  # the replica's PostgREST cannot LISTEN for the reload
 
 
 @task

@@ -10,8 +10,14 @@ from invoke import Exit
 from ._helpers import echo, start_embedded, task, where
 
 
-@task
-def up(c):
+@task(
+    help={
+        "replica": "also a hot standby with its own PostgREST; nginx sends GETs of views there",
+        "pgbouncer": "also PgBouncer (transaction pooling) in front of the cluster, for other services",
+        "monitoring": "also Prometheus with the PostgreSQL, nginx and node exporters and mtail",
+    }
+)
+def up(c, replica=False, pgbouncer=False, monitoring=False):
     """Start the local stack: embedded PostgreSQL, build, PostgREST, nginx, the mail worker; print the API URL."""
     from chorus_db import config, stack
     from chorus_db.build import build
@@ -58,7 +64,11 @@ def up(c):
         postgrest_bin=postgrest_bin,
         nginx_bin=nginx_bin,
     )
+    from chorus_db import ops_stack
+
     try:
+        # Issue 16's optional parts: the read pool must be known before nginx is rendered.
+        ops_stack.up_before_nginx(cfg, cluster, password, replica=replica, pgbouncer=pgbouncer, monitoring=monitoring)
         service, started = stack.start_postgrest(cfg)
         echo(
             ("started" if started else "already running:")
@@ -69,6 +79,7 @@ def up(c):
         service, started = stack.start_nginx(cfg)
         echo(("started" if started else "reloaded") + f" nginx on 127.0.0.1:{cfg.api_port}")
         stack.wait_until_ready(cfg)
+        ops_stack.up_after_nginx(cfg, cluster, monitoring=monitoring)
         service, started = stack.start_mail_worker(run_dir, url)
         echo(
             ("started" if started else "already running:") + " the mail worker ("

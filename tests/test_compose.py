@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from chorus_db import config, stack
+from chorus_db import config, ops_stack, stack
 
 ROOT = config.ROOT
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -62,7 +62,9 @@ def compose(request):
 
 
 def test_services_are_the_secrets_check_the_database_the_build_postgrest_the_live_relay_the_mail_worker_and_nginx():
-    assert set(COMPOSE["services"]) == {"secrets", "postgres", "migrate", "postgrest", "live-relay", "mail-worker", "nginx"}
+    # Without a profile (tests/test_ops_compose.py reads the replica and pgbouncer profiles).
+    default = {name for name, spec in COMPOSE["services"].items() if not spec.get("profiles")}
+    assert default == {"secrets", "postgres", "migrate", "postgrest", "live-relay", "mail-worker", "nginx"}
     # The external mode uses the shared server instead of its own.
     assert set(EXTERNAL["services"]) == {"secrets", "migrate", "postgrest", "live-relay", "nginx"}
 
@@ -113,10 +115,12 @@ def test_nginx_uses_the_same_template_and_main_config_with_only_the_upstream_and
     assert "nginx-routes:/nginx-routes" in doc["services"]["migrate"]["volumes"]
     assert "python -m chorus_db.routes nginx /nginx-routes/routes.conf" in " ".join(doc["services"]["migrate"]["command"])
     env = nginx["environment"]
-    assert set(env) == set(stack.TEMPLATE_VARIABLES) | {"NGINX_ENVSUBST_FILTER"}
+    # The API template's placeholders, and deploy/nginx/monitoring.conf.template's (tests/test_ops_compose.py).
+    assert set(env) == set(stack.TEMPLATE_VARIABLES) | set(ops_stack.NGINX_MONITORING_VARIABLES) | {"NGINX_ENVSUBST_FILTER"}
     assert re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "API_LISTEN")
     assert re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "POSTGREST_UPSTREAM")
     assert re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "LIVE_RELAY_UPSTREAM")
+    assert re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "POSTGREST_READ_UPSTREAM")
     assert env["LIVE_RELAY_UPSTREAM"] == "unix:/run/live-relay/relay.sock"
     assert not re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "PATH")
     assert str(env["API_LISTEN"]) == "8080"
@@ -221,7 +225,9 @@ def test_the_build_runs_invoke_db_build_on_the_project_database_then_sets_the_lo
 def test_secrets_are_files_checked_before_anything_starts(compose):
     name, doc = compose
     text = (ROOT / name).read_text()
-    assert {k: v["file"] for k, v in doc["secrets"].items()} == {s: f"./secrets/{s}" for s in SECRET_FILES}
+    # The monitoring profile's exporter login is a file too, needed by that profile only.
+    optional = {"monitor_password"} if name == "docker-compose.yml" else set()
+    assert {k: v["file"] for k, v in doc["secrets"].items()} == {s: f"./secrets/{s}" for s in SECRET_FILES | optional}
     # No secret travels in a variable: .env names none, the files use none.
     used = set(re.findall(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)", text))  # $${X} is for the shell
     assert used <= set(_env_example()), f"{name} uses variables .env.example does not name"

@@ -1,5 +1,9 @@
 """The read replica: a hot standby made by pg_basebackup, the lag check its PostgREST's
-pre-request function runs, the replication health, then the failover drill (db.promote).
+pre-request function runs, the replication health; then end to end, a PostgREST on each server
+(each on its own unix socket) and nginx rendered from the one template with the read pool
+(`invoke up --replica` runs the same functions): reads on the replica, writes and
+X-Read-Consistency reads on the primary, fallback when the replica lags, its standby or its
+PostgREST is down; then the failover drill (db.promote).
 
 The tests of this module share one primary and one standby (made once, in file order): the
 failover drill last, because it stops the primary for good.
@@ -12,9 +16,10 @@ import time
 
 import psycopg
 import pytest
+import requests
 from psycopg.conninfo import make_conninfo
 
-from chorus_db import gdpr, replica, stack
+from chorus_db import config, gdpr, ops_stack, replica, stack
 from tests.support import ops
 from tests.support.postgrest import PostgrestSim
 
@@ -32,6 +37,47 @@ def pair():
         yield primary, standby
     finally:
         ops.remove(standby, primary)
+
+
+@pytest.fixture(scope="module")
+def routed(pair):
+    """PostgREST on the primary and on the standby, nginx with the standby's as read pool."""
+    primary, standby = pair
+    postgrest_bin, nginx_bin = stack.find_postgrest(), stack.find_nginx()
+    if postgrest_bin is None or nginx_bin is None:
+        pytest.skip("PostgREST or nginx not found: set POSTGREST_BIN, apt-get install nginx")
+    run_dir = primary.datadir.parent / "run"
+    cfg = stack.StackConfig(
+        run_dir=run_dir,
+        database_url=primary.url(ops.OPS_DB, user=config.AUTHENTICATOR, password=ops.AUTHENTICATOR_PASSWORD),
+        api_port=stack.free_port(), jwt_secret="j" * 48, postgrest_bin=postgrest_bin, nginx_bin=nginx_bin,
+    )
+    try:
+        rcfg, _ = ops_stack.start_replica(cfg, primary, standby, ops.AUTHENTICATOR_PASSWORD, dbname=ops.OPS_DB)
+        assert cfg.read_upstream == f"unix:{rcfg.postgrest_socket}" != cfg.postgrest_upstream
+        stack.start_postgrest(cfg)
+        stack.start_nginx(cfg)
+        stack.wait_until_ready(cfg)
+        with psycopg.connect(primary.url(ops.OPS_DB), autocommit=True) as conn:
+            key = conn.execute("select app_logic.create_api_key('replica-test', 'reader')").fetchone()[0]
+        yield cfg, rcfg, key
+    finally:
+        stack.stop_all(run_dir)
+        ops_stack.stop_extras(run_dir)
+
+
+def _post_lead(cfg, email: str) -> None:
+    response = requests.post(f"{cfg.api_url}/leads", json=ops.lead(email), timeout=10)
+    assert response.status_code == 201, response.text
+
+
+def _find(cfg, key: str, email: str, **headers) -> list:
+    response = requests.get(
+        f"{cfg.api_url}/leads", params={"email": f"eq.{email}", "select": "email"},
+        headers={"X-API-Key": key, **headers}, timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def _set_lag_limit(primary, standby, seconds: int) -> None:
@@ -96,6 +142,88 @@ def test_a_lagging_standby_refuses_reads_and_health_reports_it(pair):
     finally:
         standby.start()
     replica.wait_caught_up(primary.url(ops.OPS_DB), standby.url(ops.OPS_DB))
+
+
+def _paused(standby):
+    conn = psycopg.connect(standby.url(ops.OPS_DB), autocommit=True)
+    conn.execute("select pg_wal_replay_pause()")
+    return conn
+
+
+def test_reads_go_to_the_replica_writes_to_the_primary_and_x_read_consistency_reads_the_primary(pair, routed):
+    primary, standby = pair
+    cfg, _rcfg, key = routed
+    _set_lag_limit(primary, standby, 60)
+    conn = _paused(standby)
+    try:
+        _post_lead(cfg, "paused@example.com")  # a write: the primary takes it although the standby is paused
+        # The default read is served by the replica, which has not replayed the write yet ...
+        assert _find(cfg, key, "paused@example.com") == []
+        head = requests.head(f"{cfg.api_url}/leads", params={"email": "eq.paused@example.com"},
+                             headers={"X-API-Key": key, "Prefer": "count=exact"}, timeout=10)
+        assert head.status_code == 200 and head.headers["Content-Range"].endswith("/0")
+        # ... a client that must see its own write asks for the primary.
+        assert _find(cfg, key, "paused@example.com", **{"X-Read-Consistency": "primary"}) == [{"email": "paused@example.com"}]
+        # Health, an RPC, is the primary's answer (it knows its standbys), not the replica's.
+        health = requests.get(f"{cfg.api_url}/replication/health", timeout=10).json()
+        assert health["role"] == "primary" and len(health["standbys"]) == 1
+    finally:
+        conn.execute("select pg_wal_replay_resume()")
+        conn.close()
+    replica.wait_caught_up(primary.url(ops.OPS_DB), standby.url(ops.OPS_DB))
+    assert _find(cfg, key, "paused@example.com") == [{"email": "paused@example.com"}]
+
+
+def test_the_read_consistency_header_takes_any_value_and_changes_nothing_else(pair, routed):
+    _primary, _standby = pair
+    cfg, _rcfg, key = routed
+    for value in ("primary", "x" * 4000, "\u202eprimary", "0", "eventual"):
+        response = requests.get(f"{cfg.api_url}/leads", params={"select": "email", "limit": "1"},
+                                headers={"X-API-Key": key, "X-Read-Consistency": value.encode("utf-8")}, timeout=10)
+        assert response.status_code == 200, (value[:20], response.text)
+    # It never makes a read of a protected view public, nor a write possible on the replica.
+    assert requests.get(f"{cfg.api_url}/leads", headers={"X-Read-Consistency": "primary"}, timeout=10).status_code == 401
+    refused = requests.post(f"{cfg.api_url}/leads/health", headers={"X-Read-Consistency": ""}, json={}, timeout=10)
+    assert refused.status_code == 405
+
+
+def test_a_replica_lagging_beyond_the_stored_limit_hands_reads_to_the_primary(pair, routed):
+    primary, standby = pair
+    cfg, rcfg, key = routed
+    _set_lag_limit(primary, standby, 1)
+    conn = _paused(standby)
+    try:
+        _post_lead(cfg, "lagging@example.com")
+        deadline = time.monotonic() + 15
+        while conn.execute("select app_logic.replica_lag_seconds()").fetchone()[0] <= 1:
+            assert time.monotonic() < deadline, "the paused standby never reported lag"
+            time.sleep(0.1)
+        # The replica's own PostgREST refuses (on its socket; a client never sees this) ...
+        status, body = ops_stack.unix_http(rcfg.postgrest_socket, "/leads?select=email", {"X-API-Key": key})
+        assert status == 503 and b"CHU02" in body
+        # ... and nginx serves the read from the primary, which has the row.
+        assert _find(cfg, key, "lagging@example.com") == [{"email": "lagging@example.com"}]
+    finally:
+        conn.execute("select pg_wal_replay_resume()")
+        conn.close()
+    _set_lag_limit(primary, standby, 30)
+
+
+def test_reads_fall_back_to_the_primary_when_the_standby_or_its_postgrest_is_down(pair, routed):
+    primary, standby = pair
+    cfg, rcfg, key = routed
+    standby.stop()
+    try:
+        _post_lead(cfg, "standby-down@example.com")
+        for _ in range(3):  # the first is retried on the backup, the next ones go there directly
+            assert _find(cfg, key, "standby-down@example.com") == [{"email": "standby-down@example.com"}]
+    finally:
+        standby.start()
+    replica.wait_caught_up(primary.url(ops.OPS_DB), standby.url(ops.OPS_DB))
+    assert ops_stack.replica_postgrest_service(cfg.run_dir).stop()
+    assert ops_stack.unix_http(rcfg.postgrest_socket, "/leads")[0] is None
+    _post_lead(cfg, "postgrest-down@example.com")
+    assert _find(cfg, key, "postgrest-down@example.com") == [{"email": "postgrest-down@example.com"}]
 
 
 def test_failover_drill_promote_loses_nothing_acknowledged(pair):

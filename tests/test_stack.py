@@ -67,14 +67,17 @@ def test_the_template_includes_the_route_maps_and_writes_none_by_hand():
     assert not any(route.path in line for route in ROUTES for line in lines)
 
 
-def test_the_template_has_only_the_three_environment_placeholders():
+def test_the_template_has_only_the_four_environment_placeholders():
     placeholders = set(re.findall(r"\$\{?([A-Z_][A-Z0-9_]*)\}?", TEMPLATE))
     assert placeholders == set(stack.TEMPLATE_VARIABLES)
     rendered = stack.render_template(
-        TEMPLATE, {"API_LISTEN": "8080", "POSTGREST_UPSTREAM": "postgrest:3000", "LIVE_RELAY_UPSTREAM": "live-relay:3002"}
+        TEMPLATE, {"API_LISTEN": "8080", "POSTGREST_UPSTREAM": "postgrest:3000", "LIVE_RELAY_UPSTREAM": "live-relay:3002",
+                   "POSTGREST_READ_UPSTREAM": "replica:3000"}
     )
     assert "${" not in rendered and "server postgrest:3000;" in rendered and "listen 8080;" in rendered
     assert "server live-relay:3002;" in rendered
+    # The read pool: the replica first, the primary as backup.
+    assert "server replica:3000 max_fails=1 fail_timeout=10s;" in rendered and "server postgrest:3000 backup;" in rendered
     # nginx's own variables are left alone.
     assert "$remote_addr" in rendered and "$chorus_target" in rendered
 
