@@ -75,18 +75,34 @@ def run_squawk(files: list[Path] | None = None, config_file: Path = config.ROOT 
 
 
 def run_pgspot(files: list[Path] | None = None) -> list[str]:
-    """pgspot's findings (file: code: message), with the project's ignored codes; empty when none."""
+    """pgspot's findings (file: code: message), with the project's ignored codes; empty when none.
+
+    One pgspot process per set of ignored codes, not per file (each start costs a Python
+    interpreter and pglast); pgspot checks each file on its own and heads its findings with the
+    file's path (when it checks more than one), which names the finding here."""
     files = files if files is not None else sql_files()
     binary = _tool("pgspot", "pgspot")
-    findings = []
+    groups: dict[frozenset[str], list[tuple[str, Path]]] = {}
     for path in files:
         name = str(path.relative_to(config.ROOT)) if config.ROOT in path.parents else str(path)
-        ignored = set(PGSPOT_IGNORED) | set(PGSPOT_FILE_IGNORED.get(name, ()))
-        argv = [binary, *[arg for code in sorted(ignored) for arg in ("--ignore", code)], str(path)]
+        ignored = frozenset(PGSPOT_IGNORED) | frozenset(PGSPOT_FILE_IGNORED.get(name, ()))
+        groups.setdefault(ignored, []).append((name, path))
+    findings = []
+    for ignored, members in groups.items():
+        names = {str(path): name for name, path in members}
+        argv = [binary, *[arg for code in sorted(ignored) for arg in ("--ignore", code)], *names]
         proc = subprocess.run(argv, capture_output=True, text=True)
-        for line in proc.stdout.splitlines():
-            if re.match(r"PS\d{3}: ", line.strip()):
-                findings.append(f"{name}: {line.strip()}")
         if proc.returncode not in (0, 1):
-            raise UserError(f"pgspot failed on {name}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+            what = ", ".join(names.values())
+            raise UserError(f"pgspot failed on {what}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+        # pgspot names the file only when it checks more than one.
+        current = next(iter(names.values())) if len(names) == 1 else None
+        for line in proc.stdout.splitlines():
+            header = line.rstrip()
+            if header.endswith(":") and header[:-1] in names:
+                current = names[header[:-1]]
+            elif re.match(r"PS\d{3}: ", line.strip()):
+                if current is None:
+                    raise UserError(f"pgspot printed a finding before naming its file: {line.strip()}")
+                findings.append(f"{current}: {line.strip()}")
     return findings

@@ -575,6 +575,11 @@ def render_nginx(cfg: StackConfig, routes: tuple | None = None) -> Path:
 
 
 # -- the pages (web/public), served from `web` under nginx's prefix ----------------------------
+# The template's `root` for the pages, relative to nginx's prefix: a link or a copy here, the
+# `pages` volume at /etc/nginx/web in compose (tests/test_compose.py checks all three agree).
+PAGES_ROOT = "web"
+
+
 def _workers_can_reach(path: Path) -> bool:
     """Whether nginx's workers can read below path. As root they run as another user (see
     _worker_user), who needs every directory on the way searchable by others: a checkout under
@@ -597,7 +602,7 @@ def pages_prefix(cfg: StackConfig) -> Path:
 def place_pages(cfg: StackConfig) -> None:
     """Put web/public at <prefix>/web: a link where the workers can read the checkout, else a
     copy (made again at every start, so it is never stale after `up`)."""
-    web = pages_prefix(cfg) / "web"
+    web = pages_prefix(cfg) / PAGES_ROOT
     if web.is_symlink() or web.is_file():
         web.unlink()
     elif web.is_dir():

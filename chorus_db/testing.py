@@ -10,6 +10,7 @@ gets a fresh copy of it (pytest-postgresql's DatabaseJanitor), which takes milli
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import subprocess
@@ -87,10 +88,44 @@ def recreate_database(cluster: Cluster, name: str, template: str | None = None) 
     return cluster.url(name)
 
 
+# `invoke test` needs the template in three steps (plpgsql_check, pgTAP, pytest in a
+# subprocess): the first builds it and names the source it built in this variable, which the
+# later steps (and their subprocesses) inherit; they reuse the template while the source, the
+# cluster and the template's own mark still agree. A run without it builds afresh.
+TEMPLATE_BUILT_ENV = "CHORUS_TEST_TEMPLATE_BUILT"
+
+
+def source_fingerprint() -> str:
+    """SHA-256 of what a build reads: db/ (but its tests) and the build's Python code."""
+    digest = hashlib.sha256()
+    files = [p for p in sorted(config.DB_DIR.rglob("*")) if p.is_file() and config.TESTS_SQL_DIR not in p.parents]
+    files += sorted((config.ROOT / "chorus_db").rglob("*.py"))
+    for path in files:
+        digest.update(str(path.relative_to(config.ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _template_mark(cluster: Cluster) -> str | None:
+    with psycopg.connect(cluster.url("postgres"), autocommit=True) as conn:
+        row = conn.execute(
+            "select shobj_description(oid, 'pg_database') from pg_catalog.pg_database where datname = %s", (TEMPLATE_DB,)
+        ).fetchone()
+    return row[0] if row else None
+
+
 def build_template(cluster: Cluster, source: Source | None = None, quiet: bool = True) -> str:
-    """Build the source into a fresh template database and return its URL."""
+    """Build the source into a fresh template database and return its URL; the checkout's own
+    source is built once per `invoke test` (see TEMPLATE_BUILT_ENV)."""
+    mark = f"built from {source_fingerprint()} on port {cluster.port}" if source is None else None
+    if mark and os.environ.get(TEMPLATE_BUILT_ENV) == mark and _template_mark(cluster) == mark:
+        return cluster.url(TEMPLATE_DB)
+    os.environ.pop(TEMPLATE_BUILT_ENV, None)
     url = recreate_database(cluster, TEMPLATE_DB)
     build(url, source=source, log=(lambda _msg: None) if quiet else print)
+    if mark:
+        with psycopg.connect(cluster.url("postgres"), autocommit=True) as conn:
+            conn.execute(sql.SQL("comment on database {} is {}").format(sql.Identifier(TEMPLATE_DB), sql.Literal(mark)))
+        os.environ[TEMPLATE_BUILT_ENV] = mark
     return url
 
 

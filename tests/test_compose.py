@@ -17,6 +17,7 @@ ROOT = config.ROOT
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 EXTERNAL = yaml.safe_load((ROOT / "docker-compose.external.yml").read_text())
 CONF = stack.read_postgrest_conf()
+TEMPLATE = stack.NGINX_TEMPLATE.read_text()
 # Settings the environment supplies on purpose (secrets, as files) or that differ in a container.
 ENV_ONLY = {"db-uri", "jwt-secret", "server-unix-socket"}
 SECRET_FILES = {"postgres_password", "authenticator_password", "jwt_secret"}
@@ -61,12 +62,12 @@ def compose(request):
     return request.param, COMPOSE if request.param == "docker-compose.yml" else EXTERNAL
 
 
-def test_services_are_the_secrets_check_the_database_the_build_postgrest_the_live_relay_the_mail_worker_and_nginx():
+def test_services_are_the_secrets_check_the_database_the_build_postgrest_the_live_relay_the_mail_worker_the_pages_and_nginx():
     # Without a profile (tests/test_ops_compose.py reads the replica and pgbouncer profiles).
     default = {name for name, spec in COMPOSE["services"].items() if not spec.get("profiles")}
-    assert default == {"secrets", "postgres", "migrate", "postgrest", "live-relay", "mail-worker", "nginx"}
+    assert default == {"secrets", "postgres", "migrate", "postgrest", "live-relay", "mail-worker", "pages", "nginx"}
     # The external mode uses the shared server instead of its own.
-    assert set(EXTERNAL["services"]) == {"secrets", "migrate", "postgrest", "live-relay", "nginx"}
+    assert set(EXTERNAL["services"]) == {"secrets", "migrate", "postgrest", "live-relay", "pages", "nginx"}
 
 
 def test_postgrest_gets_exactly_the_settings_of_postgrest_conf(compose):
@@ -124,7 +125,10 @@ def test_nginx_uses_the_same_template_and_main_config_with_only_the_upstream_and
     assert env["LIVE_RELAY_UPSTREAM"] == "unix:/run/live-relay/relay.sock"
     assert not re.fullmatch(_unescape(env["NGINX_ENVSUBST_FILTER"]), "PATH")
     assert str(env["API_LISTEN"]) == "8080"
-    assert nginx["depends_on"] == {"postgrest": {"condition": "service_started"}, "live-relay": {"condition": "service_started"}}
+    assert nginx["depends_on"] == {
+        "postgrest": {"condition": "service_started"}, "live-relay": {"condition": "service_started"},
+        "pages": {"condition": "service_completed_successfully"},
+    }
 
 
 def test_the_live_relay_runs_chorus_db_live_as_the_authenticator_after_the_build(compose):
@@ -144,6 +148,72 @@ def test_the_live_relay_runs_chorus_db_live_as_the_authenticator_after_the_build
     assert relay["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
     assert "/run/live-relay/relay.sock" in " ".join(relay["healthcheck"]["test"])
     assert "ports" not in relay  # only nginx is reachable
+
+
+# The official nginx image's prefix (`nginx -V`: --prefix=/etc/nginx): the template's relative
+# paths (`include chorus/routes.conf`, the pages' `root web`) resolve below it.
+NGINX_PREFIX = "/etc/nginx"
+
+
+def _service(name: str, doc: dict, service: str) -> dict:
+    """A service with compose's `extends` (from a file next to this one) applied."""
+    definition = doc["services"][service]
+    if "extends" not in definition:
+        return definition
+    extends = definition["extends"]
+    other = extends.get("file", name)
+    base = _service(other, yaml.safe_load((ROOT / other).read_text()), extends["service"])
+    return {**base, **{k: v for k, v in definition.items() if k != "extends"}}
+
+
+def _pages_location() -> tuple[list[str], str]:
+    """The directories the template serves as pages, and its root for them."""
+    block = re.search(r"location ~ \^/\(([a-z|]+)\)/ \{(.*?)\n    \}", TEMPLATE, re.S)
+    assert block, "no pages location in the template"
+    (root,) = re.findall(r"^\s*root (\S+);", block.group(2), re.M)
+    return block.group(1).split("|"), root
+
+
+def test_nginx_serves_the_pages_built_by_the_pages_service_from_the_templates_root_as_the_local_stack_does(compose):
+    name, doc = compose
+    directories, root = _pages_location()
+    assert {"dashboard", "form"} <= set(directories)
+    # The local stack puts web/public at the same root under its prefix (chorus_db.stack.place_pages).
+    assert root == stack.PAGES_ROOT
+    build_script = (config.WEB_DIR / "build.mjs").read_text()
+    for directory in directories:
+        if directory == "vendor":  # written by the build, never committed
+            assert "join(here, 'public', 'vendor')" in build_script
+        else:
+            assert any((config.WEB_ROOT / directory).iterdir()), directory
+
+    nginx = doc["services"]["nginx"]
+    assert f"./deploy/nginx/api.conf.template:{NGINX_PREFIX}/templates/api.conf.template:ro" in nginx["volumes"]
+    assert f"pages:{NGINX_PREFIX}/{root}:ro" in nginx["volumes"]
+    assert nginx["depends_on"]["pages"] == {"condition": "service_completed_successfully"}
+    assert "pages" in doc["volumes"]
+    readers = {n for n in doc["services"] if any(str(v).startswith("pages:") for v in _service(name, doc, n).get("volumes", []))}
+    assert readers == {"pages", "nginx"}
+
+    # The pages service builds what `invoke web.build` builds (chorus_db.web: npm ci of the lock
+    # file, then build.mjs) in a copy of the read-only source, then fills the volume with public/.
+    pages = _service(name, doc, "pages")
+    assert pages["volumes"] == ["./web:/src/web:ro", "pages:/pages"]
+    image, _, tag = pages["image"].partition(":")
+    assert image == "node" and int(tag.split("-")[0]) >= 18  # the README's Node.js 18+
+    lines = [line.strip() for line in pages["command"][-1].strip().splitlines()]
+    assert "cp /src/web/package.json /src/web/package-lock.json /src/web/build.mjs ." in lines
+    assert "cp -R /src/web/public public" in lines
+    npm_ci = next(i for i, line in enumerate(lines) if line.startswith("npm ci "))
+    assert npm_ci < lines.index("node build.mjs") < lines.index("find /pages -mindepth 1 -delete") < lines.index("cp -R public/. /pages/")
+    # --omit=dev leaves out the test and client packages: what build.mjs vendors must not be one.
+    assert "--omit=dev" in lines[npm_ci].split()
+    import json
+
+    dependencies = json.loads((config.WEB_DIR / "package.json").read_text())["dependencies"]
+    vendored = set(re.findall(r"^\s*\['([^']+)', '[^']+', '[^']+'\],", build_script, re.M))
+    assert vendored and vendored <= set(dependencies), f"build.mjs vendors dev packages: {vendored - set(dependencies)}"
+    assert pages["restart"] == "no" and "ports" not in pages
 
 
 def test_nginx_is_published_on_loopback_unless_api_bind_says_otherwise(compose):

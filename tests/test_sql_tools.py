@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from chorus_db import build as build_module
-from chorus_db import sql_tools, testing
+from chorus_db import config, sql_tools, testing
 
 
 def test_the_tree_passes_squawk_and_pgspot():
@@ -38,6 +38,21 @@ def test_pgspot_finds_a_security_definer_without_search_path_and_a_hijackable_cr
     assert "PS003" in findings  # SECURITY DEFINER without search_path
     assert "PS002" in findings  # CREATE OR REPLACE of a function someone else may own
     assert "PS012" in findings  # CREATE TABLE IF NOT EXISTS adopts someone else's table
+
+
+def test_pgspot_names_each_finding_by_its_file_and_exempts_only_the_file_named_for_a_code(tmp_path):
+    """One pgspot process checks many files: each finding must still carry its own file, and a
+    per-file exemption (PGSPOT_FILE_IGNORED) must not reach another file of the same run."""
+    exempt = config.ROOT / "db" / "schema" / "000-foundation.sql"
+    assert sql_tools.PGSPOT_FILE_IGNORED[str(exempt.relative_to(config.ROOT))] == ("PS010",)
+    copy = tmp_path / "copy-of-000.sql"
+    copy.write_text(exempt.read_text())
+    risky = tmp_path / "130-risky.sql"
+    risky.write_text("create or replace function app_logic.risky() returns int language sql security definer as $$ select 1 $$;\n")
+    findings = sql_tools.run_pgspot([exempt, risky, *sql_tools.sql_files()[1:4], copy])
+    assert {f.split(": ", 1)[0] for f in findings} == {str(risky), str(copy)}
+    assert any(f.startswith(f"{copy}: PS010: ") for f in findings)
+    assert any(f.startswith(f"{risky}: PS003: ") for f in findings)
 
 
 def test_no_other_role_may_create_objects_in_a_schema_on_a_security_definer_search_path(template_url):
