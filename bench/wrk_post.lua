@@ -3,8 +3,10 @@
 -- it from loopback), so each request is its own client as on the internet.
 -- BODY_STYLE: "api" (camelCase lead, as the website sends), "table" (snake_case columns of
 -- the bare table) or "pageviews" (a batch of BATCH page views, {"events": [...]}). All are set
--- through the environment of wrk.
+-- through the environment of wrk. BODY_STYLE "read": a GET of the URL with READ_KEY in X-API-Key
+-- (`invoke bench --only ops`, reads on the replica).
 local style = os.getenv("BODY_STYLE") or "api"
+local read_key = os.getenv("READ_KEY") or ""
 local spoof_ip = os.getenv("SET_REAL_IP") == "1"
 local batch = tonumber(os.getenv("BATCH") or "100")
 local counter = 0
@@ -19,7 +21,18 @@ function init(args)
   math.randomseed(os.time() + (tag or 0) * 7919)
 end
 
+local function real_ip()
+  return string.format("10.%d.%d.%d", math.random(0, 255), math.random(0, 255), math.random(1, 254))
+end
+
 request = function()
+  if style == "read" then
+    local headers = {["X-API-Key"] = read_key}
+    if spoof_ip then
+      headers["X-Real-IP"] = real_ip()
+    end
+    return wrk.format("GET", nil, headers)
+  end
   counter = counter + 1
   local email = string.format("w%d-%d-%d@example.com", tag or 0, counter, math.random(1, 1000000000))
   local body
@@ -44,7 +57,7 @@ request = function()
   end
   local headers = {["Content-Type"] = "application/json", ["Prefer"] = "return=minimal"}
   if spoof_ip then
-    headers["X-Real-IP"] = string.format("10.%d.%d.%d", math.random(0, 255), math.random(0, 255), math.random(1, 254))
+    headers["X-Real-IP"] = real_ip()
   end
   return wrk.format("POST", nil, headers, body)
 end

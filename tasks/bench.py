@@ -13,21 +13,21 @@ from ._helpers import echo, task
         "seconds": "length of each pgbench/wrk run (default 10)",
         "rounds": "alternations of baseline and subject; medians are reported (default 2)",
         "quick": "small retention sizes for a smoke run (100k+100k rows, 1M page views instead of 1M+1M and 10M)",
-        "only": "comma-separated parts to run: sql, http, knobs, retention, audit, growth (default: all but growth)",
+        "only": "comma-separated parts to run: sql, http, knobs, retention, audit, ops, growth (default: all but growth)",
         "growth": "also measure cost growth (1k, 100k, 1M leads, 10M audit rows; about 5 more minutes)",
         "keep": "keep the chorus_bench database afterwards for inspection (it is dropped by default)",
     },
 )
-def run(c, seconds=10, rounds=2, quick=False, only="sql,http,knobs,retention,audit", keep=False, growth=False):
+def run(c, seconds=10, rounds=2, quick=False, only="sql,http,knobs,retention,audit,ops", keep=False, growth=False):
     """Run every benchmark; print the table and write bench-results/bench-*.json with the machine."""
     from chorus_db import bench, testing
 
     parts = {p.strip() for p in only.split(",") if p.strip()}
     if growth:
         parts.add("growth")
-    unknown = parts - {"sql", "http", "knobs", "retention", "growth", "audit"}
+    unknown = parts - {"sql", "http", "knobs", "retention", "growth", "audit", "ops"}
     if unknown:
-        raise Exit(f"--only takes sql, http, knobs, retention, audit and growth, not {', '.join(sorted(unknown))}", code=1)
+        raise Exit(f"--only takes sql, http, knobs, retention, audit, ops and growth, not {', '.join(sorted(unknown))}", code=1)
     # The test cluster is stopped afterwards unless it ran before: a benchmark leaves no server.
     with testing.running_test_cluster() as cluster:
         report = bench.Report(machine=bench.machine())
@@ -45,6 +45,10 @@ def run(c, seconds=10, rounds=2, quick=False, only="sql,http,knobs,retention,aud
                                 knobs="knobs" in parts, main="http" in parts)
             if "audit" in parts:
                 bench.audit_cost(report, cluster, seconds, rounds)
+            if "ops" in parts:
+                from chorus_db.bench import ops
+
+                ops.pool_and_scale(report, cluster, seconds, rounds)
             if "retention" in parts:
                 bench.retention_at_scale(report, cluster, seconds=seconds, quick=quick)
             if "growth" in parts:
