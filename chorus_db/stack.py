@@ -711,7 +711,7 @@ def stop_everything() -> list[str]:
     then whatever test and benchmark runs left in this checkout's temporary directories (a run
     that was killed before its cleanup) and the test cluster. Returns what was stopped."""
     from .cluster import Cluster, embedded
-    from .testing import test_cluster_unstarted
+    from .testing import test_cluster_unstarted, worker_test_clusters
 
     from . import ops_stack, replica
 
@@ -728,4 +728,7 @@ def stop_everything() -> list[str]:
                 stopped.append(f"PostgreSQL in {version.parent}")
     if test_cluster_unstarted().stop():
         stopped.append("the test cluster")
+    for cluster in worker_test_clusters():
+        if cluster.stop():
+            stopped.append(f"the test cluster of a parallel pytest worker ({cluster.datadir})")
     return stopped

@@ -28,7 +28,7 @@ from .cluster import Cluster
 TEMPLATE_DB = "chorus_test_template"
 # Outside the checkout: a fresh clone may sit below a directory the server's OS user cannot
 # enter (CI clones anywhere), while the temporary directory is open to every user.
-TEST_PGDATA = Path(
+CHECKOUT_TEST_PGDATA = Path(
     os.environ.get(
         "CHORUS_TEST_PGDATA",
         Path(tempfile.gettempdir()) / f"chorus-test-{config.CHECKOUT_ID}" / "pgdata",
@@ -36,8 +36,29 @@ TEST_PGDATA = Path(
 )
 
 
+def worker_number() -> int:
+    """Which parallel pytest worker this is (pytest-xdist's gw0, gw1, ...; 0 outside one)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+
+
+# The first worker (and every run without workers: lint, pgTAP, `invoke bench`) uses the
+# checkout's test cluster; each other worker a cluster of its own beside it (pgdata-gw1, ...),
+# on its own first port, so no two workers share databases, roles, settings or a crash.
+TEST_PGDATA = CHECKOUT_TEST_PGDATA.with_name(
+    CHECKOUT_TEST_PGDATA.name + (f"-gw{worker_number()}" if worker_number() else "")
+)
+
+
 def test_cluster_unstarted() -> Cluster:
-    return Cluster(TEST_PGDATA, first_port=int(os.environ.get("CHORUS_TEST_PG_PORT", "55432")))
+    first_port = int(os.environ.get("CHORUS_TEST_PG_PORT", "55432")) + worker_number()
+    return Cluster(TEST_PGDATA, first_port=first_port)
+
+
+def worker_test_clusters() -> list[Cluster]:
+    """The clusters of this checkout's parallel pytest workers (beside the test cluster)."""
+    return [Cluster(path) for path in sorted(CHECKOUT_TEST_PGDATA.parent.glob(CHECKOUT_TEST_PGDATA.name + "-gw*"))
+            if path.is_dir()]
 
 
 def test_cluster() -> Cluster:

@@ -7,6 +7,8 @@ client generated from the OpenAPI document (web/client).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import shutil
 import subprocess
@@ -56,8 +58,28 @@ def installed() -> bool:
     return STAMP.exists() and STAMP.read_text().strip() == lock_hash()
 
 
+# Held while npm ci or build.mjs runs: two builds at once (parallel pytest workers, `invoke up`
+# beside a test) would have npm ci delete node_modules under the other.
+LOCK = WEB_DIR / ".build.lock"
+
+
+@contextlib.contextmanager
+def _locked():
+    with LOCK.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def install(log: Callable[[str], None] = print) -> bool:
     """`npm ci` unless node_modules matches package-lock.json; True when it ran."""
+    with _locked():
+        return _install(log)
+
+
+def _install(log: Callable[[str], None]) -> bool:
     if installed():
         return False
     tool = npm()
@@ -71,11 +93,12 @@ def install(log: Callable[[str], None] = print) -> bool:
 
 def build(log: Callable[[str], None] = print) -> Path:
     """Install the pinned packages if needed and vendor the browser libraries; returns web/public."""
-    install(log)
-    node = shutil.which("node")
-    if node is None:
-        raise WebError(NPM_MISSING)
-    _run([node, "build.mjs"], "web/build.mjs")
+    with _locked():
+        _install(log)
+        node = shutil.which("node")
+        if node is None:
+            raise WebError(NPM_MISSING)
+        _run([node, "build.mjs"], "web/build.mjs")
     log(f"pages built: {config.WEB_ROOT} (vendored libraries in {VENDOR.relative_to(config.ROOT)})")
     return config.WEB_ROOT
 

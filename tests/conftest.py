@@ -42,6 +42,15 @@ def pytest_configure(config):
         raise pytest.UsageError(str(exc)) from None
 
 
+def pytest_collection_modifyitems(config, items):
+    # In parallel workers (`invoke test`), the files holding a slow test go first: a long file
+    # handed out last would run alone at the end while the other workers wait.
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
 @pytest.fixture(scope="session")
 def pg_cluster():
     with testing.running_test_cluster() as cluster:

@@ -14,7 +14,7 @@ schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 
-pytestmark = pytest.mark.http
+pytestmark = [pytest.mark.http, pytest.mark.slow]
 
 EXAMPLES_PER_OPERATION = 25
 

@@ -13,7 +13,7 @@ import pytest
 
 from chorus_db import web
 
-pytestmark = pytest.mark.http
+pytestmark = [pytest.mark.http, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

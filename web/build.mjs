@@ -1,7 +1,7 @@
 // Vendors the pages' browser libraries from node_modules (installed by `npm ci`) into
 // public/vendor/, which nginx serves at /vendor/: no CDN, and nothing built is committed.
 // Run by `invoke web.build` (and so by `invoke up` and the browser tests).
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -17,8 +17,14 @@ const files = [
   ['web-vitals', 'dist/web-vitals.js.map', 'web-vitals.js.map'],
 ];
 
-rmSync(vendor, { recursive: true, force: true });
+// Each file is written beside its place and renamed over it, and only files no longer vendored
+// are removed: a page served while this runs (`invoke up`, a test) never finds one missing.
 mkdirSync(vendor, { recursive: true });
+const put = (name, write) => {
+  const temporary = join(vendor, `.${name}.${process.pid}.tmp`);
+  write(temporary);
+  renameSync(temporary, join(vendor, name));
+};
 const notices = [];
 for (const [pkg, file, name] of files) {
   const source = join(here, 'node_modules', pkg, file);
@@ -26,12 +32,16 @@ for (const [pkg, file, name] of files) {
     console.error(`${source} is missing: run \`npm ci\` in web/ first.`);
     process.exit(1);
   }
-  copyFileSync(source, join(vendor, name));
+  put(name, (temporary) => copyFileSync(source, temporary));
 }
 for (const pkg of new Set(files.map(([p]) => p))) {
   const { version, license } = JSON.parse(readFileSync(join(here, 'node_modules', pkg, 'package.json'), 'utf8'));
   const text = ['LICENSE', 'LICENSE.md', 'LICENSE.txt'].map((f) => join(here, 'node_modules', pkg, f)).find(existsSync);
   notices.push(`${pkg} ${version} (${license})\n\n${text ? readFileSync(text, 'utf8').trim() : ''}\n`);
 }
-writeFileSync(join(vendor, 'LICENSES.txt'), notices.join('\n----\n\n'));
+put('LICENSES.txt', (temporary) => writeFileSync(temporary, notices.join('\n----\n\n')));
+const kept = new Set([...files.map(([, , name]) => name), 'LICENSES.txt']);
+for (const name of readdirSync(vendor)) {
+  if (!kept.has(name) && !name.endsWith('.tmp')) rmSync(join(vendor, name), { recursive: true, force: true });
+}
 console.log(`vendored ${files.length} files into ${vendor}`);
