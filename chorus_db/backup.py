@@ -33,32 +33,23 @@ TOC_LINE = re.compile(
     r"^\d+; \d+ \d+ (?P<desc>[A-Z]+(?: [A-Z]+)*) (?P<schema>\S+) (?P<name>.*?)(?: (?P<owner>\S+))?\s*$"
 )
 
-# The roles the dump's grants name; they are cluster-wide, so a fresh server lacks them.
-ENSURE_ROLES = """
-do $roles$
-begin
-    if not exists (select from pg_roles where rolname = 'authenticator') then
-        create role authenticator login noinherit;
-    end if;
-    if not exists (select from pg_roles where rolname = 'anon') then
-        create role anon nologin;
-    end if;
-    if not exists (select from pg_roles where rolname = 'reader') then
-        create role reader nologin;
-    end if;
-    if not exists (select from pg_roles where rolname = 'admin') then
-        create role admin nologin;
-    end if;
-    grant anon, reader, admin to authenticator;
-    -- The owner of the field-encryption key reader (db/functions/045-field-encryption.sql): a
-    -- role membership is no part of a dump, and without it the restored key reader reads nothing.
-    if not exists (select from pg_roles where rolname = 'chorus_keyholder') then
-        create role chorus_keyholder nologin;
-    end if;
-    grant pg_read_server_files to chorus_keyholder;
-end
-$roles$
-"""
+
+def ensure_roles_sql() -> str:
+    """The roles the dump's grants name, created when missing (they are cluster-wide, so a fresh
+    server lacks them) by the statements that create them in a build: the roles blocks of
+    db/schema/000-foundation.sql and 381-field-encryption.sql (the key reader's owner) and the
+    membership blocks of db/policies/000-foundation.sql and 045-field-encryption.sql (a role
+    membership is no part of a dump, and without it the restored key reader reads nothing)."""
+    blocks = []
+    for path, tag in ((config.SCHEMA_DIR / "000-foundation.sql", "roles"),
+                      (config.SCHEMA_DIR / "381-field-encryption.sql", "roles"),
+                      (config.POLICIES_DIR / "000-foundation.sql", "membership"),
+                      (config.POLICIES_DIR / "045-field-encryption.sql", "membership")):
+        found = re.search(rf"^do \${tag}\$.*?\${tag}\$;$", path.read_text(), re.S | re.M)
+        if found is None:
+            raise BackupError(f"{path.relative_to(config.ROOT)} has no do ${tag}$ block: restore the file from git")
+        blocks.append(found.group(0))
+    return "\n".join(blocks)
 
 
 class BackupError(UserError):
@@ -257,7 +248,7 @@ def restore(dump: Path, url: str, *, replace: bool = False, on_step: Step | None
         if not exists:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
             result.created = True
-        conn.execute(ENSURE_ROLES)
+        conn.execute(ensure_roles_sql())
         cron_database = conn.execute("select current_setting('cron.database_name', true)").fetchone()[0]
 
     # Leave pg_cron out where it cannot exist.

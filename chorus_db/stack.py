@@ -112,17 +112,18 @@ def secret(run_dir: Path, name: str, nbytes: int = 32) -> str:
     return path.read_text().strip()
 
 
-def set_authenticator_password(database_url: str, password: str) -> None:
-    """Give PostgREST's login role its password (roles are cluster-wide)."""
+def set_login_password(database_url: str, role: str, password: str) -> None:
+    """Give a login role its password (roles are cluster-wide)."""
     import psycopg
     from psycopg import sql
 
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("alter role {} with login password {}").format(
-                sql.Identifier(config.AUTHENTICATOR), sql.Literal(password)
-            )
-        )
+        conn.execute(sql.SQL("alter role {} with login password {}").format(sql.Identifier(role), sql.Literal(password)))
+
+
+def set_authenticator_password(database_url: str, password: str) -> None:
+    """Give PostgREST's login role its password."""
+    set_login_password(database_url, config.AUTHENTICATOR, password)
 
 
 # -- PostgREST settings ----------------------------------------------------------------------

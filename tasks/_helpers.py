@@ -47,6 +47,18 @@ def database_url() -> str:
     return url()
 
 
+def set_password_from_env(role: str, variable: str, purpose: str) -> None:
+    """Give a login role the password in $variable on DATABASE_URL (the db.*-password tasks)."""
+    from chorus_db.stack import set_login_password
+
+    password = os.environ.get(variable, "")
+    if not password:
+        raise Exit(f"set {variable} to the password {purpose}", code=1)
+    url = database_url()
+    set_login_password(url, role, password)
+    echo(f"set the password of role {role} on {where(url)}")
+
+
 def start_embedded(running_word: str = "already running"):
     """Start the embedded cluster (created if needed), saying what happened and where; the cluster."""
     from chorus_db.cluster import embedded

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from invoke import Exit
 
-from ._helpers import database_url, echo, progress, start_embedded, task, where
+from ._helpers import database_url, echo, progress, set_password_from_env, start_embedded, task, where
 
 
 @task
@@ -89,14 +88,8 @@ def psql(c):
 def authenticator_password(c):
     """Set the password of PostgREST's login role (authenticator) to $AUTHENTICATOR_PASSWORD on DATABASE_URL."""
     from chorus_db import config
-    from chorus_db.stack import set_authenticator_password
 
-    password = os.environ.get("AUTHENTICATOR_PASSWORD", "")
-    if not password:
-        raise Exit("set AUTHENTICATOR_PASSWORD to the password PostgREST logs in with", code=1)
-    url = database_url()
-    set_authenticator_password(url, password)
-    echo(f"set the password of role {config.AUTHENTICATOR} on {where(url)}")
+    set_password_from_env(config.AUTHENTICATOR, "AUTHENTICATOR_PASSWORD", "PostgREST logs in with")
 
 
 # -- backups ---------------------------------------------------------------------------------

@@ -18,14 +18,11 @@ def verify(c, anchor=None):
 
     url = database_url()
     echo(f"verifying the consent audit of {where(url)}")
-    report = verify_chain(url)
-    print(report.describe())
-    if not report.intact:
-        raise Exit(
-            "the consent audit was altered behind its back: keep this database as evidence and "
-            "compare the named subject's chain with the latest backup",
-            code=1,
-        )
+    _show_verified(
+        verify_chain(url),
+        "the consent audit was altered behind its back: keep this database as evidence and "
+        "compare the named subject's chain with the latest backup",
+    )
     if anchor:
         from chorus_db.anchor import AnchorError, anchor_key, verify_against
 
@@ -34,13 +31,18 @@ def verify(c, anchor=None):
             checked = verify_against(url, Path(anchor), anchor_key())
         except AnchorError as exc:
             raise Exit(str(exc), code=1)
-        print(checked.describe())
-        if not checked.intact:
-            raise Exit(
-                "consent records were deleted or rewritten since the anchor was taken: keep this database as "
-                "evidence and restore the named chains from the backup taken nearest after the anchor",
-                code=1,
-            )
+        _show_verified(
+            checked,
+            "consent records were deleted or rewritten since the anchor was taken: keep this database as "
+            "evidence and restore the named chains from the backup taken nearest after the anchor",
+        )
+
+
+def _show_verified(result, what_to_do: str) -> None:
+    """Print a verification's result (describe()); exit 1 saying what to do when it is not intact."""
+    print(result.describe())
+    if not result.intact:
+        raise Exit(what_to_do, code=1)
 
 
 @task(name="anchor", help={"out": "the anchor file, or a directory for consent-anchor-<db>-<time>.json (default .run/anchors/)"})

@@ -152,20 +152,9 @@ def recover(c, to, target="", yes=False):
 @task(name="monitor-password")
 def monitor_password(c):
     """Set the password of the exporter's login (chorus_monitor) to $MONITOR_PASSWORD on DATABASE_URL."""
-    import os
+    from ._helpers import set_password_from_env
 
-    import psycopg
-    from psycopg import sql
-
-    from ._helpers import database_url, where
-
-    password = os.environ.get("MONITOR_PASSWORD", "")
-    if not password:
-        raise Exit("set MONITOR_PASSWORD to the password prometheus-postgres-exporter logs in with", code=1)
-    url = database_url()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.SQL("alter role chorus_monitor with login password {}").format(sql.Literal(password)))
-    echo(f"set the password of role chorus_monitor on {where(url)}")
+    set_password_from_env("chorus_monitor", "MONITOR_PASSWORD", "prometheus-postgres-exporter logs in with")
 
 
 def register(ns: Collection) -> None:

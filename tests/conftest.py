@@ -105,6 +105,18 @@ def make_key(db):
     return _make
 
 
+@pytest.fixture
+def admin(make_key) -> str:
+    """An admin key (the SQL-level API tests; the HTTP modules make theirs through `http`)."""
+    return make_key("admin")
+
+
+@pytest.fixture
+def reader(make_key) -> str:
+    """A reader key."""
+    return make_key("reader")
+
+
 @pytest.fixture(scope="session")
 def http(pg_cluster: Cluster, template_url: str):
     """The API through nginx and PostgREST (tests marked http), on free ports, against a copy of

@@ -39,16 +39,6 @@ def p_value(x1, n1, x2, n2):
     return math.erfc(z / math.sqrt(2))
 
 
-@pytest.fixture
-def admin(make_key):
-    return make_key("admin")
-
-
-@pytest.fixture
-def reader(make_key):
-    return make_key("reader")
-
-
 def test_an_admin_creates_a_test_and_may_replace_it_until_it_starts(api, db, admin):
     later = {"startsAt": "2026-12-02T00:00:00Z"}
     assert make_test(api, admin, **later).status == 201

@@ -12,7 +12,9 @@ import pytest
 from psycopg import sql
 
 from chorus_db import config
-from chorus_db.backup import BackupError, app_tables, backup, restore, row_counts, target_url, verify_dump
+from chorus_db.backup import (
+    BackupError, app_tables, backup, ensure_roles_sql, restore, row_counts, target_url, verify_dump,
+)
 from chorus_db.build import build
 from chorus_db.gdpr import verify_chain
 from tests.support.invoke_cli import run_invoke
@@ -122,3 +124,16 @@ def test_a_dump_of_pg_crons_database_restores_elsewhere_without_pg_cron(pg_clust
     assert "EXTENSION - pg_cron" in result.skipped
     assert any(s.startswith("TABLE DATA cron job") for s in result.skipped)
     assert row_counts(target_url(cron_url, target)) == row_counts(cron_url)
+
+
+def test_restore_creates_the_roles_with_the_builds_own_statements_and_may_run_them_again(db):
+    statements = ensure_roles_sql()
+    for role in ("authenticator", "anon", "reader", "admin"):
+        assert f"rolname = '{role}'" in statements
+    assert "grant anon, reader, admin to authenticator" in statements
+    db.execute(statements)
+    db.execute(statements)
+    assert db.execute(
+        "select count(*) from pg_auth_members as m join pg_roles as r on r.oid = m.roleid"
+        " where m.member = 'authenticator'::regrole and r.rolname in ('anon', 'reader', 'admin')"
+    ).fetchone()[0] == 3

@@ -8,13 +8,9 @@ import re
 import subprocess
 
 import pytest
-from psycopg.conninfo import make_conninfo
 
-from chorus_db import bench, stack
+from chorus_db import bench, config, stack, testing
 from chorus_db.bench import brand, progress, retention
-from chorus_db.bench import sql as sql_bench
-
-from tests.conftest import AUTHENTICATOR_PASSWORD
 
 PGBENCH_OK = """\
 pgbench (15.18 (Debian 15.18-0+deb12u1))
@@ -151,7 +147,7 @@ def test_generation_chunks_cover_every_row_once():
 def test_bench_scripts_use_only_their_own_pgbench_variables(script):
     """With -M prepared pgbench turns every :name into a parameter, even inside a string literal
     (where the server then sees no parameter): only \\set variables may follow a single colon."""
-    text = script.read_text()
+    text = bench.framed(script)
     declared = set(re.findall(r"^\\set (\w+)", text, re.M))
     sql = "\n".join(line for line in text.splitlines() if not line.startswith(("\\", "--")))
     used = set(re.findall(r"(?<![:\w]):([A-Za-z_]\w*)", sql))
@@ -165,32 +161,75 @@ def test_extra_nginx_directives_go_into_the_http_block_before_the_api(tmp_path):
     assert "set_real_ip_from" not in stack.nginx_main_config(tmp_path, tmp_path / "api.conf")
 
 
-# Every pgbench script of `invoke bench`, run for a few transactions on a fresh build as the
-# benchmark runs it (user, setup): a script the product's rules now refuse (the a' script once
-# ran as postgres, which the pre-request refuses) fails here, not in the middle of a benchmark.
-BENCH_SCRIPTS = [
-    ("plain_insert.sql", "postgres", None, "app.leads"),
-    ("framed_insert.sql", "authenticator", sql_bench.FRAMED_INSERT_SETUP, "app.leads"),
-    ("submit_lead.sql", "authenticator", None, "app.leads"),
-    ("page_view_plain.sql", "postgres", None, "app.page_views"),
-    ("page_view_api.sql", "authenticator", None, "app.page_views"),
-    ("brand_engagement_api.sql", "authenticator", None, "app.brand_engagement"),
-    ("logo_heatmap_plain.sql", "postgres", None, "app.logo_interaction_heatmaps"),
-    ("logo_heatmap_api.sql", "authenticator", None, "app.logo_interaction_heatmaps"),
-    ("performance_benchmark_plain.sql", "postgres", None, "app.performance_benchmarks"),
-    ("performance_benchmark_api.sql", "authenticator", brand.ADMIN_KEY_SETUP, "app.performance_benchmarks"),
-]
+# The table each framed script stores one row in.
+FRAMED = {
+    "submit_lead.sql": "app.leads",
+    "framed_insert.sql": "app.leads",
+    "page_view_api.sql": "app.page_views",
+    "brand_engagement_api.sql": "app.brand_engagement",
+    "logo_heatmap_api.sql": "app.logo_interaction_heatmaps",
+    "performance_benchmark_api.sql": "app.performance_benchmarks",
+}
 
 
-@pytest.mark.parametrize(("script", "user", "setup", "table"), BENCH_SCRIPTS, ids=[s[0] for s in BENCH_SCRIPTS])
-def test_every_bench_script_commits_its_transactions_on_a_fresh_build(db_url, db, script, user, setup, table):
-    if setup:
-        db.execute(setup)
+def test_every_framed_script_is_listed_here():
+    framed = {p.name for p in bench.BENCH_DIR.glob("*.sql") if p.read_text().startswith("-- frame:")}
+    assert framed == set(FRAMED)
+
+
+def test_a_framed_script_holds_one_call_and_runs_in_postgrests_five_statements():
+    text = bench.framed(bench.BENCH_DIR / "submit_lead.sql")
+    sql = "\n".join(line for line in text.splitlines() if not line.startswith("\\"))
+    statements = [s.strip() for s in sql.split(";") if s.strip()]
+    assert [s.split()[0] for s in statements] == ["begin", "select", "select", "with", "commit"]
+    assert "set_config('request.path', '/rpc/submit_lead', true)" in text
+    assert 'select "api"."submit_lead"(format(' in text and 'from "pgrst_source" as "submit_lead"' in text
+    assert '"x-api-key":"chk_bench_admin"}' in bench.framed(bench.BENCH_DIR / "performance_benchmark_api.sql")
+    framed_insert = bench.framed(bench.BENCH_DIR / "framed_insert.sql")
+    assert (bench.BENCH_DIR / "plain_insert.sql").read_text().strip() in framed_insert
+    assert """select "app_logic"."pre_request"(), set_config('role', 'postgres', true);""" in framed_insert
+
+
+@pytest.mark.parametrize("name", sorted(FRAMED))
+def test_a_framed_script_stores_its_row_when_pgbench_runs_it(name, pg_cluster, db, db_url, tmp_path):
+    db.execute(
+        "insert into app.api_keys (name, role, key_hash, key_prefix)"
+        " values ('bench-admin', 'admin', app_logic.hash_api_key(%s), left(%s, 10))",
+        (brand.BENCH_ADMIN_KEY, brand.BENCH_ADMIN_KEY),
+    )
+    table = FRAMED[name]
     before = db.execute(f"select count(*) from {table}").fetchone()[0]
-    url = make_conninfo(db_url, user=user, password=AUTHENTICATOR_PASSWORD) if user == "authenticator" else db_url
+    script = tmp_path / name
+    script.write_text(bench.framed(bench.BENCH_DIR / name))
     proc = subprocess.run(
-        ["pgbench", "-n", "-M", "prepared", "-c", "1", "-t", "3", "-f", str(bench.BENCH_DIR / script), url],
+        [str(config.pg_bindir() / "pgbench"), "-n", "-M", "prepared", "-c", "1", "-t", "3", "-f", str(script)],
+        env=testing.psql_env(pg_cluster, db_url.rsplit("/", 1)[-1]), capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert bench.parse_pgbench(proc.stdout, proc.stderr)[1:] == (3, 0)
+    assert db.execute(f"select count(*) from {table}").fetchone()[0] == before + 3
+
+
+# The unframed scripts run as they are, as postgres (the framed ones are above).
+PLAIN = {
+    "plain_insert.sql": "app.leads",
+    "page_view_plain.sql": "app.page_views",
+    "logo_heatmap_plain.sql": "app.logo_interaction_heatmaps",
+    "performance_benchmark_plain.sql": "app.performance_benchmarks",
+}
+
+
+def test_every_bench_script_is_framed_or_plain():
+    assert {p.name for p in bench.BENCH_DIR.glob("*.sql")} >= set(FRAMED) | set(PLAIN)
+
+
+@pytest.mark.parametrize("name", sorted(PLAIN))
+def test_a_plain_script_commits_its_transactions_on_a_fresh_build(name, db, db_url):
+    table = PLAIN[name]
+    before = db.execute(f"select count(*) from {table}").fetchone()[0]
+    proc = subprocess.run(
+        ["pgbench", "-n", "-M", "prepared", "-c", "1", "-t", "3", "-f", str(bench.BENCH_DIR / name), db_url],
         capture_output=True, text=True,
     )
     assert "number of failed transactions: 0" in proc.stdout and proc.returncode == 0, proc.stderr[-500:]
-    assert db.execute(f"select count(*) from {table}").fetchone()[0] >= before + 3
+    assert db.execute(f"select count(*) from {table}").fetchone()[0] == before + 3

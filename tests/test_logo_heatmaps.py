@@ -21,11 +21,6 @@ def point(x, y, ms=100):
     return {"x": x, "y": y, "durationMs": ms}
 
 
-@pytest.fixture
-def reader(make_key):
-    return make_key("reader")
-
-
 def grid(api, key, query="", frozen_now=NOW):
     return api.get(f"/api/brand-analytics/logo-heatmap{query}", api_key=key, frozen_now=frozen_now)
 

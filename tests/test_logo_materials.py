@@ -9,11 +9,6 @@ import pytest
 GET = "/api/logo-materials"
 
 
-@pytest.fixture
-def admin(make_key):
-    return make_key("admin")
-
-
 def test_every_theme_has_a_material_and_one_theme_can_be_asked_for(api):
     every = api.get(GET)
     assert every.status == 200

@@ -23,16 +23,6 @@ def run(lcp=2400.0, page="/", device="mobile", theme="default", perf=90, **extra
     }
 
 
-@pytest.fixture
-def admin(make_key):
-    return make_key("admin")
-
-
-@pytest.fixture
-def reader(make_key):
-    return make_key("reader")
-
-
 def post(api, key, body, at="2026-12-01T09:00:00Z"):
     return api.post(POST, body, api_key=key, frozen_now=at)
 

@@ -7,7 +7,8 @@ the report and pgbench, `report` prints and writes them, `progress` shows what i
 """
 
 from .common import (  # noqa: F401 - the package's interface
-    BENCH_DB, BENCH_DIR, GOALS, Goal, Report, drop, machine, parse_pgbench, parse_pgbench_log, percentiles, prepare,
+    BENCH_DB, BENCH_DIR, GOALS, Goal, Report, drop, framed, machine, parse_pgbench, parse_pgbench_log, percentiles,
+    prepare,
 )
 from .audit import audit_cost  # noqa: F401
 from .encryption import encryption_cost  # noqa: F401

@@ -226,17 +226,97 @@ def _count(cluster: Cluster, sql: str) -> int:
         return conn.execute(sql).fetchone()[0]
 
 
+# -- PostgREST's framing of a request ---------------------------------------------------------
+# What PostgREST 12.2 sends for one POST /rpc/<function> (statements copied from its log with
+# log_statement = all): BEGIN, one statement setting the search path, role and request context,
+# the pre-request function, the call wrapped in PostgREST's query (which also reads the response
+# status and headers), COMMIT. Distinct client addresses (X-Real-IP, as nginx sets it).
+# A bench script that starts with a `-- frame:` line holds only its call; pgbench runs it framed.
+FRAME_LINE = re.compile(r"^-- frame:(?P<options>.*)$", re.M)
+FRAME_HEAD = """\\set o2 random(0, 255)
+\\set o3 random(0, 255)
+\\set o4 random(1, 254)
+begin isolation level read committed read write;
+select
+    set_config('search_path', '"api", "public"', true),
+    set_config('role', '{role}', true),
+    set_config('request.jwt.claims', '{{"role":"anon"}}', true),
+    set_config('request.method', 'POST', true),
+    set_config('request.path', '{path}', true),
+    set_config(
+        'request.headers',
+        format(
+            '{{"prefer":"return=minimal","x-real-ip":"10.%s.%s.%s","user-agent":"pgbench",'
+            '"content-type":"application/json","host":"127.0.0.1","accept":"*/*"{extra_headers}}}',
+            :o2::integer, :o3::integer, :o4::integer
+        ),
+        true
+    ),
+    set_config('request.cookies', '{{}}', true);
+select "app_logic"."pre_request"(){switch_role};
+"""
+FRAME_CALL = """with pgrst_source as (
+    select pgrst_call.pgrst_scalar
+    from (
+        {call} as pgrst_scalar
+    ) as pgrst_call
+)
+select
+    null::bigint as total_result_set,
+    1 as page_total,
+    coalesce(json_agg(_postgrest_t.pgrst_scalar) -> 0, 'null') as body,
+    nullif(current_setting('response.headers', true), '') as response_headers,
+    nullif(current_setting('response.status', true), '') as response_status,
+    '' as response_inserted
+from (select "{function}".* from "pgrst_source" as "{function}" limit 1000 offset 0) as _postgrest_t;
+"""
+
+
+def framed(script: Path) -> str:
+    """The text pgbench runs for a bench script. A script whose first line is `-- frame:` holds only
+    its main statement and gets PostgREST's framing; options after it, `key=value`:
+    `role` (default anon), `x-api-key` (a header), `path`, `statement` (a file of bench/ run as the
+    main query instead of the script's call, unwrapped: a plain INSERT in PostgREST's transaction)
+    and `main-role` (the role the main query runs as, switched to in the pre-request's statement
+    after the pre-request ran as `role`: the pre-request refuses any role but anon without a key,
+    and anon may not insert into a table). Without `statement` the script is one
+    `select "api"."<function>"(...)`, called at /rpc/<function> inside PostgREST's query. Other
+    scripts run as they are."""
+    text = script.read_text()
+    head = FRAME_LINE.match(text)
+    if head is None:
+        return text
+    options = dict(word.split("=", 1) for word in head["options"].split())
+    body = "\n".join(line for line in text.splitlines() if not line.startswith("--")).strip()
+    if "statement" in options:
+        main = (script.parent / options["statement"]).read_text().strip() + "\n"
+        path = options["path"]
+    else:
+        function = re.match(r'select "api"\."(\w+)"\(', body)
+        if function is None:
+            raise ValueError(f"{script.name}: a framed script holds one select \"api\".\"<function>\"(...) call")
+        main = FRAME_CALL.format(call=body.rstrip(";"), function=function[1])
+        path = options.get("path", f"/rpc/{function[1]}")
+    extra = "".join(f',"{name}":"{value}"' for name, value in options.items() if name.startswith("x-"))
+    switch = f", set_config('role', '{options['main-role']}', true)" if "main-role" in options else ""
+    head = FRAME_HEAD.format(role=options.get("role", "anon"), path=path, extra_headers=extra, switch_role=switch)
+    return head + main + "commit;\n"
+
+
 def pgbench_raw(cluster: Cluster, script: Path, *, clients: int = CLIENTS, seconds: float = 10, user: str = "postgres",
                 rate: float | None = None, label: str | None = None) -> tuple[str, str, list[tuple[float, float]]]:
-    """Run one pgbench script (prepared statements, like PostgREST); stdout, stderr, log rows.
+    """Run one pgbench script (prepared statements, like PostgREST; framed as PostgREST frames a
+    request when it asks, see `framed`); stdout, stderr, log rows.
     With a label, its progress is shown (seconds elapsed of the run's length)."""
     env = testing.psql_env(cluster, BENCH_DB)
     if user == "authenticator":
         env.update(PGUSER="authenticator", PGPASSWORD=AUTH_PASSWORD)
     with tempfile.TemporaryDirectory(prefix="chorus-bench-") as tmp:
+        runnable = Path(tmp) / script.name
+        runnable.write_text(framed(script))
         cmd = [
             str(config.pg_bindir() / "pgbench"), "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2)),
-            "-T", str(max(1, round(seconds))), "-f", str(script), "--log", f"--log-prefix={tmp}/tx",
+            "-T", str(max(1, round(seconds))), "-f", str(runnable), "--log", f"--log-prefix={tmp}/tx",
         ]
         if rate:
             cmd += ["-R", str(rate)]

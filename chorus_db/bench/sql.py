@@ -13,19 +13,8 @@ import psycopg
 
 from ..cluster import Cluster
 from .common import (
-    AUTH_PASSWORD, SAVE_RULES, BENCH_DB, BENCH_DIR, CLIENTS, COUNTERS_UNTOUCHED, COUNTERS_WRITTEN, GOALS, LEADS, LIMITS_OFF, LIMITS_ON,
-    PAGE_VIEWS, Report, Subject, alternate, pgbench,
-)
-
-
-# (a') runs in role anon as PostgREST does, since the pre-request refuses any role but anon
-# without a key; only this throwaway database lets anon insert into app.leads directly (the
-# insert trigger that tells the team reads its settings with app_logic.setting).
-FRAMED_INSERT_SETUP = (
-    "grant usage on schema app to anon; grant insert on app.leads to anon; "
-    "grant execute on function app_logic.setting(text) to anon; "
-    "drop policy if exists bench_framed_insert on app.leads; "
-    "create policy bench_framed_insert on app.leads for insert to anon with check (true)"
+    BENCH_DB, BENCH_DIR, CLIENTS, COUNTERS_UNTOUCHED, COUNTERS_WRITTEN, GOALS, LEADS, LIMITS_OFF, LIMITS_ON,
+    PAGE_VIEWS, Report, Subject, alternate, pgbench, prepare,
 )
 
 
@@ -35,8 +24,7 @@ def sql_path(report: Report, cluster: Cluster, seconds: int, rounds: int) -> Non
         report, cluster,
         [
             Subject("a plain insert", BENCH_DIR / "plain_insert.sql", checks=(LEADS,)),
-            Subject("a' insert in PostgREST's transaction", BENCH_DIR / "framed_insert.sql", "authenticator",
-                    FRAMED_INSERT_SETUP, (LEADS,)),
+            Subject("a' insert in PostgREST's transaction", BENCH_DIR / "framed_insert.sql", checks=(LEADS,)),
             Subject("b submission (limiter on)", BENCH_DIR / "submit_lead.sql", "authenticator", LIMITS_ON,
                     (LEADS, COUNTERS_WRITTEN)),
             Subject("b submission (limiter off)", BENCH_DIR / "submit_lead.sql", "authenticator", LIMITS_OFF,
@@ -99,16 +87,8 @@ def _grow(url: str, label: str, sql: str, start: int, stop: int) -> None:
 def cost_growth(report: Report, cluster: Cluster, seconds: int, rounds: int) -> None:
     """A submission's cost (b, pgbench) with 1k, 100k and 1M leads stored, then with 10M audit rows:
     it must stay flat (indexes are B-trees, every lookup is by key). Run with --only growth."""
-    from .. import testing
-    from ..build import build
-
     print(f"Cost growth (b with {', '.join(f'{n:,}' for n in GROWTH_LEADS)} leads, then {AUDIT_ROWS:,} audit rows)")
-    url = testing.recreate_database(cluster, BENCH_DB)
-    build(url, log=lambda _m: None)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"alter role authenticator password '{AUTH_PASSWORD}'")
-        conn.execute(SAVE_RULES)
-        conn.execute(LIMITS_ON)
+    url = prepare(cluster)
     leads_sql = (
         "insert into app.leads (first_name, last_name, email, company_name, lead_source, accessibility_theme, "
         "gdpr_consent, marketing_consent, device_type, pages_viewed, created_at, updated_at) "

@@ -240,6 +240,27 @@ $$;
 comment on function app_logic.free_json_problem(text, jsonb) is
 'Problems of free-form JSON: nesting beyond 10 levels, numbers of absurd magnitude, control characters.';
 
+-- maxBytes marks free-form JSON (an object or an array): its shape is bounded before its text
+-- is measured.
+create function app_logic.free_json_size_problem(p_field text, p_value jsonb, p_rule jsonb) returns jsonb
+language plpgsql stable
+as $$
+declare
+    v_problems jsonb;
+begin
+    if not p_rule ? 'maxBytes' then
+        return '[]'::jsonb;
+    end if;
+    v_problems := app_logic.free_json_problem(p_field, p_value);
+    if jsonb_array_length(v_problems) = 0 and octet_length(p_value::text) > (p_rule ->> 'maxBytes')::integer then
+        return app_logic.problem(p_field, format('%s must be at most %s bytes of JSON.', p_field, p_rule ->> 'maxBytes'));
+    end if;
+    return v_problems;
+end
+$$;
+comment on function app_logic.free_json_size_problem(text, jsonb, jsonb) is
+'Problems of a free-form JSON value against its rule''s maxBytes (shape first, then size); [] without maxBytes.';
+
 -- Email: one @, a dotted domain, no spaces; the length rules come from RFC 5321: a local part
 -- of at most 64 characters, domain labels of at most 63, at most 254 in all. The lengths are
 -- checked apart from the shape: bounded repeats ({1,64}, {0,61}) inside the pattern made
@@ -355,17 +376,9 @@ begin
         if v_actual <> 'object' then
             return app_logic.problem(p_field, format('%s must be an object.', p_field));
         end if;
-        -- maxBytes marks free-form JSON: its shape is bounded before its text is measured.
-        if p_rule ? 'maxBytes' then
-            v_sub := app_logic.free_json_problem(p_field, p_value);
-            if jsonb_array_length(v_sub) > 0 then
-                return v_sub;
-            end if;
-            if octet_length(p_value::text) > (p_rule ->> 'maxBytes')::integer then
-                return app_logic.problem(
-                    p_field, format('%s must be at most %s bytes of JSON.', p_field, p_rule ->> 'maxBytes')
-                );
-            end if;
+        v_sub := app_logic.free_json_size_problem(p_field, p_value, p_rule);
+        if jsonb_array_length(v_sub) > 0 then
+            return v_sub;
         end if;
         -- Nested: with the sub-select in the same condition, it ran as a query for every object.
         if p_rule ? 'maxProperties' then
@@ -386,16 +399,9 @@ begin
         if p_rule ? 'maxItems' and jsonb_array_length(p_value) > (p_rule ->> 'maxItems')::integer then
             return app_logic.problem(p_field, format('%s must have at most %s items.', p_field, p_rule ->> 'maxItems'));
         end if;
-        if p_rule ? 'maxBytes' then
-            v_sub := app_logic.free_json_problem(p_field, p_value);
-            if jsonb_array_length(v_sub) > 0 then
-                return v_sub;
-            end if;
-            if octet_length(p_value::text) > (p_rule ->> 'maxBytes')::integer then
-                return app_logic.problem(
-                    p_field, format('%s must be at most %s bytes of JSON.', p_field, p_rule ->> 'maxBytes')
-                );
-            end if;
+        v_sub := app_logic.free_json_size_problem(p_field, p_value, p_rule);
+        if jsonb_array_length(v_sub) > 0 then
+            return v_sub;
         end if;
         if p_rule ? 'items' then
             for v_item in select e from jsonb_array_elements(p_value) as e loop

@@ -96,6 +96,20 @@ $$;
 comment on function app_logic.role_statement_timeout(text) is
 'The statement_timeout a web role is configured with (pg_roles.rolconfig); null when none.';
 
+-- 401 CHK01 for a request whose key is missing, wrong or not allowed to be missing: PostgREST's
+-- raw error (SQLSTATE PGRST), so the status and WWW-Authenticate come from the detail.
+create function app_logic.refuse_key(p_message text, p_hint text) returns void
+language plpgsql volatile
+as $$
+begin
+    raise sqlstate 'PGRST' using
+        message = app_logic.error_body('CHK01', p_message, null, p_hint)::text,
+        detail = '{"status": 401, "headers": {"WWW-Authenticate": "X-API-Key"}}';
+end
+$$;
+comment on function app_logic.refuse_key(text, text) is
+'Raise 401 CHK01 (WWW-Authenticate: X-API-Key) with this message and hint; the pre-request''s refusal.';
+
 create function app_logic.pre_request() returns void
 language plpgsql volatile
 as $$
@@ -109,23 +123,19 @@ begin
         -- Roles come only from API keys: a request that reached us in another role (a JWT's)
         -- is refused, whatever the token said.
         if current_user <> 'anon' then
-            raise sqlstate 'PGRST' using
-                message = app_logic.error_body(
-                    'CHK01', 'Requests are authorised by an API key in X-API-Key only.', null,
-                    'Send the key in X-API-Key and no Authorization header.'
-                )::text,
-                detail = '{"status": 401, "headers": {"WWW-Authenticate": "X-API-Key"}}';
+            perform app_logic.refuse_key(
+                'Requests are authorised by an API key in X-API-Key only.',
+                'Send the key in X-API-Key and no Authorization header.'
+            );
         end if;
         -- A protected endpoint without a key: 401 naming no database object (PostgREST would
         -- answer "permission denied for view leads").
         v_needs := app_logic.route_key(current_setting('request.method', true), current_setting('request.path', true));
         if v_needs in ('reader', 'admin') then
-            raise sqlstate 'PGRST' using
-                message = app_logic.error_body(
-                    'CHK01', 'This endpoint needs an API key (X-API-Key).', null,
-                    case v_needs when 'admin' then 'Send an API key of role admin.' else 'Send an API key of role reader or admin.' end
-                )::text,
-                detail = '{"status": 401, "headers": {"WWW-Authenticate": "X-API-Key"}}';
+            perform app_logic.refuse_key(
+                'This endpoint needs an API key (X-API-Key).',
+                case v_needs when 'admin' then 'Send an API key of role admin.' else 'Send an API key of role reader or admin.' end
+            );
         end if;
         perform set_config('statement_timeout', coalesce(app_logic.role_statement_timeout('anon'), '0'), true);
         return; -- stays anon: public endpoints work
@@ -136,12 +146,10 @@ begin
     end if;
     if v_role is null then
         -- A wrong or revoked key is refused everywhere, so a client learns at once it is bad.
-        raise sqlstate 'PGRST' using
-            message = app_logic.error_body(
-                'CHK01', 'The X-API-Key header holds no valid API key.', null,
-                'Ask an operator for a key (invoke api.key-create) or leave the header out.'
-            )::text,
-            detail = '{"status": 401, "headers": {"WWW-Authenticate": "X-API-Key"}}';
+        perform app_logic.refuse_key(
+            'The X-API-Key header holds no valid API key.',
+            'Ask an operator for a key (invoke api.key-create) or leave the header out.'
+        );
     end if;
     -- PostgREST answers a privilege error (42501) with 401 whenever the request carried no JWT,
     -- so a valid key of a role without the privilege would look like a bad key: 403 here.

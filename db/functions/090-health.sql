@@ -72,6 +72,25 @@ $$;
 comment on function app_logic.endpoint_problems(text[], text[], text) is
 'Why an endpoint cannot work (tables, functions, anon''s privilege); empty when it can.';
 
+-- endpoint_problems checks that anon may call the endpoint; an admin endpoint needs admin.
+create function app_logic.admin_endpoint_problems(p_tables text[], p_functions text[], p_admin_function text)
+returns text[]
+language sql stable security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+    select array_remove(
+        app_logic.endpoint_problems(p_tables, p_functions, p_admin_function),
+        format('the anon role may not execute %s', p_admin_function)
+    ) || case
+        when to_regprocedure(p_admin_function) is not null
+            and not has_function_privilege('admin', to_regprocedure(p_admin_function), 'execute')
+            then array[format('the admin role may not execute %s', p_admin_function)]
+        else '{}'::text[]
+    end
+$$;
+comment on function app_logic.admin_endpoint_problems(text[], text[], text) is
+'Why an admin endpoint cannot work (tables, functions, admin''s privilege); empty when it can.';
+
 -- 200 {"status":"ok","endpoint":...}, or 503 with an error body naming every problem.
 create function app_logic.health_response(p_endpoint text, p_problems text[]) returns jsonb
 language plpgsql volatile
@@ -119,16 +138,37 @@ as $$
         array['app_logic.enforce_rate_limits(text,text,integer)', 'app_logic.validate(jsonb,jsonb,text)']
 $$;
 
+-- The health answer of POST /api/<endpoint>, everything read from its route (db/routes.toml): the
+-- tables its routes need, its function api.<name>(jsonb) and that function's rule
+-- app_logic.<name>_rule() (which the OpenAPI document reads too), and who calls it (an admin
+-- route needs admin's privilege, any other anon's). p_more names problems of the endpoint's own.
+create function app_logic.post_endpoint_health(p_endpoint text, p_more text[] default '{}') returns jsonb
+language sql stable security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+    select app_logic.health_response(p_endpoint, case r.key
+        when 'admin' then app_logic.admin_endpoint_problems(r.tables, r.functions, r.endpoint_function)
+        else app_logic.endpoint_problems(r.tables, r.functions, r.endpoint_function)
+    end || p_more)
+    from (
+        select
+            x.key,
+            o.tables || app_logic.route_health_tables(x.path) as tables,
+            o.functions || format('app_logic.%s_rule()', substr(x.target, length('/rpc/') + 1)) as functions,
+            format('api.%s(jsonb)', substr(x.target, length('/rpc/') + 1)) as endpoint_function
+        from app_logic.routes as x
+        cross join app_logic.rate_limit_objects() as o
+        where x.path = '/api/' || p_endpoint and x.method = 'POST'
+    ) as r
+$$;
+comment on function app_logic.post_endpoint_health(text, text[]) is
+'The health answer of POST /api/<endpoint> from its route: 200 ok, or 503 CHU01 naming what is missing.';
+
 create function api.check_accessibility_preferences_health() returns jsonb
 language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-    select app_logic.health_response('accessibility-preferences', app_logic.endpoint_problems(
-        o.tables || app_logic.route_health_tables('/api/accessibility-preferences'),
-        o.functions || array['app_logic.save_accessibility_preferences_rule()'],
-        'api.save_accessibility_preferences(jsonb)'
-    ))
-    from app_logic.rate_limit_objects() as o
+    select app_logic.post_endpoint_health('accessibility-preferences')
 $$;
 comment on function api.check_accessibility_preferences_health() is
 'GET /api/accessibility-preferences/health: 200 {"status":"ok"} when the database and the objects of '
@@ -138,12 +178,7 @@ create function api.check_brand_engagement_health() returns jsonb
 language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-    select app_logic.health_response('brand-engagement', app_logic.endpoint_problems(
-        o.tables || app_logic.route_health_tables('/api/brand-engagement'),
-        o.functions || array['app_logic.record_brand_engagement_rule()'],
-        'api.record_brand_engagement(jsonb)'
-    ))
-    from app_logic.rate_limit_objects() as o
+    select app_logic.post_endpoint_health('brand-engagement')
 $$;
 comment on function api.check_brand_engagement_health() is
 'GET /api/brand-engagement/health: 200 {"status":"ok"} when the database and the objects of '
@@ -154,17 +189,12 @@ create function api.check_page_views_health() returns jsonb
 language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-    select app_logic.health_response('page-views', app_logic.endpoint_problems(
-        o.tables || app_logic.route_health_tables('/api/page-views'),
-        o.functions || array['app_logic.record_page_view_rule()'],
-        'api.record_page_view(jsonb)'
-    ) || case
+    select app_logic.post_endpoint_health('page-views', case
         when to_regclass('app.page_views') is not null and app_logic.page_view_partition(app_logic.now()) is null
             then array[format('partition app.%s of the current month is missing',
                 app_logic.page_view_partition_name(app_logic.now()))]
         else '{}'::text[]
     end)
-    from app_logic.rate_limit_objects() as o
 $$;
 comment on function api.check_page_views_health() is
 'GET /api/page-views/health: 200 {"status":"ok"} when the database, the objects of POST /api/page-views '

@@ -606,35 +606,11 @@ comment on column api.ab_test_results."pValue" is
 
 -- Health of the POST paths -----------------------------------------------------------------
 
--- endpoint_problems checks that anon may call the endpoint; an admin endpoint needs admin.
-create function app_logic.admin_endpoint_problems(p_tables text[], p_functions text[], p_admin_function text)
-returns text[]
-language sql stable security definer
-set search_path = pg_catalog, app, pg_temp
-as $$
-    select array_remove(
-        app_logic.endpoint_problems(p_tables, p_functions, p_admin_function),
-        format('the anon role may not execute %s', p_admin_function)
-    ) || case
-        when to_regprocedure(p_admin_function) is not null
-            and not has_function_privilege('admin', to_regprocedure(p_admin_function), 'execute')
-            then array[format('the admin role may not execute %s', p_admin_function)]
-        else '{}'::text[]
-    end
-$$;
-comment on function app_logic.admin_endpoint_problems(text[], text[], text) is
-'Why an admin endpoint cannot work (tables, functions, admin''s privilege); empty when it can.';
-
 create function api.check_ab_tests_health() returns jsonb
 language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-    select app_logic.health_response('ab-tests', app_logic.admin_endpoint_problems(
-        o.tables || app_logic.route_health_tables('/api/ab-tests'),
-        o.functions || array['app_logic.create_ab_test_rule()'],
-        'api.create_ab_test(jsonb)'
-    ))
-    from app_logic.rate_limit_objects() as o
+    select app_logic.post_endpoint_health('ab-tests')
 $$;
 comment on function api.check_ab_tests_health() is
 'GET /api/ab-tests/health: 200 {"status":"ok"} when the objects of POST /api/ab-tests are usable, else 503 CHU01.';
@@ -643,12 +619,7 @@ create function api.check_ab_tests_stop_health() returns jsonb
 language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-    select app_logic.health_response('ab-tests/stop', app_logic.admin_endpoint_problems(
-        o.tables || app_logic.route_health_tables('/api/ab-tests/stop'),
-        o.functions || array['app_logic.stop_ab_test_rule()'],
-        'api.stop_ab_test(jsonb)'
-    ))
-    from app_logic.rate_limit_objects() as o
+    select app_logic.post_endpoint_health('ab-tests/stop')
 $$;
 comment on function api.check_ab_tests_stop_health() is
 'GET /api/ab-tests/stop/health: 200 {"status":"ok"} when the objects of POST /api/ab-tests/stop are usable, else 503 CHU01.';
@@ -657,12 +628,7 @@ create function api.check_ab_test_conversions_health() returns jsonb
 language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-    select app_logic.health_response('ab-tests/conversions', app_logic.endpoint_problems(
-        o.tables || app_logic.route_health_tables('/api/ab-tests/conversions'),
-        o.functions || array['app_logic.record_ab_test_conversion_rule()'],
-        'api.record_ab_test_conversion(jsonb)'
-    ))
-    from app_logic.rate_limit_objects() as o
+    select app_logic.post_endpoint_health('ab-tests/conversions')
 $$;
 comment on function api.check_ab_test_conversions_health() is
 'GET /api/ab-tests/conversions/health: 200 {"status":"ok"} when the objects of POST /api/ab-tests/conversions are '

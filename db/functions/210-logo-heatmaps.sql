@@ -322,12 +322,7 @@ create function api.check_logo_heatmaps_health() returns jsonb
 language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-    select app_logic.health_response('logo-heatmaps', app_logic.endpoint_problems(
-        o.tables || app_logic.route_health_tables('/api/logo-heatmaps'),
-        o.functions || array['app_logic.record_logo_heatmap_rule()'],
-        'api.record_logo_heatmap(jsonb)'
-    ))
-    from app_logic.rate_limit_objects() as o
+    select app_logic.post_endpoint_health('logo-heatmaps')
 $$;
 comment on function api.check_logo_heatmaps_health() is
 'GET /api/logo-heatmaps/health: 200 {"status":"ok"} when the objects of POST /api/logo-heatmaps are usable, else 503 CHU01.';

@@ -294,12 +294,7 @@ create function api.check_performance_benchmarks_health() returns jsonb
 language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-    select app_logic.health_response('performance-benchmarks', app_logic.admin_endpoint_problems(
-        o.tables || app_logic.route_health_tables('/api/performance-benchmarks'),
-        o.functions || array['app_logic.performance_benchmark_rule()'],
-        'api.record_performance_benchmarks(jsonb)'
-    ))
-    from app_logic.rate_limit_objects() as o
+    select app_logic.post_endpoint_health('performance-benchmarks')
 $$;
 comment on function api.check_performance_benchmarks_health() is
 'GET /api/performance-benchmarks/health: 200 {"status":"ok"} when the objects of POST /api/performance-benchmarks '

@@ -160,12 +160,7 @@ create function api.check_logo_materials_health() returns jsonb
 language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-    select app_logic.health_response('logo-materials', app_logic.admin_endpoint_problems(
-        o.tables || app_logic.route_health_tables('/api/logo-materials'),
-        o.functions || array['app_logic.update_logo_material_rule()'],
-        'api.update_logo_material(jsonb)'
-    ))
-    from app_logic.rate_limit_objects() as o
+    select app_logic.post_endpoint_health('logo-materials')
 $$;
 comment on function api.check_logo_materials_health() is
 'GET /api/logo-materials/health: 200 {"status":"ok"} when the objects of POST /api/logo-materials are usable, else 503 CHU01.';

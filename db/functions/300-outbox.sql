@@ -8,9 +8,8 @@
 -- it; two workers never hold the same row. The only window for a duplicate is between the
 -- server's final 250 and that commit.
 
-create function app_logic.enqueue_email(
-    p_kind text, p_recipient text, p_lead_id uuid, p_subject text, p_text text,
-    p_headers jsonb default '{}', p_attachments jsonb default '[]'
+create function app_logic.enqueue_message(
+    p_kind text, p_channel text, p_recipient text, p_lead_id uuid, p_message jsonb
 ) returns bigint
 language plpgsql volatile security definer
 set search_path = pg_catalog, app, pg_temp
@@ -19,33 +18,34 @@ declare
     v_id bigint;
 begin
     insert into app.outbox (kind, channel, recipient, lead_id, message, created_at, next_attempt_at)
-    values (
-        p_kind, 'email', p_recipient, p_lead_id,
-        jsonb_build_object('subject', p_subject, 'text', p_text, 'headers', p_headers, 'attachments', p_attachments),
-        app_logic.now(), app_logic.now()
-    )
+    values (p_kind, p_channel, p_recipient, p_lead_id, p_message, app_logic.now(), app_logic.now())
     returning id into v_id;
     -- Delivered at commit only: a waiting worker wakes up without polling.
     perform pg_notify('chorus_outbox', v_id::text);
     return v_id;
 end
 $$;
+comment on function app_logic.enqueue_message(text, text, text, uuid, jsonb) is
+'Queue one message of a channel (email, webhook) in the outbox and wake the worker at commit.';
+
+create function app_logic.enqueue_email(
+    p_kind text, p_recipient text, p_lead_id uuid, p_subject text, p_text text,
+    p_headers jsonb default '{}', p_attachments jsonb default '[]'
+) returns bigint
+language sql volatile
+as $$
+    select app_logic.enqueue_message(
+        p_kind, 'email', p_recipient, p_lead_id,
+        jsonb_build_object('subject', p_subject, 'text', p_text, 'headers', p_headers, 'attachments', p_attachments)
+    )
+$$;
 comment on function app_logic.enqueue_email(text, text, uuid, text, text, jsonb, jsonb) is
 'Queue an email (subject, plain text, extra headers, attachments [{filename, contentType, content}]) in the outbox.';
 
 create function app_logic.enqueue_webhook(p_kind text, p_url text, p_lead_id uuid, p_payload jsonb) returns bigint
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
+language sql volatile
 as $$
-declare
-    v_id bigint;
-begin
-    insert into app.outbox (kind, channel, recipient, lead_id, message, created_at, next_attempt_at)
-    values (p_kind, 'webhook', p_url, p_lead_id, jsonb_build_object('payload', p_payload), app_logic.now(), app_logic.now())
-    returning id into v_id;
-    perform pg_notify('chorus_outbox', v_id::text);
-    return v_id;
-end
+    select app_logic.enqueue_message(p_kind, 'webhook', p_url, p_lead_id, jsonb_build_object('payload', p_payload))
 $$;
 comment on function app_logic.enqueue_webhook(text, text, uuid, jsonb) is 'Queue a JSON POST to a webhook URL in the outbox.';
 

@@ -269,6 +269,42 @@ as $$
 $$;
 comment on function app_logic.invalid_link(text) is 'Answer 404 CHC01 for a confirm or withdraw link that does not work.';
 
+-- The token row of a confirm or withdraw link, locked until the answer commits; every column
+-- null for a token that was never issued for that purpose.
+create function app_logic.consent_link_token(p_body jsonb, p_purpose text) returns app.consent_tokens
+language sql volatile
+as $$
+    select t.*
+    from app.consent_tokens as t
+    where t.token_hash = app_logic.consent_token_hash(p_body ->> 'token') and t.purpose = p_purpose
+    for update
+$$;
+comment on function app_logic.consent_link_token(jsonb, text) is
+'The consent token a link carries, for one purpose (confirm, withdraw), locked; null columns when unknown.';
+
+-- A marketing consent given or withdrawn through a link: the lead, its CRM history and the
+-- consent audit (with the hash of the address that opened the link and its user agent).
+create function app_logic.record_link_consent(
+    p_lead app.leads, p_granted boolean, p_source text, p_note text, p_details jsonb, p_now timestamptz
+) returns void
+language plpgsql volatile
+as $$
+begin
+    update app.leads as l set marketing_consent = p_granted, updated_at = p_now where l.id = p_lead.id;
+    insert into app.lead_interactions (lead_id, kind, note, details, created_at)
+    values (
+        p_lead.id, 'status_change', p_note,
+        jsonb_build_object('marketingConsent', p_granted, 'source', p_source) || p_details, p_now
+    );
+    perform app_logic.append_consent(
+        app_logic.person_pseudonym(p_lead.email), 'consent', 'marketing', p_granted, p_source,
+        app_logic.client_ip_hash(), app_logic.request_header('user-agent')
+    );
+end
+$$;
+comment on function app_logic.record_link_consent(app.leads, boolean, text, text, jsonb, timestamptz) is
+'Set a lead''s marketing consent from a confirm or withdraw link: the lead, a CRM note, the consent audit.';
+
 create function api.confirm_consent(jsonb) returns api."*/*"
 language plpgsql volatile security definer
 set search_path = pg_catalog, app, pg_temp
@@ -284,29 +320,17 @@ begin
     if v_refusal is not null then
         return app_logic.link_answer(v_refusal, 'The link could not be used');
     end if;
-    select t.* into v_token
-    from app.consent_tokens as t
-    where t.token_hash = app_logic.consent_token_hash(p_body ->> 'token') and t.purpose = 'confirm'
-    for update;
-    if not found or v_token.used_at is not null or v_token.expires_at <= v_now then
+    v_token := app_logic.consent_link_token(p_body, 'confirm');
+    if v_token.token_hash is null or v_token.used_at is not null or v_token.expires_at <= v_now then
         return app_logic.invalid_link('This link does not work');
     end if;
     select l.* into v_lead from app.leads as l where l.id = v_token.lead_id for update;
     -- Every pending confirmation of the lead is settled by this one.
     update app.consent_tokens as t set used_at = v_now
     where t.lead_id = v_token.lead_id and t.purpose = 'confirm' and t.used_at is null;
-    update app.leads as l set marketing_consent = true, updated_at = v_now where l.id = v_lead.id;
-    insert into app.lead_interactions (lead_id, kind, note, details, created_at)
-    values (
-        v_lead.id, 'status_change', 'Marketing consent confirmed by email (double opt-in).',
-        jsonb_build_object(
-            'marketingConsent', true, 'source', 'email_confirmation', 'consentTextVersion', v_token.consent_text_version
-        ),
-        v_now
-    );
-    perform app_logic.append_consent(
-        app_logic.person_pseudonym(v_lead.email), 'consent', 'marketing', true, 'email_confirmation',
-        app_logic.client_ip_hash(), app_logic.request_header('user-agent')
+    perform app_logic.record_link_consent(
+        v_lead, true, 'email_confirmation', 'Marketing consent confirmed by email (double opt-in).',
+        jsonb_build_object('consentTextVersion', v_token.consent_text_version), v_now
     );
     return app_logic.link_answer(
         app_logic.respond(200, jsonb_build_object(
@@ -338,10 +362,8 @@ begin
     if v_refusal is not null then
         return app_logic.link_answer(v_refusal, 'The link could not be used');
     end if;
-    select t.* into v_token
-    from app.consent_tokens as t
-    where t.token_hash = app_logic.consent_token_hash(p_body ->> 'token') and t.purpose = 'withdraw';
-    if not found then
+    v_token := app_logic.consent_link_token(p_body, 'withdraw');
+    if v_token.token_hash is null then
         return app_logic.invalid_link('This link does not work');
     end if;
     select l.* into v_lead from app.leads as l where l.id = v_token.lead_id for update;
@@ -350,15 +372,8 @@ begin
     get diagnostics v_pending = row_count;
     -- Used again, it changes nothing more and records nothing more.
     if v_lead.marketing_consent or v_pending > 0 then
-        update app.leads as l set marketing_consent = false, updated_at = v_now where l.id = v_lead.id;
-        insert into app.lead_interactions (lead_id, kind, note, details, created_at)
-        values (
-            v_lead.id, 'status_change', 'Marketing consent withdrawn through the link in a message.',
-            jsonb_build_object('marketingConsent', false, 'source', 'unsubscribe_link'), v_now
-        );
-        perform app_logic.append_consent(
-            app_logic.person_pseudonym(v_lead.email), 'consent', 'marketing', false, 'unsubscribe_link',
-            app_logic.client_ip_hash(), app_logic.request_header('user-agent')
+        perform app_logic.record_link_consent(
+            v_lead, false, 'unsubscribe_link', 'Marketing consent withdrawn through the link in a message.', '{}', v_now
         );
     end if;
     return app_logic.link_answer(

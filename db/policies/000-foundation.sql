@@ -24,6 +24,7 @@ grant execute on function app_logic.api_key_lookup(text) to anon, reader, admin;
 grant execute on function app_logic.role_may_use(text, text, text) to anon, reader, admin;
 grant execute on function app_logic.hash_api_key(text) to anon, reader, admin;
 grant execute on function app_logic.error_body(text, text, text, text) to anon, reader, admin;
+grant execute on function app_logic.refuse_key(text, text) to anon, reader, admin;
 
 -- No personal data in the server log. The errors of web requests are the client's, answered in
 -- the response; PostgreSQL's own messages can quote what the client sent (`invalid input

@@ -4,7 +4,12 @@
 -- two bulk readers of the analytics views, which return what those views read before
 -- encryption and never a key.
 
-grant pg_read_server_files to chorus_keyholder;
+-- A block so that a restore (chorus_db/backup.py) runs this same statement.
+do $membership$
+begin
+    grant pg_read_server_files to chorus_keyholder;
+end
+$membership$;
 grant execute on function pg_catalog.pg_read_file(text, bigint, bigint, boolean) to chorus_keyholder;
 grant usage on schema app, app_logic, extensions to chorus_keyholder;
 

@@ -5,6 +5,12 @@
 begin;
 select plan(16);
 
+-- The id of the lead with that email (every check below asks whose a session's data is).
+create function pg_temp.lead_id(p_email text) returns uuid
+language sql stable as $$
+    select l.id from app.leads as l where l.email = p_email
+$$;
+
 delete from app.rate_limit_rules;
 select set_config('request.headers', '{"x-real-ip": "198.51.100.7"}', true);
 
@@ -19,10 +25,7 @@ select is(
         select p.lead_id from app.accessibility_preferences as p
         where p.session_id = 'sess-a'
     ),
-    (
-        select l.id from app.leads as l
-        where l.email = 'ada@example.org'
-    ),
+    pg_temp.lead_id('ada@example.org'),
     'a lead arriving after the preferences links them'
 );
 select is(
@@ -30,10 +33,7 @@ select is(
         select e.lead_id from app.brand_engagement as e
         where e.session_id = 'sess-a'
     ),
-    (
-        select l.id from app.leads as l
-        where l.email = 'ada@example.org'
-    ),
+    pg_temp.lead_id('ada@example.org'),
     'a lead arriving after the engagement links it'
 );
 select is(
@@ -48,10 +48,7 @@ select tap.call_as('anon', $$api.record_brand_engagement('{"sessionId": "sess-a"
 select is(
     (
         select count(*)::integer from app.brand_engagement as e
-        where e.session_id = 'sess-a' and e.lead_id = (
-            select l.id from app.leads as l
-            where l.email = 'ada@example.org'
-        )
+        where e.session_id = 'sess-a' and e.lead_id = pg_temp.lead_id('ada@example.org')
     ),
     2, 'engagement posted after the lead links to it'
 );
@@ -64,10 +61,8 @@ select is(
 );
 select is(
     app_logic.session_lead(
-        'sess-a'), (
-        select l.id from app.leads as l
-        where l.email = 'ada@example.org'
-    ),
+        'sess-a'
+    ), pg_temp.lead_id('ada@example.org'),
     'the session stays with the first lead that named it'
 );
 select is(
@@ -78,10 +73,7 @@ select is(
         select lead_id from app.brand_engagement
         where session_id = 'sess-a'
     ) as p),
-    array[(
-        select l.id from app.leads as l
-        where l.email = 'ada@example.org'
-    )],
+    array[pg_temp.lead_id('ada@example.org')],
     'none of the session''s preferences or engagement moved to the second lead'
 );
 select tap.call_as('anon', $$api.save_accessibility_preferences('{"sessionId": "sess-a", "accessibilityTheme": "default"}')$$);
@@ -90,10 +82,7 @@ select is(
         select p.lead_id from app.accessibility_preferences as p
         where p.session_id = 'sess-a'
     ),
-    (
-        select l.id from app.leads as l
-        where l.email = 'ada@example.org'
-    ),
+    pg_temp.lead_id('ada@example.org'),
     'a later update of the session''s preferences keeps them the owner''s'
 );
 
@@ -108,15 +97,12 @@ select is(
         select p.lead_id from app.accessibility_preferences as p
         where p.session_id = 'sess-phone'
     ),
-    (
-        select l.id from app.leads as l
-        where l.email = 'ada@example.org'
-    ),
+    pg_temp.lead_id('ada@example.org'),
     'a resubmission from a new session claims it and links its data'
 );
 select results_eq(
     $$ select s.session_id from app.lead_sessions as s
-       where s.lead_id = (select l.id from app.leads as l where l.email = 'ada@example.org') order by 1 $$,
+       where s.lead_id = pg_temp.lead_id('ada@example.org') order by 1 $$,
     $$ values ('sess-a'), ('sess-phone') $$,
     'the lead owns both sessions its submissions named'
 );
@@ -126,15 +112,13 @@ select tap.call_as(
 );
 select is(
     app_logic.session_lead(
-        'sess-phone'), (
-        select l.id from app.leads as l
-        where l.email = 'ada@example.org'
-    ),
+        'sess-phone'
+    ), pg_temp.lead_id('ada@example.org'),
     'a resubmission naming an owned session does not take it'
 );
 select is_empty(
     $$ select s.session_id from app.lead_sessions as s
-       where s.lead_id = (select l.id from app.leads as l where l.email = 'mallory@example.net') $$,
+       where s.lead_id = pg_temp.lead_id('mallory@example.net') $$,
     'the second person owns none of the sessions she named after their owner'
 );
 
@@ -146,10 +130,7 @@ select is(
         select p.lead_id from app.accessibility_preferences as p
         where p.session_id = 'sess-x'
     ),
-    (
-        select l.id from app.leads as l
-        where l.email = 'mallory@example.net'
-    ),
+    pg_temp.lead_id('mallory@example.net'),
     'a lead whose session id changes to an unowned session claims it'
 );
 

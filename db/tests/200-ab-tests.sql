@@ -6,20 +6,6 @@ select plan(24);
 
 select set_config('app.frozen_now', '2026-12-01T09:00:00Z', true);
 
-create function pg_temp.call_as(p_role text, p_call text, p_query text default null) returns jsonb
-language plpgsql volatile as $$
-declare
-    v_body jsonb;
-begin
-    perform set_config('response.status', '', true);
-    perform set_config('request.headers', coalesce(jsonb_build_object('x-chorus-query', p_query)::text, '{}'), true);
-    perform set_config('role', p_role, true);
-    execute 'select ' || p_call into v_body;
-    reset role;
-    return jsonb_build_object('status', nullif(current_setting('response.status'), '')::integer, 'body', v_body);
-end
-$$;
-
 create function pg_temp.bad_fields(p_body jsonb) returns text[]
 language sql stable as $$
     select coalesce(array_agg(distinct p ->> 'field' order by p ->> 'field'), '{}')
@@ -44,13 +30,13 @@ select is(
 
 -- Creating, as admin only
 select is(
-    pg_temp.call_as('admin', $$api.create_ab_test('{"name": "hero", "goal": "cta_click", "variants": [
+    tap.call_with_query('admin', $$api.create_ab_test('{"name": "hero", "goal": "cta_click", "variants": [
         {"name": "control", "design": {"logo": "flat"}, "weight": 1},
         {"name": "glass", "design": {"logo": "glass"}, "weight": 3}]}')$$),
     '{"status": 201, "body": {"status": "created", "test": "hero"}}', 'an admin creates a test: 201'
 );
 select is(
-    (select pg_temp.call_as('admin', $$api.create_ab_test('{"name": "hero", "goal": "lead", "variants": [
+    (select tap.call_with_query('admin', $$api.create_ab_test('{"name": "hero", "goal": "lead", "variants": [
         {"name": "a", "design": {}, "weight": 1}, {"name": "b", "design": {}, "weight": 1}]}')$$) -> 'body' ->> 'code'),
     'CHE02', 'a started test cannot be replaced: 409 CHE02'
 );
@@ -59,16 +45,16 @@ select is(
     '{1,3}'::numeric[], 'the refused replacement changed no weight'
 );
 select throws_ok(
-    $$select pg_temp.call_as('anon', $q$api.create_ab_test('{}')$q$)$$, '42501', null, 'anon may not create tests'
+    $$select tap.call_with_query('anon', $q$api.create_ab_test('{}')$q$)$$, '42501', null, 'anon may not create tests'
 );
 select throws_ok(
-    $$select pg_temp.call_as('reader', $q$api.stop_ab_test('{"name": "hero"}')$q$)$$, '42501', null,
+    $$select tap.call_with_query('reader', $q$api.stop_ab_test('{"name": "hero"}')$q$)$$, '42501', null,
     'a reader may not stop tests'
 );
 
 -- Assignment
 select is(
-    pg_temp.call_as('anon', 'api.assign_ab_test(''{}'')', 'test=hero&sessionId=sess-1') -> 'status',
+    tap.call_with_query('anon', 'api.assign_ab_test(''{}'')', 'test=hero&sessionId=sess-1') -> 'status',
     '200', 'anon is assigned a variant'
 );
 select is(
@@ -86,7 +72,7 @@ language sql stable as $$
     where e.session_id = p_session
 $$;
 select is(
-    pg_temp.call_as('anon', 'api.assign_ab_test(''{}'')', 'test=hero&sessionId=sess-1') -> 'body' ->> 'variant',
+    tap.call_with_query('anon', 'api.assign_ab_test(''{}'')', 'test=hero&sessionId=sess-1') -> 'body' ->> 'variant',
     pg_temp.exposed_variant('sess-1'),
     'a second assignment answers the exposed variant'
 );
@@ -106,26 +92,29 @@ select ok(
     'weights 1:3 give the second variant 75% of 10,000 sessions (within 2 points)'
 );
 select is(
-    pg_temp.call_as('anon', 'api.assign_ab_test(''{}'')', 'test=nope&sessionId=s') -> 'body' ->> 'code',
+    tap.call_with_query('anon', 'api.assign_ab_test(''{}'')', 'test=nope&sessionId=s') -> 'body' ->> 'code',
     'CHE01', 'an unknown test is 404 CHE01'
 );
 select is(
-    pg_temp.call_as('anon', 'api.assign_ab_test(''{}'')', 'test=hero&sessionId=s&extra=1') -> 'body' -> 'errors' -> 0 ->> 'field',
+    tap.call_with_query('anon', 'api.assign_ab_test(''{}'')', 'test=hero&sessionId=s&extra=1')
+    -> 'body' -> 'errors' -> 0 ->> 'field',
     'extra', 'an unknown query parameter is named'
 );
 
 -- Conversions and the lead trigger
 select is(
-    pg_temp.call_as('anon', $$api.record_ab_test_conversion('{"test": "hero", "sessionId": "sess-1", "kind": "cta_click"}')$$),
+    tap.call_with_query(
+        'anon', $$api.record_ab_test_conversion('{"test": "hero", "sessionId": "sess-1", "kind": "cta_click"}')$$
+    ),
     '{"status": 201, "body": {"status": "recorded"}}', 'an exposed session converts: 201'
 );
 select is(
-    pg_temp.call_as('anon', $$api.record_ab_test_conversion('{"test": "hero", "sessionId": "sess-1", "kind": "cta_click"}')$$)
+    tap.call_with_query('anon', $$api.record_ab_test_conversion('{"test": "hero", "sessionId": "sess-1", "kind": "cta_click"}')$$)
     -> 'status',
     '200', 'the same session and kind again is 200 and not counted twice'
 );
 select is(
-    pg_temp.call_as('anon', $$api.record_ab_test_conversion('{"test": "hero", "sessionId": "sess-9", "kind": "cta_click"}')$$)
+    tap.call_with_query('anon', $$api.record_ab_test_conversion('{"test": "hero", "sessionId": "sess-9", "kind": "cta_click"}')$$)
     -> 'body' ->> 'code',
     'CHE03', 'a session never exposed cannot convert: 409 CHE03'
 );
@@ -155,7 +144,7 @@ select is(
     'the results have a row per variant and theme (all, five themes, unknown)'
 );
 select throws_ok(
-    $$select pg_temp.call_as('anon', 'count(*) from api.ab_test_results')$$, '42501', null, 'anon may not read the results'
+    $$select tap.call_with_query('anon', 'count(*) from api.ab_test_results')$$, '42501', null, 'anon may not read the results'
 );
 select is(
     (

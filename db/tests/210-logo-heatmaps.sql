@@ -5,22 +5,8 @@ select plan(12);
 
 select set_config('app.frozen_now', '2026-12-01T09:00:00Z', true);
 
-create function pg_temp.call_as(p_role text, p_call text, p_query text default null) returns jsonb
-language plpgsql volatile as $$
-declare
-    v_body jsonb;
-begin
-    perform set_config('response.status', '', true);
-    perform set_config('request.headers', coalesce(jsonb_build_object('x-chorus-query', p_query)::text, '{}'), true);
-    perform set_config('role', p_role, true);
-    execute 'select ' || p_call into v_body;
-    reset role;
-    return jsonb_build_object('status', nullif(current_setting('response.status'), '')::integer, 'body', v_body);
-end
-$$;
-
 select is(
-    pg_temp.call_as('anon', $$api.record_logo_heatmap('{"sessionId": "s1", "accessibilityTheme": "protanopia",
+    tap.call_with_query('anon', $$api.record_logo_heatmap('{"sessionId": "s1", "accessibilityTheme": "protanopia",
         "points": [{"x": 0, "y": 0, "durationMs": 100}, {"x": 1, "y": 1, "durationMs": 300}, {"x": 0.01, "y": 0, "durationMs": 200}]}')$$),
     '{"status": 201, "body": {"status": "recorded", "points": 3}}', 'anon posts three points: 201'
 );
@@ -29,13 +15,15 @@ select is(
     '{3,3,3}', 'the points are one row of three parallel arrays'
 );
 select is(
-    (pg_temp.call_as('anon', $$api.record_logo_heatmap('{"sessionId": "s1", "accessibilityTheme": "sepia",
+    (tap.call_with_query('anon', $$api.record_logo_heatmap('{"sessionId": "s1", "accessibilityTheme": "sepia",
         "points": [{"x": 2, "y": 0, "durationMs": -1}]}')$$) -> 'body' ->> 'message'),
     '3 fields are invalid: accessibilityTheme, points[0].durationMs, points[0].x.', 'every bad field is named'
 );
 select is(
     (
-        pg_temp.call_as('anon', $$api.record_logo_heatmap('{"sessionId": "s1", "accessibilityTheme": "default", "points": []}')$$)
+        tap.call_with_query(
+            'anon', $$api.record_logo_heatmap('{"sessionId": "s1", "accessibilityTheme": "default", "points": []}')$$
+        )
         -> 'body' -> 'errors' -> 0 ->> 'field'
     ),
     'points', 'no points is refused'
@@ -43,28 +31,28 @@ select is(
 select is((select count(*) from app.logo_interaction_heatmaps)::integer, 1, 'refused posts stored nothing');
 
 select is(
-    pg_temp.call_as('reader', $$api.logo_heatmap('{}')$$, 'size=4') -> 'body' -> 'counts',
+    tap.call_with_query('reader', $$api.logo_heatmap('{}')$$, 'size=4') -> 'body' -> 'counts',
     '[[2, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1]]', 'the grid counts points per cell, the edge 1.0 in the last cell'
 );
 select is(
-    pg_temp.call_as('reader', $$api.logo_heatmap('{}')$$, 'size=4') -> 'body' -> 'meanDurationMs' -> 0 -> 0,
+    tap.call_with_query('reader', $$api.logo_heatmap('{}')$$, 'size=4') -> 'body' -> 'meanDurationMs' -> 0 -> 0,
     '150', 'a cell carries the mean duration of its points'
 );
 select is(
-    pg_temp.call_as('reader', $$api.logo_heatmap('{}')$$, 'size=4&theme=default') -> 'body' ->> 'points',
+    tap.call_with_query('reader', $$api.logo_heatmap('{}')$$, 'size=4&theme=default') -> 'body' ->> 'points',
     '0', 'a theme filter leaves out the other themes'
 );
 select is(
-    pg_temp.call_as('reader', $$api.logo_heatmap('{}')$$, 'days=500') -> 'body' -> 'errors' -> 0 ->> 'field',
+    tap.call_with_query('reader', $$api.logo_heatmap('{}')$$, 'days=500') -> 'body' -> 'errors' -> 0 ->> 'field',
     'days', 'days over 400 is named'
 );
 select matches(
-    pg_temp.call_as('reader', $$to_jsonb(api.logo_heatmap_svg('{}')::text)$$, 'size=4') ->> 'body',
+    tap.call_with_query('reader', $$to_jsonb(api.logo_heatmap_svg('{}')::text)$$, 'size=4') ->> 'body',
     '^<svg xmlns="http://www.w3.org/2000/svg".*linearGradient id="viridis".*fill="#fde725".*</svg>$',
     'the picture is an SVG with viridis cells and a viridis legend'
 );
 select throws_ok(
-    $$select pg_temp.call_as('anon', $q$api.logo_heatmap('{}')$q$)$$, '42501', null, 'anon may not read the grid'
+    $$select tap.call_with_query('anon', $q$api.logo_heatmap('{}')$q$)$$, '42501', null, 'anon may not read the grid'
 );
 select is(
     (

@@ -5,22 +5,8 @@ select plan(8);
 
 select set_config('app.frozen_now', '2026-12-14T00:00:00Z', true);
 
-create function pg_temp.call_as(p_role text, p_call text, p_query text default null) returns jsonb
-language plpgsql volatile as $$
-declare
-    v_body jsonb;
-begin
-    perform set_config('response.status', '', true);
-    perform set_config('request.headers', coalesce(jsonb_build_object('x-chorus-query', p_query)::text, '{}'), true);
-    perform set_config('role', p_role, true);
-    execute 'select ' || p_call into v_body;
-    reset role;
-    return jsonb_build_object('status', nullif(current_setting('response.status'), '')::integer, 'body', v_body);
-end
-$$;
-
 select is(
-    pg_temp.call_as('admin', $$api.record_performance_benchmarks('{"runs": [
+    tap.call_with_query('admin', $$api.record_performance_benchmarks('{"runs": [
         {"pagePath": "/", "deviceType": "mobile", "accessibilityTheme": "default", "coreWebVitals": {"lcp": 2000},
          "lighthouseScores": {"performance": 90, "accessibility": 100, "bestPractices": 95, "seo": 100}},
         {"pagePath": "/", "deviceType": "mobile", "accessibilityTheme": "default", "coreWebVitals": {"lcp": 3000},
@@ -28,15 +14,16 @@ select is(
     '{"status": 201, "body": {"status": "recorded", "count": 2}}', 'an admin posts a batch of two runs: 201'
 );
 select throws_ok(
-    $$select pg_temp.call_as('reader', $q$api.record_performance_benchmarks('{}')$q$)$$, '42501', null,
+    $$select tap.call_with_query('reader', $q$api.record_performance_benchmarks('{}')$q$)$$, '42501', null,
     'a reader may not post runs'
 );
 select is(
-    pg_temp.call_as('reader', $$api.performance_benchmark_summary('{}')$$, 'days=7') -> 'body' -> 'rows' -> 0 -> 'p75' -> 'lcp',
+    tap.call_with_query('reader', $$api.performance_benchmark_summary('{}')$$, 'days=7')
+    -> 'body' -> 'rows' -> 0 -> 'p75' -> 'lcp',
     '2750', 'the summary''s p75 of lcp 2000 and 3000 is 2750 (linear interpolation)'
 );
 select is(
-    pg_temp.call_as('reader', $$api.performance_benchmark_summary('{}')$$, 'days=7') -> 'body' -> 'rows' -> 0 -> 'meanScores'
+    tap.call_with_query('reader', $$api.performance_benchmark_summary('{}')$$, 'days=7') -> 'body' -> 'rows' -> 0 -> 'meanScores'
     -> 'performance',
     '85', 'the summary''s mean performance score of 90 and 80 is 85'
 );
@@ -57,14 +44,14 @@ select
 from generate_series(1, 3);
 select is(
     jsonb_array_length(
-        pg_temp.call_as('reader', $$api.performance_benchmark_regressions('{}')$$, 'days=7') -> 'body' -> 'regressions'
+        tap.call_with_query('reader', $$api.performance_benchmark_regressions('{}')$$, 'days=7') -> 'body' -> 'regressions'
     ),
     0, 'two samples in the current window are fewer than min_samples (3): no verdict'
 );
 update app.performance_regression_thresholds set min_samples = 2
 where metric = 'lcp';
 select is(
-    pg_temp.call_as('reader', $$api.performance_benchmark_regressions('{}')$$, 'days=7') -> 'body' -> 'regressions' -> 0
+    tap.call_with_query('reader', $$api.performance_benchmark_regressions('{}')$$, 'days=7') -> 'body' -> 'regressions' -> 0
     ->> 'metric',
     'lcp', 'lcp p75 2750 against 1000 is a regression over the 10% threshold'
 );
@@ -72,12 +59,12 @@ update app.performance_regression_thresholds set max_increase_percent = 200
 where metric = 'lcp';
 select is(
     jsonb_array_length(
-        pg_temp.call_as('reader', $$api.performance_benchmark_regressions('{}')$$, 'days=7') -> 'body' -> 'regressions'
+        tap.call_with_query('reader', $$api.performance_benchmark_regressions('{}')$$, 'days=7') -> 'body' -> 'regressions'
     ),
     0, 'with the threshold raised to 200% (data, no deploy) it is not'
 );
 select throws_ok(
-    $$select pg_temp.call_as('anon', $q$api.performance_benchmark_summary('{}')$q$)$$, '42501', null,
+    $$select tap.call_with_query('anon', $q$api.performance_benchmark_summary('{}')$q$)$$, '42501', null,
     'anon may not read the summary'
 );
 

@@ -21,6 +21,17 @@ begin
 end
 $$;
 
+-- The same with the query string nginx forwards in X-Chorus-Query (the query-string GETs of
+-- db/functions/201-query-strings.sql) as the only request header.
+create function tap.call_with_query(p_role text, p_call text, p_query text default null) returns jsonb
+language plpgsql volatile
+as $$
+begin
+    perform set_config('request.headers', coalesce(jsonb_build_object('x-chorus-query', p_query)::text, '{}'), true);
+    return tap.call_as(p_role, p_call);
+end
+$$;
+
 -- The errors list of a call, as the current role; side-effect free: whatever the call stored
 -- is rolled back with the block's subtransaction.
 create function tap.errors_of(p_call text) returns jsonb
