@@ -453,24 +453,19 @@ $$;
 comment on function app_logic.consent_link_page(jsonb, text) is
 'The page of a confirm or withdraw link (GET, HEAD): read-only; a button that POSTs the token, or the POST''s 400/404.';
 
+-- The two GET routes (one function each, as each route names its own); the purpose decides
+-- which token is valid, so a withdraw token on the confirm link is 404 like any unknown one.
 create function api.confirm_consent_page(jsonb) returns api."*/*"
-language sql stable security definer
-set search_path = pg_catalog, app, pg_temp
-as $$
-    select app_logic.consent_link_page($1, 'confirm')
-$$;
+language sql stable security definer set search_path = pg_catalog, app, pg_temp
+as $$ select app_logic.consent_link_page($1, 'confirm') $$;
+create function api.withdraw_consent_page(jsonb) returns api."*/*"
+language sql stable security definer set search_path = pg_catalog, app, pg_temp
+as $$ select app_logic.consent_link_page($1, 'withdraw') $$;
 comment on function api.confirm_consent_page(jsonb) is
 'GET /api/consent/confirm?token=... (no key): the double opt-in link of the confirmation mail. Changes nothing '
 '(mail scanners open links too): 200 with a page whose button POSTs the token to the same link, or JSON '
 '{"status":"valid","action":"confirm","method":"POST"}; 404 CHC01 for an expired, used or unknown link; HEAD '
 'answers the same headers.';
-
-create function api.withdraw_consent_page(jsonb) returns api."*/*"
-language sql stable security definer
-set search_path = pg_catalog, app, pg_temp
-as $$
-    select app_logic.consent_link_page($1, 'withdraw')
-$$;
 comment on function api.withdraw_consent_page(jsonb) is
 'GET /api/consent/withdraw?token=... (no key): the unsubscribe link of every marketing mail. Changes nothing: 200 '
 'with a page whose button POSTs the token to the same link (as RFC 8058 one-click does), or JSON '
