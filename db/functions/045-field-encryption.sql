@@ -244,45 +244,41 @@ for each row execute function app_logic.tg_seal_fields(
     'logo_interactions', 'time_spent_per_section', 'cta_clicks', 'accessibility_features_used', 'keyboard_navigation_used'
 );
 
--- The analytics' inputs, opened in bulk (the key file read once per call). They return what the
+-- The analytics' inputs, opened in bulk. The key map is an uncorrelated scalar subquery, an
+-- InitPlan: the key file is read once per call, not once per row. They return what the
 -- analytics views read before encryption (reader and admin could select these columns then),
 -- never a session's lead or a key.
 create function app_logic.opened_preference_themes(p_since timestamptz, p_until timestamptz)
 returns table (accessibility_theme text, session_duration integer, created_at timestamptz)
-language plpgsql stable security definer
+language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-declare
-    v_keys jsonb := app_logic.field_keys();
-begin
-    return query
     select
-        coalesce(app_logic.open_sealed(p.sealed, p.key_version, v_keys) ->> 'accessibility_theme', p.accessibility_theme),
+        coalesce(
+            app_logic.open_sealed(p.sealed, p.key_version, (select app_logic.field_keys())) ->> 'accessibility_theme',
+            p.accessibility_theme
+        ),
         p.session_duration,
         p.created_at
     from app.accessibility_preferences as p
-    where p.created_at > p_since and p.created_at <= p_until;
-end
+    where p.created_at > p_since and p.created_at <= p_until
 $$;
 comment on function app_logic.opened_preference_themes(timestamptz, timestamptz) is
 'The theme, session duration and start of every session that started in (p_since, p_until], decrypted.';
 
 create function app_logic.opened_engagement_counts(p_since timestamptz, p_until timestamptz)
 returns table (session_id text, scroll_depth_percentage integer, cta_clicks integer)
-language plpgsql stable security definer
+language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-declare
-    v_keys jsonb := app_logic.field_keys();
-begin
-    return query
     select
         e.session_id,
         e.scroll_depth_percentage,
-        jsonb_array_length(coalesce(app_logic.open_sealed(e.sealed, e.key_version, v_keys) -> 'cta_clicks', e.cta_clicks))
+        jsonb_array_length(coalesce(
+            app_logic.open_sealed(e.sealed, e.key_version, (select app_logic.field_keys())) -> 'cta_clicks', e.cta_clicks
+        ))
     from app.brand_engagement as e
-    where e.created_at > p_since and e.created_at <= p_until;
-end
+    where e.created_at > p_since and e.created_at <= p_until
 $$;
 comment on function app_logic.opened_engagement_counts(timestamptz, timestamptz) is
 'Per brand-engagement post in (p_since, p_until]: its session, scroll depth and number of CTA clicks, decrypted.';
@@ -290,19 +286,17 @@ comment on function app_logic.opened_engagement_counts(timestamptz, timestamptz)
 -- The A/B results' themes: the current theme of every session shown a test.
 create function app_logic.exposed_session_themes()
 returns table (session_id text, accessibility_theme text)
-language plpgsql stable security definer
+language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-declare
-    v_keys jsonb := app_logic.field_keys();
-begin
-    return query
     select
         p.session_id,
-        coalesce(app_logic.open_sealed(p.sealed, p.key_version, v_keys) ->> 'accessibility_theme', p.accessibility_theme)
+        coalesce(
+            app_logic.open_sealed(p.sealed, p.key_version, (select app_logic.field_keys())) ->> 'accessibility_theme',
+            p.accessibility_theme
+        )
     from app.accessibility_preferences as p
-    where exists (select from app.ab_test_exposures as x where x.session_id = p.session_id);
-end
+    where exists (select from app.ab_test_exposures as x where x.session_id = p.session_id)
 $$;
 comment on function app_logic.exposed_session_themes() is
 'The accessibility theme of every session that was shown an A/B test, decrypted.';
