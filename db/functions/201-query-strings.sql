@@ -81,7 +81,9 @@ comment on function app_logic.query_parameters(jsonb) is
 'This request''s query string (X-Chorus-Query, set by nginx) as a JSON object shaped for a rule, and its problems.';
 
 -- Validate the query string against a rule: the parameters, or the 400 answer naming every
--- bad one (like app_logic.screen_request, whose rate limit a read-only GET cannot take).
+-- bad one (like app_logic.screen_request, whose rate limit a read-only GET cannot take). A
+-- parameter left out takes its rule's "default" (the one place a default is written; the
+-- OpenAPI document shows it).
 create function app_logic.screen_query(p_rule jsonb, out params jsonb, out refused jsonb)
 language plpgsql volatile
 as $$
@@ -95,11 +97,18 @@ begin
     if jsonb_array_length(v_problems) > 0 then
         params := null;
         refused := app_logic.reject_invalid(v_problems);
+        return;
     end if;
+    params := coalesce((
+        select jsonb_object_agg(e.key, e.value -> 'default')
+        from jsonb_each(p_rule -> 'properties') as e
+        where e.value ? 'default'
+    ), '{}'::jsonb) || params;
 end
 $$;
 comment on function app_logic.screen_query(jsonb) is
-'The query parameters when they pass the rule, else refused: the 400 answer naming every bad one.';
+'The query parameters when they pass the rule (each one left out at its rule''s default), else refused: '
+'the 400 answer naming every bad one.';
 
 -- The OpenAPI form of a query-string GET (api.<name>(jsonb) with a rule app_logic.<name>_rule()):
 -- its parameters from the rule and its responses (JSON, or the media type its return domain
