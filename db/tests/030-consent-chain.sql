@@ -198,7 +198,10 @@ select throws_ok(
 );
 select app_logic.append_consent('subject-g', 'consent', 'gdpr', true, 'test', null, repeat('u', 600));
 select is(
-    (select char_length(user_agent) from app.consent_audit where subject = 'subject-g'),
+    (
+        select char_length(user_agent) from app.consent_audit
+        where subject = 'subject-g'
+    ),
     512,
     'a user agent longer than 512 characters is kept to its first 512'
 );
@@ -208,7 +211,9 @@ select throws_ok(
     '23514', null, 'the audit refuses a user agent longer than 512 characters'
 );
 select ok(
-    not has_function_privilege('anon', 'app_logic.append_consents(text, text[], text[], boolean[], text, text, text, bigint)', 'execute')
+    not has_function_privilege(
+        'anon', 'app_logic.append_consents(text, text[], text[], boolean[], text, text, text, bigint)', 'execute'
+    )
     and not has_function_privilege('reader', 'app_logic.append_consent(text, text, text, boolean, text, text, text)', 'execute')
     and not has_function_privilege('admin', 'app_logic.record_form_consent(text, boolean, bigint, boolean)', 'execute')
     and not has_function_privilege('anon', 'app_logic.request_marketing_confirmation(uuid)', 'execute')
