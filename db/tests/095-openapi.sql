@@ -94,7 +94,8 @@ cross join (
     ),
     (
         7, 'pages',
-        '{"type": "array", "maxItems": 3, "items": {"type": "string", "maxLength": 5}, "nullable": true, "description": "Paths."}',
+        '{"type": "array", "maxItems": 3, "items": {"type": "string", "maxLength": 5}, "nullable": true,
+          "description": "Paths."}',
         'array items are translated too'
     )
 ) as t (position, field, schema, description)
