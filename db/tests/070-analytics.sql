@@ -77,10 +77,11 @@ values
 ('page_views_per_day');
 
 -- anon is refused (401) on each, one assertion each.
-select throws_ok(
-    format($$ select (tap.call_as('anon', '(select count(*) from api.%I)') -> 'body') $$, v.name),
-    '42501', format('permission denied for view %s', v.name), format('anon may not read api.%s (401)', v.name)
-)
+select
+    throws_ok(
+        format($$ select (tap.call_as('anon', '(select count(*) from api.%I)') -> 'body') $$, v.name),
+        '42501', format('permission denied for view %s', v.name), format('anon may not read api.%s (401)', v.name)
+    )
 from analytics_views as v
 order by v.name;
 select ok(
