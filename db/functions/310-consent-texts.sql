@@ -34,21 +34,12 @@ $$;
 comment on function app_logic.consent_token_hash(text) is 'What app.consent_tokens stores of a link''s token.';
 
 -- 32 random bytes, base64url without padding: 43 characters, safe in a URL as they are.
-create function app_logic.issue_consent_token(
-    p_lead_id uuid, p_purpose text, p_text_version text, p_expires_at timestamptz
-) returns text
-language plpgsql volatile
+create function app_logic.new_consent_token() returns text
+language sql volatile
 as $$
-declare
-    v_token text := rtrim(translate(encode(extensions.gen_random_bytes(32), 'base64'), '+/', '-_'), '=');
-begin
-    insert into app.consent_tokens (token_hash, purpose, lead_id, consent_text_version, created_at, expires_at)
-    values (app_logic.consent_token_hash(v_token), p_purpose, p_lead_id, p_text_version, app_logic.now(), p_expires_at);
-    return v_token;
-end
+    select rtrim(translate(encode(extensions.gen_random_bytes(32), 'base64'), '+/', '-_'), '=')
 $$;
-comment on function app_logic.issue_consent_token(uuid, text, text, timestamptz) is
-'A new confirm or withdraw link token for a lead; only its hash is stored.';
+comment on function app_logic.new_consent_token() is 'A new random link token (43 URL-safe characters).';
 
 -- A consent receipt in the fields of the Kantara Initiative Consent Receipt 1.1, which
 -- ISO/IEC TS 27560 builds on: who is the controller, for what purpose, under which text
@@ -57,12 +48,17 @@ create function app_logic.consent_receipt(
     p_email text, p_consent_type text, p_text_version text, p_at timestamptz, p_method text, p_state text,
     p_receipt_id uuid
 ) returns jsonb
-language sql stable
+language plpgsql stable
 as $$
+declare
+    v_receipt jsonb;
+begin
+    -- PL/pgSQL keeps the plan (an SQL function with a FROM is planned again in every transaction),
+    -- and the four settings are read in one scan.
     select jsonb_build_object(
         'version', 'KI-CR-v1.1.0',
         'specification', 'Kantara Initiative Consent Receipt v1.1 (ISO/IEC TS 27560)',
-        'jurisdiction', app_logic.setting('consent_jurisdiction'),
+        'jurisdiction', c.jurisdiction,
         'consentTimestamp', extract(epoch from date_trunc('second', p_at))::bigint,
         'consentTime', to_char(p_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
         'collectionMethod', p_method,
@@ -70,11 +66,9 @@ as $$
         'language', t.language,
         'piiPrincipalId', lower(btrim(p_email)),
         'piiControllers', jsonb_build_array(jsonb_build_object(
-            'piiController', app_logic.setting('consent_controller'),
-            'contact', app_logic.setting('consent_controller_contact'),
-            'email', app_logic.setting('consent_controller_contact')
+            'piiController', c.controller, 'contact', c.contact, 'email', c.contact
         )),
-        'policyUrl', app_logic.setting('privacy_policy_url'),
+        'policyUrl', c.policy_url,
         'services', jsonb_build_array(jsonb_build_object(
             'service', case p_consent_type when 'marketing' then 'News about CHORUS by email' else 'Answering the inquiry' end,
             'purposes', jsonb_build_array(jsonb_build_object(
@@ -96,9 +90,20 @@ as $$
             'version', t.version, 'sha256', encode(t.sha256, 'hex'), 'validFrom', t.valid_from, 'text', t.body
         ),
         'state', p_state
-    )
+    ) into v_receipt
     from app.consent_texts as t
-    where t.version = p_text_version
+    cross join (
+        select
+            max(s.value) filter (where s.key = 'consent_jurisdiction') as jurisdiction,
+            max(s.value) filter (where s.key = 'consent_controller') as controller,
+            max(s.value) filter (where s.key = 'consent_controller_contact') as contact,
+            max(s.value) filter (where s.key = 'privacy_policy_url') as policy_url
+        from app.settings as s
+        where s.key in ('consent_jurisdiction', 'consent_controller', 'consent_controller_contact', 'privacy_policy_url')
+    ) as c
+    where t.version = p_text_version;
+    return v_receipt;
+end
 $$;
 comment on function app_logic.consent_receipt(text, text, text, timestamptz, text, text, uuid) is
 'A consent receipt (Kantara CR v1.1 fields, ISO/IEC TS 27560) for one consent under one text version.';
@@ -134,15 +139,25 @@ declare
     v_lead app.leads;
     v_text app.consent_texts := app_logic.current_consent_text();
     v_now timestamptz := app_logic.now();
-    v_expires timestamptz := app_logic.now() + app_logic.setting('consent_confirmation_ttl')::interval;
-    v_base text := app_logic.setting('public_base_url');
-    v_confirm text;
-    v_withdraw text;
+    v_expires timestamptz;
+    v_base text;
+    v_confirm text := app_logic.new_consent_token();
+    v_withdraw text := app_logic.new_consent_token();
     v_receipt jsonb;
 begin
     select l.* into strict v_lead from app.leads as l where l.id = p_lead_id;
-    v_confirm := app_logic.issue_consent_token(p_lead_id, 'confirm', v_text.version, v_expires);
-    v_withdraw := app_logic.issue_consent_token(p_lead_id, 'withdraw', v_text.version, null);
+    -- Both settings in one read.
+    select
+        v_now + max(s.value) filter (where s.key = 'consent_confirmation_ttl')::interval,
+        max(s.value) filter (where s.key = 'public_base_url')
+    into v_expires, v_base
+    from app.settings as s
+    where s.key in ('consent_confirmation_ttl', 'public_base_url');
+    -- Both links in one INSERT; only their hashes are kept.
+    insert into app.consent_tokens (token_hash, purpose, lead_id, consent_text_version, created_at, expires_at)
+    values
+    (app_logic.consent_token_hash(v_confirm), 'confirm', p_lead_id, v_text.version, v_now, v_expires),
+    (app_logic.consent_token_hash(v_withdraw), 'withdraw', p_lead_id, v_text.version, v_now, null);
     v_receipt := app_logic.consent_receipt(
         v_lead.email, 'marketing', v_text.version, v_now,
         'Web form, to be confirmed by a link sent to the address (double opt-in)', 'pending confirmation',
