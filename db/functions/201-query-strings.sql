@@ -151,7 +151,7 @@ comment on function app_logic.declare_query_get(text, regproc, text) is
 create function app_logic.no_query_parameters_rule() returns jsonb
 language sql immutable
 as $$
-    select '{"type": "object", "description": "No parameters.", "additionalProperties": false, "properties": {}}'::jsonb
+    select app_logic.query_string_body_rule() || '{"description": "No parameters.", "properties": {}}'::jsonb
 $$;
 comment on function app_logic.no_query_parameters_rule() is 'The query-parameter rule of a GET that takes none.';
 
