@@ -103,6 +103,8 @@ def _rules_of(schema: dict) -> str:
         rules.append("matches " + _code(schema["pattern"]))
     if schema.get("nullable"):
         rules.append("null allowed")
+    if "default" in schema:
+        rules.append("default " + _code(json.dumps(schema["default"])))
     return "; ".join(rules)
 
 

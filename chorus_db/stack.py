@@ -753,4 +753,90 @@ def stop_everything() -> list[str]:
     for cluster in worker_test_clusters():
         if cluster.stop():
             stopped.append(f"the test cluster of a parallel pytest worker ({cluster.datadir})")
+    return stopped + stop_leftover_processes()
+
+
+def checkout_places() -> list[str]:
+    """Path prefixes only this checkout's servers name: its scratch directories, its test
+    clusters' directory and its run directory."""
+    from .testing import CHECKOUT_TEST_PGDATA
+
+    return [
+        str(Path(tempfile.gettempdir()) / f"chorus-{config.CHECKOUT_ID}-"),
+        f"{CHECKOUT_TEST_PGDATA.parent}/",
+        f"{config.RUN_DIR}/",
+    ]
+
+
+def _ancestors() -> set[int]:
+    pids, pid = set(), os.getpid()
+    while pid > 1:
+        pids.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return pids
+
+
+def leftover_processes(places: list[str] | None = None) -> dict[int, str]:
+    """pid -> command line of every live process whose command line or environment names one of
+    this checkout's places (a server a killed run left when its pid file is gone or was never read:
+    pid files are only in directories `stop_everything` knows). This process and its parents
+    (the shell running `invoke down`) are never listed."""
+    places = places or checkout_places()
+    mine = _ancestors()
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in mine or not _alive(int(entry.name)):
+            continue
+        pid = int(entry.name)
+        cmdline = _cmdline(pid)
+        if any(place in cmdline for place in places) or any(place in item for item in _environ(pid) for place in places):
+            found[pid] = cmdline.strip()
+    return found
+
+
+def _describe(pid: int, cmdline: str, places: list[str]) -> str:
+    words = cmdline.split()
+    program = Path(words[0]).name if words else "a process"
+    if program.startswith("python") and "-m" in words[:-1]:
+        program = words[words.index("-m") + 1]
+    where = next((w for w in words if any(w.startswith(p) for p in places)), "")
+    return f"{program} (pid {pid}{', ' + where if where else ''}), left by a killed run"
+
+
+def stop_leftover_processes(places: list[str] | None = None, timeout: float = 10.0) -> list[str]:
+    """Stop what `leftover_processes` finds: a PostgreSQL postmaster with pg_ctl (fast shutdown,
+    its data stays usable), anything else with SIGTERM, then SIGKILL after `timeout`. Their
+    children (nginx's workers, PostgreSQL's backends) end with them."""
+    from .cluster import Cluster
+
+    places = places or checkout_places()
+    found = leftover_processes(places)
+    stopped = []
+    for pid, cmdline in sorted(found.items()):
+        words = cmdline.split()
+        datadir = Path(words[words.index("-D") + 1]) if "-D" in words[:-1] else None
+        if datadir is not None and Path(words[0]).name == "postgres" and (datadir / "PG_VERSION").is_file():
+            try:
+                Cluster(datadir).stop()
+            except (subprocess.CalledProcessError, OSError):
+                pass  # the signals below stop it
+    for pid in found:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while any(_alive(pid) for pid in found) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in found:
+        if _alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    for pid, cmdline in sorted(found.items()):
+        stopped.append(_describe(pid, cmdline, places))
     return stopped

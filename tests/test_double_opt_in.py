@@ -131,7 +131,10 @@ def test_the_confirm_link_grants_marketing_consent_and_records_time_and_confirme
     db.execute("set app.frozen_now = '2030-01-01T09:00:00Z'")
     request_confirmation(api, db, client_ip="203.0.113.10", frozen_now="2030-01-01T09:00:00Z")
     token = link_token(confirmation_rows(db)[0]["message"]["text"], "confirm")
-    answer = api.get(
+    # Opening the link (a person, or a mail scanner) shows its page and grants nothing.
+    assert api.get(f"/api/consent/confirm?token={token}", client_ip="192.0.2.66").json()["status"] == "valid"
+    assert db.execute("select marketing_consent from app.leads").fetchone()[0] is False
+    answer = api.post(
         f"/api/consent/confirm?token={token}", client_ip="198.51.100.7", frozen_now="2030-01-01T10:00:00Z",
         headers={"Accept": "application/json"},
     )
@@ -151,13 +154,15 @@ def test_the_confirm_link_grants_marketing_consent_and_records_time_and_confirme
 def test_a_used_an_expired_and_an_unknown_link_get_the_same_404(api, db):
     request_confirmation(api, db)
     token = link_token(confirmation_rows(db)[0]["message"]["text"], "confirm")
-    assert api.get(f"/api/consent/confirm?token={token}").status == 200
-    used = api.get(f"/api/consent/confirm?token={token}")
-    unknown = api.get("/api/consent/confirm?token=" + "A" * 43)
+    assert api.post(f"/api/consent/confirm?token={token}").status == 200
+    used = api.post(f"/api/consent/confirm?token={token}")
+    unknown = api.post("/api/consent/confirm?token=" + "A" * 43)
     request_confirmation(api, db, {**LEAD, "email": "fox@example.org"})
     late = link_token(confirmation_rows(db)[-1]["message"]["text"], "confirm")
-    expired = api.get(f"/api/consent/confirm?token={late}", frozen_now="2099-01-01T00:00:00Z")
-    for answer in (used, unknown, expired):
+    expired = api.post(f"/api/consent/confirm?token={late}", frozen_now="2099-01-01T00:00:00Z")
+    pages = [api.get(f"/api/consent/confirm?token={t}", frozen_now=f)
+             for t, f in ((token, None), ("A" * 43, None), (late, "2099-01-01T00:00:00Z"))]
+    for answer in (used, unknown, expired, *pages):
         assert answer.status == 404 and answer.json()["code"] == "CHC01"
         assert answer.json() == used.json()
         assert "example.org" not in json.dumps(answer.json()).lower()
@@ -167,7 +172,7 @@ def test_a_used_an_expired_and_an_unknown_link_get_the_same_404(api, db):
 def test_the_link_answers_html_to_a_browser(api, db):
     request_confirmation(api, db)
     token = link_token(confirmation_rows(db)[0]["message"]["text"], "confirm")
-    answer = api.get(f"/api/consent/confirm?token={token}", headers={"Accept": "text/html,application/xhtml+xml"})
+    answer = api.post(f"/api/consent/confirm?token={token}", headers={"Accept": "text/html,application/xhtml+xml"})
     assert answer.status == 200
     assert answer.headers["Content-Type"].startswith("text/html")
     assert "<h1>Subscription confirmed</h1>" in answer.body
@@ -175,7 +180,7 @@ def test_the_link_answers_html_to_a_browser(api, db):
 
 
 def test_a_malformed_token_is_400_naming_the_token_and_counts_against_the_limit(api, db):
-    answer = api.get("/api/consent/confirm?token=%3Cscript%3E")
+    answer = api.post("/api/consent/confirm?token=%3Cscript%3E")
     assert answer.status == 400 and answer.json()["errors"][0]["field"] == "token"
     (hits,) = db.execute("select cardinality(hits) from app.rate_limit_counters where action = 'consent_links'").fetchone()
     assert hits == 1
@@ -183,17 +188,17 @@ def test_a_malformed_token_is_400_naming_the_token_and_counts_against_the_limit(
 
 def test_links_are_rate_limited_per_ip(api, db):
     db.execute("update app.rate_limit_rules set max_requests = 2 where action = 'consent_links'")
-    statuses = [api.get("/api/consent/withdraw?token=" + "B" * 43, client_ip="192.0.2.9").status for _ in range(3)]
+    statuses = [api.post("/api/consent/withdraw?token=" + "B" * 43, client_ip="192.0.2.9").status for _ in range(3)]
     assert statuses == [404, 404, 429]
 
 
 def test_the_withdraw_link_takes_effect_at_once_and_is_audited_once(api, db):
     request_confirmation(api, db)
     text = confirmation_rows(db)[0]["message"]["text"]
-    assert api.get(f"/api/consent/confirm?token={link_token(text, 'confirm')}").status == 200
+    assert api.post(f"/api/consent/confirm?token={link_token(text, 'confirm')}").status == 200
     withdraw = link_token(text, "withdraw")
     first = api.post(f"/api/consent/withdraw?token={withdraw}", raw_body="List-Unsubscribe=One-Click")
-    again = api.get(f"/api/consent/withdraw?token={withdraw}")
+    again = api.post(f"/api/consent/withdraw?token={withdraw}")
     assert (first.status, again.status) == (200, 200)
     assert db.execute("select marketing_consent from app.leads").fetchone()[0] is False
     assert [(g, s) for _, g, s, _, _ in marketing_audit(db)] == [
@@ -204,7 +209,8 @@ def test_the_withdraw_link_takes_effect_at_once_and_is_audited_once(api, db):
 def test_withdrawing_before_confirming_cancels_the_pending_confirmation(api, db):
     request_confirmation(api, db)
     text = confirmation_rows(db)[0]["message"]["text"]
-    assert api.get(f"/api/consent/withdraw?token={link_token(text, 'withdraw')}").status == 200
+    assert api.post(f"/api/consent/withdraw?token={link_token(text, 'withdraw')}").status == 200
+    assert api.post(f"/api/consent/confirm?token={link_token(text, 'confirm')}").status == 404
     assert api.get(f"/api/consent/confirm?token={link_token(text, 'confirm')}").status == 404
     assert db.execute("select marketing_consent from app.leads").fetchone()[0] is False
 
@@ -413,14 +419,14 @@ def test_a_stranger_using_a_known_address_grants_nothing_and_an_unticked_form_ca
     assert db.execute("select marketing_consent, first_name from app.leads").fetchone() == (False, "Dana")
     token = link_token(confirmation_rows(db)[0]["message"]["text"], "confirm")
     assert api.post("/api/leads", LEAD).status == 201  # the owner again, still no tick
-    assert api.get(f"/api/consent/confirm?token={token}").status == 404
+    assert api.post(f"/api/consent/confirm?token={token}").status == 404
     assert db.execute("select marketing_consent from app.leads").fetchone()[0] is False
 
 
 def test_no_second_confirmation_is_sent_while_consent_is_given(api, db):
     assert api.post("/api/leads", {**LEAD, "marketingConsent": True}).status == 201
     token = link_token(confirmation_rows(db)[0]["message"]["text"], "confirm")
-    assert api.get(f"/api/consent/confirm?token={token}").status == 200
+    assert api.post(f"/api/consent/confirm?token={token}").status == 200
     assert api.post("/api/leads", {**LEAD, "marketingConsent": True}).status == 201
     assert len(confirmation_rows(db)) == 1
 
@@ -428,7 +434,7 @@ def test_no_second_confirmation_is_sent_while_consent_is_given(api, db):
 def test_the_gdpr_export_holds_the_texts_receipts_links_and_messages(api, db, make_key):
     request_confirmation(api, db)
     token = link_token(confirmation_rows(db)[0]["message"]["text"], "confirm")
-    assert api.get(f"/api/consent/confirm?token={token}").status == 200
+    assert api.post(f"/api/consent/confirm?token={token}").status == 200
     document = api.post("/api/gdpr/export", {"email": "dana@example.org"}, api_key=make_key("admin")).json()
     (text,) = document["consentTexts"]
     assert text["version"] == "2026-01" and text["sha256"] == hashlib.sha256(text["text"].encode()).hexdigest()

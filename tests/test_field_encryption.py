@@ -321,6 +321,26 @@ def test_analytics_answers_are_the_same_before_and_after_encryption(api, db, mak
     assert analytics(api, key) == before
 
 
+@pytest.mark.parametrize("reader", [
+    "select count(*) from app_logic.opened_preference_themes('-infinity', 'infinity')",
+    "select count(*) from app_logic.opened_engagement_counts('-infinity', 'infinity')",
+    "select count(*) from app_logic.exposed_session_themes()",
+])
+def test_the_bulk_readers_read_the_key_file_once_per_call_not_per_row(api, db, reader):
+    for n in range(5):
+        post_profile(api, f"sess-bulk-{n}", marker())
+    db.execute("insert into app.ab_tests (name, goal, starts_at) values ('hero', 'lead', '2030-01-01')")
+    db.execute("insert into app.ab_test_variants (test_id, position, name, design, weight)"
+               " select id, 1, 'v1', '{}', 1 from app.ab_tests")
+    db.execute("insert into app.ab_test_exposures (test_id, session_id, position, exposed_at)"
+               " select t.id, 'sess-bulk-' || n, 1, '2030-01-15' from app.ab_tests as t, generate_series(0, 4) as n")
+    with db.transaction():
+        db.execute("set local track_functions = 'all'")
+        assert db.execute(reader).fetchone() == (5,)
+        calls = db.execute("select pg_stat_get_xact_function_calls('app_logic.field_keys()'::regprocedure)").fetchone()
+    assert calls == (1,), "five sealed rows, one read of the key file"
+
+
 def test_gdpr_export_returns_the_persons_data_decrypted_and_erasure_removes_it(api, db, make_key):
     mark = marker()
     admin = make_key("admin")

@@ -57,13 +57,17 @@ def test_a_submission_s_mail_link_confirms_and_its_unsubscribe_withdraws(http, t
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     confirmer = http.fresh_client()
     head = confirmer.request("HEAD", link(message, "confirm"))
-    assert head.status_code == 200  # a link scanner's HEAD uses nothing up
+    assert head.status_code == 200  # a link scanner's HEAD changes nothing
     page = confirmer.get(link(message, "confirm"), headers={"Accept": "text/html"})
     assert page.status_code == 200, page.text
-    assert page.headers["Content-Type"].startswith("text/html") and "Subscription confirmed" in page.text
+    assert page.headers["Content-Type"].startswith("text/html") and "Confirm your subscription" in page.text
     assert page.headers["Cache-Control"] == "no-store" and page.headers["Referrer-Policy"] == "no-referrer"
-    again = confirmer.get(link(message, "confirm"), headers={"Accept": "application/json"})
+    assert http.sql("select marketing_consent from app.leads where email = %s", (address,)) == [(False,)]
+    pressed = confirmer.post(link(message, "confirm"), headers={"Accept": "text/html"})  # the page's button
+    assert pressed.status_code == 200 and "Subscription confirmed" in pressed.text, pressed.text
+    again = confirmer.post(link(message, "confirm"), headers={"Accept": "application/json"})
     assert again.status_code == 404 and again.json()["code"] == "CHC01"
+    assert confirmer.get(link(message, "confirm")).json()["code"] == "CHC01"  # the page says so too
     ip_hash = http.sql("select app_logic.pseudonym(%s)", (confirmer.source_ip,))[0][0]
     assert audit_tail(http, address)[-1] == (True, "email_confirmation", ip_hash)
 
@@ -133,12 +137,12 @@ def test_a_huge_one_click_body_is_413_and_a_json_body_is_ignored(http):
 
 def test_other_methods_on_a_link_are_405(http):
     answer = http.fresh_client().request("DELETE", "/api/consent/confirm?token=" + "G" * 43)
-    assert answer.status_code == 405 and answer.headers["Allow"] == "GET, HEAD"
+    assert answer.status_code == 405 and answer.headers["Allow"] == "GET, HEAD, POST"
 
 
-def test_links_are_rate_limited_per_client(http):
+def test_link_posts_are_rate_limited_per_client(http):
     client = http.fresh_client()
-    statuses = [client.get("/api/consent/confirm?token=" + "H" * 43).status_code for _ in range(21)]
+    statuses = [client.post("/api/consent/confirm?token=" + "H" * 43).status_code for _ in range(21)]
     assert statuses[:20] == [404] * 20 and statuses[20] == 429
 
 

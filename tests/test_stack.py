@@ -208,11 +208,14 @@ def test_the_template_s_link_location_covers_exactly_the_link_routes():
     assert {p for p in public if re.match(pattern, p)} == LINK_PATHS and LINK_PATHS
 
 
-def test_head_on_a_mail_link_never_reaches_postgrest(capture):
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_get_and_head_on_a_mail_link_reach_only_its_read_only_page(capture, method):
     base, upstream = capture
-    before = len(upstream.seen)
-    assert requests.head(f"{base}/api/consent/confirm?token=" + "T" * 43, timeout=5).status_code == 200
-    assert len(upstream.seen) == before
+    answer = requests.request(method, f"{base}/api/consent/confirm?token=" + "T" * 43, timeout=5)
+    assert answer.status_code == 200
+    assert (upstream.last().method, upstream.last().path) == ("POST", "/rpc/confirm_consent_page")
+    requests.post(f"{base}/api/consent/confirm?token=" + "T" * 43, timeout=5)
+    assert upstream.last().path == "/rpc/confirm_consent"
 
 
 def test_get_api_root_reaches_postgrest_root_asking_for_json(capture):

@@ -240,3 +240,75 @@ def test_a_client_generation_that_fails_is_one_sentence(tmp_path):
     message = one_sentence(result)
     assert message.startswith("openapi-typescript failed (exit ")
     assert "no-such-openapi.json" in result.stdout
+
+
+# A run that starts a stack and a drill's servers the way the tests do, then waits to be killed.
+_KILLED_RUN = """
+import json, sys, time
+from pathlib import Path
+from chorus_db import config, ops_stack, stack, testing
+from chorus_db.cluster import Cluster
+from tests.support import ops
+
+shared = Cluster(Path(sys.argv[1]))  # the session's test cluster: only a database of it is used
+url = testing.copy_of_template(shared, "chorus_killed_run")
+stack.set_authenticator_password(url, "authenticator-test-only")
+run_dir = config.scratch_dir("http")
+cfg = stack.StackConfig(
+    run_dir=run_dir, database_url=shared.url("chorus_killed_run", user=config.AUTHENTICATOR, password="authenticator-test-only"),
+    api_port=stack.free_port(), live_relay=True, jwt_secret="k" * 48,
+    postgrest_bin=stack.find_postgrest(), nginx_bin=stack.find_nginx(),
+)
+stack.start_postgrest(cfg)
+stack.start_live_relay(cfg)
+stack.start_nginx(cfg)
+stack.wait_until_ready(cfg, timeout=30)
+drill = ops.new_cluster("chorus-drill-")  # a drill's own cluster, with PgBouncer in front
+drill.start()
+ops_stack.start_pgbouncer(drill.datadir.parent / "run", drill, {"postgres": drill.password}, stack.free_port())
+print(json.dumps({"api": cfg.api_port, "dirs": [str(run_dir), str(drill.datadir.parent)]}), flush=True)
+time.sleep(300)
+"""
+
+
+def test_down_stops_the_stack_and_drill_servers_of_a_run_killed_with_sigkill(own_checkout_id, pg_cluster, template_url):
+    import json
+    import signal
+    import tempfile
+    import time
+
+    if stack.find_postgrest() is None or stack.find_nginx() is None or shutil.which("pgbouncer") is None:
+        pytest.skip("PostgREST, nginx or PgBouncer not found")
+    checkout_id, env = own_checkout_id
+    places = [str(Path(tempfile.gettempdir()) / f"chorus-{checkout_id}-")]
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_RUN, str(pg_cluster.datadir)], cwd=config.ROOT, env={**os.environ, **env},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        line = child.stdout.readline()
+        assert line, child.stderr.read()[-2000:]
+        started = json.loads(line)
+        ours = stack.leftover_processes(places)
+        names = " ".join(ours.values())
+        assert "nginx: master" in names and "postgrest" in names and "pgbouncer" in names and "postgres" in names, names
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait(timeout=10)
+        assert stack.leftover_processes(places), "the servers outlive the killed run"
+        assert stack.http_status(f"http://127.0.0.1:{started['api']}/api/leads/health") == 200
+
+        began = time.monotonic()
+        result = invoke("down", env=env, timeout=90)
+        assert result.returncode == 0, result.stderr
+        assert time.monotonic() - began < 60
+        assert stack.leftover_processes(places) == {}, "invoke down left servers of the killed run running"
+        assert all(not stack._alive(pid) for pid in ours)
+        assert stack.http_status(f"http://127.0.0.1:{started['api']}/api/leads/health") is None
+        for expected in ("stopped nginx of", "stopped PostgREST of", "pgbouncer (pid", f"PostgreSQL in {started['dirs'][1]}"):
+            assert expected in result.stdout, (expected, result.stdout)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+        stack.stop_leftover_processes(places)  # nothing, unless the test failed
+        with __import__("psycopg").connect(pg_cluster.url("postgres"), autocommit=True) as conn:
+            conn.execute("drop database if exists chorus_killed_run with (force)")

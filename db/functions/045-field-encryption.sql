@@ -35,41 +35,6 @@
 -- 6 µs (pg_read_file, measured), and the bulk readers below read it once per call, not once
 -- per row.
 
--- What each column is now (schema 381 added sealed and key_version; comments live here, re-applied).
-comment on column app.accessibility_preferences.sealed is
-'The encrypted profile: accessibility_theme, dark_mode_preference, reduced_motion, high_contrast, font_size_preference '
-'as one JSON object (pgcrypto OpenPGP, AES-256 with MDC). Encrypted because together they are a disability and health '
-'profile (a colour-vision deficiency, vestibular disorders, low vision).';
-comment on column app.accessibility_preferences.key_version is
-'The field key version sealed was encrypted with; null for a row written before encryption (db.rotate-key seals it).';
-comment on column app.brand_engagement.sealed is
-'The encrypted engagement details: logo_interactions, time_spent_per_section, cta_clicks, accessibility_features_used, '
-'keyboard_navigation_used as one JSON object (pgcrypto OpenPGP, AES-256 with MDC). Encrypted because exact interaction '
-'times are a fingerprint, sections and CTA clicks are free-form JSON (free text), and the assistive technology used is a '
-'disability profile.';
-comment on column app.brand_engagement.key_version is
-'The field key version sealed was encrypted with; null for a row written before encryption (db.rotate-key seals it).';
-comment on column app.accessibility_preferences.accessibility_theme is
-'Encrypted into sealed: null in every sealed row; set only in a row written before encryption.';
-comment on column app.accessibility_preferences.dark_mode_preference is
-'Encrypted into sealed: null in every sealed row; set only in a row written before encryption.';
-comment on column app.accessibility_preferences.reduced_motion is
-'Encrypted into sealed: null in every sealed row; set only in a row written before encryption.';
-comment on column app.accessibility_preferences.high_contrast is
-'Encrypted into sealed: null in every sealed row; set only in a row written before encryption.';
-comment on column app.accessibility_preferences.font_size_preference is
-'Encrypted into sealed: null in every sealed row; set only in a row written before encryption.';
-comment on column app.brand_engagement.logo_interactions is
-'Encrypted into sealed: null in every sealed row; set only in a row written before encryption.';
-comment on column app.brand_engagement.time_spent_per_section is
-'Encrypted into sealed: null in every sealed row; set only in a row written before encryption.';
-comment on column app.brand_engagement.cta_clicks is
-'Encrypted into sealed: null in every sealed row; set only in a row written before encryption.';
-comment on column app.brand_engagement.accessibility_features_used is
-'Encrypted into sealed: null in every sealed row; set only in a row written before encryption.';
-comment on column app.brand_engagement.keyboard_navigation_used is
-'Encrypted into sealed: null in every sealed row; set only in a row written before encryption.';
-
 -- The key file's keys, {"<version>": "<hex key>", ...}, or {"error": "<sentence>"} when there is
 -- none to read (a reader of sealed rows then raises that sentence; see field_key_problem).
 create function app_logic.field_keys() returns jsonb
@@ -232,57 +197,82 @@ $$;
 comment on function app_logic.tg_seal_fields() is
 'Before a write of accessibility preferences or brand engagement: encrypt the profiling fields into sealed.';
 
-create trigger seal_fields
-before insert or update on app.accessibility_preferences
-for each row execute function app_logic.tg_seal_fields(
+-- A table's sealed fields, written once: its seal_fields trigger over them, and the comments of
+-- sealed (what it holds and why), key_version and each field (schema 381 added sealed and
+-- key_version; comments live here, re-applied).
+create function app_logic.declare_sealed_fields(p_table regclass, p_what text, p_why text, variadic p_fields name[])
+returns void
+language plpgsql volatile
+as $$
+declare
+    v_field name;
+begin
+    execute format(
+        'create trigger seal_fields before insert or update on %s for each row execute function app_logic.tg_seal_fields(%s)',
+        p_table, (select string_agg(quote_literal(f), ', ' order by o) from unnest(p_fields) with ordinality as u (f, o))
+    );
+    execute format('comment on column %s.sealed is %L', p_table, format(
+        '%s: %s as one JSON object (pgcrypto OpenPGP, AES-256 with MDC). Encrypted because %s',
+        p_what, array_to_string(p_fields, ', '), p_why
+    ));
+    execute format('comment on column %s.key_version is %L', p_table,
+        'The field key version sealed was encrypted with; null for a row written before encryption (db.rotate-key seals it).');
+    foreach v_field in array p_fields loop
+        execute format('comment on column %s.%I is %L', p_table, v_field,
+            'Encrypted into sealed: null in every sealed row; set only in a row written before encryption.');
+    end loop;
+end
+$$;
+comment on function app_logic.declare_sealed_fields(regclass, text, text, name[]) is
+'Seal these fields of p_table (its seal_fields trigger) and comment sealed, key_version and each field.';
+
+select app_logic.declare_sealed_fields(
+    'app.accessibility_preferences', 'The encrypted profile',
+    'together they are a disability and health profile (a colour-vision deficiency, vestibular disorders, low vision).',
     'accessibility_theme', 'dark_mode_preference', 'reduced_motion', 'high_contrast', 'font_size_preference'
 );
-
-create trigger seal_fields
-before insert or update on app.brand_engagement
-for each row execute function app_logic.tg_seal_fields(
+select app_logic.declare_sealed_fields(
+    'app.brand_engagement', 'The encrypted engagement details',
+    'exact interaction times are a fingerprint, sections and CTA clicks are free-form JSON (free text), and the '
+    'assistive technology used is a disability profile.',
     'logo_interactions', 'time_spent_per_section', 'cta_clicks', 'accessibility_features_used', 'keyboard_navigation_used'
 );
 
--- The analytics' inputs, opened in bulk (the key file read once per call). They return what the
+-- The analytics' inputs, opened in bulk. The key map is an uncorrelated scalar subquery, an
+-- InitPlan: the key file is read once per call, not once per row. They return what the
 -- analytics views read before encryption (reader and admin could select these columns then),
 -- never a session's lead or a key.
 create function app_logic.opened_preference_themes(p_since timestamptz, p_until timestamptz)
 returns table (accessibility_theme text, session_duration integer, created_at timestamptz)
-language plpgsql stable security definer
+language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-declare
-    v_keys jsonb := app_logic.field_keys();
-begin
-    return query
     select
-        coalesce(app_logic.open_sealed(p.sealed, p.key_version, v_keys) ->> 'accessibility_theme', p.accessibility_theme),
+        coalesce(
+            app_logic.open_sealed(p.sealed, p.key_version, (select app_logic.field_keys())) ->> 'accessibility_theme',
+            p.accessibility_theme
+        ),
         p.session_duration,
         p.created_at
     from app.accessibility_preferences as p
-    where p.created_at > p_since and p.created_at <= p_until;
-end
+    where p.created_at > p_since and p.created_at <= p_until
 $$;
 comment on function app_logic.opened_preference_themes(timestamptz, timestamptz) is
 'The theme, session duration and start of every session that started in (p_since, p_until], decrypted.';
 
 create function app_logic.opened_engagement_counts(p_since timestamptz, p_until timestamptz)
 returns table (session_id text, scroll_depth_percentage integer, cta_clicks integer)
-language plpgsql stable security definer
+language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-declare
-    v_keys jsonb := app_logic.field_keys();
-begin
-    return query
     select
         e.session_id,
         e.scroll_depth_percentage,
-        jsonb_array_length(coalesce(app_logic.open_sealed(e.sealed, e.key_version, v_keys) -> 'cta_clicks', e.cta_clicks))
+        jsonb_array_length(coalesce(
+            app_logic.open_sealed(e.sealed, e.key_version, (select app_logic.field_keys())) -> 'cta_clicks', e.cta_clicks
+        ))
     from app.brand_engagement as e
-    where e.created_at > p_since and e.created_at <= p_until;
-end
+    where e.created_at > p_since and e.created_at <= p_until
 $$;
 comment on function app_logic.opened_engagement_counts(timestamptz, timestamptz) is
 'Per brand-engagement post in (p_since, p_until]: its session, scroll depth and number of CTA clicks, decrypted.';
@@ -290,19 +280,17 @@ comment on function app_logic.opened_engagement_counts(timestamptz, timestamptz)
 -- The A/B results' themes: the current theme of every session shown a test.
 create function app_logic.exposed_session_themes()
 returns table (session_id text, accessibility_theme text)
-language plpgsql stable security definer
+language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-declare
-    v_keys jsonb := app_logic.field_keys();
-begin
-    return query
     select
         p.session_id,
-        coalesce(app_logic.open_sealed(p.sealed, p.key_version, v_keys) ->> 'accessibility_theme', p.accessibility_theme)
+        coalesce(
+            app_logic.open_sealed(p.sealed, p.key_version, (select app_logic.field_keys())) ->> 'accessibility_theme',
+            p.accessibility_theme
+        )
     from app.accessibility_preferences as p
-    where exists (select from app.ab_test_exposures as x where x.session_id = p.session_id);
-end
+    where exists (select from app.ab_test_exposures as x where x.session_id = p.session_id)
 $$;
 comment on function app_logic.exposed_session_themes() is
 'The accessibility theme of every session that was shown an A/B test, decrypted.';

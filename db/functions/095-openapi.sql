@@ -394,28 +394,26 @@ comment on function app_logic.openapi_health_operation(jsonb, regprocedure) is
 'The OpenAPI operation of a GET route on a function.';
 
 -- A link of a mail (db/functions/310-consent-texts.sql): the token in the query, HTML or JSON
--- by Accept; the one-click POST of RFC 8058 sends a form body that is not read. One function
--- serves GET and POST, so the POST's operation id gets a suffix.
+-- by Accept. The GET is the page the link opens (it changes nothing: mail scanners fetch
+-- links); the POST is its button, and RFC 8058 one-click, with a form body that is not read.
 create function app_logic.openapi_link_operation(p_route jsonb, p_proc regprocedure) returns jsonb
 language sql stable
 as $$
-    select app_logic.openapi_operation_head(
-        p_route, n.name || case when p_route ->> 'method' = 'POST' then '_one_click' else '' end,
-        obj_description(p_proc, 'pg_proc')
-    )
+    select app_logic.openapi_operation_head(p_route, n.name, obj_description(p_proc, 'pg_proc'))
     || jsonb_build_object('parameters', jsonb_build_array(jsonb_build_object(
         'name', 'token', 'in', 'query', 'required', true,
         'description', 'The token of the link, as the mail carried it (43 characters).',
         'schema', '{"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"}'::jsonb
     )))
-    || case when p_route ->> 'method' = 'POST' then jsonb_build_object('requestBody', jsonb_build_object(
+    || case when n.acts then jsonb_build_object('requestBody', jsonb_build_object(
         'required', false,
-        'description', 'RFC 8058 one-click unsubscribe: List-Unsubscribe=One-Click (the body is not read).',
+        'description', 'The page''s button sends an empty form; RFC 8058 one-click sends List-Unsubscribe=One-Click. '
+            'The body is not read: the token in the query is what counts.',
         'content', '{"application/x-www-form-urlencoded": {"schema": {"type": "object",
             "properties": {"List-Unsubscribe": {"type": "string", "enum": ["One-Click"]}}}}}'::jsonb
     )) else '{}'::jsonb end
     || jsonb_build_object('responses', (
-        select jsonb_object_agg(s.status::text, jsonb_build_object(
+        select jsonb_object_agg(s.status::text, case when n.acts then jsonb_build_object(
             'description', 'Done: an HTML page with Accept: text/html, JSON otherwise.',
             'content', '{"application/json": {"schema": {"type": "object", "required": ["status"],
                 "properties": {"status": {"type": "string", "enum": ["confirmed", "withdrawn"],
@@ -423,17 +421,26 @@ as $$
                 "marketingConsent": {"type": "boolean", "description": "The marketing consent now."},
                 "message": {"type": "string", "description": "One sentence for the person."}}}},
                 "text/html": {"schema": {"type": "string", "description": "The same as a page."}}}'::jsonb
-        ))
+        ) else jsonb_build_object(
+            'description', 'The link works; nothing changed. With Accept: text/html, a page whose button POSTs the '
+                'token to the same link; JSON otherwise.',
+            'content', '{"application/json": {"schema": {"type": "object", "required": ["status", "action", "method"],
+                "properties": {"status": {"type": "string", "enum": ["valid"], "description": "The link works."},
+                "action": {"type": "string", "enum": ["confirm", "withdraw"],
+                    "description": "What a POST of the same link does."},
+                "method": {"type": "string", "enum": ["POST"], "description": "The method that acts."},
+                "message": {"type": "string", "description": "One sentence for the person."}}}},
+                "text/html": {"schema": {"type": "string", "description": "The page with the button."}}}'::jsonb
+        ) end)
         from jsonb_array_elements_text(p_route -> 'success') as s (status)
     ) || '{
         "400": {"$ref": "#/components/responses/BadRequest"},
-        "404": {"$ref": "#/components/responses/InvalidLink"},
-        "429": {"$ref": "#/components/responses/TooManyRequests"}
+        "404": {"$ref": "#/components/responses/InvalidLink"}
     }'::jsonb
-    || case when p_route ->> 'method' = 'POST'
-        then '{"413": {"$ref": "#/components/responses/PayloadTooLarge"}}'::jsonb else '{}'::jsonb end
+    || case when n.acts then '{"413": {"$ref": "#/components/responses/PayloadTooLarge"},
+        "429": {"$ref": "#/components/responses/TooManyRequests"}}'::jsonb else '{}'::jsonb end
     || app_logic.openapi_common_responses(p_route))
-    from (select split_part(p_route ->> 'target', '/', -1) as name) as n
+    from (select split_part(p_route ->> 'target', '/', -1) as name, p_route ->> 'method' = 'POST' as acts) as n
 $$;
 comment on function app_logic.openapi_link_operation(jsonb, regprocedure) is
 'The OpenAPI operation of a mail link (confirm, withdraw): token in the query, HTML or JSON.';

@@ -80,26 +80,65 @@ $$;
 comment on function app_logic.query_parameters(jsonb) is
 'This request''s query string (X-Chorus-Query, set by nginx) as a JSON object shaped for a rule, and its problems.';
 
+-- The query parameters and their problems against a rule: the string's own problems, else the
+-- rule's.
+create function app_logic.query_problems(p_rule jsonb, out params jsonb, out problems jsonb)
+language plpgsql stable
+as $$
+begin
+    select q.params, q.problems into params, problems from app_logic.query_parameters(p_rule) as q;
+    if jsonb_array_length(problems) = 0 then
+        problems := app_logic.validate(params, p_rule);
+    end if;
+end
+$$;
+comment on function app_logic.query_problems(jsonb) is
+'This request''s query parameters and every problem of them against a rule (an empty array when they pass).';
+
 -- Validate the query string against a rule: the parameters, or the 400 answer naming every
--- bad one (like app_logic.screen_request, whose rate limit a read-only GET cannot take).
+-- bad one (like app_logic.screen_request, whose rate limit a read-only GET cannot take). A
+-- parameter left out takes its rule's "default" (the one place a default is written; the
+-- OpenAPI document shows it).
 create function app_logic.screen_query(p_rule jsonb, out params jsonb, out refused jsonb)
 language plpgsql volatile
 as $$
 declare
     v_problems jsonb;
 begin
-    select q.params, q.problems into params, v_problems from app_logic.query_parameters(p_rule) as q;
-    if jsonb_array_length(v_problems) = 0 then
-        v_problems := app_logic.validate(params, p_rule);
-    end if;
+    select q.params, q.problems into params, v_problems from app_logic.query_problems(p_rule) as q;
     if jsonb_array_length(v_problems) > 0 then
         params := null;
         refused := app_logic.reject_invalid(v_problems);
+        return;
     end if;
+    params := coalesce((
+        select jsonb_object_agg(e.key, e.value -> 'default')
+        from jsonb_each(p_rule -> 'properties') as e
+        where e.value ? 'default'
+    ), '{}'::jsonb) || params;
 end
 $$;
 comment on function app_logic.screen_query(jsonb) is
-'The query parameters when they pass the rule, else refused: the 400 answer naming every bad one.';
+'The query parameters when they pass the rule (each one left out at its rule''s default), else refused: '
+'the 400 answer naming every bad one.';
+
+-- A rate-limited GET that takes no parameters (GET /api/form-token, /api/challenge) is a POST
+-- of nginx's {} so that it can count: app_logic.screen_request counts and screens that body,
+-- and this hook of its (p_checks) refuses any query parameter.
+create function app_logic.no_query_parameters_rule() returns jsonb
+language sql immutable
+as $$
+    select '{"type": "object", "description": "No parameters.", "additionalProperties": false, "properties": {}}'::jsonb
+$$;
+comment on function app_logic.no_query_parameters_rule() is 'The query-parameter rule of a GET that takes none.';
+
+create function app_logic.no_query_parameters(p_body jsonb) returns jsonb
+language sql stable
+as $$
+    select q.problems from app_logic.query_problems(app_logic.no_query_parameters_rule()) as q
+$$;
+comment on function app_logic.no_query_parameters(jsonb) is
+'screen_request''s checks of a counted GET without parameters: a problem for each query parameter (the body is {}).';
 
 -- The OpenAPI form of a query-string GET (api.<name>(jsonb) with a rule app_logic.<name>_rule()):
 -- its parameters from the rule and its responses (JSON, or the media type its return domain

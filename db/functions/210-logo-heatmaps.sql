@@ -97,8 +97,8 @@ as $$
         'additionalProperties', false,
         'properties', jsonb_build_object(
             'theme', app_logic.accessibility_theme_rule('Only posts of this theme; default every theme.'),
-            'days', '{"type": "integer", "minimum": 1, "maximum": 400, "description": "The last N days up to now; default 30."}'::jsonb,
-            'size', '{"type": "integer", "minimum": 4, "maximum": 64, "description": "Cells per side of the grid; default 32."}'::jsonb
+            'days', '{"type": "integer", "minimum": 1, "maximum": 400, "default": 30, "description": "The last N days up to now."}'::jsonb,
+            'size', '{"type": "integer", "minimum": 4, "maximum": 64, "default": 32, "description": "Cells per side of the grid."}'::jsonb
         )
     )
 $$;
@@ -113,27 +113,38 @@ $$;
 comment on function app_logic.logo_heatmap_svg_rule() is 'Query-parameter rule of the heatmap picture: the grid''s.';
 
 -- The grid: counts[row][column] and meanDurationMs[row][column], row 0 at the top. A point on
--- the right or bottom edge (1.0) belongs to the last cell.
-create function app_logic.logo_heatmap_grid(p_theme text, p_days integer, p_size integer) returns jsonb
+-- the right or bottom edge (1.0) belongs to the last cell. It takes the screened query
+-- parameters (app_logic.screen_query: theme or none, days and size at their defaults when left
+-- out), so the JSON and the picture read them in one place.
+create function app_logic.logo_heatmap_grid(p_query jsonb) returns jsonb
 language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-    with posts as (
+    with params as (
+        select
+            p_query ->> 'theme' as theme,
+            (p_query ->> 'days')::integer as days,
+            (p_query ->> 'size')::integer as size
+    ),
+
+    posts as (
         select h.xs, h.ys, h.durations_ms
         from app.logo_interaction_heatmaps as h
+        cross join params as q
         where
-            h.created_at > app_logic.now() - make_interval(days => p_days)
+            h.created_at > app_logic.now() - make_interval(days => q.days)
             and h.created_at <= app_logic.now()
-            and (p_theme is null or h.accessibility_theme = p_theme)
+            and (q.theme is null or h.accessibility_theme = q.theme)
     ),
 
     cells as (
         select
-            least(floor(u.y * p_size)::integer, p_size - 1) as cell_row,
-            least(floor(u.x * p_size)::integer, p_size - 1) as cell_column,
+            least(floor(u.y * q.size)::integer, q.size - 1) as cell_row,
+            least(floor(u.x * q.size)::integer, q.size - 1) as cell_column,
             count(*) as points,
             avg(u.duration_ms)::double precision as mean_duration
         from posts as p
+        cross join params as q
         cross join lateral unnest(p.xs, p.ys, p.durations_ms) as u (x, y, duration_ms)
         group by 1, 2
     ),
@@ -143,17 +154,18 @@ as $$
             r.n as cell_row,
             jsonb_agg(coalesce(c.points, 0) order by k.n) as counts,
             jsonb_agg(c.mean_duration order by k.n) as means
-        from generate_series(0, p_size - 1) as r (n)
-        cross join generate_series(0, p_size - 1) as k (n)
+        from params as q
+        cross join lateral generate_series(0, q.size - 1) as r (n)
+        cross join lateral generate_series(0, q.size - 1) as k (n)
         left join cells as c on r.n = c.cell_row and k.n = c.cell_column
         group by r.n
     )
 
     select jsonb_build_object(
-        'theme', p_theme,
-        'days', p_days,
-        'size', p_size,
-        'from', app_logic.now() - make_interval(days => p_days),
+        'theme', q.theme,
+        'days', q.days,
+        'size', q.size,
+        'from', app_logic.now() - make_interval(days => q.days),
         'to', app_logic.now(),
         'posts', (select count(*) from posts),
         'points', (select coalesce(sum(c.points), 0) from cells as c),
@@ -161,27 +173,18 @@ as $$
         'counts', (select jsonb_agg(g.counts order by g.cell_row) from grid as g),
         'meanDurationMs', (select jsonb_agg(g.means order by g.cell_row) from grid as g)
     )
+    from params as q
 $$;
-comment on function app_logic.logo_heatmap_grid(text, integer, integer) is
-'The heatmap of the last p_days days (one theme or all) on a p_size x p_size grid: counts and mean durations per cell.';
+comment on function app_logic.logo_heatmap_grid(jsonb) is
+'The heatmap of the last days days (one theme or all) on a size x size grid, from the screened query parameters: '
+'counts and mean durations per cell.';
 
 create function api.logo_heatmap(jsonb) returns jsonb
-language plpgsql stable security definer
+language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-declare
-    v_query record;
-begin
-    select q.* into v_query from app_logic.screen_query(app_logic.logo_heatmap_rule()) as q;
-    if v_query.refused is not null then
-        return v_query.refused;
-    end if;
-    return app_logic.logo_heatmap_grid(
-        v_query.params ->> 'theme',
-        coalesce((v_query.params ->> 'days')::integer, 30),
-        coalesce((v_query.params ->> 'size')::integer, 32)
-    );
-end
+    select coalesce(q.refused, app_logic.logo_heatmap_grid(q.params))
+    from app_logic.screen_query(app_logic.logo_heatmap_rule()) as q
 $$;
 comment on function api.logo_heatmap(jsonb) is
 'GET /api/brand-analytics/logo-heatmap?theme=T&days=N&size=S (reader or admin key): the logo heatmap of the last N '
@@ -307,11 +310,7 @@ begin
         perform set_config('response.headers', '[{"Content-Type": "application/json; charset=utf-8"}]', true);
         return v_query.refused::text;
     end if;
-    return app_logic.logo_heatmap_svg(app_logic.logo_heatmap_grid(
-        v_query.params ->> 'theme',
-        coalesce((v_query.params ->> 'days')::integer, 30),
-        coalesce((v_query.params ->> 'size')::integer, 32)
-    ));
+    return app_logic.logo_heatmap_svg(app_logic.logo_heatmap_grid(v_query.params));
 end
 $$;
 comment on function api.logo_heatmap_svg(jsonb) is

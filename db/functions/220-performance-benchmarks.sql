@@ -128,7 +128,7 @@ as $$
         "description": "Query parameters: the window and optional filters.",
         "additionalProperties": false,
         "properties": {
-            "days": {"type": "integer", "minimum": 1, "maximum": 200, "description": "The last N days up to now; default 7."},
+            "days": {"type": "integer", "minimum": 1, "maximum": 200, "default": 7, "description": "The last N days up to now."},
             "pagePath": {"type": "string", "minLength": 1, "maxLength": 200, "description": "Only this page."},
             "deviceType": {"type": "string", "enum": ["mobile", "tablet", "desktop"], "description": "Only this device."},
             "theme": {
@@ -146,7 +146,7 @@ language sql immutable
 as $$
     select jsonb_set(
         app_logic.performance_benchmark_summary_rule(), '{properties,days,description}',
-        '"The window: the last N days against the N days before them; default 7."'
+        '"The window: the last N days against the N days before them."'
     )
 $$;
 comment on function app_logic.performance_benchmark_regressions_rule() is
@@ -184,22 +184,18 @@ $$;
 comment on function app_logic.performance_window(timestamptz, timestamptz, jsonb) is
 'Per page, device and theme over (p_from, p_to]: sample count, p75 of each vital, mean of each score.';
 
-create function api.performance_benchmark_summary(jsonb) returns jsonb
-language plpgsql stable security definer
-set search_path = pg_catalog, app, pg_temp
+-- The GETs below answer the screened query (app_logic.screen_query: days at its default when left
+-- out) or its refusal.
+create function app_logic.performance_benchmark_summary_of(p_query jsonb) returns jsonb
+language sql stable
 as $$
-declare
-    v_query record;
-    v_days integer;
-begin
-    select q.* into v_query from app_logic.screen_query(app_logic.performance_benchmark_summary_rule()) as q;
-    if v_query.refused is not null then
-        return v_query.refused;
-    end if;
-    v_days := coalesce((v_query.params ->> 'days')::integer, 7);
-    return jsonb_build_object(
-        'days', v_days,
-        'from', app_logic.now() - make_interval(days => v_days),
+    with q as (
+        select app_logic.now() - make_interval(days => (p_query ->> 'days')::integer) as since
+    )
+
+    select jsonb_build_object(
+        'days', (p_query ->> 'days')::integer,
+        'from', q.since,
         'to', app_logic.now(),
         'rows', coalesce((
             select jsonb_agg(jsonb_build_object(
@@ -213,46 +209,48 @@ begin
                     'bestPractices', w.best_practices, 'seo', w.seo
                 )
             ) order by w.page_path, w.device_type, w.accessibility_theme)
-            from app_logic.performance_window(
-                app_logic.now() - make_interval(days => v_days), app_logic.now(), v_query.params
-            ) as w
+            from app_logic.performance_window(q.since, app_logic.now(), p_query) as w
         ), '[]'::jsonb)
-    );
-end
+    )
+    from q
+$$;
+comment on function app_logic.performance_benchmark_summary_of(jsonb) is
+'The answer of GET /api/brand-analytics/performance-benchmarks to screened query parameters.';
+
+create function api.performance_benchmark_summary(jsonb) returns jsonb
+language sql stable security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+    select coalesce(q.refused, app_logic.performance_benchmark_summary_of(q.params))
+    from app_logic.screen_query(app_logic.performance_benchmark_summary_rule()) as q
 $$;
 comment on function api.performance_benchmark_summary(jsonb) is
 'GET /api/brand-analytics/performance-benchmarks?days=N&pagePath=&deviceType=&theme= (reader or admin key): per '
 'page x device x theme over the last N days (default 7): sampleCount, p75 of each vital (lcp, fid, cls, inp, ttfb, '
 'threeJsRenderTimeMs) and the mean of each Lighthouse score, as {days, from, to, rows}.';
 
-create function api.performance_benchmark_regressions(jsonb) returns jsonb
-language plpgsql stable security definer
-set search_path = pg_catalog, app, pg_temp
+create function app_logic.performance_benchmark_regressions_of(p_query jsonb) returns jsonb
+language sql stable
 as $$
-declare
-    v_query record;
-    v_days integer;
-    v_now timestamptz := app_logic.now();
-begin
-    select q.* into v_query from app_logic.screen_query(app_logic.performance_benchmark_regressions_rule()) as q;
-    if v_query.refused is not null then
-        return v_query.refused;
-    end if;
-    v_days := coalesce((v_query.params ->> 'days')::integer, 7);
-    return jsonb_build_object(
-        'days', v_days,
-        'currentFrom', v_now - make_interval(days => v_days),
-        'previousFrom', v_now - make_interval(days => 2 * v_days),
-        'to', v_now,
+    with w as (
+        select
+            app_logic.now() as now,
+            app_logic.now() - make_interval(days => (p_query ->> 'days')::integer) as current_from,
+            app_logic.now() - make_interval(days => 2 * (p_query ->> 'days')::integer) as previous_from
+    )
+
+    select jsonb_build_object(
+        'days', (p_query ->> 'days')::integer,
+        'currentFrom', w.current_from,
+        'previousFrom', w.previous_from,
+        'to', w.now,
         'regressions', coalesce((
             with cur as (
-                select * from app_logic.performance_window(v_now - make_interval(days => v_days), v_now, v_query.params)
+                select * from app_logic.performance_window(w.current_from, w.now, p_query)
             ),
 
             prev as (
-                select * from app_logic.performance_window(
-                    v_now - make_interval(days => 2 * v_days), v_now - make_interval(days => v_days), v_query.params
-                )
+                select * from app_logic.performance_window(w.previous_from, w.current_from, p_query)
             ),
 
             pairs as (
@@ -282,8 +280,18 @@ begin
                 and x.current_samples >= t.min_samples and x.previous_samples >= t.min_samples
                 and (x.current_p75 / x.previous_p75 - 1) * 100 > t.max_increase_percent
         ), '[]'::jsonb)
-    );
-end
+    )
+    from w
+$$;
+comment on function app_logic.performance_benchmark_regressions_of(jsonb) is
+'The answer of GET /api/brand-analytics/performance-benchmarks/regressions to screened query parameters.';
+
+create function api.performance_benchmark_regressions(jsonb) returns jsonb
+language sql stable security definer
+set search_path = pg_catalog, app, pg_temp
+as $$
+    select coalesce(q.refused, app_logic.performance_benchmark_regressions_of(q.params))
+    from app_logic.screen_query(app_logic.performance_benchmark_regressions_rule()) as q
 $$;
 comment on function api.performance_benchmark_regressions(jsonb) is
 'GET /api/brand-analytics/performance-benchmarks/regressions?days=N (reader or admin key): the page x device x theme '

@@ -8,23 +8,23 @@
 -- The notification is sent at commit, so a rolled-back write never shows; a refused request
 -- (400, 429) inserts nothing and notifies nothing.
 
-create function app_logic.notify_brand_metric(p_payload jsonb) returns void
+-- Every payload is {"kind", "at" (epoch seconds), ...its counts}: the envelope is made here.
+create function app_logic.notify_brand_metric(p_kind text, p_at timestamptz, p_counts jsonb) returns void
 language sql volatile
 as $$
-    select pg_notify('chorus_brand_metrics', p_payload::text)
+    select pg_notify(
+        'chorus_brand_metrics', (jsonb_build_object('kind', p_kind, 'at', extract(epoch from p_at)) || p_counts)::text
+    )
 $$;
-comment on function app_logic.notify_brand_metric(jsonb) is
-'Send one brand metric (no personal data) on channel chorus_brand_metrics; delivered at commit.';
+comment on function app_logic.notify_brand_metric(text, timestamptz, jsonb) is
+'Send one brand metric (its kind, time and counts; no personal data) on channel chorus_brand_metrics; delivered at commit.';
 
 create function app_logic.tg_brand_engagement__notify() returns trigger
 language plpgsql
 as $$
 begin
-    perform app_logic.notify_brand_metric(jsonb_build_object(
-        'kind', 'brand_engagement',
-        'at', extract(epoch from new.created_at),
-        'ctaClicks', jsonb_array_length(new.cta_clicks),
-        'logoInteractions', jsonb_array_length(new.logo_interactions)
+    perform app_logic.notify_brand_metric('brand_engagement', new.created_at, jsonb_build_object(
+        'ctaClicks', jsonb_array_length(new.cta_clicks), 'logoInteractions', jsonb_array_length(new.logo_interactions)
     ));
     return new;
 end
@@ -42,11 +42,8 @@ create function app_logic.tg_logo_interaction_heatmaps__notify() returns trigger
 language plpgsql
 as $$
 begin
-    perform app_logic.notify_brand_metric(jsonb_build_object(
-        'kind', 'logo_heatmap',
-        'at', extract(epoch from new.created_at),
-        'theme', new.accessibility_theme,
-        'points', cardinality(new.xs)
+    perform app_logic.notify_brand_metric('logo_heatmap', new.created_at, jsonb_build_object(
+        'theme', new.accessibility_theme, 'points', cardinality(new.xs)
     ));
     return null;
 end
@@ -62,11 +59,7 @@ create function app_logic.tg_page_views__notify() returns trigger
 language plpgsql
 as $$
 begin
-    perform app_logic.notify_brand_metric(jsonb_build_object(
-        'kind', 'page_view',
-        'at', extract(epoch from new.viewed_at),
-        'deviceType', new.device_type
-    ));
+    perform app_logic.notify_brand_metric('page_view', new.viewed_at, jsonb_build_object('deviceType', new.device_type));
     return null;
 end
 $$;

@@ -2,9 +2,11 @@
 --
 -- A web form's marketingConsent: true is a request, not a consent: anyone can type another
 -- person's address. The submission queues a confirmation mail (same transaction) with a
--- single-use, expiring link; opening it (GET /api/consent/confirm?token=...) is the consent,
--- recorded with the time and the hash of the confirmer's IP. Every marketing mail carries a
--- withdraw link (GET, or RFC 8058 one-click POST, /api/consent/withdraw?token=...).
+-- single-use, expiring link. Opening it (GET /api/consent/confirm?token=...) only shows a page
+-- whose button POSTs the token back: that POST is the consent, recorded with the time and the
+-- hash of the confirmer's IP. Mail scanners (Safe Links, Proofpoint, Mimecast) and link previews
+-- GET every link of a mail, so a GET must never be what grants or withdraws. Every marketing
+-- mail carries a withdraw link (its page's button, or the RFC 8058 one-click POST).
 -- The links carry a random token; only its SHA-256 is stored.
 
 -- The text in force now: the newest one whose valid_from has passed.
@@ -156,7 +158,7 @@ begin
             format('Hello %s,', v_lead.first_name),
             '',
             'someone, hopefully you, asked on our contact form to receive news about CHORUS at this address.',
-            format('To confirm, open this link before %s:',
+            format('To confirm, open this link and press the button on its page before %s:',
                 to_char(v_expires at time zone 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')),
             '',
             format('%s/api/consent/confirm?token=%s', v_base, v_confirm),
@@ -168,7 +170,7 @@ begin
             '',
             'The consent receipt (Kantara Consent Receipt v1.1 / ISO/IEC TS 27560) is attached as consent-receipt.json.',
             '',
-            format('To stop receiving messages at any time: %s/api/consent/withdraw?token=%s', v_base, v_withdraw)
+            format('To stop receiving messages at any time, open this link and press its button: %s/api/consent/withdraw?token=%s', v_base, v_withdraw)
         ),
         jsonb_build_object(
             'List-Unsubscribe', format('<%s/api/consent/withdraw?token=%s>', v_base, v_withdraw),
@@ -197,11 +199,16 @@ comment on function app_logic.cancel_marketing_confirmations(uuid) is
 
 -- The page or JSON a link answers with: HTML when the client asks for it (a person clicking),
 -- JSON otherwise. Returned through PostgREST's "any" media-type handler, so the Content-Type
--- is ours; headers an earlier step set (Retry-After of a 429) are kept.
+-- is ours; headers an earlier step set (Retry-After of a 429) are kept. With p_button, the
+-- page holds one form: a button POSTing the link's own token back to the link (the page a GET
+-- shows). No script, style, image or other resource: the CSP allows nothing but that form's
+-- POST to this origin, and no site may frame the page (a framed button could be clicked for
+-- the person: clickjacking).
 create domain api."*/*" as bytea;
 comment on domain api."*/*" is 'PostgREST''s any-media-type handler: the function sets Content-Type itself.';
 
-create function app_logic.link_answer(p_body jsonb, p_title text) returns api."*/*"
+create function app_logic.link_answer(p_body jsonb, p_title text, p_token text default null, p_button text default null)
+returns api."*/*"
 language plpgsql volatile
 as $$
 declare
@@ -218,11 +225,22 @@ begin
         jsonb_build_object('X-Content-Type-Options', 'nosniff')
     );
     if v_html then
-        v_headers := v_headers || jsonb_build_array(jsonb_build_object('Content-Security-Policy', 'default-src ''none'''));
+        v_headers := v_headers || jsonb_build_array(
+            jsonb_build_object('Content-Security-Policy',
+                'default-src ''none''; form-action ''self''; base-uri ''none''; frame-ancestors ''none'''),
+            jsonb_build_object('X-Frame-Options', 'DENY')
+        );
         v_out := convert_to(format(
-            E'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>%s</title></head>'
-            '<body><h1>%s</h1><p>%s</p></body></html>\n',
-            app_logic.html_escape(p_title), app_logic.html_escape(p_title), app_logic.html_escape(v_message)
+            E'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<meta name="robots" content="noindex"><title>%s</title></head>'
+            '<body><h1>%s</h1><p>%s</p>%s</body></html>\n',
+            app_logic.html_escape(p_title), app_logic.html_escape(p_title), app_logic.html_escape(v_message),
+            -- A relative action: the link's own path with its token, behind any public base URL.
+            case when p_button is not null then format(
+                '<form method="post" action="?token=%s"><button type="submit">%s</button></form>',
+                app_logic.html_escape(p_token), app_logic.html_escape(p_button)
+            ) else '' end
         ), 'UTF8');
     else
         v_out := convert_to(p_body::text, 'UTF8');
@@ -231,8 +249,9 @@ begin
     return v_out::api."*/*";
 end
 $$;
-comment on function app_logic.link_answer(jsonb, text) is
-'Answer a consent link as HTML (Accept: text/html) or JSON, with no-store and no-referrer.';
+comment on function app_logic.link_answer(jsonb, text, text, text) is
+'Answer a consent link as HTML (Accept: text/html) or JSON, with no-store and no-referrer; with a button label, '
+'the HTML page holds the form that POSTs the token.';
 
 create function app_logic.html_escape(p_text text) returns text
 language sql immutable
@@ -342,9 +361,10 @@ begin
 end
 $$;
 comment on function api.confirm_consent(jsonb) is
-'GET /api/consent/confirm?token=... (no key): the double opt-in link. Grants the marketing consent and records '
-'it with the time and the hash of the confirmer''s IP. 200 {"status":"confirmed"}; 404 CHC01 for an expired, '
-'used or unknown link (the same answer for all three). HTML with Accept: text/html, JSON otherwise.';
+'POST /api/consent/confirm?token=... (no key): the button of the double opt-in link''s page. Grants the '
+'marketing consent and records it with the time and the hash of the confirmer''s IP. 200 {"status":"confirmed"}; '
+'404 CHC01 for an expired, used or unknown link (the same answer for all three). HTML with Accept: text/html, '
+'JSON otherwise. The body is not read: the token in the query is the whole authority, so no cookie is involved.';
 
 create function api.withdraw_consent(jsonb) returns api."*/*"
 language plpgsql volatile security definer
@@ -386,6 +406,67 @@ begin
 end
 $$;
 comment on function api.withdraw_consent(jsonb) is
-'GET or POST (RFC 8058 one-click) /api/consent/withdraw?token=... (no key): withdraws the marketing consent at '
-'once and records it in the consent audit; also cancels a pending confirmation. 200 {"status":"withdrawn"}, '
-'also when used again; 404 CHC01 for an unknown link. HTML with Accept: text/html, JSON otherwise.';
+'POST /api/consent/withdraw?token=... (no key): the button of the unsubscribe link''s page, and RFC 8058 one-click '
+'unsubscribe. Withdraws the marketing consent at once and records it in the consent audit; also cancels a pending '
+'confirmation. 200 {"status":"withdrawn"}, also when used again; 404 CHC01 for an unknown link. HTML with '
+'Accept: text/html, JSON otherwise.';
+
+-- The page a link opens (GET and HEAD; nginx sends them here as a POST of {"token": ...}).
+-- Mail scanners and link previews fetch every link of a mail, so this only reads: the
+-- transaction is made read-only before anything else, so nothing below can write (not even a
+-- rate-limit counter: nginx's per-address limits bound these reads). A link that would not
+-- work gets the POST's own 400 or 404 CHC01 now, before the person presses anything.
+create function app_logic.consent_link_page(p_body jsonb, p_purpose text) returns api."*/*"
+language plpgsql stable
+as $$
+declare
+    v_problems jsonb;
+    v_token app.consent_tokens;
+    v_confirm boolean := p_purpose = 'confirm';
+begin
+    perform set_config('transaction_read_only', 'on', true);
+    v_problems := app_logic.validate(p_body, app_logic.consent_link_rule());
+    if jsonb_array_length(v_problems) > 0 then
+        return app_logic.link_answer(app_logic.reject_invalid(v_problems), 'The link could not be used');
+    end if;
+    select t.* into v_token
+    from app.consent_tokens as t
+    where t.token_hash = app_logic.consent_token_hash(p_body ->> 'token') and t.purpose = p_purpose;
+    -- The POST's test: a withdraw link works for good, a confirm link once and until it expires.
+    if v_token.token_hash is null or (v_confirm and (v_token.used_at is not null or v_token.expires_at <= app_logic.now())) then
+        return app_logic.invalid_link('This link does not work');
+    end if;
+    return app_logic.link_answer(
+        app_logic.respond(200, jsonb_build_object(
+            'status', 'valid', 'action', p_purpose, 'method', 'POST',
+            'message', case when v_confirm
+                then 'Press the button to receive news about CHORUS by email. Opening this link alone changes nothing.'
+                else 'Press the button to stop receiving news from CHORUS. Opening this link alone changes nothing.'
+            end
+        )),
+        case when v_confirm then 'Confirm your subscription' else 'Unsubscribe' end,
+        p_body ->> 'token',
+        case when v_confirm then 'Yes, send me news about CHORUS' else 'Unsubscribe' end
+    );
+end
+$$;
+comment on function app_logic.consent_link_page(jsonb, text) is
+'The page of a confirm or withdraw link (GET, HEAD): read-only; a button that POSTs the token, or the POST''s 400/404.';
+
+-- The two GET routes (one function each, as each route names its own); the purpose decides
+-- which token is valid, so a withdraw token on the confirm link is 404 like any unknown one.
+create function api.confirm_consent_page(jsonb) returns api."*/*"
+language sql stable security definer set search_path = pg_catalog, app, pg_temp
+as $$ select app_logic.consent_link_page($1, 'confirm') $$;
+create function api.withdraw_consent_page(jsonb) returns api."*/*"
+language sql stable security definer set search_path = pg_catalog, app, pg_temp
+as $$ select app_logic.consent_link_page($1, 'withdraw') $$;
+comment on function api.confirm_consent_page(jsonb) is
+'GET /api/consent/confirm?token=... (no key): the double opt-in link of the confirmation mail. Changes nothing '
+'(mail scanners open links too): 200 with a page whose button POSTs the token to the same link, or JSON '
+'{"status":"valid","action":"confirm","method":"POST"}; 404 CHC01 for an expired, used or unknown link; HEAD '
+'answers the same headers.';
+comment on function api.withdraw_consent_page(jsonb) is
+'GET /api/consent/withdraw?token=... (no key): the unsubscribe link of every marketing mail. Changes nothing: 200 '
+'with a page whose button POSTs the token to the same link (as RFC 8058 one-click does), or JSON '
+'{"status":"valid","action":"withdraw","method":"POST"}; 404 CHC01 for an unknown link.';

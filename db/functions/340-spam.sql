@@ -25,7 +25,7 @@ comment on function app_logic.spam_hmac(text) is 'HMAC-SHA256 (hex) of a text wi
 create function app_logic.issue_form_token_rule() returns jsonb
 language sql immutable
 as $$
-    select '{"type": "object", "description": "No parameters.", "additionalProperties": false, "properties": {}}'::jsonb
+    select app_logic.no_query_parameters_rule()
 $$;
 comment on function app_logic.issue_form_token_rule() is 'The query parameters of GET /api/form-token: none.';
 
@@ -39,10 +39,9 @@ declare
     v_payload text;
 begin
     -- The body is nginx's {}: counted against the rate limit, then the query string must be empty.
-    v_refusal := app_logic.screen_request('form_token', p_body, app_logic.query_string_body_rule());
-    if v_refusal is null then
-        v_refusal := (select q.refused from app_logic.screen_query(app_logic.issue_form_token_rule()) as q);
-    end if;
+    v_refusal := app_logic.screen_request(
+        'form_token', p_body, app_logic.query_string_body_rule(), p_checks => 'app_logic.no_query_parameters'
+    );
     if v_refusal is not null then
         return v_refusal;
     end if;
@@ -63,7 +62,7 @@ comment on function api.issue_form_token(jsonb) is
 create function app_logic.issue_challenge_rule() returns jsonb
 language sql immutable
 as $$
-    select '{"type": "object", "description": "No parameters.", "additionalProperties": false, "properties": {}}'::jsonb
+    select app_logic.no_query_parameters_rule()
 $$;
 comment on function app_logic.issue_challenge_rule() is 'The query parameters of GET /api/challenge: none.';
 
@@ -80,10 +79,9 @@ declare
     v_challenge text;
 begin
     -- The body is nginx's {}: counted against the rate limit, then the query string must be empty.
-    v_refusal := app_logic.screen_request('challenge', p_body, app_logic.query_string_body_rule());
-    if v_refusal is null then
-        v_refusal := (select q.refused from app_logic.screen_query(app_logic.issue_challenge_rule()) as q);
-    end if;
+    v_refusal := app_logic.screen_request(
+        'challenge', p_body, app_logic.query_string_body_rule(), p_checks => 'app_logic.no_query_parameters'
+    );
     if v_refusal is not null then
         return v_refusal;
     end if;

@@ -1,7 +1,7 @@
 -- Performance benchmarks: admins post runs, the summary's p75 per page, device and theme, the
 -- regressions judged by thresholds stored as data, and who may call what.
 begin;
-select plan(8);
+select plan(10);
 
 select set_config('app.frozen_now', '2026-12-14T00:00:00Z', true);
 
@@ -26,6 +26,17 @@ select is(
     tap.call_with_query('reader', $$api.performance_benchmark_summary('{}')$$, 'days=7') -> 'body' -> 'rows' -> 0 -> 'meanScores'
     -> 'performance',
     '85', 'the summary''s mean performance score of 90 and 80 is 85'
+);
+select is(
+    (tap.call_with_query('reader', $$api.performance_benchmark_summary('{}')$$) -> 'body') - 'rows',
+    '{"days": 7, "from": "2026-12-07T00:00:00+00:00", "to": "2026-12-14T00:00:00+00:00"}'::jsonb,
+    'days left out takes the rule''s default, 7'
+);
+select is(
+    (tap.call_with_query('reader', $$api.performance_benchmark_regressions('{}')$$) -> 'body') - 'regressions',
+    '{"days": 7, "currentFrom": "2026-12-07T00:00:00+00:00", "previousFrom": "2026-11-30T00:00:00+00:00",
+      "to": "2026-12-14T00:00:00+00:00"}'::jsonb,
+    'the regressions'' window defaults to 7 days against the 7 before'
 );
 insert into app.performance_benchmarks (
     page_path, device_type, accessibility_theme, lcp, score_performance, score_accessibility, score_best_practices,

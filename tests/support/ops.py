@@ -5,12 +5,10 @@ suffer. Each is small (one built database) so making one takes a few seconds."""
 from __future__ import annotations
 
 import shutil
-import tempfile
-from pathlib import Path
 
 import psycopg
 
-from chorus_db import stack
+from chorus_db import config, stack
 from chorus_db.build import build
 from chorus_db.cluster import Cluster
 
@@ -19,9 +17,9 @@ AUTHENTICATOR_PASSWORD = "authenticator-ops-only"
 
 
 def new_cluster(prefix: str) -> Cluster:
-    # Not pytest's tmp_path: it is private to root, and the server runs as another OS user.
-    base = Path(tempfile.mkdtemp(prefix=prefix))
-    base.chmod(0o755)
+    # Not pytest's tmp_path: it is private to root, and the server runs as another OS user. A
+    # scratch directory of the checkout, so `invoke down` finds what a killed drill left.
+    base = config.scratch_dir(prefix.removeprefix("chorus-").rstrip("-"))
     return Cluster(base / "pgdata", cron_database=OPS_DB, first_port=stack.free_port())
 
 
