@@ -132,14 +132,19 @@ class BackupResult:
 Step = Callable[[int, int, str], None]
 
 
-def _run_verbose(argv: list[str], each_line: Callable[[str], None]) -> tuple[int, str]:
-    """Run pg_dump or pg_restore with --verbose, handing each stderr line to each_line as it comes.
-    Returns the exit status and the lines that are not progress (the errors)."""
+def _run_verbose(argv: list[str], step_line: str, total: int, on_step: Step | None) -> tuple[int, str]:
+    """Run pg_dump or pg_restore with --verbose; each stderr line matching step_line (group 1: what
+    it is at) is one step of total, reported to on_step as it comes. Returns the exit status and
+    the lines that are not progress (the errors)."""
     errors = []
+    done = 0
     with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
         for line in proc.stderr:
             line = line.rstrip("\n")
-            each_line(line)
+            match = re.match(step_line, line)
+            if match and on_step:
+                done += 1
+                on_step(min(done, total), total, match.group(1))
             if "error" in line.lower() or not re.match(r"pg_(dump|restore): (?!error)", line):
                 errors.append(line)
     return proc.returncode, "\n".join(errors).strip()
@@ -165,18 +170,9 @@ def backup(url: str, out: Path | None = None, on_step: Step | None = None) -> Ba
     if not tables:
         raise BackupError("the database has no app tables: is it built (invoke db.build)?")
     partial = out.with_name(out.name + ".partial")
-    total = _data_tables(url)
-    done = 0
-
-    def each_line(line: str) -> None:
-        nonlocal done
-        match = re.match(r'pg_dump: dumping contents of table "?([^"]+)"?', line)
-        if match and on_step:
-            done += 1
-            on_step(min(done, total), total, match.group(1))
-
     returncode, errors = _run_verbose(
-        [_bin("pg_dump"), "--verbose", "--format=custom", "--file", str(partial), "--dbname", url], each_line
+        [_bin("pg_dump"), "--verbose", "--format=custom", "--file", str(partial), "--dbname", url],
+        r'pg_dump: dumping contents of table "?([^"]+)"?', _data_tables(url), on_step,
     )
     if returncode != 0:
         partial.unlink(missing_ok=True)
@@ -262,22 +258,13 @@ def restore(dump: Path, url: str, *, replace: bool = False, on_step: Step | None
         keep.append(entry.line)
     with tempfile.NamedTemporaryFile("w", suffix=".list", delete=False) as listing:
         listing.write("\n".join(keep) + "\n")
-    done = 0
-
-    def each_line(line: str) -> None:
-        nonlocal done
-        match = re.match(r"pg_restore: (?:creating|processing data for|executing) (.+)", line)
-        if match and on_step:
-            done += 1
-            on_step(min(done, len(keep)), len(keep), match.group(1))
-
     try:
         returncode, errors = _run_verbose(
             [
                 _bin("pg_restore"), "--verbose", "--single-transaction", "--exit-on-error", "--no-owner",
                 "--use-list", listing.name, "--dbname", url, str(dump),
             ],
-            each_line,
+            r"pg_restore: (?:creating|processing data for|executing) (.+)", len(keep), on_step,
         )
     finally:
         os.unlink(listing.name)

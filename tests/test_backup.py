@@ -137,3 +137,17 @@ def test_restore_creates_the_roles_with_the_builds_own_statements_and_may_run_th
         "select count(*) from pg_auth_members as m join pg_roles as r on r.oid = m.roleid"
         " where m.member = 'authenticator'::regrole and r.rolname in ('anon', 'reader', 'admin')"
     ).fetchone()[0] == 3
+
+
+def test_backup_and_restore_report_their_progress_step_by_step_up_to_the_total(populated, db_url, tmp_path, scratch_names):
+    steps: dict[str, list[tuple[int, int, str]]] = {"backup": [], "restore": []}
+    dump = backup(db_url, tmp_path / "steps.dump", on_step=lambda *s: steps["backup"].append(s)).path
+    target = config.DB_NAME + "_drill_steps"
+    scratch_names.append(target)
+    restore(dump, target_url(db_url, target), on_step=lambda *s: steps["restore"].append(s))
+    for kind, seen in steps.items():
+        assert seen, f"{kind} reported no step"
+        (total,) = {t for _, t, _ in seen}
+        assert [d for d, _, _ in seen] == [min(n, total) for n in range(1, len(seen) + 1)], kind
+        assert seen[-1][0] == total, f"{kind} ends at its total"
+    assert any(what.endswith("leads") for _, _, what in steps["backup"]), "a step names the table being dumped"

@@ -9,34 +9,11 @@ import json
 import pytest
 
 from tests.support import direct
+from tests.support.bodies import SEED_ENGAGEMENT, SEED_PREFERENCES
 
 PREFERENCES = "/api/accessibility-preferences"
 ENGAGEMENT = "/api/brand-engagement"
 FROZEN = "2030-03-20T12:00:00Z"
-
-# The seed's curl example for POST /api/accessibility-preferences (AccessibilityPreferencesRequest).
-SEED_PREFERENCES = {
-    "sessionId": "sess_abc123",
-    "accessibilityTheme": "deuteranopia",
-    "darkModePreference": True,
-    "reducedMotion": False,
-    "logoInteractionCount": 5,
-    "sessionDuration": 180000,
-}
-
-# The seed's BrandEngagementRequest interface, filled as the website would fill it.
-SEED_ENGAGEMENT = {
-    "sessionId": "sess_abc123",
-    "logoInteractions": [
-        {"timestamp": 1767225600000, "theme": "default", "duration": 1840},
-        {"timestamp": 1767225642137, "theme": "deuteranopia", "duration": 912.4},
-    ],
-    "scrollDepthPercentage": 85,
-    "timeSpentPerSection": {"hero": 12000, "ecosystem": 45210.5, "contact": 8000},
-    "coreWebVitals": {"lcp": 2300, "fid": 85, "cls": 0.08},
-    "accessibilityFeaturesUsed": ["reduced-motion", "keyboard-navigation"],
-}
-
 
 def count(db, table: str, session_id: str | None = None) -> int:
     if session_id is None:

@@ -11,6 +11,7 @@ import secrets
 import pytest
 
 from chorus_db.routes import ROUTES
+from tests.support.bodies import SEED_ENGAGEMENT, SEED_PREFERENCES
 
 pytestmark = pytest.mark.http
 
@@ -21,32 +22,13 @@ def session_id() -> str:
     return f"sess_{secrets.token_hex(6)}"
 
 
-# The seed's TypeScript interfaces, filled with plausible values.
+# The seed's requests (tests/support/bodies.py) for a session of the test's own.
 def accessibility_preferences_request(session: str) -> dict:
-    """interface AccessibilityPreferencesRequest (the original design document)."""
-    return {
-        "sessionId": session,
-        "accessibilityTheme": "deuteranopia",
-        "darkModePreference": True,
-        "reducedMotion": False,
-        "logoInteractionCount": 5,
-        "sessionDuration": 180000,
-    }
+    return {**SEED_PREFERENCES, "sessionId": session}
 
 
 def brand_engagement_request(session: str) -> dict:
-    """interface BrandEngagementRequest (the original design document)."""
-    return {
-        "sessionId": session,
-        "logoInteractions": [
-            {"timestamp": 1767225600000, "theme": "default", "duration": 1200},
-            {"timestamp": 1767225605000, "theme": "protanopia", "duration": 800.5},
-        ],
-        "scrollDepthPercentage": 75,
-        "timeSpentPerSection": {"hero": 12000, "ecosystem": 30500, "contact": 8000},
-        "coreWebVitals": {"lcp": 2300, "fid": 85, "cls": 0.08},
-        "accessibilityFeaturesUsed": ["theme-switcher", "reduced-motion"],
-    }
+    return {**SEED_ENGAGEMENT, "sessionId": session}
 
 
 # -- accessibility preferences ---------------------------------------------------------------
@@ -104,7 +86,7 @@ def test_the_seed_brand_engagement_request_is_201_and_stored(http):
         " from app_logic.brand_engagement_opened where session_id = %s",
         (session,),
     )
-    assert rows == [(75, 2, {"lcp": 2300, "fid": 85, "cls": 0.08}, {"hero": 12000, "ecosystem": 30500, "contact": 8000})]
+    assert rows == [(85, 2, {"lcp": 2300, "fid": 85, "cls": 0.08}, {"hero": 12000, "ecosystem": 45210.5, "contact": 8000})]
 
 
 def test_a_logo_interaction_timestamp_beyond_what_ms_can_mean_is_a_400_and_stores_nothing(http):

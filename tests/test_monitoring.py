@@ -211,19 +211,22 @@ def test_prometheus_sees_every_product_metric(monitored):
         conn.execute("select app_logic.check_consent_chains()")
         conn.execute("call app_logic.run_retention()")
     seen = {metric: _until(ports["prometheus"], metric) for metric in PRODUCT_METRICS}
-    p = ports["prometheus"]
-    assert _until(p, 'chorus_submissions_per_minute{outcome="accepted"} >= 1')
-    assert _until(p, 'chorus_submissions_per_minute{outcome="refused",code="CHV01"} >= 1')
-    assert _until(p, 'chorus_http_responses_total{status="400",path="/api/leads"}')
-    assert _until(p, 'chorus_http_responses_total{status="429",path="/api/leads"}')
-    assert _until(p, 'chorus_rate_limit_clients_limited{action="leads",scope="ip"} == 1')
-    assert _until(p, 'chorus_rows_row_count{relation="consent_audit"} == 2')
-    assert _until(p, 'chorus_consent_chain_broken_rows == 0')
-    assert _until(p, 'chorus_retention_last_complete_age_seconds{kind="leads"} < 60')
-    assert _until(p, 'chorus_page_view_partitions_months_ahead >= 2')
-    assert _until(p, 'chorus_replication_lag_seconds{standby="chorus_replica"} < 30')
-    assert _until(p, 'sum(chorus_connections_connections{application="postgrest"}) >= 1')
-    assert _until(p, 'count(up == 1) == 5')
+    # What the requests and jobs above must show, each a PromQL query that returns a series.
+    for query in (
+        'chorus_submissions_per_minute{outcome="accepted"} >= 1',
+        'chorus_submissions_per_minute{outcome="refused",code="CHV01"} >= 1',
+        'chorus_http_responses_total{status="400",path="/api/leads"}',
+        'chorus_http_responses_total{status="429",path="/api/leads"}',
+        'chorus_rate_limit_clients_limited{action="leads",scope="ip"} == 1',
+        'chorus_rows_row_count{relation="consent_audit"} == 2',
+        'chorus_consent_chain_broken_rows == 0',
+        'chorus_retention_last_complete_age_seconds{kind="leads"} < 60',
+        'chorus_page_view_partitions_months_ahead >= 2',
+        'chorus_replication_lag_seconds{standby="chorus_replica"} < 30',
+        'sum(chorus_connections_connections{application="postgrest"}) >= 1',
+        'count(up == 1) == 5',
+    ):
+        assert _until(ports["prometheus"], query), query
     for metric, result in seen.items():
         print(f"\n{metric}: " + "; ".join(
             "{" + ",".join(f"{k}={v}" for k, v in r["metric"].items() if k not in ("__name__", "instance", "server", "job")) + "} "

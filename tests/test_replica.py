@@ -11,6 +11,7 @@ failover drill last, because it stops the primary for good.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -102,6 +103,25 @@ def _health(primary) -> dict:
         return conn.execute("select api.check_replication_health()").fetchone()[0]
 
 
+@contextlib.contextmanager
+def _paused(standby):
+    """A connection to the standby with WAL replay paused, resumed on leaving."""
+    with psycopg.connect(standby.url(ops.OPS_DB), autocommit=True) as conn:
+        conn.execute("select pg_wal_replay_pause()")
+        try:
+            yield conn
+        finally:
+            conn.execute("select pg_wal_replay_resume()")
+
+
+def _until_lagging(conn) -> None:
+    """Wait (at most 15 s) until the paused standby reports more than a second of lag."""
+    deadline = time.monotonic() + 15
+    while conn.execute("select app_logic.replica_lag_seconds()").fetchone()[0] <= 1:
+        assert time.monotonic() < deadline, "the paused standby never reported lag"
+        time.sleep(0.1)
+
+
 def test_a_lagging_standby_refuses_reads_and_health_reports_it(pair):
     primary, standby = pair
     health = _health(primary)
@@ -109,21 +129,14 @@ def test_a_lagging_standby_refuses_reads_and_health_reports_it(pair):
     [one] = health["standbys"]
     assert one["streaming"] is True and 0 <= one["lagSeconds"] < 30
     _set_lag_limit(primary, standby, 1)
-    with psycopg.connect(standby.url(ops.OPS_DB), autocommit=True) as conn:
-        conn.execute("select pg_wal_replay_pause()")
-        try:
-            with psycopg.connect(primary.url(ops.OPS_DB), autocommit=True) as writer:
-                writer.execute("insert into app.settings values ('lag_probe', 'x', 'a write the paused standby lacks')")
-            deadline = time.monotonic() + 15
-            while conn.execute("select app_logic.replica_lag_seconds()").fetchone()[0] <= 1:
-                assert time.monotonic() < deadline, "the paused standby never reported lag"
-                time.sleep(0.1)
-            # The replica's pre-request function refuses, as PostgREST on the standby would run it.
-            with pytest.raises(psycopg.Error) as refused:
-                conn.execute("select app_logic.pre_request_replica()")
-            assert "CHU02" in str(refused.value)
-        finally:
-            conn.execute("select pg_wal_replay_resume()")
+    with _paused(standby) as conn:
+        with psycopg.connect(primary.url(ops.OPS_DB), autocommit=True) as writer:
+            writer.execute("insert into app.settings values ('lag_probe', 'x', 'a write the paused standby lacks')")
+        _until_lagging(conn)
+        # The replica's pre-request function refuses, as PostgREST on the standby would run it.
+        with pytest.raises(psycopg.Error) as refused:
+            conn.execute("select app_logic.pre_request_replica()")
+        assert "CHU02" in str(refused.value)
     _set_lag_limit(primary, standby, 30)
     with psycopg.connect(standby.url(ops.OPS_DB), autocommit=True) as conn:
         # Caught up: the lag check admits, and the request goes on to pre_request (whose own
@@ -144,18 +157,13 @@ def test_a_lagging_standby_refuses_reads_and_health_reports_it(pair):
     replica.wait_caught_up(primary.url(ops.OPS_DB), standby.url(ops.OPS_DB))
 
 
-def _paused(standby):
-    conn = psycopg.connect(standby.url(ops.OPS_DB), autocommit=True)
-    conn.execute("select pg_wal_replay_pause()")
-    return conn
 
 
 def test_reads_go_to_the_replica_writes_to_the_primary_and_x_read_consistency_reads_the_primary(pair, routed):
     primary, standby = pair
     cfg, _rcfg, key = routed
     _set_lag_limit(primary, standby, 60)
-    conn = _paused(standby)
-    try:
+    with _paused(standby):
         _post_lead(cfg, "paused@example.com")  # a write: the primary takes it although the standby is paused
         # The default read is served by the replica, which has not replayed the write yet ...
         assert _find(cfg, key, "paused@example.com") == []
@@ -167,9 +175,6 @@ def test_reads_go_to_the_replica_writes_to_the_primary_and_x_read_consistency_re
         # Health, an RPC, is the primary's answer (it knows its standbys), not the replica's.
         health = requests.get(f"{cfg.api_url}/replication/health", timeout=10).json()
         assert health["role"] == "primary" and len(health["standbys"]) == 1
-    finally:
-        conn.execute("select pg_wal_replay_resume()")
-        conn.close()
     replica.wait_caught_up(primary.url(ops.OPS_DB), standby.url(ops.OPS_DB))
     assert _find(cfg, key, "paused@example.com") == [{"email": "paused@example.com"}]
 
@@ -191,21 +196,14 @@ def test_a_replica_lagging_beyond_the_stored_limit_hands_reads_to_the_primary(pa
     primary, standby = pair
     cfg, rcfg, key = routed
     _set_lag_limit(primary, standby, 1)
-    conn = _paused(standby)
-    try:
+    with _paused(standby) as conn:
         _post_lead(cfg, "lagging@example.com")
-        deadline = time.monotonic() + 15
-        while conn.execute("select app_logic.replica_lag_seconds()").fetchone()[0] <= 1:
-            assert time.monotonic() < deadline, "the paused standby never reported lag"
-            time.sleep(0.1)
+        _until_lagging(conn)
         # The replica's own PostgREST refuses (on its socket; a client never sees this) ...
         status, body = ops_stack.unix_http(rcfg.postgrest_socket, "/leads?select=email", {"X-API-Key": key})
         assert status == 503 and b"CHU02" in body
         # ... and nginx serves the read from the primary, which has the row.
         assert _find(cfg, key, "lagging@example.com") == [{"email": "lagging@example.com"}]
-    finally:
-        conn.execute("select pg_wal_replay_resume()")
-        conn.close()
     _set_lag_limit(primary, standby, 30)
 
 

@@ -119,18 +119,17 @@ def test_run_retention_applies_every_rule_when_no_kind_is_given(db):
     assert db.execute("select count(*) from app.accessibility_preferences").fetchone()[0] == 0
 
 
+def hold_engagement(db, body: str) -> None:
+    """A BEFORE DELETE trigger on app.brand_engagement running this PL/pgSQL body: a rule that fails."""
+    db.execute(f"create function public.refuse_delete() returns trigger language plpgsql as $$ begin {body} end $$")
+    db.execute(
+        "create trigger legal_hold before delete on app.brand_engagement for each row execute function public.refuse_delete()"
+    )
+
+
 def test_a_failing_rule_is_logged_and_the_other_rules_still_run(db):
     db.execute(f"set app.frozen_now = '{FROZEN}'")
-    db.execute(
-        """
-        create function public.refuse_delete() returns trigger language plpgsql as $$
-        begin raise exception 'engagement is on legal hold' using errcode = 'P0001'; end $$
-        """
-    )
-    db.execute(
-        "create trigger legal_hold before delete on app.brand_engagement"
-        " for each row execute function public.refuse_delete()"
-    )
+    hold_engagement(db, "raise exception 'engagement is on legal hold' using errcode = 'P0001';")
     db.execute("insert into app.brand_engagement (session_id, created_at) values ('held', '2020-01-01')")
     db.execute(
         "insert into app.accessibility_preferences (session_id, accessibility_theme, last_updated)"
@@ -151,16 +150,7 @@ def test_a_failing_rule_is_logged_and_the_other_rules_still_run(db):
 def test_a_failing_rule_logs_no_stored_value(db):
     db.execute(f"set app.frozen_now = '{FROZEN}'")
     # A failure whose PostgreSQL message quotes a stored value.
-    db.execute(
-        """
-        create function public.refuse_delete() returns trigger language plpgsql as $$
-        begin perform old.session_id::uuid; return old; end $$
-        """
-    )
-    db.execute(
-        "create trigger legal_hold before delete on app.brand_engagement"
-        " for each row execute function public.refuse_delete()"
-    )
+    hold_engagement(db, "perform old.session_id::uuid; return old;")
     db.execute("insert into app.brand_engagement (session_id, created_at) values ('ada@example.org', '2020-01-01')")
     error = db.execute(
         "select error from app_logic.apply_retention('brand_engagement')"

@@ -4,18 +4,16 @@ select plan(14);
 
 -- Privileges and policies per role
 
-select ok(
-    has_function_privilege('anon', 'api.save_accessibility_preferences(jsonb)', 'execute')
-    and has_function_privilege('reader', 'api.save_accessibility_preferences(jsonb)', 'execute')
-    and has_function_privilege('admin', 'api.save_accessibility_preferences(jsonb)', 'execute'),
-    'anon, reader and admin may post preferences'
-);
-select ok(
-    has_function_privilege('anon', 'api.record_brand_engagement(jsonb)', 'execute')
-    and has_function_privilege('reader', 'api.record_brand_engagement(jsonb)', 'execute')
-    and has_function_privilege('admin', 'api.record_brand_engagement(jsonb)', 'execute'),
-    'anon, reader and admin may post engagement'
-);
+select
+    ok(
+        (select bool_and(has_function_privilege(r, e.fn, 'execute')) from unnest(array['anon', 'reader', 'admin']) as r),
+        format('anon, reader and admin may post %s', e.what)
+    )
+from (
+    values
+    (1, 'api.save_accessibility_preferences(jsonb)', 'preferences'), (2, 'api.record_brand_engagement(jsonb)', 'engagement')
+) as e (position, fn, what)
+order by e.position;
 select ok(
     not has_function_privilege('anon', 'app_logic.session_lead(text)', 'execute'),
     'anon may not look up a session''s lead'
@@ -44,30 +42,30 @@ select ok(
     and not has_column_privilege('admin', 'app.brand_engagement', 'lead_id', 'select'),
     'reader and admin may not read which lead or session a preference belongs to'
 );
-select policies_are(
-    'app', 'accessibility_preferences', array['accessibility_preferences_analytics_read', 'accessibility_preferences_keyholder'],
-    'accessibility_preferences has only the analytics read policy and the key holder''s (re-encryption)'
-);
-select policy_roles_are(
-    'app', 'accessibility_preferences', 'accessibility_preferences_analytics_read', array['reader', 'admin'],
-    'the preferences read policy applies to reader and admin'
-);
-select policy_cmd_is(
-    'app', 'accessibility_preferences', 'accessibility_preferences_analytics_read', 'select',
-    'the preferences policy allows select only'
-);
-select policies_are(
-    'app', 'brand_engagement', array['brand_engagement_analytics_read', 'brand_engagement_keyholder'],
-    'brand_engagement has only the analytics read policy and the key holder''s (re-encryption)'
-);
-select policy_roles_are(
-    'app', 'brand_engagement', 'brand_engagement_analytics_read', array['reader', 'admin'],
-    'the engagement read policy applies to reader and admin'
-);
-select policy_cmd_is(
-    'app', 'brand_engagement', 'brand_engagement_analytics_read', 'select',
-    'the engagement policy allows select only'
-);
+-- Each table: the analytics read policy (select, for reader and admin) and the key holder's
+-- (re-encryption), nothing else.
+create temporary table engagement_tables (position, name) as
+values (1, 'accessibility_preferences'::name), (2, 'brand_engagement'::name);
+select
+    policies_are(
+        'app', t.name, array[t.name || '_analytics_read', t.name || '_keyholder']::name[],
+        format('%s has only the analytics read policy and the key holder''s (re-encryption)', t.name)
+    )
+from engagement_tables as t
+order by t.position;
+select
+    policy_roles_are(
+        'app', t.name, (t.name || '_analytics_read')::name, array['reader', 'admin']::name[],
+        format('the %s read policy applies to reader and admin', t.name)
+    )
+from engagement_tables as t
+order by t.position;
+select
+    policy_cmd_is(
+        'app', t.name, (t.name || '_analytics_read')::name, 'select', format('the %s read policy allows select only', t.name)
+    )
+from engagement_tables as t
+order by t.position;
 
 select throws_ok(
     $$ select tap.call_as('reader', 'lead_id from app.brand_engagement limit 1') $$,

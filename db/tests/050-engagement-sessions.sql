@@ -11,6 +11,12 @@ language sql stable as $$
     select l.id from app.leads as l where l.email = p_email
 $$;
 
+-- The lead a session's preferences belong to (null: none yet).
+create function pg_temp.preferences_owner(p_session_id text) returns uuid
+language sql stable as $$
+    select p.lead_id from app.accessibility_preferences as p where p.session_id = p_session_id
+$$;
+
 delete from app.rate_limit_rules;
 select set_config('request.headers', '{"x-real-ip": "198.51.100.7"}', true);
 
@@ -21,10 +27,7 @@ select tap.call_as('anon', $$api.save_accessibility_preferences('{"sessionId": "
 
 select tap.call_as('anon', format('api.submit_lead(%L)', tap.lead('{"email": "ada@example.org", "sessionId": " sess-a "}')));
 select is(
-    (
-        select p.lead_id from app.accessibility_preferences as p
-        where p.session_id = 'sess-a'
-    ),
+    pg_temp.preferences_owner('sess-a'),
     pg_temp.lead_id('ada@example.org'),
     'a lead arriving after the preferences links them'
 );
@@ -37,10 +40,7 @@ select is(
     'a lead arriving after the engagement links it'
 );
 select is(
-    (
-        select p.lead_id from app.accessibility_preferences as p
-        where p.session_id = 'sess-x'
-    ), null,
+    pg_temp.preferences_owner('sess-x'), null,
     'another session''s preferences stay unlinked'
 );
 
@@ -78,10 +78,7 @@ select is(
 );
 select tap.call_as('anon', $$api.save_accessibility_preferences('{"sessionId": "sess-a", "accessibilityTheme": "default"}')$$);
 select is(
-    (
-        select p.lead_id from app.accessibility_preferences as p
-        where p.session_id = 'sess-a'
-    ),
+    pg_temp.preferences_owner('sess-a'),
     pg_temp.lead_id('ada@example.org'),
     'a later update of the session''s preferences keeps them the owner''s'
 );
@@ -93,10 +90,7 @@ select
     );
 select tap.call_as('anon', format('api.submit_lead(%L)', tap.lead('{"email": "ADA@example.org", "sessionId": "sess-phone"}')));
 select is(
-    (
-        select p.lead_id from app.accessibility_preferences as p
-        where p.session_id = 'sess-phone'
-    ),
+    pg_temp.preferences_owner('sess-phone'),
     pg_temp.lead_id('ada@example.org'),
     'a resubmission from a new session claims it and links its data'
 );
@@ -126,10 +120,7 @@ select is_empty(
 update app.leads set session_id = 'sess-x'
 where email = 'mallory@example.net';
 select is(
-    (
-        select p.lead_id from app.accessibility_preferences as p
-        where p.session_id = 'sess-x'
-    ),
+    pg_temp.preferences_owner('sess-x'),
     pg_temp.lead_id('mallory@example.net'),
     'a lead whose session id changes to an unowned session claims it'
 );

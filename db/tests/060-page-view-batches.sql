@@ -11,6 +11,12 @@ language sql volatile as $$
     end))
 $$;
 
+-- How many page views of a session are stored.
+create function pg_temp.stored(p_session_id text) returns integer
+language sql stable as $$
+    select count(*)::integer from app.page_views where session_id = p_session_id
+$$;
+
 select set_config('request.headers', '{"x-real-ip": "198.51.100.40"}', true);
 select set_config('app.frozen_now', now()::text, true);
 
@@ -52,10 +58,7 @@ select is(
     'errors list the bad event''s field and the same message as for a single page view'
 );
 select is(
-    (
-        select count(*)::integer from app.page_views
-        where session_id = 'b-2'
-    ), 0,
+    pg_temp.stored('b-2'), 0,
     'nothing of a partly bad batch is stored, not even its good events'
 );
 
@@ -122,10 +125,7 @@ select is(
     'the refused batch took no slot: a batch of 2 fits, then a single page view is over the limit'
 );
 select is(
-    (
-        select count(*)::integer from app.page_views
-        where session_id = 'b-6'
-    ), 5,
+    pg_temp.stored('b-6'), 5,
     'exactly the admitted events are stored'
 );
 

@@ -266,15 +266,9 @@ select results_eq(
     $$ values (2::bigint, false) $$,
     'a batch stops at p_max_rows and reports that more is due'
 );
-select ok(
-    exists (
-        select from app.brand_engagement
-        where session_id = 'b-3'
-    )
-    and not exists (
-        select from app.brand_engagement
-        where session_id in ('b-1', 'b-2')
-    ),
+select results_eq(
+    $$ select session_id from app.brand_engagement where session_id in ('b-1', 'b-2', 'b-3') $$,
+    $$ values ('b-3') $$,
     'the oldest rows go first'
 );
 select results_eq(
@@ -311,15 +305,9 @@ select results_eq(
     $$ values (2::bigint, true) $$,
     'a period changed in app.retention_rules applies on the next run (e-fresh and e-40-days)'
 );
-select ok(
-    exists (
-        select from app.brand_engagement
-        where session_id = 'e-20-days'
-    )
-    and not exists (
-        select from app.brand_engagement
-        where session_id in ('e-40-days', 'e-fresh')
-    ),
+select results_eq(
+    $$ select session_id from app.brand_engagement where session_id in ('e-20-days', 'e-40-days', 'e-fresh') $$,
+    $$ values ('e-20-days') $$,
     'with a 30-day period, 40-day-old engagement goes and 20-day-old stays'
 );
 

@@ -61,40 +61,45 @@ select is(
     true,
     'a POST documents 429 exactly when the route counts against a rate limit'
 );
-select is(
-    (select doc #> '{components,schemas,openapi_probe_body,properties,email}' from probe_doc),
-    '{"type": "string", "format": "email", "maxLength": 254, "description": "Address."}'::jsonb,
-    'an email rule becomes a string of format email'
-);
-select is(
-    (select doc #> '{components,schemas,openapi_probe_body,properties,phone}' from probe_doc),
-    '{"type": "string", "nullable": true, "description": "Phone."}'::jsonb,
-    'a phone rule becomes a string, nullable because it is optional'
-);
-select ok(
-    (select not (doc #> '{components,schemas,openapi_probe_body,properties,name}') ? 'trim' from probe_doc),
-    'trim is not an OpenAPI word and is dropped'
-);
-select is(
-    (select doc #>> '{components,schemas,openapi_probe_body,properties,slug,description}' from probe_doc),
-    'Slug. Must be lower-case letters.',
-    'patternText is folded into the description'
-);
-select is(
-    (select doc #> '{components,schemas,openapi_probe_body,properties,agree,enum}' from probe_doc),
-    '[true]'::jsonb,
-    'const becomes a one-value enum (OpenAPI 3.0 has no const)'
-);
-select is(
-    (select doc #>> '{components,schemas,openapi_probe_body,properties,info,description}' from probe_doc),
-    'Anything. At most 4096 bytes of JSON.',
-    'maxBytes is folded into the description'
-);
-select is(
-    (select doc #> '{components,schemas,openapi_probe_body,properties,pages,items}' from probe_doc),
-    '{"type": "string", "maxLength": 5}'::jsonb,
-    'array items are translated too'
-);
+-- How each rule word reaches the OpenAPI schema: every probe field's whole translation (an
+-- optional field is nullable).
+select is(p.doc #> array['components', 'schemas', 'openapi_probe_body', 'properties', t.field], t.schema, t.description)
+from probe_doc as p
+cross join (
+    values
+    (
+        1, 'email', '{"type": "string", "format": "email", "maxLength": 254, "description": "Address."}'::jsonb,
+        'an email rule becomes a string of format email'
+    ),
+    (
+        2, 'phone', '{"type": "string", "nullable": true, "description": "Phone."}',
+        'a phone rule becomes a string, nullable because it is optional'
+    ),
+    (
+        3, 'name', '{"type": "string", "nullable": true, "minLength": 1, "maxLength": 100, "description": "Name."}',
+        'trim is not an OpenAPI word and is dropped'
+    ),
+    (
+        4, 'slug',
+        '{"type": "string", "pattern": "^[a-z]+$", "nullable": true, "description": "Slug. Must be lower-case letters."}',
+        'patternText is folded into the description'
+    ),
+    (
+        5, 'agree', '{"type": "boolean", "enum": [true], "nullable": true, "description": "Consent."}',
+        'const becomes a one-value enum (OpenAPI 3.0 has no const)'
+    ),
+    (
+        6, 'info', '{"type": "object", "nullable": true, "description": "Anything. At most 4096 bytes of JSON."}',
+        'maxBytes is folded into the description'
+    ),
+    (
+        7, 'pages',
+        '{"type": "array", "maxItems": 3, "items": {"type": "string", "maxLength": 5}, "nullable": true,
+          "description": "Paths."}',
+        'array items are translated too'
+    )
+) as t (position, field, schema, description)
+order by t.position;
 select is(
     (select doc #> '{components,schemas,openapi_probe_body,required}' from probe_doc),
     '["email"]'::jsonb,
