@@ -8,7 +8,8 @@ uvloop and httptools, 2 workers), doing the same work as api.submit_lead:
 * the per-IP and per-email sliding-window limits, exact under concurrency (one upsert per rule
   that takes a slot only when the locked row has room, slots given back when a later rule refuses);
 * the lead (or, for a known email, a resubmission interaction), its submission interaction and
-  the two hash-chained consent rows with an HMAC of the IP, in one transaction.
+  the two hash-chained consent rows with an HMAC of the IP and the consent text in force (a
+  marketing ask is a request, as the form's is), in one transaction.
 
 Run by chorus_db/bench/peer.py: PEER_DATABASE_URL names the database; the client's address is
 X-Real-IP, as nginx sets it.
@@ -73,7 +74,17 @@ RESUBMISSION = (
     "insert into app.lead_interactions (lead_id, kind, details, created_at) values ($1, 'resubmission', $2, $3) returning id"
 )
 CHAIN_LOCK = "select pg_advisory_xact_lock(hashtextextended('consent_audit:' || $1, 0))"
-CHAIN_END = "select seq, row_hash from app.consent_audit where subject = $1 order by seq desc limit 1"
+# The chain's end and the consent text in force (app.consent_texts), read in one round trip as
+# app_logic.append_consents reads them in its INSERT.
+CHAIN_END = """
+select e.seq, e.row_hash, (
+    select t.version from app.consent_texts as t where t.valid_from <= now() order by t.valid_from desc limit 1
+) as text_version
+from (select) as one
+left join lateral (
+    select a.seq, a.row_hash from app.consent_audit as a where a.subject = $1 order by a.seq desc limit 1
+) as e on true
+"""
 INSERT_CONSENTS = """
 insert into app.consent_audit (
     subject, seq, event, consent_type, granted, source, ip_hash, user_agent, consent_text_version, recorded_at,
@@ -93,7 +104,6 @@ async def startup() -> None:
         settings = dict(await conn.fetch("select key, value from app.settings"))
     state["pool"] = pool
     state["pepper"] = settings["hash_pepper"].encode()
-    state["text_version"] = settings.get("consent_text_version")
     state["patterns"] = {}
 
 
@@ -322,17 +332,17 @@ async def submit_lead(request: Request) -> Response:
         at = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         await conn.execute(CHAIN_LOCK, subject)
         last = await conn.fetchrow(CHAIN_END, subject)
-        seq, prev = (last["seq"], last["row_hash"]) if last else (0, None)
+        seq, prev, version = last["seq"] or 0, last["row_hash"], last["text_version"]
         seqs, prevs, hashes, events = [], [], [], []
         for consent_type, granted in (("gdpr", True), ("marketing", marketing)):
-            event = "request" if known and consent_type == "marketing" and marketing else "consent"
+            # A form's marketing ask is always a request (double opt-in): the link makes it a consent.
+            event = "request" if consent_type == "marketing" and marketing else "consent"
             seq += 1
             seqs.append(seq)
             prevs.append(prev)
             events.append(event)
-            prev = row_hash(subject, seq, event, consent_type, granted, ip_hash, agent, state["text_version"], at, prev,
-                            submission)
+            prev = row_hash(subject, seq, event, consent_type, granted, ip_hash, agent, version, at, prev, submission)
             hashes.append(prev)
-        await conn.execute(INSERT_CONSENTS, subject, ip_hash, agent, state["text_version"], now, seqs,
+        await conn.execute(INSERT_CONSENTS, subject, ip_hash, agent, version, now, seqs,
                            ["gdpr", "marketing"], [True, marketing], prevs, hashes, submission, events)
     return JSONResponse(status_code=201, content={"status": "received"})

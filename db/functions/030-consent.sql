@@ -26,63 +26,74 @@ comment on function app_logic.consent_row_hash(
 ) is 'The hash a consent_audit row must carry, given its content and its predecessor''s hash.';
 
 -- Several rows of one subject in one go (a form submission records two consents): one lock,
--- one read of the chain's end, one INSERT. Row i gets seq last + i and the hash of row i - 1.
+-- then one INSERT that reads the chain's end, the consent text in force and chains the rows'
+-- hashes (row i gets seq last + i and the hash of row i - 1). Not SECURITY DEFINER: no API role
+-- may execute it, and its callers (the endpoints, the GDPR tasks, retention) run as the owner;
+-- each SECURITY DEFINER call with SET search_path costs a GUC nest level and a search path
+-- recomputation, paid only by the entry points.
 create function app_logic.append_consents(
     p_subject text, p_events text[], p_consent_types text[], p_granted boolean[], p_source text,
     p_ip_hash text default null, p_user_agent text default null, p_submission_id bigint default null
 ) returns void
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
+language plpgsql volatile
 as $$
-declare
-    v_last record;
-    v_seq integer;
-    v_prev bytea;
-    v_at timestamptz := app_logic.now();
-    v_text_version text;
-    v_version text;
-    v_ua text := left(p_user_agent, 512);
-    v_seqs integer[] := '{}';
-    v_versions text[] := '{}';
-    v_prevs bytea[] := '{}';
-    v_hashes bytea[] := '{}';
 begin
     if cardinality(p_events) is distinct from cardinality(p_consent_types)
         or cardinality(p_events) is distinct from cardinality(p_granted) then
         raise exception 'events, consent types and granted must have one entry per row' using errcode = '22023';
     end if;
+    -- A statement of its own: READ COMMITTED takes a statement's snapshot before it runs, so a
+    -- read in the locking statement itself could miss the row the lock's previous holder committed.
     perform pg_advisory_xact_lock(hashtextextended('consent_audit:' || p_subject, 0));
-    select a.seq, a.row_hash into v_last
-    from app.consent_audit as a where a.subject = p_subject order by a.seq desc limit 1;
-    v_seq := coalesce(v_last.seq, 0);
-    v_prev := v_last.row_hash;
-    if 'consent' = any(p_events) or 'request' = any(p_events) then
-        -- The text in force (app.consent_texts, db/functions/310-consent-texts.sql).
-        v_text_version := (app_logic.current_consent_text()).version;
-    end if;
-    for i in 1..coalesce(cardinality(p_events), 0) loop
-        v_seq := v_seq + 1;
-        v_version := case when p_events[i] in ('consent', 'request') then v_text_version end;
-        v_seqs := v_seqs || v_seq;
-        v_versions := v_versions || v_version;
-        v_prevs := v_prevs || v_prev;
-        v_prev := app_logic.consent_row_hash(
-            p_subject, v_seq, p_events[i], p_consent_types[i], p_granted[i], p_source, p_ip_hash, v_ua, v_version,
-            v_at, v_prev, p_submission_id
-        );
-        v_hashes := v_hashes || v_prev;
-    end loop;
     -- In chain order, so ids ascend with seq as they did with one INSERT per row.
     insert into app.consent_audit (
         subject, seq, event, consent_type, granted, source, ip_hash, user_agent,
         consent_text_version, recorded_at, prev_hash, row_hash, submission_id
     )
+    with recursive fixed as materialized (
+        select
+            app_logic.now() as recorded_at,
+            left(p_user_agent, 512) as user_agent,
+            -- The text in force (app.consent_texts; app_logic.current_consent_text says the same).
+            (
+                select t.version from app.consent_texts as t
+                where t.valid_from <= app_logic.now()
+                order by t.valid_from desc limit 1
+            ) as text_version
+    ),
+
+    -- Row 0 is the chain's end as stored (seq 0 and no hash for a new subject); row i > 0 the
+    -- i-th row appended, with its version of the text and its hash.
+    chain (i, seq, text_version, prev_hash, row_hash) as (
+        select 0, coalesce(e.seq, 0), null::text, null::bytea, e.row_hash
+        from (select) as one
+        left join lateral (
+            select a.seq, a.row_hash from app.consent_audit as a
+            where a.subject = p_subject
+            order by a.seq desc limit 1
+        ) as e on true
+        union all
+        select
+            c.i + 1, c.seq + 1, v.text_version, c.row_hash,
+            app_logic.consent_row_hash(
+                p_subject, c.seq + 1, p_events[c.i + 1], p_consent_types[c.i + 1], p_granted[c.i + 1], p_source,
+                p_ip_hash, f.user_agent, v.text_version, f.recorded_at, c.row_hash, p_submission_id
+            )
+        from chain as c
+        cross join fixed as f
+        cross join lateral (
+            select case when p_events[c.i + 1] in ('consent', 'request') then f.text_version end as text_version
+        ) as v
+        where c.i < cardinality(p_events)
+    )
+
     select
-        p_subject, r.seq, r.event, r.consent_type, r.granted, p_source, p_ip_hash, v_ua, r.text_version, v_at,
-        r.prev_hash, r.row_hash, p_submission_id
-    from unnest(v_seqs, p_events, p_consent_types, p_granted, v_versions, v_prevs, v_hashes)
-        as r (seq, event, consent_type, granted, text_version, prev_hash, row_hash)
-    order by r.seq;
+        p_subject, c.seq, p_events[c.i], p_consent_types[c.i], p_granted[c.i], p_source, p_ip_hash, f.user_agent,
+        c.text_version, f.recorded_at, c.prev_hash, c.row_hash, p_submission_id
+    from chain as c
+    cross join fixed as f
+    where c.i > 0
+    order by c.seq;
 end
 $$;
 comment on function app_logic.append_consents(text, text[], text[], boolean[], text, text, text, bigint) is
@@ -92,8 +103,7 @@ create function app_logic.append_consent(
     p_subject text, p_event text, p_consent_type text, p_granted boolean, p_source text,
     p_ip_hash text default null, p_user_agent text default null
 ) returns void
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
+language plpgsql volatile
 as $$
 begin
     perform app_logic.append_consents(
@@ -169,18 +179,17 @@ create function app_logic.record_form_consent(
 ) returns void
 language plpgsql volatile
 as $$
-declare
-    -- One read of the pepper for both hashes (app_logic.client_ip_hash says the same).
-    v_pepper text := app_logic.setting('hash_pepper');
-    v_subject text := app_logic.pseudonym(lower(p_email), v_pepper);
-    v_ip_hash text := app_logic.pseudonym(host(app_logic.client_ip()), v_pepper);
-    v_agent text := app_logic.request_header('user-agent');
 begin
-    -- Both rows in one append: one lock and one read of the chain instead of two.
+    -- One statement: one read of the pepper for both HMACs (app_logic.person_pseudonym and
+    -- app_logic.client_ip_hash say the same), both rows in one append (one lock, one INSERT).
     perform app_logic.append_consents(
-        v_subject, array['consent', case when p_marketing_is_request then 'request' else 'consent' end],
-        array['gdpr', 'marketing'], array[true, p_marketing], 'web_form', v_ip_hash, v_agent, p_submission_id
-    );
+        app_logic.pseudonym(lower(p_email), k.pepper),
+        array['consent', case when p_marketing_is_request then 'request' else 'consent' end],
+        array['gdpr', 'marketing'], array[true, p_marketing], 'web_form',
+        app_logic.pseudonym(host(app_logic.client_ip()), k.pepper), app_logic.request_header('user-agent'),
+        p_submission_id
+    )
+    from (select (select s.value from app.settings as s where s.key = 'hash_pepper') as pepper) as k;
 end
 $$;
 comment on function app_logic.record_form_consent(text, boolean, bigint, boolean) is

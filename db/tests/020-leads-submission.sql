@@ -36,7 +36,7 @@ select results_eq(
     'the second submission is a resubmission carrying what was sent'
 );
 select results_eq(
-    $$ select a.event, a.consent_type, a.granted, i.kind
+    $$ select a.event::text, a.consent_type::text, a.granted, i.kind
        from app.consent_audit as a join app.lead_interactions as i on i.id = a.submission_id
        order by a.seq $$,
     $$ values ('consent', 'gdpr', true, 'submission'), ('consent', 'marketing', false, 'submission'),
@@ -86,7 +86,7 @@ set local role anon;
 select api.submit_lead(tap.lead('{"email": "Bea@Example.org", "marketingConsent": true}'));
 reset role;
 select results_eq(
-    $$ select a.event, a.granted from app.consent_audit as a
+    $$ select a.event::text, a.granted from app.consent_audit as a
        where a.subject = app_logic.person_pseudonym('bea@example.org') and a.consent_type = 'marketing'
        order by a.seq $$,
     $$ values ('request', true), ('consent', true), ('request', true) $$,
@@ -110,7 +110,7 @@ select is(
     'the withdrawal marks the lead updated'
 );
 select results_eq(
-    $$ select a.event, a.granted from app.consent_audit as a
+    $$ select a.event::text, a.granted from app.consent_audit as a
        where a.subject = app_logic.person_pseudonym('bea@example.org') and a.consent_type = 'marketing'
        order by a.seq $$,
     $$ values ('request', true), ('consent', true), ('request', true), ('consent', false) $$,

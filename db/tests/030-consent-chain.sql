@@ -2,7 +2,7 @@
 -- re-hashed or deleted behind the audit's back (as superuser with its triggers disabled),
 -- and every role, the owner included, is refused UPDATE, DELETE and TRUNCATE.
 begin;
-select plan(16);
+select plan(26);
 
 -- Two subjects with three rows each, interleaved as real traffic would be.
 select app_logic.append_consent('subject-a', 'consent', 'gdpr', true, 'test', 'iphash-a', 'UA a');
@@ -153,6 +153,72 @@ select throws_ok(
     $$ select app_logic.append_consents('subject-e', array['consent'], array['gdpr', 'marketing'], array[true], 'test') $$,
     '22023', 'events, consent types and granted must have one entry per row',
     'arrays of different lengths are refused'
+);
+
+-- Rows appended at once continue a chain that has rows (subject-a's first three are above).
+select app_logic.append_consents(
+    'subject-a', array['consent', 'request', 'consent'], array['gdpr', 'marketing', 'marketing'], array[true, true, false],
+    'test', 'iphash-a', 'UA a', 7
+);
+select results_eq(
+    $$ select c.seq::integer, c.linked, c.consent_text_version
+       from (
+           select a.seq, a.submission_id, a.prev_hash = lag(a.row_hash) over (order by a.seq) as linked, a.consent_text_version
+           from app.consent_audit as a where a.subject = 'subject-a'
+       ) as c
+       where c.submission_id = 7 order by c.seq $$,
+    $$ values (4, true, '2026-01'::text), (5, true, '2026-01'), (6, true, '2026-01') $$,
+    'three rows appended at once follow the chain''s end, each linked to the one before, with the text in force'
+);
+select is_empty(
+    'select * from app_logic.verify_consent_chain()',
+    'the continued chain verifies'
+);
+
+-- The value rules (domains since db/schema/440: a table CHECK is prepared again for every INSERT).
+select throws_ok(
+    $$ select app_logic.append_consents('subject-f', array['granted'], array['gdpr'], array[true], 'test') $$,
+    '23514', null, 'an unknown event is refused'
+);
+select throws_ok(
+    $$ select app_logic.append_consents('subject-f', array['consent'], array['newsletter'], array[true], 'test') $$,
+    '23514', null, 'an unknown consent type is refused'
+);
+select throws_ok(
+    $$ select app_logic.append_consents('subject-f', array['consent'], array['gdpr'], array[null::boolean], 'test') $$,
+    '23514', null, 'a consent without granted is refused'
+);
+select throws_ok(
+    $$ select app_logic.append_consent('subject-f', 'consent', 'gdpr', true, repeat('s', 51)) $$,
+    '23514', null, 'a source longer than 50 characters is refused'
+);
+select throws_ok(
+    $$ insert into app.consent_audit (subject, seq, event, source, row_hash) values ('subject-f', 0, 'erasure', 't', '\x00') $$,
+    '23514', null, 'a seq below 1 is refused'
+);
+select app_logic.append_consent('subject-g', 'consent', 'gdpr', true, 'test', null, repeat('u', 600));
+select is(
+    (
+        select char_length(user_agent) from app.consent_audit
+        where subject = 'subject-g'
+    ),
+    512,
+    'a user agent longer than 512 characters is kept to its first 512'
+);
+select throws_ok(
+    $$ insert into app.consent_audit (subject, seq, event, source, user_agent, row_hash)
+       values ('subject-h', 1, 'erasure', 't', repeat('u', 513), '\x00') $$,
+    '23514', null, 'the audit refuses a user agent longer than 512 characters'
+);
+select ok(
+    not has_function_privilege(
+        'anon', 'app_logic.append_consents(text, text[], text[], boolean[], text, text, text, bigint)', 'execute'
+    )
+    and not has_function_privilege('reader', 'app_logic.append_consent(text, text, text, boolean, text, text, text)', 'execute')
+    and not has_function_privilege('admin', 'app_logic.record_form_consent(text, boolean, bigint, boolean)', 'execute')
+    and not has_function_privilege('anon', 'app_logic.request_marketing_confirmation(uuid)', 'execute')
+    and not has_function_privilege('anon', 'app_logic.current_consent_text()', 'execute'),
+    'no API role may run the consent writers (they are not SECURITY DEFINER: only the endpoints call them)'
 );
 
 select ok(

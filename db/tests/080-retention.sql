@@ -185,7 +185,7 @@ select ok(
     'the removed lead''s linked preferences and engagement go with it'
 );
 select results_eq(
-    $$ select seq, event, source from app.consent_audit
+    $$ select seq::integer, event::text, source::text from app.consent_audit
        where subject = app_logic.person_pseudonym('ann@example.com') order by seq $$,
     $$ values (1, 'consent', 'test'), (2, 'erasure', 'retention') $$,
     'the consent audit keeps the removed lead''s rows and gains an erasure record'

@@ -78,7 +78,7 @@ select is_empty(
 );
 select is(
     (
-        select array_agg(event order by seq) from app.consent_audit
+        select array_agg(event::text order by seq) from app.consent_audit
         where subject = app_logic.person_pseudonym('ada@example.org')
     ),
     array['consent', 'consent', 'consent', 'consent', 'erasure'],

@@ -154,7 +154,7 @@ select is(
 reset role;
 select is(current_setting('response.status'), '201', '... with 201');
 select results_eq(
-    $$ select l.marketing_consent, a.event, a.consent_type, a.granted, a.source
+    $$ select l.marketing_consent, a.event::text, a.consent_type::text, a.granted, a.source::text
        from app.leads as l, app.consent_audit as a
        where l.email = 'Dora.Datum@Example.org' and a.subject = app_logic.person_pseudonym('dora.datum@example.org')
          and a.seq = 2 $$,
@@ -223,7 +223,7 @@ select ok(
     'engagement of the same session linked to another lead stays: it is that lead''s'
 );
 select results_eq(
-    $$ select seq, event, source from app.consent_audit
+    $$ select seq::integer, event::text, source::text from app.consent_audit
        where subject = app_logic.person_pseudonym('dora.datum@example.org') order by seq $$,
     $$ values (1, 'consent', 'web_form'), (2, 'consent', 'gdpr_endpoint'), (3, 'erasure', 'gdpr_endpoint') $$,
     'the consent audit keeps its pseudonymous rows and records the erasure'

@@ -44,7 +44,7 @@ select is(
 );
 select is(
     (
-        select (a.event, a.granted, a.source, a.ip_hash) from app.consent_audit as a
+        select (a.event::text, a.granted, a.source::text, a.ip_hash) from app.consent_audit as a
         where a.consent_type = 'marketing'
         order by a.seq desc limit 1
     ),
