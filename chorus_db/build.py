@@ -131,24 +131,24 @@ def run_file(conn: psycopg.Connection, path: Path) -> None:
         raise BuildError(f"{where}: {diag.message_primary or exc}{context}") from exc
 
 
-BOOTSTRAP = """
-create table if not exists public.schema_migrations (
-    version text primary key,
+# The build's two ledgers, one shape: a checksum per applied name (a schema file; the
+# declarative source as one component), and when it was applied.
+LEDGERS = (
+    ("schema_migrations", "version", "db/schema files applied to this database, with the checksum they had (chorus_db.build)."),
+    ("schema_state", "component", "Checksum of the declarative source (db/functions + db/policies) last applied."),
+)
+BOOTSTRAP = "".join(
+    f"""
+create table if not exists public.{table} (
+    {key} text primary key,
     checksum text not null,
     applied_at timestamptz not null default now()
 );
-comment on table public.schema_migrations is
-    'db/schema files applied to this database, with the checksum they had (chorus_db.build).';
-alter table public.schema_migrations enable row level security;
-create table if not exists public.schema_state (
-    component text primary key,
-    checksum text not null,
-    applied_at timestamptz not null default now()
-);
-comment on table public.schema_state is
-    'Checksum of the declarative source (db/functions + db/policies) last applied.';
-alter table public.schema_state enable row level security;
-"""
+comment on table public.{table} is
+    '{comment}';
+alter table public.{table} enable row level security;"""
+    for table, key, comment in LEDGERS
+) + "\n"
 
 TEARDOWN = """
 do $teardown$

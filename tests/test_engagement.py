@@ -36,8 +36,7 @@ def insert_lead(db, session_id: str | None, email: str = "ada@example.com") -> s
 
 def test_the_seeds_accessibility_preferences_request_is_accepted_with_201(api, db):
     response = api.post(PREFERENCES, SEED_PREFERENCES)
-    assert response.status == 201, response.body
-    assert response.body == {"status": "created"}
+    assert (response.status, response.body) == (201, {"status": "created"})
     row = db.execute(
         """select accessibility_theme, dark_mode_preference, reduced_motion, high_contrast, font_size_preference,
                   logo_interaction_count, theme_switch_count, session_duration, lead_id
@@ -81,8 +80,7 @@ def test_a_later_post_for_the_same_session_updates_its_row_and_answers_200(api, 
 
 def test_the_seeds_brand_engagement_request_is_accepted_with_201(api, db):
     response = api.post(ENGAGEMENT, SEED_ENGAGEMENT)
-    assert response.status == 201, response.body
-    assert response.body == {"status": "recorded"}
+    assert (response.status, response.body) == (201, {"status": "recorded"})
     row = db.execute(
         """select logo_interactions, scroll_depth_percentage, time_spent_per_section, core_web_vitals,
                   accessibility_features_used, cta_clicks, keyboard_navigation_used, logo_accessibility_theme_changes

@@ -122,13 +122,36 @@ comment on function app_logic.screen_query(jsonb) is
 'The query parameters when they pass the rule (each one left out at its rule''s default), else refused: '
 'the 400 answer naming every bad one.';
 
+-- A read-only query-string GET is declared in one line: api.<endpoint>(jsonb) answers its
+-- query's refusal (app_logic.screen_query against app_logic.<endpoint>_rule()) or p_answer of
+-- the screened parameters, as the owner (SECURITY DEFINER, pinned search_path).
+create function app_logic.declare_query_get(p_endpoint text, p_answer regproc, p_description text) returns void
+language plpgsql volatile
+as $$
+begin
+    -- The answer by its schema-qualified name: the body runs on the pinned search_path.
+    execute format(
+        'create function api.%I(jsonb) returns jsonb language sql stable security definer '
+        'set search_path = pg_catalog, app, pg_temp as $body$ '
+        'select coalesce(q.refused, %s(q.params)) from app_logic.screen_query(app_logic.%I()) as q $body$',
+        p_endpoint,
+        (select format('%I.%I', n.nspname, f.proname) from pg_catalog.pg_proc as f
+            inner join pg_catalog.pg_namespace as n on f.pronamespace = n.oid where f.oid = p_answer),
+        p_endpoint || '_rule'
+    );
+    execute format('comment on function api.%I(jsonb) is %L', p_endpoint, p_description);
+end
+$$;
+comment on function app_logic.declare_query_get(text, regproc, text) is
+'Create api.<endpoint>(jsonb), a read-only query-string GET: the refusal of its query, or p_answer(parameters).';
+
 -- A rate-limited GET that takes no parameters (GET /api/form-token, /api/challenge) is a POST
 -- of nginx's {} so that it can count: app_logic.screen_request counts and screens that body,
 -- and this hook of its (p_checks) refuses any query parameter.
 create function app_logic.no_query_parameters_rule() returns jsonb
 language sql immutable
 as $$
-    select '{"type": "object", "description": "No parameters.", "additionalProperties": false, "properties": {}}'::jsonb
+    select app_logic.query_string_body_rule() || '{"description": "No parameters.", "properties": {}}'::jsonb
 $$;
 comment on function app_logic.no_query_parameters_rule() is 'The query-parameter rule of a GET that takes none.';
 

@@ -179,17 +179,12 @@ comment on function app_logic.logo_heatmap_grid(jsonb) is
 'The heatmap of the last days days (one theme or all) on a size x size grid, from the screened query parameters: '
 'counts and mean durations per cell.';
 
-create function api.logo_heatmap(jsonb) returns jsonb
-language sql stable security definer
-set search_path = pg_catalog, app, pg_temp
-as $$
-    select coalesce(q.refused, app_logic.logo_heatmap_grid(q.params))
-    from app_logic.screen_query(app_logic.logo_heatmap_rule()) as q
-$$;
-comment on function api.logo_heatmap(jsonb) is
-'GET /api/brand-analytics/logo-heatmap?theme=T&days=N&size=S (reader or admin key): the logo heatmap of the last N '
-'days (default 30) as a grid (default 32 x 32): {theme, days, size, from, to, posts, points, maxCount, '
-'counts[row][column], meanDurationMs[row][column]}, row 0 at the top of the logo.';
+select app_logic.declare_query_get(
+    'logo_heatmap', 'app_logic.logo_heatmap_grid',
+    'GET /api/brand-analytics/logo-heatmap?theme=T&days=N&size=S (reader or admin key): the logo heatmap of the last N '
+    'days (default 30) as a grid (default 32 x 32): {theme, days, size, from, to, posts, points, maxCount, '
+    'counts[row][column], meanDurationMs[row][column]}, row 0 at the top of the logo.'
+);
 
 -- viridis (matplotlib's), sampled at 0, 0.1, ..., 1: perceptually uniform, readable with every
 -- kind of colour blindness and in grey scale, so the picture says the same to every viewer.

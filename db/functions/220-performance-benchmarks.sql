@@ -217,17 +217,12 @@ $$;
 comment on function app_logic.performance_benchmark_summary_of(jsonb) is
 'The answer of GET /api/brand-analytics/performance-benchmarks to screened query parameters.';
 
-create function api.performance_benchmark_summary(jsonb) returns jsonb
-language sql stable security definer
-set search_path = pg_catalog, app, pg_temp
-as $$
-    select coalesce(q.refused, app_logic.performance_benchmark_summary_of(q.params))
-    from app_logic.screen_query(app_logic.performance_benchmark_summary_rule()) as q
-$$;
-comment on function api.performance_benchmark_summary(jsonb) is
-'GET /api/brand-analytics/performance-benchmarks?days=N&pagePath=&deviceType=&theme= (reader or admin key): per '
-'page x device x theme over the last N days (default 7): sampleCount, p75 of each vital (lcp, fid, cls, inp, ttfb, '
-'threeJsRenderTimeMs) and the mean of each Lighthouse score, as {days, from, to, rows}.';
+select app_logic.declare_query_get(
+    'performance_benchmark_summary', 'app_logic.performance_benchmark_summary_of',
+    'GET /api/brand-analytics/performance-benchmarks?days=N&pagePath=&deviceType=&theme= (reader or admin key): per '
+    'page x device x theme over the last N days (default 7): sampleCount, p75 of each vital (lcp, fid, cls, inp, ttfb, '
+    'threeJsRenderTimeMs) and the mean of each Lighthouse score, as {days, from, to, rows}.'
+);
 
 create function app_logic.performance_benchmark_regressions_of(p_query jsonb) returns jsonb
 language sql stable
@@ -286,17 +281,12 @@ $$;
 comment on function app_logic.performance_benchmark_regressions_of(jsonb) is
 'The answer of GET /api/brand-analytics/performance-benchmarks/regressions to screened query parameters.';
 
-create function api.performance_benchmark_regressions(jsonb) returns jsonb
-language sql stable security definer
-set search_path = pg_catalog, app, pg_temp
-as $$
-    select coalesce(q.refused, app_logic.performance_benchmark_regressions_of(q.params))
-    from app_logic.screen_query(app_logic.performance_benchmark_regressions_rule()) as q
-$$;
-comment on function api.performance_benchmark_regressions(jsonb) is
-'GET /api/brand-analytics/performance-benchmarks/regressions?days=N (reader or admin key): the page x device x theme '
-'pairs whose p75 of a vital (or of threeJsRenderTimeMs) in the last N days (default 7) is worse than in the N days '
-'before by more than its threshold in app.performance_regression_thresholds (with enough samples in both).';
+select app_logic.declare_query_get(
+    'performance_benchmark_regressions', 'app_logic.performance_benchmark_regressions_of',
+    'GET /api/brand-analytics/performance-benchmarks/regressions?days=N (reader or admin key): the page x device x theme '
+    'pairs whose p75 of a vital (or of threeJsRenderTimeMs) in the last N days (default 7) is worse than in the N days '
+    'before by more than its threshold in app.performance_regression_thresholds (with enough samples in both).'
+);
 
 create function api.check_performance_benchmarks_health() returns jsonb
 language sql stable security definer

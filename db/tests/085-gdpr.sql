@@ -34,41 +34,23 @@ insert into app.rate_limit_counters (action, scope, subject, hits, expires_at) v
 );
 select app_logic.append_consent(app_logic.person_pseudonym('dora.datum@example.org'), 'consent', 'gdpr', true, 'web_form');
 
--- Who may call what.
-set local role anon;
-select throws_ok(
-    $$ select api.export_personal_data('{"email": "dora.datum@example.org"}') $$,
-    '42501', 'permission denied for function export_personal_data',
-    'anon cannot export personal data'
-);
-select throws_ok(
-    $$ select api.erase_personal_data('{"email": "dora.datum@example.org"}') $$,
-    '42501', 'permission denied for function erase_personal_data',
-    'anon cannot erase personal data'
-);
-select throws_ok(
-    $$ select api.record_consent('{"email": "dora.datum@example.org", "marketingConsent": true}') $$,
-    '42501', 'permission denied for function record_consent',
-    'anon cannot record consent'
-);
-reset role;
-set local role reader;
-select throws_ok(
-    $$ select api.export_personal_data('{"email": "dora.datum@example.org"}') $$,
-    '42501', 'permission denied for function export_personal_data',
-    'a reader cannot export personal data'
-);
-select throws_ok(
-    $$ select api.erase_personal_data('{"email": "dora.datum@example.org"}') $$,
-    '42501', 'permission denied for function erase_personal_data',
-    'a reader cannot erase personal data'
-);
-select throws_ok(
-    $$ select api.record_consent('{"email": "dora.datum@example.org", "marketingConsent": true}') $$,
-    '42501', 'permission denied for function record_consent',
-    'a reader cannot record consent'
-);
-reset role;
+-- Who may call what: anon and reader are refused each data protection endpoint.
+select
+    throws_ok(
+        format('select tap.call_as(%L, %L)', r.name, e.call), '42501', format('permission denied for function %s', e.fn),
+        format('%s cannot %s', r.who, e.what)
+    )
+from (values (1, 'anon', 'anon'), (2, 'reader', 'a reader')) as r (position, name, who)
+cross join (
+    values
+    (1, 'export_personal_data', $$api.export_personal_data('{"email": "dora.datum@example.org"}')$$, 'export personal data'),
+    (2, 'erase_personal_data', $$api.erase_personal_data('{"email": "dora.datum@example.org"}')$$, 'erase personal data'),
+    (
+        3, 'record_consent', $$api.record_consent('{"email": "dora.datum@example.org", "marketingConsent": true}')$$,
+        'record consent'
+    )
+) as e (position, fn, call, what)
+order by r.position, e.position;
 select ok(
     has_function_privilege('admin', 'api.export_personal_data(jsonb)', 'execute')
     and has_function_privilege('admin', 'api.erase_personal_data(jsonb)', 'execute')
