@@ -12,13 +12,17 @@ as $$
 $$;
 comment on function app_logic.hash_api_key(text) is 'The stored form of an API key: its SHA-256.';
 
+-- PL/pgSQL: a SECURITY DEFINER SQL function is never inlined, so its query was parsed and
+-- planned again for every request with a key; PL/pgSQL keeps the plan.
 create function app_logic.api_key_lookup(p_key text, out role text, out key_id bigint)
-language sql stable security definer
+language plpgsql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-    select k.role, k.id
+begin
+    select k.role, k.id into role, key_id
     from app.api_keys as k
-    where k.key_hash = app_logic.hash_api_key(p_key) and k.revoked_at is null
+    where k.key_hash = app_logic.hash_api_key(p_key) and k.revoked_at is null;
+end
 $$;
 comment on function app_logic.api_key_lookup(text) is 'The role and id of an active key; nulls when unknown or revoked.';
 
@@ -59,24 +63,31 @@ comment on function app_logic.role_may_use(text, text, text) is
 'Whether the role holds the privilege a request (method, PostgREST path) needs on its api object.';
 
 -- The key a public route needs (none, reader or admin), found by the PostgREST path nginx
--- forwarded to (request.path) and the method; null for a path no route names.
--- PL/pgSQL, like role_statement_timeout below: every public request runs both in the
+-- forwarded to (request.path) and the method; null for a path no route names. With it, the
+-- statement_timeout of p_role (role_statement_timeout): a request without a key needs both,
+-- and one call of a SECURITY DEFINER function (a configuration nest level and a search-path
+-- recomputation each) is cheaper than two calls.
+-- PL/pgSQL, like role_statement_timeout below: every public request runs it in the
 -- pre-request, and a SECURITY DEFINER SQL function (or one with a FROM clause) is never inlined,
 -- so its query was parsed and planned again in every transaction; PL/pgSQL keeps the plan.
-create function app_logic.route_key(p_method text, p_target text) returns text
+create function app_logic.route_key(p_method text, p_target text, p_role text, out key text, out statement_timeout text)
 language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    return (
-        select r.key from app_logic.routes as r
-        where r.target = p_target and r.method = case upper(p_method) when 'HEAD' then 'GET' else upper(p_method) end
-        limit 1
-    );
+    select
+        (
+            select r.key from app_logic.routes as r
+            where r.target = p_target and r.method = case upper(p_method) when 'HEAD' then 'GET' else upper(p_method) end
+            limit 1
+        ),
+        app_logic.role_statement_timeout(p_role)
+    into key, statement_timeout;
 end
 $$;
-comment on function app_logic.route_key(text, text) is
-'The key (none, reader, admin) the route at a PostgREST path needs, from app_logic.routes.';
+comment on function app_logic.route_key(text, text, text) is
+'The key (none, reader, admin) the route at a PostgREST path needs, from app_logic.routes, and the role''s '
+'statement_timeout.';
 
 -- A role's own statement_timeout (ALTER ROLE ... SET, db/policies/010-api-keys.sql). PostgREST
 -- applies anon's itself; a role switched to by the pre-request function gets it from here.
@@ -117,7 +128,7 @@ declare
     v_key text := app_logic.request_header('x-api-key');
     v_role text;
     v_key_id bigint;
-    v_needs text;
+    v_route record;
 begin
     if v_key is null then
         -- Roles come only from API keys: a request that reached us in another role (a JWT's)
@@ -130,14 +141,14 @@ begin
         end if;
         -- A protected endpoint without a key: 401 naming no database object (PostgREST would
         -- answer "permission denied for view leads").
-        v_needs := app_logic.route_key(current_setting('request.method', true), current_setting('request.path', true));
-        if v_needs in ('reader', 'admin') then
+        v_route := app_logic.route_key(current_setting('request.method', true), current_setting('request.path', true), 'anon');
+        if v_route.key in ('reader', 'admin') then
             perform app_logic.refuse_key(
                 'This endpoint needs an API key (X-API-Key).',
-                case v_needs when 'admin' then 'Send an API key of role admin.' else 'Send an API key of role reader or admin.' end
+                case v_route.key when 'admin' then 'Send an API key of role admin.' else 'Send an API key of role reader or admin.' end
             );
         end if;
-        perform set_config('statement_timeout', coalesce(app_logic.role_statement_timeout('anon'), '0'), true);
+        perform set_config('statement_timeout', coalesce(v_route.statement_timeout, '0'), true);
         return; -- stays anon: public endpoints work
     end if;
     -- Keys are 52 characters; a longer header is not worth hashing.

@@ -38,19 +38,25 @@ comment on function app_logic.rate_limit_subject(text, text) is
 'The key of a rate-limit counter: HMAC of scope and client network or lower-cased email.';
 
 -- The admitted hits of a log still inside the window starting at p_since, oldest first, with
--- p_cost more at p_now: what a counter holds after admitting a request.
+-- p_cost more at p_now: what a counter holds after admitting a request. PL/pgSQL, like
+-- live_hits: a SQL function with a sub-select is never inlined, so the upsert that calls it
+-- parsed and planned it again on every repeat client's request; PL/pgSQL keeps the plan.
 create function app_logic.hits_after_admitting(p_hits timestamptz[], p_since timestamptz, p_now timestamptz, p_cost integer)
 returns timestamptz[]
-language sql immutable
+language plpgsql immutable
 as $$
-    select array(select h from unnest(p_hits || array_fill(p_now, array[p_cost])) as h where h > p_since order by h)
+begin
+    return array(select h from unnest(p_hits || array_fill(p_now, array[p_cost])) as h where h > p_since order by h);
+end
 $$;
 
 -- How many hits of a log are still inside the window starting at p_since.
 create function app_logic.live_hits(p_hits timestamptz[], p_since timestamptz) returns integer
-language sql immutable
+language plpgsql immutable
 as $$
-    select count(*)::integer from unnest(p_hits) as h where h > p_since
+begin
+    return (select count(*)::integer from unnest(p_hits) as h where h > p_since);
+end
 $$;
 
 -- Count a request for an action against each of its rules (per IP, and per email when given)
@@ -58,73 +64,105 @@ $$;
 -- and only an admitted request takes a slot: retrying while blocked does not prolong the block.
 -- p_cost: how many requests this one counts as (a batch of page views counts each event).
 --
--- One statement per rule: an upsert that takes the slot only when the log has room (the
--- condition of ON CONFLICT DO UPDATE is evaluated on the locked, latest row, so concurrent
--- requests of one client queue on it and exactly max_requests are admitted; a new client's
--- row is inserted with its first hit). A refused upsert still locks the row. When a later rule
--- refuses, the slots the earlier rules took are given back (the rows are still locked by this
--- transaction, so nobody else has seen them), and every remaining rule is asked for its wait so
--- that Retry-After is the longest.
+-- One statement for every rule: an upsert of a row per rule that takes the slot only when the
+-- log has room (the condition of ON CONFLICT DO UPDATE is evaluated on the locked, latest row,
+-- so concurrent requests of one client queue on it and exactly max_requests are admitted; a
+-- new client's row is inserted with its first hit). The upsert reads its rows ip first, so it
+-- locks them in one order and two requests cannot deadlock. A refused upsert still locks its
+-- row. When a rule refuses, the slots the others took are given back (the rows are still
+-- locked by this transaction, so nobody else has seen them), and every rule is asked for its
+-- wait so that Retry-After is the longest. One statement, not one per rule: the executor's
+-- start and end, and the PL/pgSQL statements around them, were most of the limiter's cost.
+-- Not SECURITY DEFINER: only the API's own SECURITY DEFINER functions call it (through
+-- screen_request; no web role may), so it runs as their owner already, and a pinned search path
+-- would cost a configuration nest level and a search-path recomputation per request. Every name
+-- is schema-qualified.
 create function app_logic.enforce_rate_limits(p_action text, p_email text default null, p_cost integer default 1)
 returns jsonb
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
+language plpgsql volatile
 as $$
 declare
     v_now timestamptz := app_logic.now();
     v_email text := lower(app_logic.trim_text(p_email));
+    v_network text;
     v_rule app.rate_limit_rules;
     v_rules app.rate_limit_rules[];
-    v_subject text;
-    v_window interval;
-    v_admitted boolean;
-    v_taken app.rate_limit_rules[] := '{}';
-    v_taken_subjects text[] := '{}';
+    v_subjects text[];
+    v_taken text[];
     v_live timestamptz[];
     v_max_wait integer;
-    -- Read once: every rule's subject is hashed with it.
-    v_pepper text := app_logic.setting('hash_pepper');
+    -- Read once: every rule's subject is hashed with it. Read here, not by app_logic.setting, a
+    -- SECURITY DEFINER function with a pinned search path, for the same reason.
+    v_pepper text := (select s.value from app.settings as s where s.key = 'hash_pepper');
 begin
     if char_length(v_email) not between 1 and 254 then
         v_email := null; -- not an address: validation will say so; the IP rule still counts
     end if;
-    -- 'ip' sorts after 'email': descending order locks the IP row first, always. Read as one
-    -- array: a loop over a query opens a cursor (a portal) per request.
-    v_rules := array(
-        select r from app.rate_limit_rules as r
+    v_network := coalesce(app_logic.client_network()::text, 'unknown');
+    -- 'ip' sorts after 'email': descending order locks the IP row first, always. The subquery's
+    -- max_requests lookup runs only for a client whose row exists.
+    with rules as materialized (
+        select
+            r,
+            app_logic.rate_limit_subject(r.scope, case when r.scope = 'ip' then v_network else v_email end, v_pepper)
+                as subject
+        from app.rate_limit_rules as r
         where r.action = p_action and (r.scope = 'ip' or v_email is not null)
-        order by r.scope desc
-    );
-    foreach v_rule in array v_rules loop
-        v_subject := app_logic.rate_limit_subject(
-            v_rule.scope,
-            case when v_rule.scope = 'ip' then coalesce(app_logic.client_network()::text, 'unknown') else v_email end,
-            v_pepper
-        );
-        v_window := make_interval(secs => v_rule.window_seconds);
-        v_admitted := null;
-        if v_max_wait is null and p_cost <= v_rule.max_requests then
-            insert into app.rate_limit_counters as c (action, scope, subject, hits, expires_at)
-            values (p_action, v_rule.scope, v_subject, array_fill(v_now, array[p_cost]), v_now + v_window)
-            on conflict (action, scope, subject) do update
+    ),
+    taken as (
+        insert into app.rate_limit_counters as c (action, scope, subject, hits, expires_at)
+        select p_action, (u.r).scope, u.subject, array_fill(v_now, array[p_cost]),
+            v_now + make_interval(secs => (u.r).window_seconds)
+        from rules as u
+        where p_cost <= (u.r).max_requests
+        order by (u.r).scope desc
+        -- A new row's expires_at is now + the window: the window start is now - (expires_at - now),
+        -- in seconds (an interval of days would follow the time zone's clock changes).
+        on conflict (action, scope, subject) do update
+        set
+            hits = app_logic.hits_after_admitting(
+                c.hits, v_now - make_interval(secs => extract(epoch from excluded.expires_at - v_now)), v_now, p_cost
+            ),
+            expires_at = greatest(c.expires_at, excluded.expires_at)
+        where app_logic.live_hits(
+            c.hits, v_now - make_interval(secs => extract(epoch from excluded.expires_at - v_now))
+        ) + p_cost <= (
+            select r.max_requests from app.rate_limit_rules as r where r.action = c.action and r.scope = c.scope
+        )
+        returning c.subject
+    )
+
+    select
+        array_agg(u.r order by (u.r).scope desc), array_agg(u.subject order by (u.r).scope desc),
+        (select coalesce(array_agg(t.subject), '{}') from taken as t)
+    into v_rules, v_subjects, v_taken
+    from rules as u;
+    if coalesce(cardinality(v_rules), 0) = cardinality(v_taken) then
+        return null;
+    end if;
+
+    -- Refused by at least one rule: when would p_cost slots be free under each? Give back what
+    -- the others took first. Every row is locked, by the upsert or here, so the answer holds
+    -- until this transaction ends.
+    for i in 1..cardinality(v_rules) loop
+        v_rule := v_rules[i];
+        if v_subjects[i] = any(v_taken) then
+            update app.rate_limit_counters as c
             set
-                hits = app_logic.hits_after_admitting(c.hits, v_now - v_window, v_now, p_cost),
-                expires_at = greatest(c.expires_at, v_now + v_window)
-            where app_logic.live_hits(c.hits, v_now - v_window) + p_cost <= v_rule.max_requests
-            returning true into v_admitted;
-        end if;
-        if v_admitted then
-            v_taken := v_taken || v_rule;
-            v_taken_subjects := v_taken_subjects || v_subject;
+                hits = app_logic.hits_without(c.hits, v_now, p_cost),
+                expires_at = coalesce(
+                    (app_logic.hits_without(c.hits, v_now, p_cost))[cardinality(c.hits) - p_cost]
+                    + make_interval(secs => v_rule.window_seconds),
+                    v_now
+                )
+            where c.action = p_action and c.scope = v_rule.scope and c.subject = v_subjects[i];
             continue;
         end if;
-        -- Refused (or a rule after a refusal): when would p_cost slots be free? The row is locked,
-        -- by the refused upsert or here, so the answer holds until this transaction ends.
         select array(
-            select h from unnest(c.hits) as h where h > v_now - v_window order by h
+            select h from unnest(c.hits) as h where h > v_now - make_interval(secs => v_rule.window_seconds) order by h
         ) into v_live
         from app.rate_limit_counters as c
-        where c.action = p_action and c.scope = v_rule.scope and c.subject = v_subject
+        where c.action = p_action and c.scope = v_rule.scope and c.subject = v_subjects[i]
         for update;
         if p_cost > v_rule.max_requests then
             -- Never admissible: a slot-sized wait would only invite the same refusal.
@@ -132,25 +170,10 @@ begin
         elsif coalesce(cardinality(v_live), 0) + p_cost > v_rule.max_requests then
             -- Slots free as the hits that keep the log full leave the window.
             v_max_wait := greatest(v_max_wait, 1, ceil(extract(epoch from
-                v_live[cardinality(v_live) + p_cost - v_rule.max_requests] + v_window - v_now
+                v_live[cardinality(v_live) + p_cost - v_rule.max_requests]
+                + make_interval(secs => v_rule.window_seconds) - v_now
             ))::integer);
         end if;
-    end loop;
-
-    if v_max_wait is null then
-        return null;
-    end if;
-    -- Give back what the rules before the refusing one took.
-    for i in 1..cardinality(v_taken) loop
-        update app.rate_limit_counters as c
-        set
-            hits = app_logic.hits_without(c.hits, v_now, p_cost),
-            expires_at = coalesce(
-                (app_logic.hits_without(c.hits, v_now, p_cost))[cardinality(c.hits) - p_cost]
-                + make_interval(secs => v_taken[i].window_seconds),
-                v_now
-            )
-        where c.action = p_action and c.scope = v_taken[i].scope and c.subject = v_taken_subjects[i];
     end loop;
     return app_logic.respond(
         429,

@@ -16,7 +16,7 @@ alter role admin set statement_timeout = '10s';
 
 -- The pre-request function (run as the request's role) finds the key a route needs and the
 -- role's timeout through these.
-grant execute on function app_logic.route_key(text, text) to anon, reader, admin;
+grant execute on function app_logic.route_key(text, text, text) to anon, reader, admin;
 grant execute on function app_logic.role_statement_timeout(text) to anon, reader, admin;
 
 -- A key may learn its own name and role; anon has no key to ask about (401).
