@@ -164,25 +164,28 @@ $$;
 comment on function app_logic.post_endpoint_health(text, text[]) is
 'The health answer of POST /api/<endpoint> from its route: 200 ok, or 503 CHU01 naming what is missing.';
 
-create function api.check_accessibility_preferences_health() returns jsonb
-language sql stable security definer
-set search_path = pg_catalog, app, pg_temp
+-- The health GET of a POST endpoint, declared in one line: api.<p_function>() answering
+-- app_logic.post_endpoint_health(p_endpoint), with the comment every such GET has.
+create function app_logic.declare_post_health(p_function text, p_endpoint text) returns void
+language plpgsql volatile
 as $$
-    select app_logic.post_endpoint_health('accessibility-preferences')
+begin
+    execute format(
+        'create function api.%I() returns jsonb language sql stable security definer '
+        'set search_path = pg_catalog, app, pg_temp as $body$ select app_logic.post_endpoint_health(%L) $body$',
+        p_function, p_endpoint
+    );
+    execute format('comment on function api.%I() is %L', p_function, format(
+        'GET /api/%1$s/health: 200 {"status":"ok"} when the database and the objects of POST /api/%1$s are usable, '
+        'else 503 (code CHU01) naming what is missing.', p_endpoint
+    ));
+end
 $$;
-comment on function api.check_accessibility_preferences_health() is
-'GET /api/accessibility-preferences/health: 200 {"status":"ok"} when the database and the objects of '
-'POST /api/accessibility-preferences are usable, else 503 (code CHU01) naming what is missing.';
+comment on function app_logic.declare_post_health(text, text) is
+'Create api.<p_function>(), the health GET of POST /api/<p_endpoint> (app_logic.post_endpoint_health).';
 
-create function api.check_brand_engagement_health() returns jsonb
-language sql stable security definer
-set search_path = pg_catalog, app, pg_temp
-as $$
-    select app_logic.post_endpoint_health('brand-engagement')
-$$;
-comment on function api.check_brand_engagement_health() is
-'GET /api/brand-engagement/health: 200 {"status":"ok"} when the database and the objects of '
-'POST /api/brand-engagement are usable, else 503 (code CHU01) naming what is missing.';
+select app_logic.declare_post_health('check_accessibility_preferences_health', 'accessibility-preferences');
+select app_logic.declare_post_health('check_brand_engagement_health', 'brand-engagement');
 
 -- Page views also need the partition of the current month (the job makes them ahead).
 create function api.check_page_views_health() returns jsonb

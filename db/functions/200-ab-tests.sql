@@ -606,30 +606,6 @@ comment on column api.ab_test_results."pValue" is
 
 -- Health of the POST paths -----------------------------------------------------------------
 
-create function api.check_ab_tests_health() returns jsonb
-language sql stable security definer
-set search_path = pg_catalog, app, pg_temp
-as $$
-    select app_logic.post_endpoint_health('ab-tests')
-$$;
-comment on function api.check_ab_tests_health() is
-'GET /api/ab-tests/health: 200 {"status":"ok"} when the objects of POST /api/ab-tests are usable, else 503 CHU01.';
-
-create function api.check_ab_tests_stop_health() returns jsonb
-language sql stable security definer
-set search_path = pg_catalog, app, pg_temp
-as $$
-    select app_logic.post_endpoint_health('ab-tests/stop')
-$$;
-comment on function api.check_ab_tests_stop_health() is
-'GET /api/ab-tests/stop/health: 200 {"status":"ok"} when the objects of POST /api/ab-tests/stop are usable, else 503 CHU01.';
-
-create function api.check_ab_test_conversions_health() returns jsonb
-language sql stable security definer
-set search_path = pg_catalog, app, pg_temp
-as $$
-    select app_logic.post_endpoint_health('ab-tests/conversions')
-$$;
-comment on function api.check_ab_test_conversions_health() is
-'GET /api/ab-tests/conversions/health: 200 {"status":"ok"} when the objects of POST /api/ab-tests/conversions are '
-'usable, else 503 CHU01.';
+select app_logic.declare_post_health('check_ab_tests_health', 'ab-tests');
+select app_logic.declare_post_health('check_ab_tests_stop_health', 'ab-tests/stop');
+select app_logic.declare_post_health('check_ab_test_conversions_health', 'ab-tests/conversions');

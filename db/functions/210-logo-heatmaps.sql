@@ -312,11 +312,4 @@ comment on function api.logo_heatmap_svg(jsonb) is
 'GET /api/brand-analytics/logo-heatmap.svg?theme=T&days=N&size=S (reader or admin key): the same heatmap as an '
 'image/svg+xml picture, coloured with viridis (colour-blind safe), with a legend and a text alternative.';
 
-create function api.check_logo_heatmaps_health() returns jsonb
-language sql stable security definer
-set search_path = pg_catalog, app, pg_temp
-as $$
-    select app_logic.post_endpoint_health('logo-heatmaps')
-$$;
-comment on function api.check_logo_heatmaps_health() is
-'GET /api/logo-heatmaps/health: 200 {"status":"ok"} when the objects of POST /api/logo-heatmaps are usable, else 503 CHU01.';
+select app_logic.declare_post_health('check_logo_heatmaps_health', 'logo-heatmaps');

@@ -288,15 +288,7 @@ select app_logic.declare_query_get(
     'before by more than its threshold in app.performance_regression_thresholds (with enough samples in both).'
 );
 
-create function api.check_performance_benchmarks_health() returns jsonb
-language sql stable security definer
-set search_path = pg_catalog, app, pg_temp
-as $$
-    select app_logic.post_endpoint_health('performance-benchmarks')
-$$;
-comment on function api.check_performance_benchmarks_health() is
-'GET /api/performance-benchmarks/health: 200 {"status":"ok"} when the objects of POST /api/performance-benchmarks '
-'are usable, else 503 CHU01.';
+select app_logic.declare_post_health('check_performance_benchmarks_health', 'performance-benchmarks');
 
 -- Retention (rule performance_benchmarks, db/schema/220-performance-benchmarks.sql).
 select app_logic.declare_purge(

@@ -156,11 +156,4 @@ comment on function api.logo_materials(jsonb) is
 'updatedAt}), or for every theme ({materials: [...]}); with an ETag and Cache-Control max-age '
 '(app.settings.logo_materials_max_age), 304 for a matching If-None-Match. Served from nginx''s cache while fresh.';
 
-create function api.check_logo_materials_health() returns jsonb
-language sql stable security definer
-set search_path = pg_catalog, app, pg_temp
-as $$
-    select app_logic.post_endpoint_health('logo-materials')
-$$;
-comment on function api.check_logo_materials_health() is
-'GET /api/logo-materials/health: 200 {"status":"ok"} when the objects of POST /api/logo-materials are usable, else 503 CHU01.';
+select app_logic.declare_post_health('check_logo_materials_health', 'logo-materials');
