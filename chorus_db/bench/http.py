@@ -290,6 +290,10 @@ KNOBS = {
     "db-pool 10": {"PGRST_DB_POOL": "10"},
     "db-pool 40": {"PGRST_DB_POOL": "40"},
     "+RTS -A16m": {"GHCRTS": "-A16m"},
+    # One capability instead of one per core: on 2 cores PostgREST's threads compete with the
+    # database's backends; and a smaller allocation area than -A16m.
+    "+RTS -N1": {"GHCRTS": "-N1"},
+    "+RTS -A4m": {"GHCRTS": "-A4m"},
     "db-prepared-statements false": {"PGRST_DB_PREPARED_STATEMENTS": "false"},
     "no pre-request": {"PGRST_DB_PRE_REQUEST": ""},
 }

@@ -45,7 +45,7 @@ def sql_path(report: Report, cluster: Cluster, seconds: int, rounds: int) -> Non
             f"b/a cannot exceed a'/a = {framed / a:.2f}: the five statements PostgREST sends per request (BEGIN, "
             "request context, pre-request, call, COMMIT) hold a plain insert to that share of its one-statement rate "
             f"before any logic runs. Within that shape the submission reaches b/a' = {b_on / framed:.2f}: it runs the "
-            "pre-request, the limiter (one upsert per rule), the compiled validator, and writes a lead, its submission "
+            "pre-request, the limiter (one upsert for all its rules), the compiled validator, and writes a lead, its submission "
             "interaction, two counter rows and two hash-chained audit rows, against one row."
         )
 
