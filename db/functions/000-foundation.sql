@@ -543,6 +543,50 @@ as $$
 $$;
 comment on function app_logic.boolean_field(jsonb, text) is 'A validated boolean field; null when absent or JSON null.';
 
+-- A public POST is declared in one line: api.<p_function>(jsonb), as the owner (SECURITY
+-- DEFINER, pinned search_path), opens as every public POST does (app_logic.screen_request with
+-- the action, the rule p_rule() and the checks hook p_checks), answers a refusal as it is (or
+-- through p_refusal, for an endpoint that answers in its own media type), and hands a body that
+-- passed to p_handler(body), which holds only the endpoint's own logic and returns its answer
+-- (the endpoint returns what the handler returns). The handler is not SECURITY DEFINER and no
+-- web role may call it: it runs only as the endpoint, on the endpoint's search_path.
+create function app_logic.declare_post(
+    p_function text, p_action text, p_rule regproc, p_handler regproc, p_checks regproc default null,
+    p_refusal regproc default null
+) returns void
+language plpgsql volatile
+-- Here a regproc prints schema-qualified: the generated body names every function so.
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    execute format($template$
+create function api.%I(jsonb) returns %s
+language plpgsql volatile security definer
+set search_path = pg_catalog, app, pg_temp
+as $body$
+declare
+    p_body alias for $1;
+    v_refusal jsonb;
+begin
+    v_refusal := app_logic.screen_request(%L, p_body, %s(), p_checks => %L);
+    if v_refusal is not null then
+        return %s;
+    end if;
+    return %s(p_body);
+end
+$body$
+$template$,
+        p_function, (select format_type(f.prorettype, null) from pg_proc as f where f.oid = p_handler),
+        p_action, p_rule, p_checks,
+        case when p_refusal is null then 'v_refusal' else format('%s(v_refusal)', p_refusal) end,
+        p_handler
+    );
+end
+$$;
+comment on function app_logic.declare_post(text, text, regproc, regproc, regproc, regproc) is
+'Create api.<p_function>(jsonb), a public POST: screen_request(p_action, body, p_rule(), checks p_checks), '
+'then p_handler(body) for a body that passed.';
+
 -- Rules of fields several endpoints share ------------------------------------------------
 
 create function app_logic.session_id_rule() returns jsonb
