@@ -587,7 +587,43 @@ comment on function app_logic.declare_post(text, text, regproc, regproc, regproc
 'Create api.<p_function>(jsonb), a public POST: screen_request(p_action, body, p_rule(), checks p_checks), '
 'then p_handler(body) for a body that passed.';
 
+-- An append-only table: p_guard (a trigger function that refuses, or lets its own maintenance
+-- through) runs before every UPDATE and DELETE row (<table>_append_only) and before TRUNCATE
+-- (<table>_no_truncate). ENABLE ALWAYS: the guard fires even with session_replication_role =
+-- replica, the switch a superuser would otherwise use to silence ordinary triggers.
+create function app_logic.declare_append_only(p_table regclass, p_guard regproc) returns void
+language plpgsql volatile
+-- Here a regclass and a regproc print schema-qualified.
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_name text := (select c.relname from pg_class as c where c.oid = p_table);
+begin
+    execute format(
+        'create trigger %I before update or delete on %s for each row execute function %s()',
+        v_name || '_append_only', p_table, p_guard
+    );
+    execute format(
+        'create trigger %I before truncate on %s for each statement execute function %s()',
+        v_name || '_no_truncate', p_table, p_guard
+    );
+    execute format('alter table %s enable always trigger %I', p_table, v_name || '_append_only');
+    execute format('alter table %s enable always trigger %I', p_table, v_name || '_no_truncate');
+end
+$$;
+comment on function app_logic.declare_append_only(regclass, regproc) is
+'Guard a table with p_guard before every UPDATE, DELETE and TRUNCATE, enabled ALWAYS (even for replica sessions).';
+
 -- Rules of fields several endpoints share ------------------------------------------------
+
+-- The body nginx sends with a query-string GET (db/functions/201-query-strings.sql): {} (a
+-- client cannot send one through nginx).
+create function app_logic.query_string_body_rule() returns jsonb
+language sql immutable
+as $$
+    select '{"type": "object", "description": "Empty: the parameters are in the query string.", "additionalProperties": false}'::jsonb
+$$;
+comment on function app_logic.query_string_body_rule() is 'Rule of the body of a query-string GET: an empty object.';
 
 create function app_logic.session_id_rule() returns jsonb
 language sql immutable

@@ -433,11 +433,12 @@ comment on function app_logic.withdraw_consent_handler(jsonb) is
 'What POST /api/consent/withdraw does with a link that passed: withdraw the marketing consent and cancel every pending token.';
 
 -- The two link POSTs open alike: one rate limit (consent_links), one rule, refusals as a link answers.
-select app_logic.declare_post(
-    f, 'consent_links', 'app_logic.consent_link_rule', format('app_logic.%s_handler', f)::regproc,
-    p_refusal => 'app_logic.link_refusal'
-)
-from unnest(array['confirm_consent', 'withdraw_consent']) as f;
+select
+    app_logic.declare_post(
+        f.name, 'consent_links', 'app_logic.consent_link_rule', format('app_logic.%s_handler', f.name)::regproc,
+        p_refusal => 'app_logic.link_refusal'
+    )
+from unnest(array['confirm_consent', 'withdraw_consent']) as f (name);
 comment on function api.confirm_consent(jsonb) is
 'POST /api/consent/confirm?token=... (no key): the button of the double opt-in link''s page. Grants the '
 'marketing consent and records it with the time and the hash of the confirmer''s IP. 200 {"status":"confirmed"}; '
