@@ -545,7 +545,8 @@ comment on function app_logic.boolean_field(jsonb, text) is 'A validated boolean
 
 -- A public POST is declared in one line: api.<p_function>(jsonb), as the owner (SECURITY
 -- DEFINER, pinned search_path), opens as every public POST does (app_logic.screen_request with
--- the action, the rule p_rule() and the checks hook p_checks), answers a refusal as it is (or
+-- the action, the rule p_rule() (or p_rule(body), for a body of two shapes, such as one item or
+-- a batch of them) and the checks hook p_checks), answers a refusal as it is (or
 -- through p_refusal, for an endpoint that answers in its own media type), and hands a body that
 -- passed to p_handler(body), which holds only the endpoint's own logic and returns its answer
 -- (the endpoint returns what the handler returns). The handler is not SECURITY DEFINER and no
@@ -568,7 +569,7 @@ declare
     p_body alias for $1;
     v_refusal jsonb;
 begin
-    v_refusal := app_logic.screen_request(%L, p_body, %s(), p_checks => %L);
+    v_refusal := app_logic.screen_request(%L, p_body, %s(%s), p_checks => %L);
     if v_refusal is not null then
         return %s;
     end if;
@@ -577,15 +578,16 @@ end
 $body$
 $template$,
         p_function, (select format_type(f.prorettype, null) from pg_proc as f where f.oid = p_handler),
-        p_action, p_rule, p_checks,
+        p_action, p_rule,
+        (select case when f.pronargs = 1 then 'p_body' else '' end from pg_proc as f where f.oid = p_rule), p_checks,
         case when p_refusal is null then 'v_refusal' else format('%s(v_refusal)', p_refusal) end,
         p_handler
     );
 end
 $$;
 comment on function app_logic.declare_post(text, text, regproc, regproc, regproc, regproc) is
-'Create api.<p_function>(jsonb), a public POST: screen_request(p_action, body, p_rule(), checks p_checks), '
-'then p_handler(body) for a body that passed.';
+'Create api.<p_function>(jsonb), a public POST: screen_request(p_action, body, p_rule() or p_rule(body), '
+'checks p_checks), then p_handler(body) for a body that passed.';
 
 -- An append-only table: p_guard (a trigger function that refuses, or lets its own maintenance
 -- through) runs before every UPDATE and DELETE row (<table>_append_only) and before TRUNCATE
@@ -621,7 +623,9 @@ comment on function app_logic.declare_append_only(regclass, regproc) is
 create function app_logic.query_string_body_rule() returns jsonb
 language sql immutable
 as $$
-    select '{"type": "object", "description": "Empty: the parameters are in the query string.", "additionalProperties": false}'::jsonb
+    select '{
+        "type": "object", "description": "Empty: the parameters are in the query string.", "additionalProperties": false
+    }'::jsonb
 $$;
 comment on function app_logic.query_string_body_rule() is 'Rule of the body of a query-string GET: an empty object.';
 
