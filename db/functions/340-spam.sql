@@ -40,9 +40,6 @@ begin
     return jsonb_build_object('formToken', v_payload || '.' || app_logic.spam_hmac('form:' || v_payload));
 end
 $$;
-comment on function app_logic.issue_form_token_handler(jsonb) is
-'What api.issue_form_token does with a body that passed its screening (app_logic.declare_post).';
-
 -- The body is nginx's {}: counted against the rate limit, then the query string must be empty.
 select app_logic.declare_post(
     'issue_form_token', 'form_token', 'app_logic.query_string_body_rule',
@@ -86,9 +83,6 @@ begin
     );
 end
 $$;
-comment on function app_logic.issue_challenge_handler(jsonb) is
-'What api.issue_challenge does with a body that passed its screening (app_logic.declare_post).';
-
 -- The body is nginx's {}: counted against the rate limit, then the query string must be empty.
 select app_logic.declare_post(
     'issue_challenge', 'challenge', 'app_logic.query_string_body_rule',
