@@ -155,10 +155,11 @@ $$;
 comment on function app_logic.no_query_parameters(jsonb) is
 'screen_request''s checks of a counted GET without parameters: a problem for each query parameter (the body is {}).';
 
--- The OpenAPI form of a query-string GET (api.<name>(jsonb) with a rule app_logic.<name>_rule()):
--- its parameters from the rule and its responses (JSON, or the media type its return domain
--- names); null for any other function. Used by app_logic.openapi_document.
-create function app_logic.openapi_query_operation(p_proc regprocedure) returns jsonb
+-- The OpenAPI form of a query-string GET (api.<name>(jsonb) with a rule function p_rule, its
+-- route's: app_logic.route_rule): its parameters from the rule and its responses (JSON, or the
+-- media type its return domain names); null for any other function. Used by
+-- app_logic.openapi_document.
+create function app_logic.openapi_query_operation(p_proc regprocedure, p_rule text) returns jsonb
 language plpgsql stable
 as $$
 declare
@@ -175,7 +176,7 @@ begin
     if v_name is null then
         return null;
     end if;
-    v_rule_fn := to_regprocedure(format('app_logic.%I()', v_name || '_rule'));
+    v_rule_fn := to_regprocedure(p_rule);
     if v_rule_fn is null then
         return null;
     end if;
@@ -209,5 +210,5 @@ begin
     );
 end
 $$;
-comment on function app_logic.openapi_query_operation(regprocedure) is
+comment on function app_logic.openapi_query_operation(regprocedure, text) is
 'The parameters and responses of a query-string GET endpoint for the OpenAPI document; null for other functions.';
