@@ -119,17 +119,16 @@ comment on function app_logic.screen_query(jsonb) is
 -- the screened parameters, as the owner (SECURITY DEFINER, pinned search_path).
 create function app_logic.declare_query_get(p_endpoint text, p_answer regproc, p_description text) returns void
 language plpgsql volatile
+-- Here a regproc prints schema-qualified (as in app_logic.declare_post): the body runs on the
+-- pinned search_path.
+set search_path = pg_catalog, pg_temp
 as $$
 begin
-    -- The answer by its schema-qualified name: the body runs on the pinned search_path.
     execute format(
         'create function api.%I(jsonb) returns jsonb language sql stable security definer '
         'set search_path = pg_catalog, app, pg_temp as $body$ '
         'select coalesce(q.refused, %s(q.params)) from app_logic.screen_query(app_logic.%I()) as q $body$',
-        p_endpoint,
-        (select format('%I.%I', n.nspname, f.proname) from pg_catalog.pg_proc as f
-            inner join pg_catalog.pg_namespace as n on f.pronamespace = n.oid where f.oid = p_answer),
-        p_endpoint || '_rule'
+        p_endpoint, p_answer, p_endpoint || '_rule'
     );
     execute format('comment on function api.%I(jsonb) is %L', p_endpoint, p_description);
 end
