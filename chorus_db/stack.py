@@ -41,6 +41,8 @@ from .cluster import port_is_free
 
 POSTGREST_CONF = config.DEPLOY_DIR / "postgrest" / "postgrest.conf"
 NGINX_TEMPLATE = config.DEPLOY_DIR / "nginx" / "api.conf.template"
+# The request checks the template's API locations include (request_checks.conf, beside it).
+NGINX_REQUEST_CHECKS = config.DEPLOY_DIR / "nginx" / "request_checks.conf"
 # The container's main nginx config; the local one takes its worker and connection sizing.
 NGINX_MAIN = config.DEPLOY_DIR / "nginx" / "nginx.conf"
 # The only placeholders of the template; every other "$word" is an nginx variable.
@@ -563,18 +565,19 @@ def start_live_relay(cfg: StackConfig) -> tuple[Service, bool]:
 
 
 def render_nginx(cfg: StackConfig, routes: tuple | None = None) -> Path:
-    """Write run_dir/nginx/{api.conf,chorus/routes.conf,nginx.conf} (the routes of db/routes.toml
-    unless given); returns the main config's path."""
+    """Write run_dir/nginx/{api.conf,chorus/routes.conf,request_checks.conf,nginx.conf} (the routes
+    of db/routes.toml unless given); returns the main config's path."""
     from . import routes as routes_module
 
     nginx_dir = cfg.nginx_dir
     (nginx_dir / "temp").mkdir(parents=True, exist_ok=True)
-    # The template includes chorus/routes.conf, relative to the main config's directory (here
-    # nginx_dir, in the container /etc/nginx).
+    # The template includes chorus/routes.conf and request_checks.conf, relative to the main
+    # config's directory (here nginx_dir, in the container /etc/nginx).
     (nginx_dir / "chorus").mkdir(exist_ok=True)
     (nginx_dir / "chorus" / "routes.conf").write_text(
         routes_module.nginx_routes_conf(routes or cfg.nginx_routes or routes_module.ROUTES)
     )
+    (nginx_dir / NGINX_REQUEST_CHECKS.name).write_text(NGINX_REQUEST_CHECKS.read_text())
     api_conf = nginx_dir / "api.conf"
     api_conf.write_text(
         render_template(

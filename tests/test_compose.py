@@ -110,9 +110,15 @@ def test_nginx_uses_the_same_template_and_main_config_with_only_the_upstream_and
     nginx = doc["services"]["nginx"]
     assert nginx["image"].startswith("nginx:1.27")
     mount = "./deploy/nginx/api.conf.template:/etc/nginx/templates/api.conf.template:ro"
-    # The template includes chorus/routes.conf (relative to /etc/nginx): the build step's rendering.
-    assert nginx["volumes"][:3] == [mount, "./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro", "nginx-routes:/etc/nginx/chorus:ro"]
+    # The template includes chorus/routes.conf (relative to /etc/nginx): the build step's rendering;
+    # and request_checks.conf there, the file the local stack copies beside its rendering.
+    checks = "./deploy/nginx/request_checks.conf:/etc/nginx/request_checks.conf:ro"
+    assert nginx["volumes"][:4] == [
+        mount, "./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro", "nginx-routes:/etc/nginx/chorus:ro", checks
+    ]
     assert (ROOT / mount.split(":")[0]).resolve() == stack.NGINX_TEMPLATE
+    assert (ROOT / checks.split(":")[0]).resolve() == stack.NGINX_REQUEST_CHECKS
+    assert "include request_checks.conf;" in TEMPLATE
     assert "nginx-routes:/nginx-routes" in doc["services"]["migrate"]["volumes"]
     assert "python -m chorus_db.routes nginx /nginx-routes/routes.conf" in " ".join(doc["services"]["migrate"]["command"])
     env = nginx["environment"]

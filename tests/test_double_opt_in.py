@@ -139,7 +139,10 @@ def test_the_confirm_link_grants_marketing_consent_and_records_time_and_confirme
         headers={"Accept": "application/json"},
     )
     assert answer.status == 200, answer.body
-    assert answer.json()["status"] == "confirmed"
+    assert answer.json() == {
+        "status": "confirmed", "marketingConsent": True,
+        "message": "Thank you: you will receive news about CHORUS. Every message has a link to stop them.",
+    }
     assert db.execute("select marketing_consent from app.leads").fetchone()[0] is True
     ip_hash = db.execute("select app_logic.pseudonym('198.51.100.7')").fetchone()[0]
     last = db.execute(

@@ -76,7 +76,9 @@ def test_a_submission_s_mail_link_confirms_and_its_unsubscribe_withdraws(http, t
     one_click = http.fresh_client().post(
         path, data="List-Unsubscribe=One-Click", headers={"Content-Type": "application/x-www-form-urlencoded"}
     )
-    assert one_click.status_code == 200 and one_click.json()["status"] == "withdrawn"
+    assert one_click.status_code == 200 and one_click.json() == {
+        "status": "withdrawn", "marketingConsent": False, "message": "You will receive no more news from CHORUS."
+    }
     assert http.sql("select marketing_consent from app.leads where email = %s", (address,)) == [(False,)]
     assert audit_tail(http, address)[-1][:2] == (False, "unsubscribe_link")
 

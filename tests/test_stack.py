@@ -5,6 +5,7 @@ what nginx forwards (through a recorder standing where PostgREST would), and `in
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import shutil
@@ -106,6 +107,7 @@ def test_nginx_accepts_the_rendered_local_config(nginx_rendered):
     assert proc.returncode == 0, proc.stderr
     assert f"include {cfg.nginx_dir / 'api.conf'};" in main.read_text()
     assert (cfg.nginx_dir / "chorus" / "routes.conf").read_text() == nginx_routes_conf()
+    assert (cfg.nginx_dir / "request_checks.conf").read_text() == stack.NGINX_REQUEST_CHECKS.read_text()
 
 
 # -- what nginx forwards: a recorder stands where PostgREST would ----------------------------
@@ -301,6 +303,30 @@ def test_paths_outside_the_route_table_are_404_and_never_reach_postgrest(capture
             "code": "CHN01", "message": "There is no endpoint at this path.", "details": None,
             "hint": "GET /api/ lists the endpoints.",
         }
+    assert len(upstream.seen) == before
+
+
+# location /, the mail links and the live streams include the same request checks
+# (deploy/nginx/request_checks.conf): each answers them itself, before anything reaches PostgREST.
+@pytest.mark.parametrize("method, path", [("POST", "/api/leads"), ("POST", "/api/consent/confirm"),
+                                          ("GET", "/api/live/brand-metrics")])
+@pytest.mark.parametrize("request_, status, code", [
+    ({"body": iter([b"{}"]), "headers": {}}, 411, "CHP05"),
+    ({"body": b"{}", "headers": {"User-Agent": "a\x01b"}}, 400, "CHP08"),
+    ({"query": "?token=%ff", "body": b"{}", "headers": {}}, 400, "CHP09"),
+])
+def test_every_api_location_makes_the_shared_request_checks(capture, method, path, request_, status, code):
+    base, upstream = capture
+    before = len(upstream.seen)
+    conn = http.client.HTTPConnection(base.split("//")[1], timeout=5)
+    body = request_["body"]
+    headers = {"Content-Type": "application/json", **request_["headers"]}
+    conn.request(method, path + request_.get("query", ""), body=body, headers=headers,
+                 encode_chunked=not isinstance(body, bytes))
+    response = conn.getresponse()
+    answer = response.read()
+    conn.close()
+    assert (response.status, json.loads(answer)["code"]) == (status, code)
     assert len(upstream.seen) == before
 
 

@@ -543,7 +543,91 @@ as $$
 $$;
 comment on function app_logic.boolean_field(jsonb, text) is 'A validated boolean field; null when absent or JSON null.';
 
+-- A public POST is declared in one line: api.<p_function>(jsonb), as the owner (SECURITY
+-- DEFINER, pinned search_path), opens as every public POST does (app_logic.screen_request with
+-- the action, the rule p_rule() (or p_rule(body), for a body of two shapes, such as one item or
+-- a batch of them) and the checks hook p_checks), answers a refusal as it is (or
+-- through p_refusal, for an endpoint that answers in its own media type), and hands a body that
+-- passed to p_handler(body), which holds only the endpoint's own logic and returns its answer
+-- (the endpoint returns what the handler returns). The handler is not SECURITY DEFINER and no
+-- web role may call it: it runs only as the endpoint, on the endpoint's search_path.
+create function app_logic.declare_post(
+    p_function text, p_action text, p_rule regproc, p_handler regproc, p_checks regproc default null,
+    p_refusal regproc default null
+) returns void
+language plpgsql volatile
+-- Here a regproc prints schema-qualified: the generated body names every function so.
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    execute format($template$
+create function api.%I(jsonb) returns %s
+language plpgsql volatile security definer
+set search_path = pg_catalog, app, pg_temp
+as $body$
+declare
+    p_body alias for $1;
+    v_refusal jsonb;
+begin
+    v_refusal := app_logic.screen_request(%L, p_body, %s(%s), p_checks => %L);
+    if v_refusal is not null then
+        return %s;
+    end if;
+    return %s(p_body);
+end
+$body$
+$template$,
+        p_function, (select format_type(f.prorettype, null) from pg_proc as f where f.oid = p_handler),
+        p_action, p_rule,
+        (select case when f.pronargs = 1 then 'p_body' else '' end from pg_proc as f where f.oid = p_rule), p_checks,
+        case when p_refusal is null then 'v_refusal' else format('%s(v_refusal)', p_refusal) end,
+        p_handler
+    );
+end
+$$;
+comment on function app_logic.declare_post(text, text, regproc, regproc, regproc, regproc) is
+'Create api.<p_function>(jsonb), a public POST: screen_request(p_action, body, p_rule() or p_rule(body), '
+'checks p_checks), then p_handler(body) for a body that passed.';
+
+-- An append-only table: p_guard (a trigger function that refuses, or lets its own maintenance
+-- through) runs before every UPDATE and DELETE row (<table>_append_only) and before TRUNCATE
+-- (<table>_no_truncate). ENABLE ALWAYS: the guard fires even with session_replication_role =
+-- replica, the switch a superuser would otherwise use to silence ordinary triggers.
+create function app_logic.declare_append_only(p_table regclass, p_guard regproc) returns void
+language plpgsql volatile
+-- Here a regclass and a regproc print schema-qualified.
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_name text := (select c.relname from pg_class as c where c.oid = p_table);
+begin
+    execute format(
+        'create trigger %I before update or delete on %s for each row execute function %s()',
+        v_name || '_append_only', p_table, p_guard
+    );
+    execute format(
+        'create trigger %I before truncate on %s for each statement execute function %s()',
+        v_name || '_no_truncate', p_table, p_guard
+    );
+    execute format('alter table %s enable always trigger %I', p_table, v_name || '_append_only');
+    execute format('alter table %s enable always trigger %I', p_table, v_name || '_no_truncate');
+end
+$$;
+comment on function app_logic.declare_append_only(regclass, regproc) is
+'Guard a table with p_guard before every UPDATE, DELETE and TRUNCATE, enabled ALWAYS (even for replica sessions).';
+
 -- Rules of fields several endpoints share ------------------------------------------------
+
+-- The body nginx sends with a query-string GET (db/functions/201-query-strings.sql): {} (a
+-- client cannot send one through nginx).
+create function app_logic.query_string_body_rule() returns jsonb
+language sql immutable
+as $$
+    select '{
+        "type": "object", "description": "Empty: the parameters are in the query string.", "additionalProperties": false
+    }'::jsonb
+$$;
+comment on function app_logic.query_string_body_rule() is 'Rule of the body of a query-string GET: an empty object.';
 
 create function app_logic.session_id_rule() returns jsonb
 language sql immutable

@@ -411,22 +411,12 @@ $$;
 comment on function app_logic.add_lead_interaction_checks(jsonb) is
 'Problems of a POST /api/lead-interactions body the rule passed: an unknown leadId, a note without text.';
 
-create function api.add_lead_interaction(jsonb) returns jsonb
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
+create function app_logic.add_lead_interaction_handler(p_body jsonb) returns jsonb
+language plpgsql volatile
 as $$
 declare
-    p_body alias for $1;
-    v_refusal jsonb;
     v_id bigint;
 begin
-    -- No rate-limit rule is seeded for this action; an operator may add one.
-    v_refusal := app_logic.screen_request(
-        'lead_interactions', p_body, app_logic.add_lead_interaction_rule(), null, 'app_logic.add_lead_interaction_checks'
-    );
-    if v_refusal is not null then
-        return v_refusal;
-    end if;
     insert into app.lead_interactions (lead_id, kind, note, api_key_id, created_at)
     values (
         (p_body ->> 'leadId')::uuid, p_body ->> 'kind', app_logic.text_field(p_body, 'note'),
@@ -436,6 +426,14 @@ begin
     return app_logic.respond(201, jsonb_build_object('status', 'recorded', 'id', v_id));
 end
 $$;
+comment on function app_logic.add_lead_interaction_handler(jsonb) is
+'What api.add_lead_interaction does with a body that passed its screening (app_logic.declare_post).';
+
+-- No rate-limit rule is seeded for this action; an operator may add one.
+select app_logic.declare_post(
+    'add_lead_interaction', 'lead_interactions', 'app_logic.add_lead_interaction_rule',
+    'app_logic.add_lead_interaction_handler', 'app_logic.add_lead_interaction_checks'
+);
 comment on function api.add_lead_interaction(jsonb) is
 'POST /api/lead-interactions (admin key): add a note, call, email, meeting or status change to a lead. '
 '201 {"status":"recorded","id":...}; 400 naming the invalid fields (an unknown leadId included).';

@@ -123,18 +123,7 @@ begin
 end
 $$;
 
-create trigger consent_audit_append_only
-before update or delete on app.consent_audit
-for each row execute function app_logic.tg_consent_audit__refuse_change();
-
-create trigger consent_audit_no_truncate
-before truncate on app.consent_audit
-for each statement execute function app_logic.tg_consent_audit__refuse_change();
-
--- ENABLE ALWAYS: the guard fires even with session_replication_role = replica, the switch a
--- superuser would otherwise use to silence ordinary triggers.
-alter table app.consent_audit enable always trigger consent_audit_append_only;
-alter table app.consent_audit enable always trigger consent_audit_no_truncate;
+select app_logic.declare_append_only('app.consent_audit', 'app_logic.tg_consent_audit__refuse_change');
 
 -- True when every row of the subject's chain carries the hash its content and predecessor
 -- give, with no gap in seq: what an auditor runs to check that nothing was altered.

@@ -92,14 +92,11 @@ comment on function app_logic.save_accessibility_preferences_rule() is
 
 -- One row per session. A field left out of a later post keeps its stored value, so a client
 -- may send only what changed; the first post fills the defaults.
-create function api.save_accessibility_preferences(jsonb) returns jsonb
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
+create function app_logic.save_accessibility_preferences_handler(p_body jsonb) returns jsonb
+language plpgsql volatile
 as $$
 declare
-    p_body alias for $1;
-    v_refusal jsonb;
-    v_session text;
+    v_session text := app_logic.text_field(p_body, 'sessionId');
     v_now timestamptz := app_logic.now();
     v_dark boolean;
     v_motion boolean;
@@ -109,11 +106,6 @@ declare
     v_switches integer;
     v_duration integer;
 begin
-    v_refusal := app_logic.screen_request('accessibility_preferences', p_body, app_logic.save_accessibility_preferences_rule());
-    if v_refusal is not null then
-        return v_refusal;
-    end if;
-    v_session := app_logic.text_field(p_body, 'sessionId');
     v_dark := app_logic.boolean_field(p_body, 'darkModePreference');
     v_motion := app_logic.boolean_field(p_body, 'reducedMotion');
     v_contrast := app_logic.boolean_field(p_body, 'highContrast');
@@ -152,6 +144,13 @@ begin
     return app_logic.respond(200, jsonb_build_object('status', 'updated'));
 end
 $$;
+comment on function app_logic.save_accessibility_preferences_handler(jsonb) is
+'What POST /api/accessibility-preferences does with a body that passed: insert or update the session''s row.';
+
+select app_logic.declare_post(
+    'save_accessibility_preferences', 'accessibility_preferences', 'app_logic.save_accessibility_preferences_rule',
+    'app_logic.save_accessibility_preferences_handler'
+);
 comment on function api.save_accessibility_preferences(jsonb) is
 'POST /api/accessibility-preferences: store a session''s accessibility preferences. '
 '201 {"status":"created"} for a new session, 200 {"status":"updated"} when the session '
@@ -218,20 +217,12 @@ comment on function app_logic.record_brand_engagement_rule() is
 'Validation rule (and OpenAPI schema) of POST /api/brand-engagement.';
 
 -- Every post is a row: a session may report several snapshots (the analytics count sessions).
-create function api.record_brand_engagement(jsonb) returns jsonb
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
+create function app_logic.record_brand_engagement_handler(p_body jsonb) returns jsonb
+language plpgsql volatile
 as $$
 declare
-    p_body alias for $1;
-    v_refusal jsonb;
-    v_session text;
+    v_session text := app_logic.text_field(p_body, 'sessionId');
 begin
-    v_refusal := app_logic.screen_request('brand_engagement', p_body, app_logic.record_brand_engagement_rule());
-    if v_refusal is not null then
-        return v_refusal;
-    end if;
-    v_session := app_logic.text_field(p_body, 'sessionId');
     perform app_logic.lock_session(v_session);
     insert into app.brand_engagement (
         session_id, lead_id, logo_interactions, logo_accessibility_theme_changes, scroll_depth_percentage,
@@ -253,6 +244,13 @@ begin
     return app_logic.respond(201, jsonb_build_object('status', 'recorded'));
 end
 $$;
+comment on function app_logic.record_brand_engagement_handler(jsonb) is
+'What POST /api/brand-engagement does with a body that passed: store it as one more row of the session.';
+
+select app_logic.declare_post(
+    'record_brand_engagement', 'brand_engagement', 'app_logic.record_brand_engagement_rule',
+    'app_logic.record_brand_engagement_handler'
+);
 comment on function api.record_brand_engagement(jsonb) is
 'POST /api/brand-engagement: record what a session did with the logo, sections and CTAs. '
 '201 {"status":"recorded"}; 400 naming every invalid field; 429 over the rate limit '

@@ -321,19 +321,12 @@ as $$
 $$;
 comment on function app_logic.no_such_person(text) is 'Answer 404 CHG01: nothing is held for that email.';
 
-create function api.export_personal_data(jsonb) returns jsonb
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
+create function app_logic.export_personal_data_handler(p_body jsonb) returns jsonb
+language plpgsql volatile
 as $$
 declare
-    p_body alias for $1;
-    v_refusal jsonb;
     v_document jsonb;
 begin
-    v_refusal := app_logic.screen_request('gdpr', p_body, app_logic.export_personal_data_rule());
-    if v_refusal is not null then
-        return v_refusal;
-    end if;
     v_document := app_logic.export_personal_data(app_logic.text_field(p_body, 'email'));
     if v_document is null then
         return app_logic.no_such_person('No personal data is held for that email address.');
@@ -341,48 +334,45 @@ begin
     return app_logic.respond(200, v_document);
 end
 $$;
+comment on function app_logic.export_personal_data_handler(jsonb) is
+'What api.export_personal_data does with a body that passed its screening (app_logic.declare_post).';
+
+select app_logic.declare_post(
+    'export_personal_data', 'gdpr', 'app_logic.export_personal_data_rule', 'app_logic.export_personal_data_handler'
+);
 comment on function api.export_personal_data(jsonb) is
 'POST /api/gdpr/export (admin key): everything held about the person with that email as one JSON document: '
 'lead, leadInteractions, accessibilityPreferences, brandEngagement, pageViews (of the lead''s sessions), '
 'consentAudit (their pseudonymous rows) and rateLimitCounters. 404 CHG01 when nothing is held.';
 
-create function api.erase_personal_data(jsonb) returns jsonb
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
+create function app_logic.erase_personal_data_handler(p_body jsonb) returns jsonb
+language plpgsql volatile
 as $$
-declare
-    p_body alias for $1;
-    v_refusal jsonb;
 begin
-    v_refusal := app_logic.screen_request('gdpr', p_body, app_logic.erase_personal_data_rule());
-    if v_refusal is not null then
-        return v_refusal;
-    end if;
     return app_logic.respond(200, jsonb_build_object(
         'status', 'erased',
         'removed', app_logic.erase_personal_data(app_logic.text_field(p_body, 'email'), 'gdpr_endpoint')
     ));
 end
 $$;
+comment on function app_logic.erase_personal_data_handler(jsonb) is
+'What api.erase_personal_data does with a body that passed its screening (app_logic.declare_post).';
+
+select app_logic.declare_post(
+    'erase_personal_data', 'gdpr', 'app_logic.erase_personal_data_rule', 'app_logic.erase_personal_data_handler'
+);
 comment on function api.erase_personal_data(jsonb) is
 'POST /api/gdpr/erase (admin key): removes the personal data of the person with that email everywhere '
 '(lead, interactions, linked preferences and engagement, page views of their sessions, email rate-limit counters) '
 'and appends an erasure record to the pseudonymous consent audit. 200 {"status":"erased","removed":{...counts}}, '
 'also for an address on which nothing is held (all counts 0): erasure is idempotent.';
 
-create function api.record_consent(jsonb) returns jsonb
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
+create function app_logic.record_consent_handler(p_body jsonb) returns jsonb
+language plpgsql volatile
 as $$
 declare
-    p_body alias for $1;
-    v_refusal jsonb;
     v_marketing boolean;
 begin
-    v_refusal := app_logic.screen_request('gdpr', p_body, app_logic.record_consent_rule());
-    if v_refusal is not null then
-        return v_refusal;
-    end if;
     v_marketing := (p_body ->> 'marketingConsent')::boolean;
     if not app_logic.record_consent(app_logic.text_field(p_body, 'email'), v_marketing, 'gdpr_endpoint') then
         return app_logic.no_such_person('No lead with that email address exists.');
@@ -390,6 +380,12 @@ begin
     return app_logic.respond(201, jsonb_build_object('status', 'recorded', 'marketingConsent', v_marketing));
 end
 $$;
+comment on function app_logic.record_consent_handler(jsonb) is
+'What api.record_consent does with a body that passed its screening (app_logic.declare_post).';
+
+select app_logic.declare_post(
+    'record_consent', 'gdpr', 'app_logic.record_consent_rule', 'app_logic.record_consent_handler'
+);
 comment on function api.record_consent(jsonb) is
 'POST /api/gdpr/consent (admin key): sets the marketing consent of the lead with that email and appends it '
 'to the consent audit (source gdpr_endpoint). 201 {"status":"recorded"}; 404 CHG01 when no lead has that email.';

@@ -225,23 +225,16 @@ $$;
 comment on function app_logic.ab_test_problems(jsonb) is
 'Problems of a valid-shaped test body the rule cannot express (variant count, weights, names, times).';
 
-create function api.create_ab_test(jsonb) returns jsonb
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
+create function app_logic.create_ab_test_handler(p_body jsonb) returns jsonb
+language plpgsql volatile
 as $$
 declare
-    p_body alias for $1;
-    v_refusal jsonb;
     v_problems jsonb;
     v_now timestamptz := app_logic.now();
     v_test app.ab_tests;
     v_name text;
     v_created boolean := false;
 begin
-    v_refusal := app_logic.screen_request('ab_tests', p_body, app_logic.create_ab_test_rule());
-    if v_refusal is not null then
-        return v_refusal;
-    end if;
     v_problems := app_logic.ab_test_problems(p_body);
     if jsonb_array_length(v_problems) > 0 then
         return app_logic.reject_invalid(v_problems);
@@ -282,6 +275,12 @@ begin
     );
 end
 $$;
+comment on function app_logic.create_ab_test_handler(jsonb) is
+'What api.create_ab_test does with a body that passed its screening (app_logic.declare_post).';
+
+select app_logic.declare_post(
+    'create_ab_test', 'ab_tests', 'app_logic.create_ab_test_rule', 'app_logic.create_ab_test_handler'
+);
 comment on function api.create_ab_test(jsonb) is
 'POST /api/ab-tests (admin key): create an A/B test, 201 {"status":"created","test":name}; the same name '
 'again before it starts replaces it (200 "updated"); once started 409 CHE02. 400 naming every invalid field.';
@@ -312,19 +311,12 @@ as $$
 $$;
 comment on function app_logic.no_such_ab_test(text) is 'Answer 404 CHE01: no running test of that name.';
 
-create function api.stop_ab_test(jsonb) returns jsonb
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
+create function app_logic.stop_ab_test_handler(p_body jsonb) returns jsonb
+language plpgsql volatile
 as $$
 declare
-    p_body alias for $1;
-    v_refusal jsonb;
     v_test app.ab_tests;
 begin
-    v_refusal := app_logic.screen_request('ab_tests', p_body, app_logic.stop_ab_test_rule());
-    if v_refusal is not null then
-        return v_refusal;
-    end if;
     update app.ab_tests as t set stopped_at = coalesce(t.stopped_at, app_logic.now()), updated_at = app_logic.now()
     where t.name = p_body ->> 'name'
     returning * into v_test;
@@ -336,6 +328,12 @@ begin
     return app_logic.respond(200, jsonb_build_object('status', 'stopped', 'test', v_test.name, 'stoppedAt', v_test.stopped_at));
 end
 $$;
+comment on function app_logic.stop_ab_test_handler(jsonb) is
+'What api.stop_ab_test does with a body that passed its screening (app_logic.declare_post).';
+
+select app_logic.declare_post(
+    'stop_ab_test', 'ab_tests', 'app_logic.stop_ab_test_rule', 'app_logic.stop_ab_test_handler'
+);
 comment on function api.stop_ab_test(jsonb) is
 'POST /api/ab-tests/stop (admin key): stop a test (idempotent): 200 {"status":"stopped","test","stoppedAt"}; 404 CHE01 unknown.';
 
@@ -359,13 +357,10 @@ comment on function app_logic.assign_ab_test_rule() is
 'Query-parameter rule (and OpenAPI parameters) of GET /api/ab-tests/assignment.';
 
 -- GET, but it writes the exposure: nginx sends it to PostgREST as a POST (a GET runs read-only).
-create function api.assign_ab_test(jsonb) returns jsonb
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
+create function app_logic.assign_ab_test_handler(p_body jsonb) returns jsonb
+language plpgsql volatile
 as $$
 declare
-    p_body alias for $1;
-    v_refusal jsonb;
     v_query record;
     v_now timestamptz := app_logic.now();
     v_test app.ab_tests;
@@ -373,11 +368,6 @@ declare
     v_position integer;
     v_variant app.ab_test_variants;
 begin
-    -- The body is nginx's {} (the parameters are in the query string): counted, and checked empty.
-    v_refusal := app_logic.screen_request('ab_test_assignment', p_body, app_logic.query_string_body_rule());
-    if v_refusal is not null then
-        return v_refusal;
-    end if;
     select q.* into v_query from app_logic.screen_query(app_logic.assign_ab_test_rule()) as q;
     if v_query.refused is not null then
         return v_query.refused;
@@ -400,6 +390,13 @@ begin
     return app_logic.respond(200, jsonb_build_object('test', v_test.name, 'variant', v_variant.name, 'design', v_variant.design));
 end
 $$;
+comment on function app_logic.assign_ab_test_handler(jsonb) is
+'What api.assign_ab_test does with a body that passed its screening (app_logic.declare_post).';
+
+-- The body is nginx's {} (the parameters are in the query string): counted, and checked empty.
+select app_logic.declare_post(
+    'assign_ab_test', 'ab_test_assignment', 'app_logic.query_string_body_rule', 'app_logic.assign_ab_test_handler'
+);
 comment on function api.assign_ab_test(jsonb) is
 'GET /api/ab-tests/assignment?test=NAME&sessionId=S: the variant the session sees, {"test","variant","design"}, '
 'the same every time and in proportion to the weights; the first answer is recorded as the session''s exposure. '
@@ -428,22 +425,15 @@ $$;
 comment on function app_logic.record_ab_test_conversion_rule() is
 'Validation rule (and OpenAPI schema) of POST /api/ab-tests/conversions.';
 
-create function api.record_ab_test_conversion(jsonb) returns jsonb
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
+create function app_logic.record_ab_test_conversion_handler(p_body jsonb) returns jsonb
+language plpgsql volatile
 as $$
 declare
-    p_body alias for $1;
-    v_refusal jsonb;
     v_now timestamptz := app_logic.now();
     v_test app.ab_tests;
     v_session text;
     v_recorded boolean;
 begin
-    v_refusal := app_logic.screen_request('ab_test_conversions', p_body, app_logic.record_ab_test_conversion_rule());
-    if v_refusal is not null then
-        return v_refusal;
-    end if;
     if p_body ->> 'kind' = 'lead' then
         return app_logic.reject_invalid(app_logic.problem(
             'kind', 'kind lead is recorded when a lead is submitted with this sessionId, not through this endpoint.'
@@ -471,6 +461,13 @@ begin
     return app_logic.respond(200, jsonb_build_object('status', 'already recorded'));
 end
 $$;
+comment on function app_logic.record_ab_test_conversion_handler(jsonb) is
+'What api.record_ab_test_conversion does with a body that passed its screening (app_logic.declare_post).';
+
+select app_logic.declare_post(
+    'record_ab_test_conversion', 'ab_test_conversions', 'app_logic.record_ab_test_conversion_rule',
+    'app_logic.record_ab_test_conversion_handler'
+);
 comment on function api.record_ab_test_conversion(jsonb) is
 'POST /api/ab-tests/conversions: a conversion of an exposed session, 201 {"status":"recorded"}, or 200 '
 '{"status":"already recorded"} for the same session and kind; 409 CHE03 for a session never shown the test; '

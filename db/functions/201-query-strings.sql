@@ -5,14 +5,6 @@
 -- PostgREST itself would turn each parameter into a function argument and answer an unknown
 -- one with 404 (PGRST202). The parameters are then checked by the same rule objects as bodies.
 
--- The body nginx sends with a query-string GET: {} (a client cannot send one through nginx).
-create function app_logic.query_string_body_rule() returns jsonb
-language sql immutable
-as $$
-    select '{"type": "object", "description": "Empty: the parameters are in the query string.", "additionalProperties": false}'::jsonb
-$$;
-comment on function app_logic.query_string_body_rule() is 'Rule of the body of a query-string GET: an empty object.';
-
 -- Percent-decoding (and + as a space, as HTML forms send it); null when the bytes are not
 -- UTF-8 or hold a NUL, which no text value may.
 create function app_logic.url_decode(p_text text) returns text

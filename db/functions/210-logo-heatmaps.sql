@@ -53,19 +53,12 @@ as $$
 $$;
 comment on function app_logic.record_logo_heatmap_rule() is 'Validation rule (and OpenAPI schema) of POST /api/logo-heatmaps.';
 
-create function api.record_logo_heatmap(jsonb) returns jsonb
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
+create function app_logic.record_logo_heatmap_handler(p_body jsonb) returns jsonb
+language plpgsql volatile
 as $$
 declare
-    p_body alias for $1;
-    v_refusal jsonb;
     v_count integer;
 begin
-    v_refusal := app_logic.screen_request('logo_heatmaps', p_body, app_logic.record_logo_heatmap_rule());
-    if v_refusal is not null then
-        return v_refusal;
-    end if;
     v_count := jsonb_array_length(p_body -> 'points');
     if v_count = 0 then
         return app_logic.reject_invalid(app_logic.problem('points', 'points must have at least 1 item.'));
@@ -82,6 +75,13 @@ begin
     return app_logic.respond(201, jsonb_build_object('status', 'recorded', 'points', v_count));
 end
 $$;
+comment on function app_logic.record_logo_heatmap_handler(jsonb) is
+'What api.record_logo_heatmap does with a body that passed its screening (app_logic.declare_post).';
+
+select app_logic.declare_post(
+    'record_logo_heatmap', 'logo_heatmaps', 'app_logic.record_logo_heatmap_rule',
+    'app_logic.record_logo_heatmap_handler'
+);
 comment on function api.record_logo_heatmap(jsonb) is
 'POST /api/logo-heatmaps: record 1 to 500 points of interaction with the logo, 201 {"status":"recorded","points":n}; '
 '400 naming every invalid field; 429 over the rate limit (60 per client IP per minute by default).';

@@ -71,24 +71,26 @@ $$;
 comment on function app_logic.performance_benchmark_batch_rule() is
 'Validation rule of a batch {"runs": [...]} of benchmark runs.';
 
-create function api.record_performance_benchmarks(jsonb) returns jsonb
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
+-- The rule a body is screened with: a batch's, or one run's. A bare JSON array is refused by
+-- the rule ("must be a JSON object"): a batch is {"runs": [...]}.
+create function app_logic.performance_benchmark_rule_of(p_body jsonb) returns jsonb
+language sql immutable
+as $$
+    select case
+        when jsonb_typeof(p_body) = 'object' and p_body ? 'runs' then app_logic.performance_benchmark_batch_rule()
+        else app_logic.performance_benchmark_rule()
+    end
+$$;
+comment on function app_logic.performance_benchmark_rule_of(jsonb) is
+'The rule of a POST /api/performance-benchmarks body: the batch rule for {"runs": [...]}, else one run''s.';
+
+create function app_logic.record_performance_benchmarks_handler(p_body jsonb) returns jsonb
+language plpgsql volatile
 as $$
 declare
-    p_body alias for $1;
-    v_refusal jsonb;
-    v_batch boolean := jsonb_typeof(p_body) = 'object' and p_body ? 'runs';
+    v_batch boolean := p_body ? 'runs';
     v_runs jsonb;
 begin
-    -- A bare JSON array is refused by the rule ("must be a JSON object"): a batch is {"runs": [...]}.
-    v_refusal := app_logic.screen_request(
-        'performance_benchmarks', p_body,
-        case when v_batch then app_logic.performance_benchmark_batch_rule() else app_logic.performance_benchmark_rule() end
-    );
-    if v_refusal is not null then
-        return v_refusal;
-    end if;
     if v_batch and jsonb_array_length(p_body -> 'runs') = 0 then
         return app_logic.reject_invalid(app_logic.problem('runs', 'runs must have at least 1 item.'));
     end if;
@@ -114,6 +116,13 @@ begin
     return app_logic.respond(201, jsonb_build_object('status', 'recorded', 'count', jsonb_array_length(v_runs)));
 end
 $$;
+comment on function app_logic.record_performance_benchmarks_handler(jsonb) is
+'What api.record_performance_benchmarks does with a body that passed its screening (app_logic.declare_post).';
+
+select app_logic.declare_post(
+    'record_performance_benchmarks', 'performance_benchmarks', 'app_logic.performance_benchmark_rule_of',
+    'app_logic.record_performance_benchmarks_handler'
+);
 comment on function api.record_performance_benchmarks(jsonb) is
 'POST /api/performance-benchmarks (admin key): store one Lighthouse run, or a batch {"runs": [...]} of up to 100 '
 '(all or none): 201 {"status":"recorded","count":n}; 400 naming every invalid field (runs[i].field in a batch).';

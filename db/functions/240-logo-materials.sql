@@ -66,19 +66,12 @@ $$;
 comment on function app_logic.logo_materials_document(text) is
 'The logo material of a theme ({theme, material, updatedAt}), or of every theme ({materials: [...]}).';
 
-create function api.update_logo_material(jsonb) returns jsonb
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
+create function app_logic.update_logo_material_handler(p_body jsonb) returns jsonb
+language plpgsql volatile
 as $$
 declare
-    p_body alias for $1;
-    v_refusal jsonb;
     v_material jsonb;
 begin
-    v_refusal := app_logic.screen_request('logo_materials', p_body, app_logic.update_logo_material_rule());
-    if v_refusal is not null then
-        return v_refusal;
-    end if;
     update app.logo_materials as m set
         material = m.material || jsonb_strip_nulls(p_body -> 'material'),
         updated_at = app_logic.now(),
@@ -90,6 +83,13 @@ begin
     ));
 end
 $$;
+comment on function app_logic.update_logo_material_handler(jsonb) is
+'What api.update_logo_material does with a body that passed its screening (app_logic.declare_post).';
+
+select app_logic.declare_post(
+    'update_logo_material', 'logo_materials', 'app_logic.update_logo_material_rule',
+    'app_logic.update_logo_material_handler'
+);
 comment on function api.update_logo_material(jsonb) is
 'POST /api/logo-materials (admin key): change settings of one theme''s logo material (the others are kept): '
 '200 {"status":"updated","theme","material"}; 400 naming every invalid field. Caches see it within max-age.';

@@ -313,6 +313,27 @@ $$;
 comment on function app_logic.consent_link_token(jsonb, text) is
 'The consent token a link carries, for one purpose (confirm, withdraw), locked; null columns when unknown.';
 
+-- A withdraw link works for good, a confirm link once and until it expires (the test of the
+-- POSTs and of the page a GET shows).
+create function app_logic.link_works(p_token app.consent_tokens) returns boolean
+language sql stable
+as $$
+    select p_token.token_hash is not null and (
+        p_token.purpose = 'withdraw' or (p_token.used_at is null and coalesce(p_token.expires_at > app_logic.now(), true))
+    )
+$$;
+comment on function app_logic.link_works(app.consent_tokens) is
+'Whether a consent link''s token still works: issued, and for a confirm link unused and unexpired.';
+
+-- The lead of a link that works, locked until the answer commits; null columns when it does not.
+create function app_logic.link_lead(p_token app.consent_tokens) returns app.leads
+language sql volatile
+as $$
+    select l.* from app.leads as l where app_logic.link_works(p_token) and l.id = p_token.lead_id for update
+$$;
+comment on function app_logic.link_lead(app.consent_tokens) is
+'The lead a working consent link belongs to, locked; null columns when the link does not work.';
+
 -- A marketing consent given or withdrawn through a link: the lead, its CRM history and the
 -- consent audit (with the hash of the address that opened the link and its user agent).
 create function app_logic.record_link_consent(
@@ -336,87 +357,94 @@ $$;
 comment on function app_logic.record_link_consent(app.leads, boolean, text, text, jsonb, timestamptz) is
 'Set a lead''s marketing consent from a confirm or withdraw link: the lead, a CRM note, the consent audit.';
 
-create function api.confirm_consent(jsonb) returns api."*/*"
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
+-- A link refused before its token is read (over the rate limit, or not a link's token), in the
+-- link's media type.
+create function app_logic.link_refusal(p_refusal jsonb) returns api."*/*"
+language sql volatile
+as $$
+    select app_logic.link_answer(p_refusal, 'The link could not be used')
+$$;
+comment on function app_logic.link_refusal(jsonb) is 'Answer a confirm or withdraw link''s 429 or 400 as HTML or JSON.';
+
+-- The 200 of a link that did what it says: its status, the marketing consent now, a sentence.
+create function app_logic.link_done(p_status text, p_marketing boolean, p_message text, p_title text)
+returns api."*/*"
+language sql volatile
+as $$
+    select app_logic.link_answer(app_logic.respond(200, jsonb_build_object(
+        'status', p_status, 'marketingConsent', p_marketing, 'message', p_message
+    )), p_title)
+$$;
+comment on function app_logic.link_done(text, boolean, text, text) is
+'Answer a confirm or withdraw link that worked: 200 {"status", "marketingConsent", "message"} as HTML or JSON.';
+
+create function app_logic.confirm_consent_handler(p_body jsonb) returns api."*/*"
+language plpgsql volatile
 as $$
 declare
-    p_body alias for $1;
-    v_refusal jsonb;
-    v_token app.consent_tokens;
-    v_lead app.leads;
+    v_token app.consent_tokens := app_logic.consent_link_token(p_body, 'confirm');
+    v_lead app.leads := app_logic.link_lead(v_token);
     v_now timestamptz := app_logic.now();
 begin
-    v_refusal := app_logic.screen_request('consent_links', p_body, app_logic.consent_link_rule());
-    if v_refusal is not null then
-        return app_logic.link_answer(v_refusal, 'The link could not be used');
-    end if;
-    v_token := app_logic.consent_link_token(p_body, 'confirm');
-    if v_token.token_hash is null or v_token.used_at is not null or v_token.expires_at <= v_now then
+    if v_lead.id is null then
         return app_logic.invalid_link('This link does not work');
     end if;
-    select l.* into v_lead from app.leads as l where l.id = v_token.lead_id for update;
     -- Every pending confirmation of the lead is settled by this one.
     update app.consent_tokens as t set used_at = v_now
-    where t.lead_id = v_token.lead_id and t.purpose = 'confirm' and t.used_at is null;
+    where t.lead_id = v_lead.id and t.purpose = 'confirm' and t.used_at is null;
     perform app_logic.record_link_consent(
         v_lead, true, 'email_confirmation', 'Marketing consent confirmed by email (double opt-in).',
         jsonb_build_object('consentTextVersion', v_token.consent_text_version), v_now
     );
-    return app_logic.link_answer(
-        app_logic.respond(200, jsonb_build_object(
-            'status', 'confirmed', 'marketingConsent', true,
-            'message', 'Thank you: you will receive news about CHORUS. Every message has a link to stop them.'
-        )),
+    return app_logic.link_done(
+        'confirmed', true, 'Thank you: you will receive news about CHORUS. Every message has a link to stop them.',
         'Subscription confirmed'
     );
 end
 $$;
+comment on function app_logic.confirm_consent_handler(jsonb) is
+'What POST /api/consent/confirm does with a link that passed: grant the marketing consent and settle every pending confirmation.';
+
+create function app_logic.withdraw_consent_handler(p_body jsonb) returns api."*/*"
+language plpgsql volatile
+as $$
+declare
+    v_token app.consent_tokens := app_logic.consent_link_token(p_body, 'withdraw');
+    v_lead app.leads := app_logic.link_lead(v_token);
+    v_pending integer;
+begin
+    if v_lead.id is null then
+        return app_logic.invalid_link('This link does not work');
+    end if;
+    update app.consent_tokens as t set used_at = app_logic.now()
+    where t.lead_id = v_lead.id and t.used_at is null;
+    get diagnostics v_pending = row_count;
+    -- Used again, it changes nothing more and records nothing more.
+    if v_lead.marketing_consent or v_pending > 0 then
+        perform app_logic.record_link_consent(
+            v_lead, false, 'unsubscribe_link', 'Marketing consent withdrawn through the link in a message.', '{}',
+            app_logic.now()
+        );
+    end if;
+    return app_logic.link_done('withdrawn', false, 'You will receive no more news from CHORUS.', 'Unsubscribed');
+end
+$$;
+comment on function app_logic.withdraw_consent_handler(jsonb) is
+'What POST /api/consent/withdraw does with a link that passed: withdraw the marketing consent and cancel every pending token.';
+
+-- The two link POSTs open alike: one rate limit (consent_links), one rule, refusals as a link answers.
+select
+    app_logic.declare_post(
+        f.name, 'consent_links', 'app_logic.consent_link_rule', format('app_logic.%s_handler', f.name)::regproc,
+        p_refusal => 'app_logic.link_refusal'
+    )
+from unnest(array['confirm_consent', 'withdraw_consent']) as f (name);
 comment on function api.confirm_consent(jsonb) is
 'POST /api/consent/confirm?token=... (no key): the button of the double opt-in link''s page. Grants the '
 'marketing consent and records it with the time and the hash of the confirmer''s IP. 200 {"status":"confirmed"}; '
 '404 CHC01 for an expired, used or unknown link (the same answer for all three). HTML with Accept: text/html, '
 'JSON otherwise. The body is not read: the token in the query is the whole authority, so no cookie is involved.';
 
-create function api.withdraw_consent(jsonb) returns api."*/*"
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
-as $$
-declare
-    p_body alias for $1;
-    v_refusal jsonb;
-    v_token app.consent_tokens;
-    v_lead app.leads;
-    v_now timestamptz := app_logic.now();
-    v_pending integer;
-begin
-    v_refusal := app_logic.screen_request('consent_links', p_body, app_logic.consent_link_rule());
-    if v_refusal is not null then
-        return app_logic.link_answer(v_refusal, 'The link could not be used');
-    end if;
-    v_token := app_logic.consent_link_token(p_body, 'withdraw');
-    if v_token.token_hash is null then
-        return app_logic.invalid_link('This link does not work');
-    end if;
-    select l.* into v_lead from app.leads as l where l.id = v_token.lead_id for update;
-    update app.consent_tokens as t set used_at = v_now
-    where t.lead_id = v_lead.id and t.used_at is null;
-    get diagnostics v_pending = row_count;
-    -- Used again, it changes nothing more and records nothing more.
-    if v_lead.marketing_consent or v_pending > 0 then
-        perform app_logic.record_link_consent(
-            v_lead, false, 'unsubscribe_link', 'Marketing consent withdrawn through the link in a message.', '{}', v_now
-        );
-    end if;
-    return app_logic.link_answer(
-        app_logic.respond(200, jsonb_build_object(
-            'status', 'withdrawn', 'marketingConsent', false,
-            'message', 'You will receive no more news from CHORUS.'
-        )),
-        'Unsubscribed'
-    );
-end
-$$;
 comment on function api.withdraw_consent(jsonb) is
 'POST /api/consent/withdraw?token=... (no key): the button of the unsubscribe link''s page, and RFC 8058 one-click '
 'unsubscribe. Withdraws the marketing consent at once and records it in the consent audit; also cancels a pending '
@@ -439,13 +467,12 @@ begin
     perform set_config('transaction_read_only', 'on', true);
     v_problems := app_logic.validate(p_body, app_logic.consent_link_rule());
     if jsonb_array_length(v_problems) > 0 then
-        return app_logic.link_answer(app_logic.reject_invalid(v_problems), 'The link could not be used');
+        return app_logic.link_refusal(app_logic.reject_invalid(v_problems));
     end if;
     select t.* into v_token
     from app.consent_tokens as t
     where t.token_hash = app_logic.consent_token_hash(p_body ->> 'token') and t.purpose = p_purpose;
-    -- The POST's test: a withdraw link works for good, a confirm link once and until it expires.
-    if v_token.token_hash is null or (v_confirm and (v_token.used_at is not null or v_token.expires_at <= app_logic.now())) then
+    if not app_logic.link_works(v_token) then
         return app_logic.invalid_link('This link does not work');
     end if;
     return app_logic.link_answer(

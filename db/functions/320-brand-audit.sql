@@ -130,16 +130,7 @@ begin
 end
 $$;
 
-create trigger brand_audit_append_only
-before update or delete on app.brand_audit
-for each row execute function app_logic.tg_brand_audit__refuse_change();
-
-create trigger brand_audit_no_truncate
-before truncate on app.brand_audit
-for each statement execute function app_logic.tg_brand_audit__refuse_change();
-
-alter table app.brand_audit enable always trigger brand_audit_append_only;
-alter table app.brand_audit enable always trigger brand_audit_no_truncate;
+select app_logic.declare_append_only('app.brand_audit', 'app_logic.tg_brand_audit__refuse_change');
 
 -- Erasure: the person's entries stay (what happened, when, by whom) but their values go.
 create function app_logic.redact_brand_audit(p_lead_id uuid, p_sessions text[]) returns bigint

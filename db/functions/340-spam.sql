@@ -29,27 +29,25 @@ as $$
 $$;
 comment on function app_logic.issue_form_token_rule() is 'The query parameters of GET /api/form-token: none.';
 
-create function api.issue_form_token(jsonb) returns jsonb
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
+create function app_logic.issue_form_token_handler(p_body jsonb) returns jsonb
+language plpgsql volatile
 as $$
 declare
-    p_body alias for $1;
-    v_refusal jsonb;
     v_payload text;
 begin
-    -- The body is nginx's {}: counted against the rate limit, then the query string must be empty.
-    v_refusal := app_logic.screen_request(
-        'form_token', p_body, app_logic.query_string_body_rule(), p_checks => 'app_logic.no_query_parameters'
-    );
-    if v_refusal is not null then
-        return v_refusal;
-    end if;
     v_payload := extract(epoch from date_trunc('second', app_logic.now()))::bigint::text
         || '.' || encode(extensions.gen_random_bytes(12), 'hex');
     return jsonb_build_object('formToken', v_payload || '.' || app_logic.spam_hmac('form:' || v_payload));
 end
 $$;
+comment on function app_logic.issue_form_token_handler(jsonb) is
+'What api.issue_form_token does with a body that passed its screening (app_logic.declare_post).';
+
+-- The body is nginx's {}: counted against the rate limit, then the query string must be empty.
+select app_logic.declare_post(
+    'issue_form_token', 'form_token', 'app_logic.query_string_body_rule',
+    'app_logic.issue_form_token_handler', 'app_logic.no_query_parameters'
+);
 comment on function api.issue_form_token(jsonb) is
 'GET /api/form-token (no key): a signed form token to send back as formToken with the form. A submission '
 'sent sooner than the endpoint''s minimum time after it, or with an expired or forged token, is dropped quietly '
@@ -66,25 +64,15 @@ as $$
 $$;
 comment on function app_logic.issue_challenge_rule() is 'The query parameters of GET /api/challenge: none.';
 
-create function api.issue_challenge(jsonb) returns jsonb
-language plpgsql volatile security definer
-set search_path = pg_catalog, app, pg_temp
+create function app_logic.issue_challenge_handler(p_body jsonb) returns jsonb
+language plpgsql volatile
 as $$
 declare
-    p_body alias for $1;
-    v_refusal jsonb;
     v_rule app.spam_rules;
     v_salt text;
     v_number integer;
     v_challenge text;
 begin
-    -- The body is nginx's {}: counted against the rate limit, then the query string must be empty.
-    v_refusal := app_logic.screen_request(
-        'challenge', p_body, app_logic.query_string_body_rule(), p_checks => 'app_logic.no_query_parameters'
-    );
-    if v_refusal is not null then
-        return v_refusal;
-    end if;
     select r.* into v_rule from app.spam_rules as r where r.action = 'leads';
     v_rule.pow_max_number := coalesce(v_rule.pow_max_number, 100000);
     v_salt := encode(extensions.gen_random_bytes(12), 'hex') || '?expires='
@@ -98,6 +86,14 @@ begin
     );
 end
 $$;
+comment on function app_logic.issue_challenge_handler(jsonb) is
+'What api.issue_challenge does with a body that passed its screening (app_logic.declare_post).';
+
+-- The body is nginx's {}: counted against the rate limit, then the query string must be empty.
+select app_logic.declare_post(
+    'issue_challenge', 'challenge', 'app_logic.query_string_body_rule',
+    'app_logic.issue_challenge_handler', 'app_logic.no_query_parameters'
+);
 comment on function api.issue_challenge(jsonb) is
 'GET /api/challenge (no key): an ALTCHA proof-of-work challenge (algorithm, challenge, maxnumber, salt with its '
 'expiry, signature). Where the endpoint''s spam rule asks for proof of work, POST /api/leads needs its solution '
