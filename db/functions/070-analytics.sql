@@ -240,10 +240,14 @@ begin
     else
         v_days := array[(old.created_at at time zone 'UTC')::date, (new.created_at at time zone 'UTC')::date];
     end if;
-    if tg_table_name = 'brand_engagement' then
-        delete from app.engagement_days as d where v_days is null or d.day = any(v_days);
+    if v_days is null and tg_table_name = 'brand_engagement' then
+        delete from app.engagement_days;
+    elsif v_days is null then
+        delete from app.preference_theme_days;
+    elsif tg_table_name = 'brand_engagement' then
+        delete from app.engagement_days as d where d.day = any(v_days);
     else
-        delete from app.preference_theme_days as d where v_days is null or d.day = any(v_days);
+        delete from app.preference_theme_days as d where d.day = any(v_days);
     end if;
     return null;
 end
