@@ -195,8 +195,8 @@ def fill_routes(conn: psycopg.Connection, source: Source, log: Callable[[str], N
         )
     with conn.cursor() as cur:
         cur.executemany(
-            "insert into app_logic.routes (method, path, target, key, success, rate_limit, health)"
-            " values (%s, %s, %s, %s, %s, %s, %s)",
+            "insert into app_logic.routes (method, path, target, key, success, rate_limit, health, rule)"
+            " values (%s, %s, %s, %s, %s, %s, %s, %s)",
             routes_module.sql_rows(table),
         )
     log(f"filled app_logic.routes from db/routes.toml ({len(table)} routes)")

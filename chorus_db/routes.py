@@ -13,6 +13,7 @@ is generated from them:
 
 from __future__ import annotations
 
+import re
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -46,6 +47,9 @@ class Route:
     # A link of a mail: nginx forwards it (GET too) as POST with {"token": <the query's token>}
     # as the body, so the function takes jsonb whatever the method (deploy/nginx/api.conf.template).
     link: bool = False
+    # The app_logic function (no arguments) holding the rule of the endpoint's input, when it is
+    # not <function>_rule (app_logic.route_rule reads the default).
+    rule: str = ""
 
     @property
     def is_rpc(self) -> bool:
@@ -89,7 +93,7 @@ class Route:
 
 def _check(row: dict, where: str) -> Route:
     fields = {"method", "path", "target", "key", "success", "rate_limit", "health"}
-    optional = {"query", "link"}
+    optional = {"query", "link", "rule"}
     unknown = set(row) - fields - optional
     if unknown:
         raise RouteError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; a route has {', '.join(sorted(fields))}")
@@ -121,8 +125,11 @@ def _check(row: dict, where: str) -> Route:
     query = row.get("query", False)
     if not isinstance(query, bool) or (query and (method != "GET" or not target.startswith("/rpc/"))):
         raise RouteError(f"{label}: query = true is for a GET of an /rpc/ function that reads its query string")
+    rule = row.get("rule", "")
+    if not (isinstance(rule, str) and re.fullmatch(r"[a-z0-9_]*", rule)):
+        raise RouteError(f"{label}: rule names an app_logic function with lower-case letters, digits and _ only")
     return Route(method, path, target, key, tuple(success), row["rate_limit"], tuple(health), query,
-                 row.get("link", False))
+                 row.get("link", False), rule)
 
 
 def load(path: Path = ROUTES_FILE) -> tuple[Route, ...]:
@@ -273,8 +280,11 @@ def nginx_routes_conf(routes: tuple[Route, ...] = ROUTES) -> str:
 
 
 def sql_rows(routes: tuple[Route, ...] = ROUTES) -> list[tuple]:
-    """The rows of app_logic.routes: (method, path, target, key, success, rate_limit, health)."""
-    return [(r.method, r.path, r.target, r.key, list(r.success), r.rate_limit or None, list(r.health)) for r in routes]
+    """The rows of app_logic.routes: (method, path, target, key, success, rate_limit, health, rule)."""
+    return [
+        (r.method, r.path, r.target, r.key, list(r.success), r.rate_limit or None, list(r.health), r.rule or None)
+        for r in routes
+    ]
 
 
 # What the build asks the database about each route: the object, the role's privilege on it, and
@@ -286,19 +296,22 @@ select
                       where c.oid = to_regclass(%(signature)s) and c.relkind = 'v') end,
     case when %(rpc)s then coalesce(has_function_privilege(%(role)s, to_regprocedure(%(signature)s), 'execute'), false)
          else coalesce(has_table_privilege(%(role)s, to_regclass(%(signature)s), 'select'), false) end,
-    array(select t from unnest(%(health)s::text[]) as t where to_regclass(t) is null)
+    array(select t from unnest(%(health)s::text[]) as t where to_regclass(t) is null),
+    %(rule)s = '' or to_regprocedure(format('app_logic.%%I()', %(rule)s)) is not null
 """
 
 
 def missing_objects(conn, routes: tuple[Route, ...] = ROUTES) -> list[str]:
     """Why each route cannot be served by the database on `conn`: its api object is missing, the
-    role its key names may not use it, or a health table is missing. Empty when all can."""
+    role its key names may not use it, a health table or the rule function its row names is
+    missing. Empty when all can."""
     problems = []
     for route in routes:
         role = KEY_ROLE[route.key]
-        exists, allowed, missing_tables = conn.execute(
+        exists, allowed, missing_tables, rule_exists = conn.execute(
             _OBJECT_CHECK,
-            {"rpc": route.is_rpc, "signature": route.sql_signature, "role": role, "health": list(route.health)},
+            {"rpc": route.is_rpc, "signature": route.sql_signature, "role": role, "health": list(route.health),
+             "rule": route.rule},
         ).fetchone()
         kind = "function" if route.is_rpc else "view"
         if not exists:
@@ -308,6 +321,8 @@ def missing_objects(conn, routes: tuple[Route, ...] = ROUTES) -> list[str]:
             problems.append(f"{route.label()} (key {route.key}) needs {privilege} on {route.sql_signature} for role {role} (db/policies)")
         for table in missing_tables:
             problems.append(f"{route.label()} names the health table {table}, which does not exist")
+        if not rule_exists:
+            problems.append(f"{route.label()} names the rule app_logic.{route.rule}(), which no file in db/functions creates")
     return problems
 
 

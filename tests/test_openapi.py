@@ -32,10 +32,11 @@ EXAMPLE_RULE = {
 
 def test_the_sql_route_table_is_db_routes_toml(db):
     rows = db.execute(
-        "select method, path, target, key, success, coalesce(rate_limit, ''), health from app_logic.routes"
+        "select method, path, target, key, success, coalesce(rate_limit, ''), health, coalesce(rule, '')"
+        " from app_logic.routes"
     ).fetchall()
     assert sorted(rows) == sorted(
-        (r.method, r.path, r.target, r.key, list(r.success), r.rate_limit, list(r.health)) for r in ROUTES
+        (r.method, r.path, r.target, r.key, list(r.success), r.rate_limit, list(r.health), r.rule) for r in ROUTES
     )
 
 

@@ -4,6 +4,7 @@ fails the build, naming the row and what is missing."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import psycopg
@@ -148,9 +149,41 @@ def test_a_route_naming_a_missing_health_table_fails_the_build(source_copy, temp
         build(template_copy, source=source_copy, log=quiet)
 
 
+def test_a_route_naming_a_missing_rule_fails_the_build(source_copy, template_copy):
+    (source_copy.root / "functions" / "990-throwaway.sql").write_text(THROWAWAY_FUNCTION)
+    (source_copy.root / "policies" / "990-throwaway.sql").write_text(THROWAWAY_GRANT)
+    _add_row(source_copy.root, THROWAWAY_ROW.replace(" },", ', rule = "no_such_rule" },'))
+    with pytest.raises(BuildError, match=r"POST /api/throwaway-pings names the rule app_logic.no_such_rule\(\), "
+                                         r"which no file in db/functions creates"):
+        build(template_copy, source=source_copy, log=quiet)
+
+
+def test_a_route_s_rule_is_the_body_schema_its_openapi_operation_shows(db):
+    """The rule a route row names (app_logic.route_rule) is the one the document translates; a
+    row without one has app_logic.<function>_rule()."""
+    route = {"method": "POST", "path": "/api/throwaway-pings", "target": "/rpc/save_accessibility_preferences",
+             "key": "none", "success": [201]}
+    named = {**route, "rule": "session_id_rule"}
+    (default, by_row, expected) = db.execute(
+        "select app_logic.openapi_document(%s::jsonb), app_logic.openapi_document(%s::jsonb),"
+        " app_logic.openapi_schema_of_rule(app_logic.session_id_rule())",
+        (json.dumps([route]), json.dumps([named])),
+    ).fetchone()
+    schemas = "components", "schemas", "save_accessibility_preferences_body"
+    assert _at(by_row, schemas) == expected and _at(by_row, schemas)["type"] == "string"
+    assert _at(default, schemas)["required"] == ["sessionId", "accessibilityTheme"]
+
+
+def _at(document: dict, keys: tuple[str, ...]):
+    for key in keys:
+        document = document[key]
+    return document
+
+
 @pytest.mark.parametrize(
     "row, message",
     [
+        (THROWAWAY_ROW.replace(" },", ', rule = "Bad-Rule" },'), "rule names an app_logic function"),
         (THROWAWAY_ROW.replace('method = "POST"', 'method = "PUT"'), "method must be one of GET, POST"),
         (THROWAWAY_ROW.replace('key = "none"', 'key = "anyone"'), "key must be one of none, reader, admin"),
         (THROWAWAY_ROW.replace("success = [201]", "success = [404]"), "success must list the 2xx statuses"),

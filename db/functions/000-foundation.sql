@@ -583,6 +583,13 @@ $template$,
         case when p_refusal is null then 'v_refusal' else format('%s(v_refusal)', p_refusal) end,
         p_handler
     );
+    -- A handler without a comment of its own gets the one every handler could have.
+    if obj_description(p_handler, 'pg_proc') is null then
+        execute format(
+            'comment on function %s(jsonb) is %L', p_handler,
+            format('What api.%s does with a body that passed its screening (app_logic.declare_post).', p_function)
+        );
+    end if;
 end
 $$;
 comment on function app_logic.declare_post(text, text, regproc, regproc, regproc, regproc) is

@@ -12,6 +12,7 @@ create table app_logic.routes (
     success integer[] not null check (cardinality(success) > 0 and 200 <= all(success) and 300 > all(success)),
     rate_limit text,
     health text[] not null default '{}',
+    rule text check (rule ~ '^[a-z0-9_]+$'),
     primary key (path, method)
 );
 -- No policy and no grant on purpose: only the owner (the build, SECURITY DEFINER readers) reads it.
@@ -25,3 +26,15 @@ comment on column app_logic.routes.key is 'The API key needed: none, reader (rea
 comment on column app_logic.routes.success is 'The 2xx statuses the endpoint answers with.';
 comment on column app_logic.routes.rate_limit is 'The app.rate_limit_rules action the endpoint counts against; null for none.';
 comment on column app_logic.routes.health is 'The tables the endpoint needs; its health check probes them.';
+comment on column app_logic.routes.rule is
+'The app_logic function (no arguments) holding the rule of the endpoint''s input; null: <function>_rule.';
+
+-- The rule function of a route (a row of app_logic.routes as JSON): the one its row names, else
+-- app_logic.<function>_rule(). The OpenAPI document and the health checks read rules by it.
+create function app_logic.route_rule(p_route jsonb) returns text
+language sql immutable
+as $$
+    select format('app_logic.%I()', coalesce(p_route ->> 'rule', split_part(p_route ->> 'target', '/', -1) || '_rule'))
+$$;
+comment on function app_logic.route_rule(jsonb) is
+'The signature of a route''s rule function: its row''s rule, else app_logic.<function>_rule().';

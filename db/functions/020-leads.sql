@@ -426,9 +426,6 @@ begin
     return app_logic.respond(201, jsonb_build_object('status', 'recorded', 'id', v_id));
 end
 $$;
-comment on function app_logic.add_lead_interaction_handler(jsonb) is
-'What api.add_lead_interaction does with a body that passed its screening (app_logic.declare_post).';
-
 -- No rate-limit rule is seeded for this action; an operator may add one.
 select app_logic.declare_post(
     'add_lead_interaction', 'lead_interactions', 'app_logic.add_lead_interaction_rule',

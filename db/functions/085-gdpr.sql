@@ -334,9 +334,6 @@ begin
     return app_logic.respond(200, v_document);
 end
 $$;
-comment on function app_logic.export_personal_data_handler(jsonb) is
-'What api.export_personal_data does with a body that passed its screening (app_logic.declare_post).';
-
 select app_logic.declare_post(
     'export_personal_data', 'gdpr', 'app_logic.export_personal_data_rule', 'app_logic.export_personal_data_handler'
 );
@@ -355,9 +352,6 @@ begin
     ));
 end
 $$;
-comment on function app_logic.erase_personal_data_handler(jsonb) is
-'What api.erase_personal_data does with a body that passed its screening (app_logic.declare_post).';
-
 select app_logic.declare_post(
     'erase_personal_data', 'gdpr', 'app_logic.erase_personal_data_rule', 'app_logic.erase_personal_data_handler'
 );
@@ -380,9 +374,6 @@ begin
     return app_logic.respond(201, jsonb_build_object('status', 'recorded', 'marketingConsent', v_marketing));
 end
 $$;
-comment on function app_logic.record_consent_handler(jsonb) is
-'What api.record_consent does with a body that passed its screening (app_logic.declare_post).';
-
 select app_logic.declare_post(
     'record_consent', 'gdpr', 'app_logic.record_consent_rule', 'app_logic.record_consent_handler'
 );

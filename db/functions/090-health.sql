@@ -139,8 +139,8 @@ as $$
 $$;
 
 -- The health answer of POST /api/<endpoint>, everything read from its route (db/routes.toml): the
--- tables its routes need, its function api.<name>(jsonb) and that function's rule
--- app_logic.<name>_rule() (which the OpenAPI document reads too), and who calls it (an admin
+-- tables its routes need, its function api.<name>(jsonb) and its rule (app_logic.route_rule,
+-- which the OpenAPI document reads too), and who calls it (an admin
 -- route needs admin's privilege, any other anon's). p_more names problems of the endpoint's own.
 create function app_logic.post_endpoint_health(p_endpoint text, p_more text[] default '{}') returns jsonb
 language sql stable security definer
@@ -154,7 +154,7 @@ as $$
         select
             x.key,
             o.tables || app_logic.route_health_tables(x.path) as tables,
-            o.functions || format('app_logic.%s_rule()', substr(x.target, length('/rpc/') + 1)) as functions,
+            o.functions || app_logic.route_rule(to_jsonb(x)) as functions,
             format('api.%s(jsonb)', substr(x.target, length('/rpc/') + 1)) as endpoint_function
         from app_logic.routes as x
         cross join app_logic.rate_limit_objects() as o

@@ -327,12 +327,13 @@ as $$
 $$;
 comment on function app_logic.openapi_post_operation(jsonb, regprocedure) is 'The OpenAPI operation of a POST route.';
 
--- The request body schema of a POST function: its rule translated, or any object without one.
-create function app_logic.openapi_body_schema(p_name text) returns jsonb
+-- The request body schema of a POST function: its rule (app_logic.route_rule) translated, or any
+-- object without one.
+create function app_logic.openapi_body_schema(p_rule text) returns jsonb
 language plpgsql stable
 as $$
 declare
-    v_rule_fn regprocedure := to_regprocedure(format('app_logic.%I()', p_name || '_rule'));
+    v_rule_fn regprocedure := to_regprocedure(p_rule);
     v_rule jsonb;
 begin
     if v_rule_fn is null then
@@ -343,7 +344,7 @@ begin
 end
 $$;
 comment on function app_logic.openapi_body_schema(text) is
-'The OpenAPI schema of a POST body: the translated app_logic.<name>_rule(), or any object.';
+'The OpenAPI schema of a POST body: its rule function (a signature) translated, or any object.';
 
 -- What a GET function answers: the schema app_logic.<name>_response() gives, or, for the health
 -- endpoints (which have none), {"status": "ok"}.
@@ -476,10 +477,10 @@ begin
         schemas := jsonb_build_object(v_name, app_logic.openapi_schema_of_view(v_view));
     elsif p_route ->> 'method' = 'POST' then
         operation := app_logic.openapi_post_operation(p_route, v_proc);
-        schemas := jsonb_build_object(v_name || '_body', app_logic.openapi_body_schema(v_name));
-    elsif app_logic.openapi_query_operation(v_proc) is not null then
+        schemas := jsonb_build_object(v_name || '_body', app_logic.openapi_body_schema(app_logic.route_rule(p_route)));
+    elsif app_logic.openapi_query_operation(v_proc, app_logic.route_rule(p_route)) is not null then
         operation := app_logic.openapi_operation_head(p_route, v_name, obj_description(v_proc, 'pg_proc'))
-            || app_logic.openapi_query_operation(v_proc);
+            || app_logic.openapi_query_operation(v_proc, app_logic.route_rule(p_route));
         operation := jsonb_set(
             operation, '{responses}', (operation -> 'responses') || app_logic.openapi_common_responses(p_route)
             || case when coalesce(p_route ->> 'rate_limit', '') <> ''

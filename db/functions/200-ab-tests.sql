@@ -275,9 +275,6 @@ begin
     );
 end
 $$;
-comment on function app_logic.create_ab_test_handler(jsonb) is
-'What api.create_ab_test does with a body that passed its screening (app_logic.declare_post).';
-
 select app_logic.declare_post(
     'create_ab_test', 'ab_tests', 'app_logic.create_ab_test_rule', 'app_logic.create_ab_test_handler'
 );
@@ -328,9 +325,6 @@ begin
     return app_logic.respond(200, jsonb_build_object('status', 'stopped', 'test', v_test.name, 'stoppedAt', v_test.stopped_at));
 end
 $$;
-comment on function app_logic.stop_ab_test_handler(jsonb) is
-'What api.stop_ab_test does with a body that passed its screening (app_logic.declare_post).';
-
 select app_logic.declare_post(
     'stop_ab_test', 'ab_tests', 'app_logic.stop_ab_test_rule', 'app_logic.stop_ab_test_handler'
 );
@@ -390,9 +384,6 @@ begin
     return app_logic.respond(200, jsonb_build_object('test', v_test.name, 'variant', v_variant.name, 'design', v_variant.design));
 end
 $$;
-comment on function app_logic.assign_ab_test_handler(jsonb) is
-'What api.assign_ab_test does with a body that passed its screening (app_logic.declare_post).';
-
 -- The body is nginx's {} (the parameters are in the query string): counted, and checked empty.
 select app_logic.declare_post(
     'assign_ab_test', 'ab_test_assignment', 'app_logic.query_string_body_rule', 'app_logic.assign_ab_test_handler'
@@ -461,9 +452,6 @@ begin
     return app_logic.respond(200, jsonb_build_object('status', 'already recorded'));
 end
 $$;
-comment on function app_logic.record_ab_test_conversion_handler(jsonb) is
-'What api.record_ab_test_conversion does with a body that passed its screening (app_logic.declare_post).';
-
 select app_logic.declare_post(
     'record_ab_test_conversion', 'ab_test_conversions', 'app_logic.record_ab_test_conversion_rule',
     'app_logic.record_ab_test_conversion_handler'

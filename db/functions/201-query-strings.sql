@@ -119,17 +119,16 @@ comment on function app_logic.screen_query(jsonb) is
 -- the screened parameters, as the owner (SECURITY DEFINER, pinned search_path).
 create function app_logic.declare_query_get(p_endpoint text, p_answer regproc, p_description text) returns void
 language plpgsql volatile
+-- Here a regproc prints schema-qualified (as in app_logic.declare_post): the body runs on the
+-- pinned search_path.
+set search_path = pg_catalog, pg_temp
 as $$
 begin
-    -- The answer by its schema-qualified name: the body runs on the pinned search_path.
     execute format(
         'create function api.%I(jsonb) returns jsonb language sql stable security definer '
         'set search_path = pg_catalog, app, pg_temp as $body$ '
         'select coalesce(q.refused, %s(q.params)) from app_logic.screen_query(app_logic.%I()) as q $body$',
-        p_endpoint,
-        (select format('%I.%I', n.nspname, f.proname) from pg_catalog.pg_proc as f
-            inner join pg_catalog.pg_namespace as n on f.pronamespace = n.oid where f.oid = p_answer),
-        p_endpoint || '_rule'
+        p_endpoint, p_answer, p_endpoint || '_rule'
     );
     execute format('comment on function api.%I(jsonb) is %L', p_endpoint, p_description);
 end
@@ -155,10 +154,11 @@ $$;
 comment on function app_logic.no_query_parameters(jsonb) is
 'screen_request''s checks of a counted GET without parameters: a problem for each query parameter (the body is {}).';
 
--- The OpenAPI form of a query-string GET (api.<name>(jsonb) with a rule app_logic.<name>_rule()):
--- its parameters from the rule and its responses (JSON, or the media type its return domain
--- names); null for any other function. Used by app_logic.openapi_document.
-create function app_logic.openapi_query_operation(p_proc regprocedure) returns jsonb
+-- The OpenAPI form of a query-string GET (api.<name>(jsonb) with a rule function p_rule, its
+-- route's: app_logic.route_rule): its parameters from the rule and its responses (JSON, or the
+-- media type its return domain names); null for any other function. Used by
+-- app_logic.openapi_document.
+create function app_logic.openapi_query_operation(p_proc regprocedure, p_rule text) returns jsonb
 language plpgsql stable
 as $$
 declare
@@ -175,7 +175,7 @@ begin
     if v_name is null then
         return null;
     end if;
-    v_rule_fn := to_regprocedure(format('app_logic.%I()', v_name || '_rule'));
+    v_rule_fn := to_regprocedure(p_rule);
     if v_rule_fn is null then
         return null;
     end if;
@@ -209,5 +209,5 @@ begin
     );
 end
 $$;
-comment on function app_logic.openapi_query_operation(regprocedure) is
+comment on function app_logic.openapi_query_operation(regprocedure, text) is
 'The parameters and responses of a query-string GET endpoint for the OpenAPI document; null for other functions.';

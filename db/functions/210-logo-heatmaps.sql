@@ -75,9 +75,6 @@ begin
     return app_logic.respond(201, jsonb_build_object('status', 'recorded', 'points', v_count));
 end
 $$;
-comment on function app_logic.record_logo_heatmap_handler(jsonb) is
-'What api.record_logo_heatmap does with a body that passed its screening (app_logic.declare_post).';
-
 select app_logic.declare_post(
     'record_logo_heatmap', 'logo_heatmaps', 'app_logic.record_logo_heatmap_rule',
     'app_logic.record_logo_heatmap_handler'

@@ -116,9 +116,6 @@ begin
     return app_logic.respond(201, jsonb_build_object('status', 'recorded', 'count', jsonb_array_length(v_runs)));
 end
 $$;
-comment on function app_logic.record_performance_benchmarks_handler(jsonb) is
-'What api.record_performance_benchmarks does with a body that passed its screening (app_logic.declare_post).';
-
 select app_logic.declare_post(
     'record_performance_benchmarks', 'performance_benchmarks', 'app_logic.performance_benchmark_rule_of',
     'app_logic.record_performance_benchmarks_handler'

@@ -83,9 +83,6 @@ begin
     ));
 end
 $$;
-comment on function app_logic.update_logo_material_handler(jsonb) is
-'What api.update_logo_material does with a body that passed its screening (app_logic.declare_post).';
-
 select app_logic.declare_post(
     'update_logo_material', 'logo_materials', 'app_logic.update_logo_material_rule',
     'app_logic.update_logo_material_handler'

@@ -22,12 +22,7 @@ comment on function app_logic.spam_hmac(text) is 'HMAC-SHA256 (hex) of a text wi
 -- GET /api/form-token: "<issued, unix seconds>.<nonce>.<signature>". Like the challenge below it
 -- is rate-limited per address (rule form_token), so it is a query-string GET (nginx sends it as
 -- a POST of {}; db/functions/201-query-strings.sql): a GET runs read-only and could not count.
-create function app_logic.issue_form_token_rule() returns jsonb
-language sql immutable
-as $$
-    select app_logic.no_query_parameters_rule()
-$$;
-comment on function app_logic.issue_form_token_rule() is 'The query parameters of GET /api/form-token: none.';
+-- Its parameters' rule, no_query_parameters_rule, is named by its route (db/routes.toml).
 
 create function app_logic.issue_form_token_handler(p_body jsonb) returns jsonb
 language plpgsql volatile
@@ -40,9 +35,6 @@ begin
     return jsonb_build_object('formToken', v_payload || '.' || app_logic.spam_hmac('form:' || v_payload));
 end
 $$;
-comment on function app_logic.issue_form_token_handler(jsonb) is
-'What api.issue_form_token does with a body that passed its screening (app_logic.declare_post).';
-
 -- The body is nginx's {}: counted against the rate limit, then the query string must be empty.
 select app_logic.declare_post(
     'issue_form_token', 'form_token', 'app_logic.query_string_body_rule',
@@ -56,13 +48,8 @@ comment on function api.issue_form_token(jsonb) is
 
 -- GET /api/challenge: an ALTCHA challenge (the widget's "challengeurl" format): the client finds
 -- number with SHA-256(salt || number) = challenge, and sends back base64 of the JSON
--- {algorithm, challenge, number, salt, signature} as altcha.
-create function app_logic.issue_challenge_rule() returns jsonb
-language sql immutable
-as $$
-    select app_logic.no_query_parameters_rule()
-$$;
-comment on function app_logic.issue_challenge_rule() is 'The query parameters of GET /api/challenge: none.';
+-- {algorithm, challenge, number, salt, signature} as altcha. No parameters either (its route
+-- names no_query_parameters_rule).
 
 create function app_logic.issue_challenge_handler(p_body jsonb) returns jsonb
 language plpgsql volatile
@@ -86,9 +73,6 @@ begin
     );
 end
 $$;
-comment on function app_logic.issue_challenge_handler(jsonb) is
-'What api.issue_challenge does with a body that passed its screening (app_logic.declare_post).';
-
 -- The body is nginx's {}: counted against the rate limit, then the query string must be empty.
 select app_logic.declare_post(
     'issue_challenge', 'challenge', 'app_logic.query_string_body_rule',

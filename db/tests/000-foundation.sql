@@ -1,7 +1,7 @@
 -- Foundation advisor: the security rules every object must follow, checked on the built
 -- schema. Each query lists offenders, so a failure names them.
 begin;
-select plan(18);
+select plan(21);
 
 select is_empty(
     $$ select c.oid::regclass::text from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
@@ -119,6 +119,26 @@ select is_empty(
          and (p.prosrc !~ 'p_body alias for \$1;'
               or p.prosrc !~ '\mbegin\s+(--[^\n]*\n\s*|if p_body [^;]*then\s+p_body := [^;]*;\s+end if;\s+)*v_refusal := app_logic\.screen_request\(') $$,
     'every public POST opens with v_refusal := app_logic.screen_request(...) on p_body'
+);
+
+-- app_logic.declare_post comments a handler that has no comment of its own.
+select is_empty(
+    $$ select p.oid::regprocedure::text from pg_proc as p
+       where p.pronamespace = 'app_logic'::regnamespace and p.proname like '%\_handler'
+         and obj_description(p.oid, 'pg_proc') is null $$,
+    'every handler of a declared POST has a comment'
+);
+-- A handler runs only as its endpoint (after the screening): no web role may call it directly.
+select is_empty(
+    $$ select p.oid::regprocedure::text || ' ' || r from pg_proc as p cross join unnest(array['anon', 'reader', 'admin']) as r
+       where p.pronamespace = 'app_logic'::regnamespace and p.proname like '%\_handler'
+         and (has_function_privilege(r, p.oid, 'execute') or p.prosecdef) $$,
+    'no web role may call a handler of a declared POST, and no handler is SECURITY DEFINER'
+);
+select is(
+    obj_description('app_logic.stop_ab_test_handler(jsonb)'::regprocedure, 'pg_proc'),
+    'What api.stop_ab_test does with a body that passed its screening (app_logic.declare_post).',
+    'a handler without a comment of its own gets declare_post''s'
 );
 
 -- Every endpoint rule bounds what its fields can hold: numbers have a minimum and a maximum
