@@ -1,8 +1,9 @@
-"""The red-team pass of session 5: every limit of a lead, at the limit and one past it, through
-nginx and PostgREST. The request's rule (app_logic's validator) and the table's own rules (checks
-or domains of app.leads) must draw each line at the same place: a value the rule passes but the
-table refuses would reach the client as PostgreSQL's own sentence (23514, naming a constraint or
-a domain), and a value the table would take but the rule refuses is a rule too strict.
+"""The red-team pass of session 5: every limit of a lead and of a CRM note, at the limit and one
+past it, through nginx and PostgREST. The request's rule (app_logic's validator) and the table's
+own rules (checks or domains of app.leads and app.lead_interactions) must draw each line at the
+same place: a value the rule passes but the table refuses would reach the client as PostgreSQL's
+own sentence (23514, naming a constraint or a domain), and a value the table would take but the
+rule refuses is a rule too strict.
 
 So: the value at the limit is stored as it was measured (padding of invisible characters trimmed
 first), the value one past it is 400 CHV01 naming only that field, says nothing of the schema, and
@@ -67,3 +68,25 @@ def test_a_lead_at_its_limit_is_stored_and_one_past_it_is_refused_naming_the_fie
     assert [e["field"] for e in answer["errors"]] == [field]
     assert not [w for w in LEAKS if w in refused.text], refused.text
     assert http.sql("select count(*) from app.leads where session_id = %s", (refused_session,)) == [(0,)]
+
+
+@pytest.mark.parametrize("at_limit, past_limit", [
+    (" \u00a0" + "n" * 5000 + "\t\u3000", "n" * 5000 + "\u0301"),
+    ("a\r\n" * 1666 + "ab", "a\u2028" * 2500 + "b"),
+], ids=["padded", "line-breaks"])
+def test_a_crm_note_at_its_limit_is_stored_and_one_past_it_is_refused_naming_the_field(http, at_limit, past_limit):
+    admin = {"X-API-Key": http.make_key("admin")}
+    session = f"rt5-note-{secrets.token_hex(5)}"
+    assert _post(http, _lead(session, "companyName", "Notes Ltd")).status_code == 201
+    (lead_id,) = http.sql("select id::text from app.leads where session_id = %s", (session,))[0]
+    note = {"leadId": lead_id, "kind": "note"}
+    accepted = http.post("/api/lead-interactions", headers=admin, json={**note, "note": at_limit})
+    assert accepted.status_code == 201, accepted.text
+    assert http.sql("select char_length(note) from app.lead_interactions where id = %s",
+                    (accepted.json()["id"],)) == [(5000,)]
+    refused = http.post("/api/lead-interactions", headers=admin, json={**note, "note": past_limit})
+    assert refused.status_code == 400 and refused.json()["code"] == "CHV01", refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == ["note"]
+    assert not [w for w in LEAKS if w in refused.text], refused.text
+    assert http.sql("select count(*) from app.lead_interactions as i join app.leads as l on l.id = i.lead_id"
+                    " where l.session_id = %s and i.kind = 'note'", (session,)) == [(1,)]
