@@ -142,15 +142,23 @@ select throws_ok(
 );
 select set_config('request.path', '/rpc/submit_lead', true);
 create temporary table route_reads on commit drop as
-select t.seq_scan, t.idx_tup_fetch from pg_stat_xact_user_tables as t where t.relid = 'app_logic.routes'::regclass;
+select
+    t.seq_scan,
+    t.idx_tup_fetch
+from pg_stat_xact_user_tables as t
+where t.relid = 'app_logic.routes'::regclass;
 select lives_ok('select app_logic.pre_request()', 'no key on a public endpoint goes on');
 select is(current_setting('statement_timeout'), '3s', 'an anonymous request runs under anon''s statement_timeout');
 reset role;
 -- Every request looks its route up: one index probe that reads the route's row only, never
 -- the whole table or every route of the method.
 select is(
-    (select row(t.seq_scan - r.seq_scan, t.idx_tup_fetch - r.idx_tup_fetch)::text
-     from pg_stat_xact_user_tables as t, route_reads as r where t.relid = 'app_logic.routes'::regclass),
+    (
+        select row(t.seq_scan - r.seq_scan, t.idx_tup_fetch - r.idx_tup_fetch)::text
+        from pg_stat_xact_user_tables as t
+        cross join route_reads as r
+        where t.relid = 'app_logic.routes'::regclass
+    ),
     '(0,1)',
     'the pre-request finds a route by one index probe (no scan, one row read)'
 );

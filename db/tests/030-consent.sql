@@ -117,11 +117,16 @@ reset role;
 -- The pepper is read once for both HMACs of a form's consent (the address's and the email's):
 -- one read of app.settings, not one per use.
 create temporary table settings_reads on commit drop as
-select t.seq_scan + t.idx_scan as reads from pg_stat_xact_user_tables as t where t.relid = 'app.settings'::regclass;
+select t.seq_scan + t.idx_scan as reads
+from pg_stat_xact_user_tables as t
+where t.relid = 'app.settings'::regclass;
 select app_logic.record_form_consent('pepper.once@example.org', false, null);
 select is(
-    (select t.seq_scan + t.idx_scan from pg_stat_xact_user_tables as t where t.relid = 'app.settings'::regclass)
-    - (select r.reads from settings_reads as r),
+    (
+        select t.seq_scan + t.idx_scan
+        from pg_stat_xact_user_tables as t
+        where t.relid = 'app.settings'::regclass
+    ) - (select r.reads from settings_reads as r),
     1::bigint,
     'recording a form''s consents reads the pepper once'
 );
