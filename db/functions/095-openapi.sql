@@ -2,8 +2,9 @@
 --
 -- It describes the public paths of app_logic.routes (the build copies them from db/routes.toml),
 -- not PostgREST's own /rpc/... paths: request bodies come from the same rule objects the
--- endpoints validate with (app_logic.<function>_rule(), found by name when the document is
--- built), GET responses from the api views' columns and their comments. The build refuses a
+-- endpoints validate with (the rule function of the route, app_logic.route_rule: the one its
+-- row names, else app_logic.<function>_rule()), GET responses from the api views' columns and
+-- their comments. The build refuses a
 -- route whose api object is missing, so every route is documented; a route table given by a
 -- test that names a missing object is an error (CHX03), never a silently shorter document.
 

@@ -1,7 +1,7 @@
 -- Foundation advisor: the security rules every object must follow, checked on the built
 -- schema. Each query lists offenders, so a failure names them.
 begin;
-select plan(20);
+select plan(21);
 
 select is_empty(
     $$ select c.oid::regclass::text from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
@@ -127,6 +127,13 @@ select is_empty(
        where p.pronamespace = 'app_logic'::regnamespace and p.proname like '%\_handler'
          and obj_description(p.oid, 'pg_proc') is null $$,
     'every handler of a declared POST has a comment'
+);
+-- A handler runs only as its endpoint (after the screening): no web role may call it directly.
+select is_empty(
+    $$ select p.oid::regprocedure::text || ' ' || r from pg_proc as p cross join unnest(array['anon', 'reader', 'admin']) as r
+       where p.pronamespace = 'app_logic'::regnamespace and p.proname like '%\_handler'
+         and (has_function_privilege(r, p.oid, 'execute') or p.prosecdef) $$,
+    'no web role may call a handler of a declared POST, and no handler is SECURITY DEFINER'
 );
 select is(
     obj_description('app_logic.stop_ab_test_handler(jsonb)'::regprocedure, 'pg_proc'),

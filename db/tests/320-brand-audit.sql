@@ -1,7 +1,7 @@
 -- The brand audit log: the generic trigger records changed columns with old and new values and
 -- the actor; it is append-only for every role; only admin reads it.
 begin;
-select plan(7);
+select plan(9);
 
 delete from app.rate_limit_rules
 where action = 'accessibility_preferences';
@@ -37,6 +37,17 @@ select throws_ok(
     'UPDATE of the log is refused for the owner'
 );
 select throws_ok('delete from app.brand_audit', 'CHA01', null, 'DELETE of the log is refused for the owner');
+select throws_ok(
+    'truncate app.brand_audit', 'CHA01', 'the brand audit log is append-only: TRUNCATE is refused',
+    'TRUNCATE of the log is refused for the owner'
+);
+-- The guard is enabled ALWAYS (app_logic.declare_append_only), like the consent audit's.
+set local session_replication_role = replica;
+select throws_ok(
+    'delete from app.brand_audit', 'CHA01', 'the brand audit log is append-only: DELETE is refused',
+    'the guard holds with session_replication_role = replica'
+);
+reset session_replication_role;
 select ok(
     has_table_privilege('admin', 'api.brand_audit', 'select') and not has_table_privilege('reader', 'api.brand_audit', 'select')
     and not has_table_privilege('anon', 'api.brand_audit', 'select'),
