@@ -4,8 +4,12 @@ few transactions on a fresh build."""
 
 from __future__ import annotations
 
+import http.server
+import os
 import re
+import shutil
 import subprocess
+import threading
 
 import pytest
 
@@ -80,7 +84,55 @@ def test_percentiles_are_the_median_and_the_99th():
 
 def test_wrk_report_counts_non_2xx_and_socket_errors_and_converts_latency_units():
     w = bench.parse_wrk(WRK)
-    assert w == {"rps": 909.27, "requests": 9102, "non_2xx": 7, "socket_errors": 5, "p50_ms": 0.85, "p99_ms": 1020.0}
+    assert w == {"rps": 909.27, "requests": 9102, "non_2xx": 7, "socket_errors": 5, "p50_ms": 0.85, "p99_ms": 1020.0,
+                 "statuses": {}, "bodies": []}
+
+
+def test_wrk_report_gives_the_statuses_and_bodies_the_script_counted():
+    out = WRK + 'body 503 {"code":"CHU02","message":"The read replica is too far behind the primary."}\nstatus 200 9095\nstatus 503 7\n'
+    w = bench.parse_wrk(out)
+    assert w["statuses"] == {200: 9095, 503: 7}
+    assert w["bodies"] == ['503 {"code":"CHU02","message":"The read replica is too far behind the primary."}']
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+def test_the_wrk_script_counts_every_status_and_keeps_the_first_error_bodies(tmp_path):
+    """A real wrk run against a server answering 200 and 500 in turn: the script's counts add up
+    to wrk's own total, and the bodies of the 500s come back as they were sent."""
+    served = {"n": 0}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):  # noqa: N802 - the standard library's name
+            served["n"] += 1
+            status, body = (500, b'{"code":"40001","message":"canceling statement\n due to conflict"}') \
+                if served["n"] % 2 else (200, b"[]")
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        env = dict(os.environ, BODY_STYLE="read", READ_KEY="k", COUNT_STATUS="1")
+        proc = subprocess.run(
+            ["wrk", "-t2", "-c2", "-d1s", "-s", str(bench.BENCH_DIR / "wrk_post.lua"), f"http://127.0.0.1:{server.server_port}/"],
+            env=env, capture_output=True, text=True, timeout=30,
+        )
+    finally:
+        server.shutdown()
+    w = bench.parse_wrk(proc.stdout)
+    assert sum(w["statuses"].values()) == w["requests"] > 10
+    assert w["statuses"].get(500, 0) == w["non_2xx"] > 0
+    # At most 3 bodies per status and thread, newlines folded so each stays one line.
+    assert 1 <= len(w["bodies"]) <= 6
+    assert all(b == '500 {"code":"40001","message":"canceling statement due to conflict"}' for b in w["bodies"])
 
 
 def test_wrk_without_errors_reports_zero_of_each():

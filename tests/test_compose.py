@@ -271,6 +271,7 @@ def test_the_database_image_has_pg_cron_and_pgtap_preloaded_like_the_embedded_cl
     for key in (
         "cron.use_background_workers", "max_worker_processes", "cron.timezone", "timezone",
         "log_min_error_statement", "log_parameter_max_length", "log_parameter_max_length_on_error", "log_error_verbosity",
+        "wal_compression",
     ):
         assert f'"{key} = ' in cluster_source and settings[key] in cluster_source
     assert postgres["environment"]["POSTGRES_DB"] == config.DB_NAME

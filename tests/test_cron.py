@@ -26,6 +26,7 @@ PROJECT_JOBS = {
     "chorus_website:rate-limit-counters": ("* * * * *", "call app_logic.run_retention('rate_limit_counters')"),
     "chorus_website:page-view-partitions": ("17 3 * * *", "select app_logic.ensure_page_view_partitions(3)"),
     "chorus_website:consent-chain-check": ("7 * * * *", "select app_logic.check_consent_chains()"),
+    "chorus_website:analytics-rollups": ("41 * * * *", "call app_logic.refresh_analytics_rollups()"),
 }
 FOREIGN_JOB = "someone-else:nightly-vacuum"
 

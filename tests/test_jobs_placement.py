@@ -19,7 +19,7 @@ from tests.support.invoke_cli import run_invoke
 
 PROJECT_JOBS = {
     "chorus_website:page-view-partitions", "chorus_website:rate-limit-counters", "chorus_website:retention",
-    "chorus_website:consent-chain-check",
+    "chorus_website:consent-chain-check", "chorus_website:analytics-rollups",
 }
 
 

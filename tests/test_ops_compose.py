@@ -60,6 +60,8 @@ def test_the_standby_is_a_base_backup_streaming_through_the_slot_of_the_local_re
     command = " ".join(service["command"])
     assert f"--slot={replica.SLOT}" in command and "pg_basebackup -h postgres" in command
     assert "--write-recovery-conf" in command and "hot_standby=on" in command
+    # As the embedded cluster's standby (chorus_db/cluster.py): a vacuum on the primary cannot cancel its reads.
+    assert "hot_standby_feedback=on" in command and '"hot_standby_feedback = on"' in (ROOT / "chorus_db/cluster.py").read_text()
     # Its password comes from the secret file, never from a variable.
     assert service["secrets"] == ["postgres_password", "field_keys"] and 'PGPASSWORD="$$(cat /run/secrets/postgres_password)"' in command
     assert service["image"] == SERVICES["postgres"]["image"]

@@ -98,6 +98,41 @@ def test_the_standby_streams_from_its_slot_and_reports_no_lag(pair):
             conn.execute("insert into app.settings values ('x', 'y', 'z')")
 
 
+def test_a_vacuum_on_the_primary_cannot_cancel_a_read_on_the_standby(pair):
+    """hot_standby_feedback: the primary keeps the row versions a standby read still sees. The
+    standby is set to cancel a conflicting read at once (max_standby_streaming_delay 0), so
+    without the feedback the second read fails ("conflict with recovery", 40001: a 500 from
+    PostgREST that nginx does not retry)."""
+    primary, standby = pair
+    with psycopg.connect(standby.url("postgres"), autocommit=True) as conn:
+        assert conn.execute("show hot_standby_feedback").fetchone()[0] == "on"
+        conn.execute("alter system set max_standby_streaming_delay = 0")
+        conn.execute("alter system set wal_receiver_status_interval = 1")
+        conn.execute("select pg_reload_conf()")
+    try:
+        with psycopg.connect(primary.url(ops.OPS_DB), autocommit=True) as conn:
+            conn.execute("create table public.conflict_probe (id integer primary key, v integer)")
+            conn.execute("insert into public.conflict_probe select g, g from generate_series(1, 2000) as g")
+        replica.wait_caught_up(primary.url(ops.OPS_DB), standby.url(ops.OPS_DB))
+        with psycopg.connect(standby.url(ops.OPS_DB)) as reader:
+            reader.execute("set transaction isolation level repeatable read")
+            assert reader.execute("select count(*) from public.conflict_probe").fetchone()[0] == 2000
+            time.sleep(3)  # the standby's oldest snapshot reaches the primary (every second here)
+            with psycopg.connect(primary.url(ops.OPS_DB), autocommit=True) as conn:
+                conn.execute("delete from public.conflict_probe where id % 2 = 0")
+                conn.execute("vacuum public.conflict_probe")
+            replica.wait_caught_up(primary.url(ops.OPS_DB), standby.url(ops.OPS_DB))
+            # The same snapshot, still answered: nothing it sees was removed under it.
+            assert reader.execute("select count(*) from public.conflict_probe").fetchone()[0] == 2000
+    finally:
+        with psycopg.connect(standby.url("postgres"), autocommit=True) as conn:
+            conn.execute("alter system reset max_standby_streaming_delay")
+            conn.execute("alter system reset wal_receiver_status_interval")
+            conn.execute("select pg_reload_conf()")
+        with psycopg.connect(primary.url(ops.OPS_DB), autocommit=True) as conn:
+            conn.execute("drop table if exists public.conflict_probe")
+
+
 def _health(primary) -> dict:
     with psycopg.connect(primary.url(ops.OPS_DB), autocommit=True) as conn:
         return conn.execute("select api.check_replication_health()").fetchone()[0]

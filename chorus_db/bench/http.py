@@ -45,7 +45,8 @@ NGINX_TRUST_WRK = "set_real_ip_from 127.0.0.1;\nreal_ip_header X-Real-IP;"
 
 
 def parse_wrk(out: str) -> dict:
-    """Requests/s, completed requests, non-2xx/3xx responses, socket errors, p50 and p99 in ms."""
+    """Requests/s, completed requests, non-2xx/3xx responses, socket errors, p50 and p99 in ms
+    (and the statuses and error bodies the script counted, when it did)."""
     rps = re.search(r"Requests/sec:\s+([0-9.]+)", out)
     total = re.search(r"(\d+) requests in", out)
     if not rps or not total:
@@ -60,6 +61,10 @@ def parse_wrk(out: str) -> dict:
         return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
 
     return {
+        # With COUNT_STATUS=1 (bench/wrk_post.lua): responses by status, and the first bodies of
+        # each status from 300 up, as "<status> <body>".
+        "statuses": {int(code): int(n) for code, n in re.findall(r"^status (\d+) (\d+)$", out, re.M)},
+        "bodies": re.findall(r"^body (\d+ .*)$", out, re.M),
         "rps": float(rps.group(1)),
         "requests": int(total.group(1)),
         "non_2xx": int(bad.group(1)) if bad else 0,

@@ -18,10 +18,12 @@ the http part's direct line.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import time
+from pathlib import Path
 
 import psycopg
 
@@ -30,10 +32,29 @@ from . import common, http
 from .common import BENCH_DIR, Report, Run, fmt, loadavg
 
 
-def _reads(report: Report, name: str, url: str, key: str, seconds: int, layers: http.Layers, record: bool = True) -> Run:
+def _log_lines(path: Path | None, offset: int, pattern: str, most: int = 5) -> list[str]:
+    """The first lines matching pattern written to a log since offset (its size before a run)."""
+    if path is None or not path.exists():
+        return []
+    with path.open("rb") as log:
+        log.seek(offset)
+        text = log.read(4_000_000).decode(errors="replace")
+    return [line[:300] for line in text.splitlines() if re.search(pattern, line)][:most]
+
+
+def _size(path: Path | None) -> int:
+    return path.stat().st_size if path is not None and path.exists() else 0
+
+
+def _reads(report: Report, name: str, url: str, key: str, seconds: int, layers: http.Layers, record: bool = True,
+           logs: dict[str, tuple[Path | None, str]] | None = None) -> Run:
     """wrk GETs of a view with a reader key, 4 connections (nginx lets 4 reads run at once), each
-    request from its own address (X-Real-IP, trusted from loopback here)."""
-    env = dict(os.environ, BODY_STYLE="read", SET_REAL_IP="1", READ_KEY=key)
+    request from its own address (X-Real-IP, trusted from loopback here). Every status is counted
+    (COUNT_STATUS): a response other than 2xx is reported with its status, its body and what the
+    logs given (name: (file, pattern of the lines that matter)) wrote meanwhile."""
+    env = dict(os.environ, BODY_STYLE="read", SET_REAL_IP="1", READ_KEY=key, COUNT_STATUS="1")
+    logs = logs or {}
+    offsets = {what: _size(path) for what, (path, _) in logs.items()}
     cpu0 = http._layers_cpu(layers)
     proc = common.timed(["wrk", "-t2", "-c4", f"-d{seconds}s", "--latency", "-s", str(BENCH_DIR / "wrk_post.lua"), url],
                         env, seconds, name)
@@ -47,7 +68,14 @@ def _reads(report: Report, name: str, url: str, key: str, seconds: int, layers: 
         start = cpu0[layer]
         run.cpu_ms[layer] = sum(cpu - start.get(pid, 0.0) for pid, cpu in end.items()) * 1000 / max(1, w["requests"])
     if w["non_2xx"] or w["socket_errors"]:
-        run.problems.append(f"{w['non_2xx']} non-2xx responses, {w['socket_errors']} socket errors")
+        other = {code: n for code, n in sorted(w["statuses"].items()) if not 200 <= code < 300}
+        run.problems.append(f"{w['non_2xx']} non-2xx responses (by status: {other}), {w['socket_errors']} socket errors")
+        run.problems += [f"response {body}" for body in w["bodies"]]
+        for what, (path, pattern) in logs.items():
+            run.problems += [f"{what}: {line}" for line in _log_lines(path, offsets[what], pattern)]
+        if not record:  # Report.add prints a recorded run's problems
+            for problem in run.problems:
+                print(f"      ! {name}: {problem}", flush=True)
     if record:
         report.add(run)
         print("      CPU per request: " + ", ".join(f"{k} {v:.2f} ms" for k, v in run.cpu_ms.items()), flush=True)
@@ -177,14 +205,29 @@ def pool_and_scale(report: Report, cluster, seconds: int = 10, rounds: int = 2) 
         }
         for name, url, layers in writes.values():  # warm-up: pools fill, plans are cached
             http._wrk(report, cluster, name, url, 2, "api", None, layers)
-        for name, url, layers in reads.values():
-            _reads(report, name, url, key, 2, layers, record=False)
+        # What a failed read left in the logs: nginx's access log (status and upstream status of
+        # each try), the PostgREST's log (5xx) and the servers' (errors, cancelled statements).
+        not_2xx = r'" [013-9]\d\d |upstream=[^ ]*[013-9]\d\d'
+        server_errors = r"ERROR|FATAL|PANIC|conflict|cancel"
+        read_logs = {
+            "reads-primary": {"nginx": (direct.nginx_dir / "access.log", not_2xx),
+                              "nginx errors": (direct.nginx_dir / "error.log", "."),
+                              "PostgREST": (stack.postgrest_service(direct.run_dir).logfile, "."),
+                              "primary": (cluster.logfile, server_errors)},
+            "reads-replica": {"nginx": (reads_replica.nginx_dir / "access.log", not_2xx),
+                              "nginx errors": (reads_replica.nginx_dir / "error.log", "."),
+                              "replica PostgREST": (stack.postgrest_service(on_standby.run_dir).logfile, "."),
+                              "standby": (standby.logfile, server_errors),
+                              "primary": (cluster.logfile, server_errors)},
+        }
+        for k, (name, url, layers) in reads.items():
+            _reads(report, name, url, key, 2, layers, record=False, logs=read_logs[k])
         results: dict[str, list] = {k: [] for k in (*writes, *reads)}
         for _ in range(rounds):
             for k, (name, url, layers) in writes.items():
                 results[k].append(http._wrk(report, cluster, name, url, seconds, "api", common.LEADS, layers))
             for k, (name, url, layers) in reads.items():
-                results[k].append(_reads(report, name, url, key, seconds, layers))
+                results[k].append(_reads(report, name, url, key, seconds, layers, logs=read_logs[k]))
         # WAL per accepted submission.
         with psycopg.connect(cluster.url(common.BENCH_DB), autocommit=True) as conn:
             (lsn0,) = conn.execute("select pg_current_wal_lsn()").fetchone()

@@ -238,6 +238,26 @@ select app_logic.declare_sealed_fields(
     'logo_interactions', 'time_spent_per_section', 'cta_clicks', 'accessibility_features_used', 'keyboard_navigation_used'
 );
 
+-- The two values the analytics read from a row, decrypted: one expression each, used by every
+-- bulk reader below and by the day rollups (db/functions/070-analytics.sql). SQL functions
+-- without SET or SECURITY DEFINER, so they are inlined into the caller's query, which decrypts
+-- only the rows it keeps.
+create function app_logic.opened_theme(p_sealed bytea, p_version integer, p_clear text, p_keys jsonb) returns text
+language sql immutable
+as $$
+    select coalesce(app_logic.open_sealed(p_sealed, p_version, p_keys) ->> 'accessibility_theme', p_clear)
+$$;
+comment on function app_logic.opened_theme(bytea, integer, text, jsonb) is
+'The accessibility theme of a preferences row: decrypted from sealed, or the clear column of a row not sealed.';
+
+create function app_logic.opened_cta_count(p_sealed bytea, p_version integer, p_clear jsonb, p_keys jsonb) returns integer
+language sql immutable
+as $$
+    select jsonb_array_length(coalesce(app_logic.open_sealed(p_sealed, p_version, p_keys) -> 'cta_clicks', p_clear))
+$$;
+comment on function app_logic.opened_cta_count(bytea, integer, jsonb, jsonb) is
+'The number of CTA clicks of a brand-engagement post: decrypted from sealed, or of the clear column of a row not sealed.';
+
 -- The analytics' inputs, opened in bulk. The key map is an uncorrelated scalar subquery, an
 -- InitPlan: the key file is read once per call, not once per row. They return what the
 -- analytics views read before encryption (reader and admin could select these columns then),
@@ -248,10 +268,7 @@ language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
     select
-        coalesce(
-            app_logic.open_sealed(p.sealed, p.key_version, (select app_logic.field_keys())) ->> 'accessibility_theme',
-            p.accessibility_theme
-        ),
+        app_logic.opened_theme(p.sealed, p.key_version, p.accessibility_theme, (select app_logic.field_keys())),
         p.session_duration,
         p.created_at
     from app.accessibility_preferences as p
@@ -268,9 +285,7 @@ as $$
     select
         e.session_id,
         e.scroll_depth_percentage,
-        jsonb_array_length(coalesce(
-            app_logic.open_sealed(e.sealed, e.key_version, (select app_logic.field_keys())) -> 'cta_clicks', e.cta_clicks
-        ))
+        app_logic.opened_cta_count(e.sealed, e.key_version, e.cta_clicks, (select app_logic.field_keys()))
     from app.brand_engagement as e
     where e.created_at > p_since and e.created_at <= p_until
 $$;
@@ -285,10 +300,7 @@ set search_path = pg_catalog, app, pg_temp
 as $$
     select
         p.session_id,
-        coalesce(
-            app_logic.open_sealed(p.sealed, p.key_version, (select app_logic.field_keys())) ->> 'accessibility_theme',
-            p.accessibility_theme
-        )
+        app_logic.opened_theme(p.sealed, p.key_version, p.accessibility_theme, (select app_logic.field_keys()))
     from app.accessibility_preferences as p
     where exists (select from app.ab_test_exposures as x where x.session_id = p.session_id)
 $$;

@@ -33,12 +33,6 @@ declare
     v_in_secret boolean := false;
     v_role text := nullif(current_setting('role', true), 'none');
 begin
-    -- A retention rule's deletions are logged by the rule (app.retention_runs: kind, cutoff,
-    -- rows removed), not row by row here: a copy of each removed row would keep, for the audit's
-    -- own two years, the very values the rule removes (and cost more than the delete itself).
-    if tg_op = 'DELETE' and current_setting('app.retention_purge', true) = 'on' then
-        return null;
-    end if;
     v_old := case when tg_op <> 'INSERT' then to_jsonb(old) end;
     v_new := case when tg_op <> 'DELETE' then to_jsonb(new) end;
     v_row := coalesce(v_new, v_old);
@@ -102,8 +96,14 @@ begin
         raise exception 'table % has no primary key to name its rows in the brand audit log', p_table
             using errcode = 'CHX04';
     end if;
+    -- A retention rule's deletions are logged by the rule (app.retention_runs: kind, cutoff,
+    -- rows removed), not row by row here: a copy of each removed row would keep, for the audit's
+    -- own two years, the very values the rule removes (and cost more than the delete itself).
+    -- The trigger's WHEN skips them without calling the function: that call alone was two thirds
+    -- of a retention batch's CPU (3.7 against 1.2 us a row). A rule's subtransaction only deletes.
     execute format(
         'create trigger brand_audit after insert or update or delete on %s for each row '
+        'when (current_setting(''app.retention_purge'', true) is distinct from ''on'') '
         'execute function app_logic.tg_brand_audit__record(%s)',
         p_table,
         array_to_string(array(select quote_literal(c) from unnest(v_key || '--'::text || p_secret_columns) as c), ', ')

@@ -28,6 +28,8 @@ end
 $pin$;
 alter function app_logic.field_key_current(jsonb) owner to chorus_keyholder;
 alter function app_logic.open_sealed(bytea, integer, jsonb) owner to chorus_keyholder;
+alter function app_logic.opened_theme(bytea, integer, text, jsonb) owner to chorus_keyholder;
+alter function app_logic.opened_cta_count(bytea, integer, jsonb, jsonb) owner to chorus_keyholder;
 alter function app_logic.seal(jsonb) owner to chorus_keyholder;
 alter function app_logic.unseal(bytea, integer) owner to chorus_keyholder;
 alter function app_logic.opened_preference_themes(timestamptz, timestamptz) owner to chorus_keyholder;
