@@ -178,7 +178,9 @@ begin
         app_logic.pseudonym(host(app_logic.client_ip()), k.pepper), app_logic.request_header('user-agent'),
         p_submission_id
     )
-    from (select (select s.value from app.settings as s where s.key = 'hash_pepper') as pepper) as k;
+    -- offset 0 keeps the sub-select a sub-select: pulled up, its scalar read of the pepper was
+    -- copied into each of the two uses (two reads of app.settings).
+    from (select (select s.value from app.settings as s where s.key = 'hash_pepper') as pepper offset 0) as k;
 end
 $$;
 comment on function app_logic.record_form_consent(text, boolean, bigint, boolean) is

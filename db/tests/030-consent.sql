@@ -1,7 +1,7 @@
 -- The consent audit: what an accepted submission records, the per-subject hash chain, the
 -- append-only guarantee for every role (the owner included) and that API roles cannot touch it.
 begin;
-select plan(16);
+select plan(17);
 
 delete from app.rate_limit_rules
 where action = 'leads';
@@ -113,6 +113,23 @@ select throws_ok(
     '42501', 'permission denied for function append_consent', 'admin cannot append to the audit directly'
 );
 reset role;
+
+-- The pepper is read once for both HMACs of a form's consent (the address's and the email's):
+-- one read of app.settings, not one per use.
+create temporary table settings_reads on commit drop as
+select t.seq_scan + t.idx_scan as reads
+from pg_stat_xact_user_tables as t
+where t.relid = 'app.settings'::regclass;
+select app_logic.record_form_consent('pepper.once@example.org', false, null);
+select is(
+    (
+        select t.seq_scan + t.idx_scan
+        from pg_stat_xact_user_tables as t
+        where t.relid = 'app.settings'::regclass
+    ) - (select r.reads from settings_reads as r),
+    1::bigint,
+    'recording a form''s consents reads the pepper once'
+);
 
 select * from finish();
 rollback;
