@@ -257,9 +257,10 @@ comment on function api.record_brand_engagement(jsonb) is
 '(120 per client IP per minute by default).';
 
 -- A stored lead claims the session it names (a resubmission claims its session in submit_lead).
+-- Not SECURITY DEFINER: only the owner writes app.leads (its definer functions), so the trigger
+-- runs as the owner anyway, without a pinned search path to switch for every lead.
 create function app_logic.tg_leads__claim_session() returns trigger
-language plpgsql security definer
-set search_path = pg_catalog, app, pg_temp
+language plpgsql
 as $$
 begin
     perform app_logic.claim_session(new.id, new.session_id);

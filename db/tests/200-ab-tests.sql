@@ -2,7 +2,7 @@
 -- exposure, conversions once per session and kind, the lead trigger, the results view with
 -- the z-test, and who may call what.
 begin;
-select plan(24);
+select plan(26);
 
 select set_config('app.frozen_now', '2026-12-01T09:00:00Z', true);
 
@@ -126,6 +126,24 @@ select is(
         where session_id = 'sess-1'
     ),
     '{cta_click,lead}', 'a lead with the exposed session id converts the lead kind by itself'
+);
+insert into app.leads (first_name, last_name, email, gdpr_consent, session_id)
+values ('Bo', 'Never Shown', 'bo@example.org', true, 'sess-never-shown');
+select is(
+    (
+        select count(*)::integer from app.ab_test_conversions
+        where session_id = 'sess-never-shown'
+    ),
+    0, 'a lead whose session was shown no test converts nothing'
+);
+select ok(
+    not exists (
+        select from pg_proc
+        where
+            oid in ('app_logic.tg_leads__convert_ab_tests()'::regprocedure, 'app_logic.tg_leads__claim_session()'::regprocedure)
+            and (prosecdef or proconfig is not null)
+    ),
+    'the lead triggers run as the owner that writes app.leads: no definer, no pinned search path to switch per lead'
 );
 
 -- Results
