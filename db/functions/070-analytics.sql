@@ -113,28 +113,32 @@ as $$
             and app_logic.day_inside(d.day, p_since, p_until)
     ),
 
-    -- The window's posts, each marked whether its session is in a rollup (all of the session's
-    -- posts of the window on one rolled-up day): one pass over clear columns.
-    posts as (
+    -- The window's posts (clear columns only are read here), each with whether its day is rolled up.
+    posts as materialized (
         select
             e.session_id, e.sealed, e.key_version, e.cta_clicks, e.scroll_depth_percentage,
-            (e.created_at at time zone 'UTC')::date as day,
-            bool_and(rolled.day is not null) over session
-            and min((e.created_at at time zone 'UTC')::date) over session
-            = max((e.created_at at time zone 'UTC')::date) over session as in_rollup
+            (e.created_at at time zone 'UTC')::date as day, rolled.day is not null as rolled_day
         from app.brand_engagement as e
         left join rolled on rolled.day = (e.created_at at time zone 'UTC')::date
         where e.created_at > p_since and e.created_at <= p_until
-        window session as (partition by e.session_id)
     ),
 
-    -- The other sessions' posts, decrypted (the only rows that are).
+    -- The sessions no rollup answers for: a post on a day without one, or posts on several days.
+    -- Grouped by hashing (a sort of the session ids by their collation cost more than the rest).
+    own as (
+        select posts.session_id
+        from posts
+        group by posts.session_id
+        having not (bool_and(posts.rolled_day) and min(posts.day) = max(posts.day))
+    ),
+
+    -- Their posts, decrypted (the only rows that are).
     opened as (
         select
             posts.session_id, posts.day, posts.scroll_depth_percentage as scroll,
             app_logic.opened_cta_count(posts.sealed, posts.key_version, posts.cta_clicks, (select app_logic.field_keys())) as cta
         from posts
-        where not posts.in_rollup
+        where posts.session_id in (select own.session_id from own)
     ),
 
     -- What those sessions put into the rollups of the days they posted on.
