@@ -285,3 +285,21 @@ def test_a_plain_script_commits_its_transactions_on_a_fresh_build(name, db, db_u
     )
     assert "number of failed transactions: 0" in proc.stdout and proc.returncode == 0, proc.stderr[-500:]
     assert db.execute(f"select count(*) from {table}").fetchone()[0] == before + 3
+
+
+def test_the_bare_table_of_c_has_the_columns_of_app_leads_and_none_of_their_rules(db):
+    from chorus_db.bench.http import BARE_SCHEMA_SQL
+
+    db.execute(BARE_SCHEMA_SQL)
+    columns = "select attname::text from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped"
+    bare = {name for (name,) in db.execute(columns, ("bench_bare.leads",))}
+    assert bare == {name for (name,) in db.execute(columns, ("app.leads",))} - {"load_time_lcp", "load_time_fid"}
+    # The lead rules are domains (db/schema/471): a bare column of a domain type would still check them.
+    assert db.execute(
+        "select count(*) from pg_attribute as a join pg_type as t on t.oid = a.atttypid"
+        " where a.attrelid = 'bench_bare.leads'::regclass and a.attnum > 0 and t.typtype = 'd'"
+    ).fetchone()[0] == 0
+    assert db.execute(
+        "select count(*) from pg_constraint where conrelid = 'bench_bare.leads'::regclass and contype = 'c'"
+    ).fetchone()[0] == 0
+    db.execute("insert into bench_bare.leads (first_name, last_name, email, gdpr_consent) values ('', '', '', false)")

@@ -32,6 +32,20 @@ create schema bench_bare;
 -- The same columns as app.leads, nothing else: no checks, no unique email, no logic.
 create table bench_bare.leads (like app.leads including defaults);
 alter table bench_bare.leads drop column load_time_lcp, drop column load_time_fid;
+-- app.leads' rules are domains (db/schema/471): the bare columns get their base types.
+do $$
+declare
+    v_column record;
+begin
+    for v_column in
+        select a.attname, format_type(t.typbasetype, t.typtypmod) as base
+        from pg_attribute as a join pg_type as t on t.oid = a.atttypid
+        where a.attrelid = 'bench_bare.leads'::regclass and a.attnum > 0 and not a.attisdropped and t.typtype = 'd'
+    loop
+        execute format('alter table bench_bare.leads alter column %I type %s', v_column.attname, v_column.base);
+    end loop;
+end
+$$;
 alter table bench_bare.leads add primary key (id);
 grant usage on schema bench_bare to anon;
 grant insert on bench_bare.leads to anon;

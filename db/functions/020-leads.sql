@@ -235,18 +235,19 @@ begin
             insert into app.leads as l (
                 first_name, last_name, email, phone, company_name, inquiry_details, lead_source,
                 gdpr_consent, marketing_consent, accessibility_theme, preferred_communication, device_type,
-                core_web_vitals, logo_interactions, time_on_site, pages_viewed, browser_info, session_id,
-                created_at, updated_at
+                core_web_vitals, load_time_lcp, load_time_fid, logo_interactions, time_on_site, pages_viewed,
+                browser_info, session_id, created_at, updated_at
             ) values (
                 v_fields ->> 'firstName', v_fields ->> 'lastName', v_fields ->> 'email', v_fields ->> 'phone',
                 v_fields ->> 'companyName', v_fields ->> 'inquiryDetails', v_fields ->> 'leadSource',
                 -- Marketing consent waits for the address's owner (double opt-in, 310-consent-texts).
                 (v_fields ->> 'gdprConsent')::boolean, false,
                 v_fields ->> 'accessibilityTheme', v_fields ->> 'preferredCommunication', v_fields ->> 'deviceType',
-                v_fields -> 'coreWebVitals', coalesce((v_fields ->> 'logoInteractions')::integer, 0),
+                -- lcp and fid as the columns' old generated expressions read them (db/schema/470).
+                v_fields -> 'coreWebVitals', (v_fields #>> '{coreWebVitals,lcp}')::numeric,
+                (v_fields #>> '{coreWebVitals,fid}')::numeric, coalesce((v_fields ->> 'logoInteractions')::integer, 0),
                 (v_fields ->> 'timeOnSite')::integer, coalesce(v_fields -> 'pagesViewed', '[]'::jsonb),
-                v_fields -> 'browserInfo', v_fields ->> 'sessionId',
-                v_now, v_now
+                v_fields -> 'browserInfo', v_fields ->> 'sessionId', v_now, v_now
             )
             on conflict ((lower(email))) do nothing
             returning l.id

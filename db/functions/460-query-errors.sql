@@ -42,15 +42,19 @@ comment on function app_logic.split_top_level(text) is
 'The comma-separated items of a select, order or logic tree, commas inside parentheses or quotes kept.';
 
 -- The fields of a list as the API names them (the view's columns) with their type: the names
--- GET /api/ documents, nothing else of the schema.
+-- GET /api/ documents, nothing else of the schema. A domain (the table rules of app.leads, db/schema/471)
+-- counts as its base type, as PostgreSQL reads a filter's value: `timeOnSite=eq.-1` is a valid integer to
+-- compare with, and no message names a domain. No domain of ours is over another domain.
 create function app_logic.list_fields(p_view regclass) returns jsonb
 language sql stable
 as $$
     select coalesce(jsonb_object_agg(a.attname, jsonb_build_object(
-        'type', format_type(a.atttypid, a.atttypmod), 'category', t.typcategory, 'name', t.typname
+        'type', format_type(t.oid, case when d.typtype = 'd' then d.typtypmod else a.atttypmod end),
+        'category', t.typcategory, 'name', t.typname
     )), '{}'::jsonb)
     from pg_catalog.pg_attribute as a
-    join pg_catalog.pg_type as t on t.oid = a.atttypid
+    join pg_catalog.pg_type as d on d.oid = a.atttypid
+    join pg_catalog.pg_type as t on t.oid = case when d.typtype = 'd' then d.typbasetype else d.oid end
     where a.attrelid = p_view and a.attnum > 0 and not a.attisdropped
 $$;
 comment on function app_logic.list_fields(regclass) is 'The fields (columns) of a list''s view with their types.';

@@ -26,17 +26,17 @@ select is(current_setting('response.status'), '201', 'a known email is answered 
 reset role;
 
 select results_eq(
-    'select first_name, phone, company_name, time_on_site, marketing_consent from app.leads',
+    'select first_name::text, phone::text, company_name::text, time_on_site::integer, marketing_consent from app.leads',
     $$ values ('Ada', '+442079460958', 'Acme', 145000, false) $$,
     'one lead: phone in E.164, trimmed text; the known email''s marketingConsent: true granted nothing'
 );
 select results_eq(
-    'select kind, details ->> ''firstName'' from app.lead_interactions order by id',
+    'select kind::text, details ->> ''firstName'' from app.lead_interactions order by id',
     $$ values ('submission', null), ('resubmission', 'Mallory') $$,
     'the second submission is a resubmission carrying what was sent'
 );
 select results_eq(
-    $$ select a.event::text, a.consent_type::text, a.granted, i.kind
+    $$ select a.event::text, a.consent_type::text, a.granted, i.kind::text
        from app.consent_audit as a join app.lead_interactions as i on i.id = a.submission_id
        order by a.seq $$,
     $$ values ('consent', 'gdpr', true, 'submission'), ('consent', 'marketing', false, 'submission'),

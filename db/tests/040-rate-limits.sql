@@ -18,7 +18,7 @@ $$;
 
 select results_eq(
     -- The contract's endpoints; other domains seed rules of their own (db/tests/2xx, 3xx).
-    $$select action, scope, max_requests, window_seconds from app.rate_limit_rules
+    $$select action, scope::text, max_requests, window_seconds from app.rate_limit_rules
       where action in ('accessibility_preferences', 'brand_engagement', 'consent_links', 'leads', 'page_views') order by action, scope$$,
     $$ values ('accessibility_preferences', 'ip', 120, 60), ('brand_engagement', 'ip', 120, 60),
               ('consent_links', 'ip', 20, 600), ('leads', 'email', 3, 3600), ('leads', 'ip', 5, 600), ('page_views', 'ip', 120, 60) $$,

@@ -1,0 +1,168 @@
+-- The rules of a lead's, an interaction's and a rate-limit counter's values are domains since
+-- db/schema/471 and 472 (a table CHECK is prepared again for every INSERT, a domain's once per
+-- session); the load times are plain columns the submission fills (db/schema/470). Every rule
+-- still refuses what it refused, with the same SQLSTATE, and the lists read the base types.
+begin;
+select plan(31);
+
+-- What the table still checks itself: the two columns whose indexes a type change would rebuild,
+-- and the rule across two columns. Everything else is a domain's.
+select is(
+    (
+        select array_agg(format('%s %s', conrelid::regclass, conname) order by conrelid::regclass::text, conname)
+        from pg_constraint
+        where
+            conrelid in ('app.leads'::regclass, 'app.lead_interactions'::regclass, 'app.rate_limit_counters'::regclass)
+            and contype = 'c'
+    ),
+    array['app.leads leads_email_check', 'app.leads leads_phone_needed', 'app.leads leads_session_id_check'],
+    'app.leads keeps three table checks; the interactions and the counters none'
+);
+select is(
+    (
+        select count(*)::integer from pg_attribute
+        where attrelid = 'app.leads'::regclass and attgenerated <> ''
+    ),
+    0,
+    'app.leads has no generated column to compile for every INSERT'
+);
+
+-- A lead inserted as the owner with one column's value (an SQL expression) changed.
+create function pg_temp.lead_with(p_column text, p_value text) returns void
+language plpgsql volatile
+as $$
+declare
+    v_values jsonb := jsonb_build_object(
+        'first_name', '''A''', 'last_name', '''B''', 'gdpr_consent', 'true',
+        'email', quote_literal('rule-' || md5(random()::text) || '@example.org')
+    ) || jsonb_build_object(p_column, p_value);
+begin
+    execute format(
+        'insert into app.leads (%s) values (%s)',
+        (select string_agg(quote_ident(e.key), ', ' order by e.key) from jsonb_each_text(v_values) as e),
+        (select string_agg(e.value, ', ' order by e.key) from jsonb_each_text(v_values) as e)
+    );
+end
+$$;
+
+select throws_ok($$ select pg_temp.lead_with('first_name', '''''') $$, '23514', null, 'an empty first name is refused');
+select throws_ok(
+    $$ select pg_temp.lead_with('last_name', quote_literal(repeat('x', 101))) $$, '23514', null,
+    'a last name of 101 characters is refused'
+);
+select throws_ok(
+    $$ select pg_temp.lead_with('phone', '''020 7946 0958''') $$, '23514', null, 'a phone number not in E.164 is refused'
+);
+select throws_ok(
+    $$ select pg_temp.lead_with('company_name', quote_literal(repeat('c', 201))) $$, '23514', null,
+    'a company of 201 characters is refused'
+);
+select throws_ok(
+    $$ select pg_temp.lead_with('inquiry_details', quote_literal(repeat('i', 5001))) $$, '23514', null,
+    'an inquiry of 5001 characters is refused'
+);
+select throws_ok(
+    $$ select pg_temp.lead_with('lead_source', '''Trade Fair''') $$, '23514', null, 'a source that is not a slug is refused'
+);
+select throws_ok(
+    $$ select pg_temp.lead_with('accessibility_theme', '''sepia''') $$, '23514', null, 'an unknown theme is refused'
+);
+select throws_ok(
+    $$ select pg_temp.lead_with('preferred_communication', '''fax''') $$, '23514', null,
+    'an unknown way of answering is refused'
+);
+select throws_ok(
+    $$ insert into app.leads (first_name, last_name, email, gdpr_consent) values ('A', 'B', 'no-gdpr@example.org', false) $$,
+    '23514', null, 'a lead without GDPR consent is refused'
+);
+select throws_ok(
+    $$ select pg_temp.lead_with('logo_interactions', '-1') $$, '23514', null, 'a negative logo interaction count is refused'
+);
+select throws_ok($$ select pg_temp.lead_with('time_on_site', '-1') $$, '23514', null, 'a negative time on site is refused');
+select throws_ok(
+    $$ select pg_temp.lead_with('pages_viewed', '''{}''') $$, '23514', null, 'pages viewed that are not an array are refused'
+);
+select throws_ok(
+    $$ select pg_temp.lead_with('core_web_vitals', '''[]''') $$, '23514', null, 'vitals that are not an object are refused'
+);
+select throws_ok(
+    $$ select pg_temp.lead_with('device_type', '''watch''') $$, '23514', null, 'an unknown device type is refused'
+);
+select throws_ok(
+    $$ select pg_temp.lead_with('browser_info', quote_literal(jsonb_build_object('ua', repeat('u', 4100)))) $$,
+    '23514', null, 'browser info over 4096 bytes is refused'
+);
+select throws_ok($$ select pg_temp.lead_with('email', '''a@''') $$, '23514', null, 'an email under 3 characters is refused');
+select throws_ok($$ select pg_temp.lead_with('session_id', '''''') $$, '23514', null, 'an empty session id is refused');
+select throws_ok(
+    $$ select pg_temp.lead_with('preferred_communication', '''phone''') $$, '23514', null,
+    'answering by phone without a phone number is refused'
+);
+select lives_ok(
+    $$ select pg_temp.lead_with('phone', '''+442079460958''') $$, 'a lead within every rule is stored'
+);
+
+insert into app.leads (first_name, last_name, email, gdpr_consent) values ('I', 'J', 'interactions@example.org', true);
+select throws_ok(
+    $$ insert into app.lead_interactions (lead_id, kind)
+       select l.id, 'gossip' from app.leads as l where l.email = 'interactions@example.org' $$,
+    '23514', null, 'an unknown interaction kind is refused'
+);
+select throws_ok(
+    $$ insert into app.lead_interactions (lead_id, kind, note)
+       select l.id, 'note', repeat('n', 5001) from app.leads as l where l.email = 'interactions@example.org' $$,
+    '23514', null, 'a note of 5001 characters is refused'
+);
+select throws_ok(
+    $$ insert into app.rate_limit_counters (action, scope, subject, expires_at) values ('leads', 'cookie', 's', now()) $$,
+    '23514', null, 'a counter of an unknown scope is refused'
+);
+select throws_ok(
+    $$ insert into app.rate_limit_rules (action, scope, max_requests, window_seconds) values ('x', 'cookie', 1, 1) $$,
+    '23514', null, 'a rule of an unknown scope is refused'
+);
+
+-- The submission fills the load times from the vitals it stores, as the generated columns did.
+delete from app.rate_limit_rules
+where action = 'leads';
+select set_config('request.headers', '{"x-real-ip": "203.0.113.30", "user-agent": "pgtap"}', true);
+set local role anon;
+select api.submit_lead(tap.lead('{"email": "vitals@example.org", "coreWebVitals": {"lcp": 1200.5, "fid": 0, "cls": 0.1}}'));
+select api.submit_lead(tap.lead('{"email": "no-vitals@example.org"}'));
+reset role;
+select results_eq(
+    $$ select email::text, load_time_lcp, load_time_fid, (core_web_vitals ->> 'lcp')::numeric from app.leads
+       where email in ('vitals@example.org', 'no-vitals@example.org') order by email $$,
+    $$ values ('no-vitals@example.org', null::numeric, null::numeric, null::numeric),
+              ('vitals@example.org', 1200.5, 0, 1200.5) $$,
+    'a submission stores lcp and fid of its vitals as the load times, none without vitals'
+);
+
+-- The lists read a domain as its base type: its messages name no domain, and a value the base
+-- type reads is a value to compare with (PostgreSQL compares a filter's value as the base type).
+select is(
+    app_logic.list_fields('api.leads') -> 'timeOnSite', '{"name": "int4", "type": "integer", "category": "N"}',
+    'timeOnSite is an integer field of the list'
+);
+select is(
+    app_logic.list_fields('api.leads') -> 'pagesViewed', '{"name": "jsonb", "type": "jsonb", "category": "U"}',
+    'pagesViewed is a JSON field of the list'
+);
+select is(
+    app_logic.condition_problems('logoInteractions', 'logoInteractions', 'gte.-1', app_logic.list_fields('api.leads')),
+    null,
+    'a negative number is a valid integer to compare logoInteractions with'
+);
+select is(
+    app_logic.condition_problems('timeOnSite', 'timeOnSite', 'eq.soon', app_logic.list_fields('api.leads')),
+    app_logic.problem('timeOnSite', 'timeOnSite: the value is not a valid integer.'),
+    'a value that is not an integer is named as such'
+);
+select is(
+    app_logic.condition_problems('pagesViewed', 'pagesViewed', 'cs.["/"]', app_logic.list_fields('api.leads')),
+    null,
+    'cs applies to pagesViewed, a JSON field'
+);
+
+select * from finish();
+rollback;
