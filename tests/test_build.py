@@ -95,6 +95,24 @@ def test_drift_is_empty_after_a_build_and_shows_a_hand_made_change(empty_url):
     assert "leads_by_hand_idx" in diff
 
 
+def test_a_team_address_set_is_data_not_drift_and_a_rebuild_keeps_its_trigger_enabled(empty_url):
+    # The team-notification trigger is enabled only while a team address or webhook is set
+    # (db/functions/300-outbox.sql); a fresh build has none, so its dump says DISABLE TRIGGER.
+    build(empty_url, log=quiet)
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        conn.execute("update app.settings set value = 'team@chorus.example' where key = 'team_notify_email'")
+    assert drift(empty_url) == ""
+    build(empty_url, log=quiet, force=True)
+    with psycopg.connect(empty_url) as conn:
+        (state,) = conn.execute(
+            "select tgenabled from pg_trigger where tgrelid = 'app.leads'::regclass and tgname = 'leads_notify_team'"
+        ).fetchone()
+    assert state == "O"
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        conn.execute("alter table app.leads disable trigger leads_claim_session")
+    assert "DISABLE TRIGGER leads_claim_session" in drift(empty_url)
+
+
 def test_status_reports_pending_files_before_the_first_build(empty_url):
     st = status(empty_url)
     assert st.pending == [p.name for p in Source().schema_files]

@@ -3,10 +3,10 @@
 -- session); the load times are plain columns the submission fills (db/schema/470). Every rule
 -- still refuses what it refused, with the same SQLSTATE, and the lists read the base types.
 begin;
-select plan(31);
+select plan(36);
 
--- What the table still checks itself: the two columns whose indexes a type change would rebuild,
--- and the rule across two columns. Everything else is a domain's.
+-- What the table still checks itself: the rule across two columns. Everything else is a domain's
+-- (email and session_id since db/schema/540).
 select is(
     (
         select array_agg(format('%s %s', conrelid::regclass, conname) order by conrelid::regclass::text, conname)
@@ -15,8 +15,8 @@ select is(
             conrelid in ('app.leads'::regclass, 'app.lead_interactions'::regclass, 'app.rate_limit_counters'::regclass)
             and contype = 'c'
     ),
-    array['app.leads leads_email_check', 'app.leads leads_phone_needed', 'app.leads leads_session_id_check'],
-    'app.leads keeps three table checks; the interactions and the counters none'
+    array['app.leads leads_phone_needed'],
+    'app.leads keeps one table check, across two columns; the interactions and the counters none'
 );
 select is(
     (
@@ -93,7 +93,19 @@ select throws_ok(
     '23514', null, 'browser info over 4096 bytes is refused'
 );
 select throws_ok($$ select pg_temp.lead_with('email', '''a@''') $$, '23514', null, 'an email under 3 characters is refused');
+select throws_ok(
+    $$ select pg_temp.lead_with('email', quote_literal(repeat('e', 243) || '@example.org')) $$, '23514', null,
+    'an email of 255 characters is refused'
+);
+select lives_ok(
+    $$ select pg_temp.lead_with('email', quote_literal(repeat('f', 242) || '@example.org')) $$,
+    'an email of 254 characters is stored'
+);
 select throws_ok($$ select pg_temp.lead_with('session_id', '''''') $$, '23514', null, 'an empty session id is refused');
+select throws_ok(
+    $$ select pg_temp.lead_with('session_id', quote_literal(repeat('s', 101))) $$, '23514', null,
+    'a session id of 101 characters is refused'
+);
 select throws_ok(
     $$ select pg_temp.lead_with('preferred_communication', '''phone''') $$, '23514', null,
     'answering by phone without a phone number is refused'
@@ -143,6 +155,14 @@ select results_eq(
 select is(
     app_logic.list_fields('api.leads') -> 'timeOnSite', '{"name": "int4", "type": "integer", "category": "N"}',
     'timeOnSite is an integer field of the list'
+);
+select is(
+    app_logic.list_fields('api.leads') -> 'email', '{"name": "text", "type": "text", "category": "S"}',
+    'email is a text field of the list'
+);
+select is(
+    app_logic.list_fields('api.leads') -> 'sessionId', '{"name": "text", "type": "text", "category": "S"}',
+    'sessionId is a text field of the list'
 );
 select is(
     app_logic.list_fields('api.leads') -> 'pagesViewed', '{"name": "jsonb", "type": "jsonb", "category": "U"}',
