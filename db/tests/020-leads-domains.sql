@@ -3,7 +3,7 @@
 -- session); the load times are plain columns the submission fills (db/schema/470). Every rule
 -- still refuses what it refused, with the same SQLSTATE, and the lists read the base types.
 begin;
-select plan(36);
+select plan(39);
 
 -- What the table still checks itself: the rule across two columns. Everything else is a domain's
 -- (email and session_id since db/schema/540).
@@ -132,6 +132,21 @@ select throws_ok(
 select throws_ok(
     $$ insert into app.rate_limit_rules (action, scope, max_requests, window_seconds) values ('x', 'cookie', 1, 1) $$,
     '23514', null, 'a rule of an unknown scope is refused'
+);
+select is(
+    (select count(*)::integer from pg_constraint where conrelid = 'app.lead_sessions'::regclass and contype = 'c'),
+    0,
+    'app.lead_sessions checks its session id through the domain, with no table check'
+);
+select throws_ok(
+    $$ insert into app.lead_sessions (session_id, lead_id, claimed_at)
+       select '', l.id, now() from app.leads as l where l.email = 'interactions@example.org' $$,
+    '23514', null, 'a session claim with an empty session id is refused'
+);
+select throws_ok(
+    $$ insert into app.lead_sessions (session_id, lead_id, claimed_at)
+       select repeat('s', 101), l.id, now() from app.leads as l where l.email = 'interactions@example.org' $$,
+    '23514', null, 'a session claim with a session id of 101 characters is refused'
 );
 
 -- The submission fills the load times from the vitals it stores, as the generated columns did.

@@ -95,7 +95,7 @@ select is(
     'a resubmission from a new session claims it and links its data'
 );
 select results_eq(
-    $$ select s.session_id from app.lead_sessions as s
+    $$ select s.session_id::text from app.lead_sessions as s
        where s.lead_id = pg_temp.lead_id('ada@example.org') order by 1 $$,
     $$ values ('sess-a'), ('sess-phone') $$,
     'the lead owns both sessions its submissions named'
