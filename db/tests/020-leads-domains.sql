@@ -134,7 +134,10 @@ select throws_ok(
     '23514', null, 'a rule of an unknown scope is refused'
 );
 select is(
-    (select count(*)::integer from pg_constraint where conrelid = 'app.lead_sessions'::regclass and contype = 'c'),
+    (
+        select count(*)::integer from pg_constraint
+        where conrelid = 'app.lead_sessions'::regclass and contype = 'c'
+    ),
     0,
     'app.lead_sessions checks its session id through the domain, with no table check'
 );
