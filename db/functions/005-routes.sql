@@ -17,11 +17,6 @@ create table app_logic.routes (
 );
 -- No policy and no grant on purpose: only the owner (the build, SECURITY DEFINER readers) reads it.
 alter table app_logic.routes enable row level security;
--- The pre-request looks every request's route up by what PostgREST was asked for (target and
--- method, app_logic.route_key): without this index that lookup read every row, or every entry
--- of the primary key for the method (its second column), about 50k CPU instructions of each
--- request (callgrind); with it, one index probe.
-create index routes_target_method_idx on app_logic.routes (target, method);
 comment on table app_logic.routes is
 'The public HTTP routes, copied by the build from db/routes.toml; never edited by hand.';
 comment on column app_logic.routes.method is 'The public method (a GET route answers HEAD too).';
@@ -43,3 +38,69 @@ as $$
 $$;
 comment on function app_logic.route_rule(jsonb) is
 'The signature of a route''s rule function: its row''s rule, else app_logic.<function>_rule().';
+
+-- The key a request needs, compiled from this table into one CASE expression, so the
+-- pre-request reads no table: app_logic.pre_request is a SQL function PostgreSQL inlines into
+-- PostgREST's prepared call, and this function, inlined into it, becomes a few comparisons of
+-- constants in that cached plan (a lookup in a table, even by index, is a query with its own
+-- executor start in every transaction). The build fills the table after every file ran, and the
+-- trigger below compiles the function again then: CREATE OR REPLACE of an inlined function
+-- invalidates every cached plan that inlined it, so a connection PostgREST keeps open follows a
+-- build at its next request. A (method, target) named by two rows needs the stricter key.
+create function app_logic.compile_route_keys() returns void
+language plpgsql volatile
+as $$
+declare
+    v_cases text;
+begin
+    select string_agg(format('when %L then %L', r.method || ' ' || r.target, r.key), ' ' order by r.method, r.target)
+    into v_cases
+    from (
+        select
+            g.method, g.target,
+            (array_agg(g.key order by array_position(array['admin', 'reader', 'none'], g.key)))[1] as key
+        from app_logic.routes as g
+        group by g.method, g.target
+    ) as r
+    where r.key <> 'none';
+    execute format(
+        $f$
+        create or replace function app_logic.protected_route_key(p_method text, p_target text) returns text
+        language sql immutable
+        as $b$
+            select %s
+        $b$
+        $f$,
+        case
+            when v_cases is null then 'null::text'
+            -- A GET route answers HEAD too.
+            else format(
+                $e$case (case upper(p_method) when 'HEAD' then 'GET' else upper(p_method) end) || ' ' || p_target %s end$e$,
+                v_cases
+            )
+        end
+    );
+    comment on function app_logic.protected_route_key(text, text) is
+    'The key (reader or admin) a request needs by PostgREST method and path, compiled from app_logic.routes; '
+    'null for a route any client may use or a path no route names.';
+end
+$$;
+comment on function app_logic.compile_route_keys() is
+'Compile app_logic.routes'' keys into app_logic.protected_route_key (run by the trigger on every change of the table).';
+
+create function app_logic.tg_routes__compile() returns trigger
+language plpgsql volatile
+as $$
+begin
+    perform app_logic.compile_route_keys();
+    return null;
+end
+$$;
+comment on function app_logic.tg_routes__compile() is 'Compile the route keys again after any change of app_logic.routes.';
+
+create trigger routes_compile
+after insert or update or delete or truncate on app_logic.routes
+for each statement execute function app_logic.tg_routes__compile();
+
+-- The first version, from the empty table: the pre-request's definition needs the function.
+select app_logic.compile_route_keys();
