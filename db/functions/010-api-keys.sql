@@ -68,8 +68,8 @@ comment on function app_logic.role_may_use(text, text, text) is
 -- own in every transaction). db/policies/010-api-keys.sql compiles it again right after its
 -- ALTER ROLE statements, in every build; CREATE OR REPLACE invalidates the cached plans that
 -- inlined it, so PostgREST's open connections follow at their next request. STABLE, not
--- IMMUTABLE: an immutable call with a constant argument is folded to its value at planning and
--- leaves no trace in the plan, so a recompiled timeout would not reach a plan cached before.
+-- IMMUTABLE: its answer changes with a build, which an immutable function promises never to do
+-- (and PostgreSQL may fold an immutable call with constant arguments to its value at planning).
 -- A setting changed by hand (ALTER ROLE outside the build) applies from the next build.
 create function app_logic.compile_role_timeouts() returns void
 language plpgsql volatile
