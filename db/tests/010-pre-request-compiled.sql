@@ -20,9 +20,11 @@ $$;
 
 create temporary table requests (method text, target text) on commit drop;
 insert into requests
-select m, r.target
+select
+    m.method,
+    r.target
 from app_logic.routes as r
-cross join lateral unnest(array[r.method, lower(r.method), 'HEAD', 'head', 'PATCH', 'DELETE', 'OPTIONS', '']) as m;
+cross join lateral unnest(array[r.method, lower(r.method), 'HEAD', 'head', 'PATCH', 'DELETE', 'OPTIONS', '']) as m (method);
 insert into requests values
 ('GET', '/leads/'), ('GET', '/LEADS'), ('GET', ' /leads'), ('GET', '/leads '), ('GET', '/leads?select=id'),
 ('GET', E'/le\u0430ds'), ('GET', E'/leads\u200b'), ('GET', '//leads'),
@@ -36,7 +38,10 @@ select is_empty(
     'the compiled route keys answer what the route table answers, for every route, method and hostile path'
 );
 select ok(
-    (select count(*) from requests where pg_temp.key_by_table(method, target) is not null) > 40,
+    (
+        select count(*) from requests
+        where pg_temp.key_by_table(method, target) is not null
+    ) > 40,
     'the comparison covers the protected routes (and their HEAD)'
 );
 
@@ -85,7 +90,11 @@ prepare pre_request as select app_logic.pre_request();
 execute pre_request;
 execute pre_request;
 create temporary table route_reads on commit drop as
-select t.seq_scan, t.idx_scan from pg_stat_xact_user_tables as t where t.relid = 'app_logic.routes'::regclass;
+select
+    t.seq_scan,
+    t.idx_scan
+from pg_stat_xact_user_tables as t
+where t.relid = 'app_logic.routes'::regclass;
 execute pre_request;
 select is(
     (
@@ -106,7 +115,8 @@ set local role anon;
 execute pre_request;
 select is(current_setting('statement_timeout'), '2500ms', 'a changed timeout applies to the plan a connection kept');
 reset role;
-update app_logic.routes set key = 'admin' where target = '/rpc/submit_lead';
+update app_logic.routes set key = 'admin'
+where target = '/rpc/submit_lead';
 set local role anon;
 select throws_ok(
     'execute pre_request', 'PGRST',
