@@ -1,9 +1,9 @@
 -- The client address of a request (app_logic.client_ip, X-Real-IP as nginx sets it): a dotted
 -- quad in canonical form takes the fast path (an inlined expression), everything else the
 -- checks and the cast inside an exception block (parse_client_ip); both must give what the cast
--- gives, and null for what it refuses. client_ip and client_network must answer exactly what
--- their former PL/pgSQL bodies (kept below as the reference) answer, on valid and hostile
--- values, and only X-Real-IP counts.
+-- gives, and null for what it refuses. The inlined client_ip and client_network must answer
+-- exactly what the full checks (the former PL/pgSQL functions, now parse_client_ip and
+-- parse_client_network) answer, on valid and hostile values, and only X-Real-IP counts.
 begin;
 select plan(7);
 
@@ -48,42 +48,6 @@ select is(
     'a canonical dotted quad is the /32 host it names'
 );
 
--- The former functions, verbatim but for reading the value from an argument.
-create function pg_temp.former_client_ip(v_raw text) returns inet
-language plpgsql stable
-as $$
-declare
-    v_ip inet;
-begin
-    if v_raw is null or char_length(v_raw) not between 2 and 45 or v_raw ~ '[^0-9A-Fa-f:.]' then
-        return null;
-    end if;
-    if v_raw ~ '^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$' then
-        return v_raw::inet;
-    end if;
-    begin
-        v_ip := v_raw::inet;
-    exception when invalid_text_representation then
-        return null;
-    end;
-    if family(v_ip) = 6 and v_ip << '::ffff:0:0/96'::inet then
-        v_ip := '0.0.0.0'::inet + (v_ip - '::ffff:0:0'::inet);
-    end if;
-    return v_ip;
-end
-$$;
-create function pg_temp.former_client_network(p_raw text) returns inet
-language plpgsql stable
-as $$
-declare
-    v_ip inet := pg_temp.former_client_ip(p_raw);
-begin
-    if family(v_ip) = 6 then
-        return network(set_masklen(v_ip, 64));
-    end if;
-    return set_masklen(v_ip, 32);
-end
-$$;
 create function pg_temp.network_of(p_raw text) returns inet
 language plpgsql volatile
 as $$
@@ -134,25 +98,25 @@ insert into hostile values
 (repeat(':', 45)), (repeat('a', 100000)), (repeat('1.2.3.4', 10000)), (''), (' '), (null);
 
 select is_empty(
-    $$ select h.raw from hostile as h where pg_temp.client_ip_of(h.raw) is distinct from pg_temp.former_client_ip(h.raw) $$,
-    'client_ip answers what the former function answers, for every valid and hostile value'
+    $$ select h.raw from hostile as h where pg_temp.client_ip_of(h.raw) is distinct from app_logic.parse_client_ip(h.raw) $$,
+    'client_ip''s inlined path answers what the full checks (parse_client_ip) answer, for every valid and hostile value'
 );
 select is_empty(
-    $$ select h.raw from hostile as h where pg_temp.network_of(h.raw) is distinct from pg_temp.former_client_network(h.raw) $$,
-    'client_network answers what the former function answers, for every valid and hostile value'
+    $$ select h.raw from hostile as h where pg_temp.network_of(h.raw) is distinct from app_logic.parse_client_network(h.raw) $$,
+    'client_network''s inlined path answers what the full checks answer, for every valid and hostile value'
 );
 select ok(
     (
         select count(*) from hostile
-        where family(pg_temp.former_client_ip(raw)) = 4
+        where family(app_logic.parse_client_ip(raw)) = 4
     ) > 100
     and (
         select count(*) from hostile
-        where family(pg_temp.former_client_ip(raw)) = 6
+        where family(app_logic.parse_client_ip(raw)) = 6
     ) > 50
     and (
         select count(*) from hostile
-        where pg_temp.former_client_ip(raw) is null
+        where app_logic.parse_client_ip(raw) is null
     ) > 1000,
     'the comparison covers IPv4, IPv6 and refused values'
 );
