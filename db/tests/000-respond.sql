@@ -17,26 +17,13 @@ select is(
     'the status and the headers given are set'
 );
 
-create function pg_temp.plan_of(p_query text) returns text
-language plpgsql volatile
-as $$
-declare
-    v_line text;
-    v_plan text := '';
-begin
-    for v_line in execute 'explain (verbose, costs off) ' || p_query loop
-        v_plan := v_plan || v_line || E'\n';
-    end loop;
-    return v_plan;
-end
-$$;
 select ok(
-    pg_temp.plan_of($$ select app_logic.respond(201, '{"status": "received"}') $$) ~ 'set_config'
-    and pg_temp.plan_of($$ select app_logic.respond(201, '{"status": "received"}') $$) !~ 'respond',
+    tap.plan_of($$ select app_logic.respond(201, '{"status": "received"}') $$) ~ 'set_config'
+    and tap.plan_of($$ select app_logic.respond(201, '{"status": "received"}') $$) !~ 'respond',
     'a call is inlined: the plan evaluates set_config, not respond'
 );
 select ok(
-    pg_temp.plan_of($$ select app_logic.respond(429, '{}', jsonb_build_array(jsonb_build_object('Retry-After', '5'))) $$)
+    tap.plan_of($$ select app_logic.respond(429, '{}', jsonb_build_array(jsonb_build_object('Retry-After', '5'))) $$)
     !~ 'respond',
     'a call with headers built in place is inlined too'
 );

@@ -60,21 +60,8 @@ select is(
 );
 
 -- Inlined: a plan that calls them holds a JSON constant and no call of either.
-create function pg_temp.plan_of(p_query text) returns text
-language plpgsql volatile
-as $$
-declare
-    v_line text;
-    v_plan text := '';
-begin
-    for v_line in execute 'explain (verbose, costs off) ' || p_query loop
-        v_plan := v_plan || v_line || E'\n';
-    end loop;
-    return v_plan;
-end
-$$;
 select matches(
-    pg_temp.plan_of($$ select app_logic.protected_route_key(current_setting('x.m', true), current_setting('x.p', true)),
+    tap.plan_of($$ select app_logic.protected_route_key(current_setting('x.m', true), current_setting('x.p', true)),
                               app_logic.role_statement_timeout(current_setting('x.r', true)) $$),
     '^(?!.*(protected_route_key|role_statement_timeout)).*::jsonb ->> .*::jsonb ->> ',
     'the compiled lookups are inlined into their caller: two constants looked up, no function called'

@@ -85,6 +85,21 @@ exception when sqlstate 'TSTRB' then
 end
 $$;
 
+-- The plan of a query as text (EXPLAIN VERBOSE, no costs): what a test of inlining reads.
+create function tap.plan_of(p_query text) returns text
+language plpgsql volatile
+as $$
+declare
+    v_line text;
+    v_plan text := '';
+begin
+    for v_line in execute 'explain (verbose, costs off) ' || p_query loop
+        v_plan := v_plan || v_line || E'\n';
+    end loop;
+    return v_plan;
+end
+$$;
+
 grant usage on schema tap to anon, reader, admin;
 grant execute on all functions in schema tap to anon, reader, admin;
 -- pgTAP's own functions, for assertions made while a test has switched to an API role.
