@@ -153,7 +153,10 @@ as $$
         'firstName', app_logic.text_field(p_body, 'firstName'),
         'lastName', app_logic.text_field(p_body, 'lastName'),
         'email', app_logic.text_field(p_body, 'email'),
-        'phone', (app_logic.phone_to_e164(app_logic.text_field(p_body, 'phone'))).e164,
+        -- Only for a phone that is there: phone_to_e164 is PL/pgSQL, a call and its statements.
+        'phone', case when jsonb_typeof(p_body -> 'phone') = 'string' then
+            (app_logic.phone_to_e164(app_logic.text_field(p_body, 'phone'))).e164
+        end,
         'companyName', app_logic.text_field(p_body, 'companyName'),
         'inquiryDetails', app_logic.text_field(p_body, 'inquiryDetails'),
         'leadSource', coalesce(p_body ->> 'leadSource', 'contact_form'),
