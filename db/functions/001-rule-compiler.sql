@@ -183,7 +183,8 @@ as $$
         select string_agg(format(' -> %L', k), '' order by n) from unnest(p_path) with ordinality as u (k, n)
     ) || ')', 'v_0')
 $$;
-comment on function app_logic.compile_path(text[]) is 'The expression of the value at p_path of v_0 (app_logic.compile_rule''s parts).';
+comment on function app_logic.compile_path(text[]) is
+'The expression of the value at p_path of v_0 (app_logic.compile_rule''s parts).';
 
 -- The sure test: one SQL expression that is true only for a value that passes p_rule, false for
 -- every value it is not sure of (the exact statements above then decide), and null or true for

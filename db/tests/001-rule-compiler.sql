@@ -91,8 +91,11 @@ select is_empty(
     'the lead rule''s sure test is true for no body the interpreter refuses'
 );
 select ok(
-    (select 2 * count(*) filter (where app_logic.submit_lead_passes_sure(b) is not false) > count(*)
-     from pg_temp.corpus(pg_temp.lead_example()) as b where app_logic.submit_lead_passes(b)),
+    (
+        select 2 * count(*) filter (where app_logic.submit_lead_passes_sure(b) is not false) > count(*)
+        from pg_temp.corpus(pg_temp.lead_example()) as b
+        where app_logic.submit_lead_passes(b)
+    ),
     'the lead rule''s sure test is true for most bodies of the corpus that pass'
 );
 select ok(
@@ -120,7 +123,10 @@ select is_empty(
 set local track_functions = 'all';
 select ok(app_logic.submit_lead_passes(pg_temp.lead_example()), 'the example lead passes');
 select is(
-    (select count(*) from pg_stat_xact_user_functions as f where f.funcname = 'submit_lead_passes_sure')::integer, 0,
+    (
+        select count(*) from pg_stat_xact_user_functions as f
+        where f.funcname = 'submit_lead_passes_sure'
+    )::integer, 0,
     'the sure test is inlined into the compiled function'
 );
 select is_empty(
