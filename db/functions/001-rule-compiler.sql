@@ -15,6 +15,10 @@
 -- inlined: with an expression as argument, used twice in their body, they are not, and every
 -- call ran as a query of its own.
 --
+-- Before those statements runs the rule's sure test (app_logic.compile_sure, below): one
+-- expression of few nodes per field, true only for a body that passes, which leaves the
+-- statements to the bodies it is not sure of and to the properties it has no test for.
+--
 -- A rule word the compiler does not know makes it call the interpreter for that value, so a
 -- new word is safe before the compiler learns it; a change of what a known word means must
 -- change both, which the agreement test catches.
