@@ -3,7 +3,7 @@
 -- of consent_row_hash, kept here verbatim as pg_temp.old_* (the reference). The same appends,
 -- run once through each, must store the same rows: every column, every hash, in the same order.
 begin;
-select plan(10);
+select plan(12);
 
 -- The reference: the functions as they were before the non-recursive append.
 create function pg_temp.old_consent_row_hash(
@@ -293,6 +293,14 @@ select is(
     ),
     0::numeric,
     'the verification finds nothing broken and runs the hash inlined, not as a call per row'
+);
+select lives_ok(
+    $$ select app_logic.append_consents('nothing', null, null, null, 'test') $$,
+    'null arrays raise nothing, as the recursive append did'
+);
+select is(
+    (select count(*) from app.consent_audit where subject = 'nothing'), 0::bigint,
+    'null arrays append nothing'
 );
 select unalike(
     pg_get_functiondef('app_logic.append_consent_rows'::regproc),
