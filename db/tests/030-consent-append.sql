@@ -299,7 +299,10 @@ select lives_ok(
     'null arrays raise nothing, as the recursive append did'
 );
 select is(
-    (select count(*) from app.consent_audit where subject = 'nothing'), 0::bigint,
+    (
+        select count(*) from app.consent_audit
+        where subject = 'nothing'
+    ), 0::bigint,
     'null arrays append nothing'
 );
 select unalike(
