@@ -7,6 +7,8 @@ disabled, or with session_replication_role = replica (which skips ordinary trigg
 from __future__ import annotations
 
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -73,3 +75,41 @@ def test_the_audit_refuses_changes_while_its_triggers_are_on(db, audit):
     with pytest.raises(psycopg.DatabaseError) as err:
         db.execute("delete from app.consent_audit where subject = 'subject-two'")
     assert err.value.diag.sqlstate == "CHA01"
+
+
+def test_simultaneous_appends_to_one_chain_keep_it_whole(db, db_url):
+    # 8 form submissions of one address and 4 confirmations at once, each holding its
+    # transaction open after appending: each append must wait for the lock and then see the rows
+    # its predecessor committed (the chain end is read in a statement after the lock's).
+    writers = 12
+    barrier = threading.Barrier(writers)
+
+    def one(n: int) -> None:
+        with psycopg.connect(db_url) as conn:
+            barrier.wait()
+            conn.execute(
+                "select set_config('request.headers', %s, true)",
+                (f'{{"x-real-ip": "198.51.100.{n}", "user-agent": "writer {n}"}}',),
+            )
+            if n < 8:
+                conn.execute("select app_logic.record_form_consent('same.person@example.org', %s, %s)", (n % 2 == 0, n))
+            else:
+                conn.execute(
+                    "select app_logic.append_consent(app_logic.person_pseudonym('same.person@example.org'),"
+                    " 'consent', 'marketing', true, 'email_confirmation')"
+                )
+            conn.execute("select pg_sleep(0.05)")
+
+    with ThreadPoolExecutor(writers) as pool:
+        list(pool.map(one, range(writers)))
+    rows = db.execute(
+        "select seq, submission_id, prev_hash = lag(row_hash) over (order by seq) from app.consent_audit"
+        " where subject = app_logic.person_pseudonym('same.person@example.org') order by seq"
+    ).fetchall()
+    assert [seq for seq, _, _ in rows] == list(range(1, 21))
+    assert all(linked for _, _, linked in rows[1:])
+    # A submission's two rows follow each other in the chain.
+    submissions = [sub for _, sub, _ in rows if sub is not None]
+    assert sorted(submissions) == sorted(list(range(8)) * 2)
+    assert all(submissions[i] == submissions[i + 1] for i in range(0, 16, 2))
+    assert db.execute("select count(*) from app_logic.verify_consent_chain()").fetchone()[0] == 0

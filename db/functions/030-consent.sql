@@ -4,8 +4,8 @@
 -- subject. Chaining per subject (not one global chain) means two people's submissions never
 -- wait for each other; within a subject an advisory lock orders the appends.
 
--- STABLE, as jsonb_build_array and to_char are: the planner then inlines it into the INSERT of
--- append_consent (declared IMMUTABLE over a stable body, it was parsed and planned per call).
+-- STABLE, as json_build_array and to_char are: the planner then inlines it into the INSERT of
+-- append_consent_rows (declared IMMUTABLE over a stable body, it was parsed and planned per call).
 create function app_logic.consent_row_hash(
     p_subject text, p_seq integer, p_event text, p_consent_type text, p_granted boolean,
     p_source text, p_ip_hash text, p_user_agent text, p_text_version text,
@@ -15,85 +15,122 @@ language sql stable
 as $$
     -- A JSON array is an unambiguous serialisation: no separator can be forged inside a field.
     -- The submission id joined the row later: a row without one hashes as rows always did.
-    select sha256(convert_to((jsonb_build_array(
+    -- The text is what jsonb_build_array(...)::text gave when the chain began (the same escaping
+    -- and ", " between elements, checked in db/tests/030-consent-append.sql); json_build_array
+    -- writes it directly, without building a jsonb value first (about 10k instructions a row).
+    select sha256(convert_to(case when p_submission_id is null then json_build_array(
         p_subject, p_seq, p_event, p_consent_type, p_granted, p_source, p_ip_hash, p_user_agent,
         p_text_version, to_char(p_recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
         encode(p_prev_hash, 'hex')
-    ) || case when p_submission_id is null then '[]'::jsonb else jsonb_build_array(p_submission_id) end)::text, 'UTF8'))
+    ) else json_build_array(
+        p_subject, p_seq, p_event, p_consent_type, p_granted, p_source, p_ip_hash, p_user_agent,
+        p_text_version, to_char(p_recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        encode(p_prev_hash, 'hex'), p_submission_id
+    ) end::text, 'UTF8'))
 $$;
 comment on function app_logic.consent_row_hash(
     text, integer, text, text, boolean, text, text, text, text, timestamptz, bytea, bigint
 ) is 'The hash a consent_audit row must carry, given its content and its predecessor''s hash.';
 
--- Several rows of one subject in one go (a form submission records two consents): one lock,
--- then one INSERT that reads the chain's end, the consent text in force and chains the rows'
--- hashes (row i gets seq last + i and the hash of row i - 1). Not SECURITY DEFINER: no API role
--- may execute it, and its callers (the endpoints, the GDPR tasks, retention) run as the owner;
--- each SECURITY DEFINER call with SET search_path costs a GUC nest level and a search path
--- recomputation, paid only by the entry points.
-create function app_logic.append_consents(
-    p_subject text, p_events text[], p_consent_types text[], p_granted boolean[], p_source text,
-    p_ip_hash text default null, p_user_agent text default null, p_submission_id bigint default null
+-- The one INSERT that appends to a chain: one row, or two (a form submission records two
+-- consents), after the subject's lock. Row 1 gets seq last + 1 and the chain end's hash as its
+-- predecessor, row 2 seq last + 2 and row 1's hash. Two rows as a VALUES list over one lateral
+-- hash, not a recursive CTE over arrays: a recursive plan and its array subscripts are set up
+-- again in every transaction (about 90k instructions of a submission's 4.1M, callgrind).
+-- Not SECURITY DEFINER: no API role may execute it, and its callers (the endpoints, the GDPR
+-- tasks, retention) run as the owner; each SECURITY DEFINER call with SET search_path costs a
+-- GUC nest level and a search path recomputation, paid only by the entry points.
+create function app_logic.append_consent_rows(
+    p_subject text, p_source text, p_ip_hash text, p_user_agent text, p_submission_id bigint,
+    p_event text, p_consent_type text, p_granted boolean,
+    p_second boolean default false, p_event2 text default null, p_consent_type2 text default null,
+    p_granted2 boolean default null
 ) returns void
 language plpgsql volatile
 as $$
 begin
-    if cardinality(p_events) is distinct from cardinality(p_consent_types)
-        or cardinality(p_events) is distinct from cardinality(p_granted) then
-        raise exception 'events, consent types and granted must have one entry per row' using errcode = '22023';
-    end if;
     -- A statement of its own: READ COMMITTED takes a statement's snapshot before it runs, so a
     -- read in the locking statement itself could miss the row the lock's previous holder committed.
     perform pg_advisory_xact_lock(hashtextextended('consent_audit:' || p_subject, 0));
-    -- In chain order, so ids ascend with seq as they did with one INSERT per row.
+    -- Rows in chain order (the VALUES list's), so ids ascend with seq.
     insert into app.consent_audit (
         subject, seq, event, consent_type, granted, source, ip_hash, user_agent,
         consent_text_version, recorded_at, prev_hash, row_hash, submission_id
     )
-    with recursive fixed as materialized (
+    select
+        p_subject, r.seq, r.event, r.consent_type, r.granted, p_source, p_ip_hash, f.user_agent,
+        r.text_version, f.recorded_at, r.prev_hash, r.row_hash, p_submission_id
+    from (
+        -- The chain's end as stored (seq 0 and no hash for a new subject), the time, and the text
+        -- in force (app.consent_texts; app_logic.current_consent_text says the same).
         select
             app_logic.now() as recorded_at,
             left(p_user_agent, 512) as user_agent,
-            -- The text in force (app.consent_texts; app_logic.current_consent_text says the same).
             (
                 select t.version from app.consent_texts as t
                 where t.valid_from <= app_logic.now()
                 order by t.valid_from desc limit 1
-            ) as text_version
-    ),
-
-    -- Row 0 is the chain's end as stored (seq 0 and no hash for a new subject); row i > 0 the
-    -- i-th row appended, with its version of the text and its hash.
-    chain (i, seq, text_version, prev_hash, row_hash) as (
-        select 0, coalesce(e.seq, 0), null::text, null::bytea, e.row_hash
+            ) as text_version,
+            coalesce(e.seq, 0) as seq, e.row_hash
         from (select) as one
         left join lateral (
             select a.seq, a.row_hash from app.consent_audit as a
             where a.subject = p_subject
             order by a.seq desc limit 1
         ) as e on true
-        union all
+        offset 0
+    ) as f
+    -- Row 1's hash, which row 2 links to. A consent or a request names the text; an erasure none.
+    cross join lateral (
         select
-            c.i + 1, c.seq + 1, v.text_version, c.row_hash,
+            case when p_event in ('consent', 'request') then f.text_version end as text_version,
             app_logic.consent_row_hash(
-                p_subject, c.seq + 1, p_events[c.i + 1], p_consent_types[c.i + 1], p_granted[c.i + 1], p_source,
-                p_ip_hash, f.user_agent, v.text_version, f.recorded_at, c.row_hash, p_submission_id
+                p_subject, f.seq + 1, p_event, p_consent_type, p_granted, p_source, p_ip_hash, f.user_agent,
+                case when p_event in ('consent', 'request') then f.text_version end, f.recorded_at, f.row_hash,
+                p_submission_id
+            ) as row_hash
+        offset 0
+    ) as h
+    cross join lateral (
+        values
+        (1, f.seq + 1, p_event, p_consent_type, p_granted, h.text_version, f.row_hash, h.row_hash),
+        (
+            2, f.seq + 2, p_event2, p_consent_type2, p_granted2,
+            case when p_event2 in ('consent', 'request') then f.text_version end, h.row_hash,
+            app_logic.consent_row_hash(
+                p_subject, f.seq + 2, p_event2, p_consent_type2, p_granted2, p_source, p_ip_hash, f.user_agent,
+                case when p_event2 in ('consent', 'request') then f.text_version end, f.recorded_at, h.row_hash,
+                p_submission_id
             )
-        from chain as c
-        cross join fixed as f
-        cross join lateral (
-            select case when p_events[c.i + 1] in ('consent', 'request') then f.text_version end as text_version
-        ) as v
-        where c.i < cardinality(p_events)
-    )
+        )
+    ) as r (n, seq, event, consent_type, granted, text_version, prev_hash, row_hash)
+    where r.n = 1 or p_second;
+end
+$$;
+comment on function app_logic.append_consent_rows(
+    text, text, text, text, bigint, text, text, boolean, boolean, text, text, boolean
+) is
+'Append one row (or two, with p_second) to a subject''s consent audit chain, chained to its previous row.';
 
-    select
-        p_subject, c.seq, p_events[c.i], p_consent_types[c.i], p_granted[c.i], p_source, p_ip_hash, f.user_agent,
-        c.text_version, f.recorded_at, c.prev_hash, c.row_hash, p_submission_id
-    from chain as c
-    cross join fixed as f
-    where c.i > 0
-    order by c.seq;
+-- Several rows of one subject in one go: two at a time, each pair after the last.
+create function app_logic.append_consents(
+    p_subject text, p_events text[], p_consent_types text[], p_granted boolean[], p_source text,
+    p_ip_hash text default null, p_user_agent text default null, p_submission_id bigint default null
+) returns void
+language plpgsql volatile
+as $$
+declare
+    v_rows integer := cardinality(p_events);
+begin
+    if v_rows is distinct from cardinality(p_consent_types) or v_rows is distinct from cardinality(p_granted) then
+        raise exception 'events, consent types and granted must have one entry per row' using errcode = '22023';
+    end if;
+    for i in 1 .. v_rows by 2 loop
+        perform app_logic.append_consent_rows(
+            p_subject, p_source, p_ip_hash, p_user_agent, p_submission_id, p_events[i], p_consent_types[i], p_granted[i],
+            i < v_rows, p_events[i + 1], p_consent_types[i + 1], p_granted[i + 1]
+        );
+    end loop;
 end
 $$;
 comment on function app_logic.append_consents(text, text[], text[], boolean[], text, text, text, bigint) is
@@ -106,9 +143,7 @@ create function app_logic.append_consent(
 language plpgsql volatile
 as $$
 begin
-    perform app_logic.append_consents(
-        p_subject, array[p_event], array[p_consent_type], array[p_granted], p_source, p_ip_hash, p_user_agent
-    );
+    perform app_logic.append_consent_rows(p_subject, p_source, p_ip_hash, p_user_agent, null, p_event, p_consent_type, p_granted);
 end
 $$;
 comment on function app_logic.append_consent(text, text, text, boolean, text, text, text) is
@@ -171,12 +206,11 @@ as $$
 begin
     -- One statement: one read of the pepper for both HMACs (app_logic.person_pseudonym and
     -- app_logic.client_ip_hash say the same), both rows in one append (one lock, one INSERT).
-    perform app_logic.append_consents(
-        app_logic.pseudonym(lower(p_email), k.pepper),
-        array['consent', case when p_marketing_is_request then 'request' else 'consent' end],
-        array['gdpr', 'marketing'], array[true, p_marketing], 'web_form',
+    perform app_logic.append_consent_rows(
+        app_logic.pseudonym(lower(p_email), k.pepper), 'web_form',
         app_logic.pseudonym(host(app_logic.client_ip()), k.pepper), app_logic.request_header('user-agent'),
-        p_submission_id
+        p_submission_id, 'consent', 'gdpr', true,
+        true, case when p_marketing_is_request then 'request' else 'consent' end, 'marketing', p_marketing
     )
     -- offset 0 keeps the sub-select a sub-select: pulled up, its scalar read of the pepper was
     -- copied into each of the two uses (two reads of app.settings).
