@@ -147,6 +147,29 @@ def test_simultaneous_requests_of_one_client_admit_exactly_the_limit(api, db):
     assert len(hits) == 7
 
 
+def test_simultaneous_requests_refused_by_one_rule_give_the_other_its_slots_back(api, db):
+    # One email from one address, all at once: the email rule (3) refuses before the IP rule (5)
+    # would, and each refused request gives back the IP slot its upsert took. Exactly 3 are
+    # admitted and the IP log holds exactly their 3 hits, however the requests interleave.
+    clients = 12
+    barrier = threading.Barrier(clients)
+
+    def one(_n: int):
+        barrier.wait()
+        return api.post("/api/leads", lead("same"), client_ip="198.51.100.77", frozen_now=at(0))
+
+    with ThreadPoolExecutor(clients) as pool:
+        answers = list(pool.map(one, range(clients)))
+    statuses = [a.status for a in answers]
+    assert statuses.count(201) == 3 and statuses.count(429) == clients - 3
+    assert {a.headers.get("Retry-After") for a in answers if a.status == 429} == {"3600"}
+    logs = dict(db.execute("select scope::text, cardinality(hits) from app.rate_limit_counters").fetchall())
+    assert logs == {"ip": 3, "email": 3}
+    assert db.execute("select count(*) from app.leads").fetchone()[0] == 1  # one email, one lead
+    # The IP still has its 2 slots: two other emails from it are admitted, the next one is not.
+    assert [post(api, n, 1, client_ip="198.51.100.77").status for n in range(3)] == [201, 201, 429]
+
+
 def _waiting_on_a_lock(db) -> bool:
     return db.execute(
         "select exists (select from pg_stat_activity where datname = current_database()"

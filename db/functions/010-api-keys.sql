@@ -62,50 +62,46 @@ $$;
 comment on function app_logic.role_may_use(text, text, text) is
 'Whether the role holds the privilege a request (method, PostgREST path) needs on its api object.';
 
--- The key a public route needs (none, reader or admin), found by the PostgREST path nginx
--- forwarded to (request.path) and the method; null for a path no route names. With it, the
--- statement_timeout of p_role (role_statement_timeout): a request without a key needs both,
--- and one call of a SECURITY DEFINER function (a configuration nest level and a search-path
--- recomputation each) is cheaper than two calls.
--- PL/pgSQL, like role_statement_timeout below: every public request runs it in the
--- pre-request, and a SECURITY DEFINER SQL function (or one with a FROM clause) is never inlined,
--- so its query was parsed and planned again in every transaction; PL/pgSQL keeps the plan.
-create function app_logic.route_key(p_method text, p_target text, p_role text, out key text, out statement_timeout text)
-language plpgsql stable security definer
-set search_path = pg_catalog, pg_temp
+-- A role's own statement_timeout (ALTER ROLE ... SET, db/policies/010-api-keys.sql), compiled
+-- into one JSON constant, as app_logic.protected_route_key is (005-routes): the
+-- pre-request inlines it and reads no catalog (the pg_db_role_setting scan was a query of its
+-- own in every transaction). db/policies/010-api-keys.sql compiles it again right after its
+-- ALTER ROLE statements, in every build; CREATE OR REPLACE invalidates the cached plans that
+-- inlined it, so PostgREST's open connections follow at their next request. STABLE, not
+-- IMMUTABLE: its answer changes with a build, which an immutable function promises never to do
+-- (and PostgreSQL may fold an immutable call with constant arguments to its value at planning).
+-- A setting changed by hand (ALTER ROLE outside the build) applies from the next build.
+create function app_logic.compile_role_timeouts() returns void
+language plpgsql volatile
 as $$
+declare
+    v_timeouts jsonb;
 begin
-    select
-        (
-            select r.key from app_logic.routes as r
-            where r.target = p_target and r.method = case upper(p_method) when 'HEAD' then 'GET' else upper(p_method) end
-            limit 1
-        ),
-        app_logic.role_statement_timeout(p_role)
-    into key, statement_timeout;
-end
-$$;
-comment on function app_logic.route_key(text, text, text) is
-'The key (none, reader, admin) the route at a PostgREST path needs, from app_logic.routes, and the role''s '
-'statement_timeout.';
-
--- A role's own statement_timeout (ALTER ROLE ... SET, db/policies/010-api-keys.sql). PostgREST
--- applies anon's itself; a role switched to by the pre-request function gets it from here.
-create function app_logic.role_statement_timeout(p_role text) returns text
-language plpgsql stable
-as $$
-begin
-    return (
-        -- pg_db_role_setting by its key (pg_roles.rolconfig is a join of three catalogs).
-        select substr(c.setting, length('statement_timeout=') + 1)
-        from pg_catalog.pg_db_role_setting as s cross join unnest(s.setconfig) as c (setting)
-        where s.setdatabase = 0 and s.setrole = to_regrole(p_role) and c.setting like 'statement\_timeout=%'
-        limit 1
+    select coalesce(jsonb_object_agg(r.rolname, substr(c.setting, length('statement_timeout=') + 1)), '{}')
+    into v_timeouts
+    from pg_catalog.pg_db_role_setting as s
+    cross join unnest(s.setconfig) as c (setting)
+    join pg_catalog.pg_roles as r on r.oid = s.setrole
+    where s.setdatabase = 0 and c.setting like 'statement\_timeout=%';
+    execute format(
+        $f$
+        create or replace function app_logic.role_statement_timeout(p_role text) returns text
+        language sql stable
+        as $b$
+            select %L::jsonb ->> p_role
+        $b$
+        $f$,
+        v_timeouts
     );
+    comment on function app_logic.role_statement_timeout(text) is
+    'The statement_timeout a role is configured with (ALTER ROLE ... SET, as of the last build); null when none.';
 end
 $$;
-comment on function app_logic.role_statement_timeout(text) is
-'The statement_timeout a web role is configured with (pg_roles.rolconfig); null when none.';
+comment on function app_logic.compile_role_timeouts() is
+'Compile the roles'' statement_timeout settings into app_logic.role_statement_timeout (db/policies runs it).';
+
+-- The first version, from the settings as they are: the pre-request's definition needs it.
+select app_logic.compile_role_timeouts();
 
 -- 401 CHK01 for a request whose key is missing, wrong or not allowed to be missing: PostgREST's
 -- raw error (SQLSTATE PGRST), so the status and WWW-Authenticate come from the detail.
@@ -121,36 +117,15 @@ $$;
 comment on function app_logic.refuse_key(text, text) is
 'Raise 401 CHK01 (WWW-Authenticate: X-API-Key) with this message and hint; the pre-request''s refusal.';
 
-create function app_logic.pre_request() returns void
+-- The pre-request of a request with a key: the role of a valid key, or 401/403.
+create function app_logic.pre_request_with_key() returns void
 language plpgsql volatile
 as $$
 declare
     v_key text := app_logic.request_header('x-api-key');
     v_role text;
     v_key_id bigint;
-    v_route record;
 begin
-    if v_key is null then
-        -- Roles come only from API keys: a request that reached us in another role (a JWT's)
-        -- is refused, whatever the token said.
-        if current_user <> 'anon' then
-            perform app_logic.refuse_key(
-                'Requests are authorised by an API key in X-API-Key only.',
-                'Send the key in X-API-Key and no Authorization header.'
-            );
-        end if;
-        -- A protected endpoint without a key: 401 naming no database object (PostgREST would
-        -- answer "permission denied for view leads").
-        v_route := app_logic.route_key(current_setting('request.method', true), current_setting('request.path', true), 'anon');
-        if v_route.key in ('reader', 'admin') then
-            perform app_logic.refuse_key(
-                'This endpoint needs an API key (X-API-Key).',
-                case v_route.key when 'admin' then 'Send an API key of role admin.' else 'Send an API key of role reader or admin.' end
-            );
-        end if;
-        perform set_config('statement_timeout', coalesce(v_route.statement_timeout, '0'), true);
-        return; -- stays anon: public endpoints work
-    end if;
     -- Keys are 52 characters; a longer header is not worth hashing.
     if char_length(v_key) <= 200 then
         select l.role, l.key_id into v_role, v_key_id from app_logic.api_key_lookup(v_key) as l;
@@ -178,6 +153,42 @@ begin
     perform set_config('app.api_key_id', v_key_id::text, true);
     -- The role's statement_timeout bounds the request's query (the next statement).
     perform set_config('statement_timeout', coalesce(app_logic.role_statement_timeout(v_role), '0'), true);
+end
+$$;
+comment on function app_logic.pre_request_with_key() is
+'The pre-request of a request carrying X-API-Key: switches to the key''s role and applies its statement_timeout; '
+'401 for a bad key, 403 for a role that may not use the endpoint.';
+
+-- One expression in PL/pgSQL: PL/pgSQL evaluates an expression without a query (its "simple
+-- expression" path) from a plan it keeps for the session, whether PostgREST prepares its call or
+-- not (as an inlined SQL function it was parsed and planned again for every unprepared call, as
+-- through PgBouncer: callgrind 1.28M instructions a request against 0.36M). So a request without
+-- a key (every public request) costs the evaluation of this CASE: no statement, no table read
+-- (the route keys and the timeouts are compiled constants, inlined from 005-routes and above).
+create function app_logic.pre_request() returns void
+language plpgsql volatile
+as $$
+declare
+    v_done text := (case
+        when app_logic.request_header('x-api-key') is not null then app_logic.pre_request_with_key()
+        -- Roles come only from API keys: a request that reached us in another role (a JWT's)
+        -- is refused, whatever the token said.
+        when current_user <> 'anon' then app_logic.refuse_key(
+            'Requests are authorised by an API key in X-API-Key only.',
+            'Send the key in X-API-Key and no Authorization header.'
+        )
+        -- A protected endpoint without a key: 401 naming no database object (PostgREST would
+        -- answer "permission denied for view leads").
+        else case app_logic.protected_route_key(current_setting('request.method', true), current_setting('request.path', true))
+            when 'admin' then app_logic.refuse_key('This endpoint needs an API key (X-API-Key).', 'Send an API key of role admin.')
+            when 'reader' then app_logic.refuse_key(
+                'This endpoint needs an API key (X-API-Key).', 'Send an API key of role reader or admin.'
+            )
+            -- Stays anon (public endpoints work), under anon's statement_timeout.
+            else set_config('statement_timeout', coalesce(app_logic.role_statement_timeout('anon'), '0'), true)::void
+        end
+    end)::text;
+begin
 end
 $$;
 comment on function app_logic.pre_request() is

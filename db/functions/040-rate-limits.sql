@@ -59,6 +59,25 @@ begin
 end
 $$;
 
+-- The rules of an action that apply to a request, each with the key of its counter: per IP
+-- always, per email when there is one. One SQL SELECT, so the queries that read it inline it
+-- into their plans (PL/pgSQL keeps them); its arguments must hold no sub-select for that, so it
+-- reads the pepper itself, once per query.
+create function app_logic.rate_limit_rules_for(p_action text, p_network text, p_email text)
+returns table (rule app.rate_limit_rules, subject text)
+language sql stable
+as $$
+    select r, app_logic.rate_limit_subject(r.scope, case when r.scope = 'ip' then p_network else p_email end, k.value)
+    -- A left join: without a pepper the key is null and the counter's insert fails (fail closed;
+    -- an inner join would apply no rule at all).
+    from app.rate_limit_rules as r
+    left join app.settings as k on k.key = 'hash_pepper'
+    where r.action = p_action and (r.scope = 'ip' or p_email is not null)
+$$;
+comment on function app_logic.rate_limit_rules_for(text, text, text) is
+'The rate-limit rules of an action for a client network and email (none per email without one), with their '
+'counters'' keys.';
+
 -- Count a request for an action against each of its rules (per IP, and per email when given)
 -- and answer 429 when one is exceeded. A request is admitted only when every rule admits it,
 -- and only an admitted request takes a slot: retrying while blocked does not prolong the block.
@@ -72,7 +91,10 @@ $$;
 -- row. When a rule refuses, the slots the others took are given back (the rows are still
 -- locked by this transaction, so nobody else has seen them), and every rule is asked for its
 -- wait so that Retry-After is the longest. One statement, not one per rule: the executor's
--- start and end, and the PL/pgSQL statements around them, were most of the limiter's cost.
+-- start and end, and the PL/pgSQL statements around them, were most of the limiter's cost. The
+-- admitted path runs that statement and four expressions: the pepper is read inside it (a join,
+-- not a query of its own), it answers a count (what the refused path needs is read there
+-- again), and the client's network is an inlined expression.
 -- Not SECURITY DEFINER: only the API's own SECURITY DEFINER functions call it (through
 -- screen_request; no web role may), so it runs as their owner already, and a pinned search path
 -- would cost a configuration nest level and a search-path recomputation per request. Every name
@@ -84,30 +106,23 @@ as $$
 declare
     v_now timestamptz := app_logic.now();
     v_email text := lower(app_logic.trim_text(p_email));
-    v_network text;
+    v_network text := coalesce(app_logic.client_network()::text, 'unknown');
+    v_applied integer;
     v_rule app.rate_limit_rules;
     v_rules app.rate_limit_rules[];
     v_subjects text[];
     v_taken text[];
     v_live timestamptz[];
     v_max_wait integer;
-    -- Read once: every rule's subject is hashed with it. Read here, not by app_logic.setting, a
-    -- SECURITY DEFINER function with a pinned search path, for the same reason.
-    v_pepper text := (select s.value from app.settings as s where s.key = 'hash_pepper');
 begin
     if char_length(v_email) not between 1 and 254 then
         v_email := null; -- not an address: validation will say so; the IP rule still counts
     end if;
-    v_network := coalesce(app_logic.client_network()::text, 'unknown');
     -- 'ip' sorts after 'email': descending order locks the IP row first, always. The subquery's
     -- max_requests lookup runs only for a client whose row exists.
     with rules as materialized (
-        select
-            r,
-            app_logic.rate_limit_subject(r.scope, case when r.scope = 'ip' then v_network else v_email end, v_pepper)
-                as subject
-        from app.rate_limit_rules as r
-        where r.action = p_action and (r.scope = 'ip' or v_email is not null)
+        select u.rule as r, u.subject
+        from app_logic.rate_limit_rules_for(p_action, v_network, v_email) as u
     ),
     taken as (
         insert into app.rate_limit_counters as c (action, scope, subject, hits, expires_at)
@@ -132,18 +147,20 @@ begin
         returning c.subject
     )
 
-    select
-        array_agg(u.r order by (u.r).scope desc), array_agg(u.subject order by (u.r).scope desc),
-        (select coalesce(array_agg(t.subject), '{}') from taken as t)
-    into v_rules, v_subjects, v_taken
-    from rules as u;
-    if coalesce(cardinality(v_rules), 0) = cardinality(v_taken) then
+    select count(*)::integer, (select array_agg(t.subject) from taken as t)
+    into v_applied, v_taken
+    from rules;
+    if v_applied = coalesce(cardinality(v_taken), 0) then
         return null;
     end if;
 
     -- Refused by at least one rule: when would p_cost slots be free under each? Give back what
     -- the others took first. Every row is locked, by the upsert or here, so the answer holds
     -- until this transaction ends.
+    select array_agg(u.rule order by (u.rule).scope desc), array_agg(u.subject order by (u.rule).scope desc)
+    into v_rules, v_subjects
+    from app_logic.rate_limit_rules_for(p_action, v_network, v_email) as u;
+    v_taken := coalesce(v_taken, '{}');
     for i in 1..cardinality(v_rules) loop
         v_rule := v_rules[i];
         if v_subjects[i] = any(v_taken) then

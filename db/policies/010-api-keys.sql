@@ -13,10 +13,13 @@ select 1 as api_keys_have_no_api_grants;
 alter role anon set statement_timeout = '3s';
 alter role reader set statement_timeout = '5s';
 alter role admin set statement_timeout = '10s';
+-- The pre-request reads these through app_logic.role_statement_timeout, compiled from them here.
+select app_logic.compile_role_timeouts();
 
--- The pre-request function (run as the request's role) finds the key a route needs and the
--- role's timeout through these.
-grant execute on function app_logic.route_key(text, text, text) to anon, reader, admin;
+-- The pre-request function (run as the request's role, which needs EXECUTE on what it inlines
+-- too) finds the key a route needs and the role's timeout through these.
+grant execute on function app_logic.protected_route_key(text, text) to anon, reader, admin;
+grant execute on function app_logic.pre_request_with_key() to anon, reader, admin;
 grant execute on function app_logic.role_statement_timeout(text) to anon, reader, admin;
 
 -- A key may learn its own name and role; anon has no key to ask about (401).

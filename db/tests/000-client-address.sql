@@ -1,8 +1,11 @@
 -- The client address of a request (app_logic.client_ip, X-Real-IP as nginx sets it): a dotted
--- quad in canonical form takes the fast path without an exception block, everything else the
--- cast inside one; both must give what the cast gives, and null for what it refuses.
+-- quad in canonical form takes the fast path (an inlined expression), everything else the
+-- checks and the cast inside an exception block (parse_client_ip); both must give what the cast
+-- gives, and null for what it refuses. The inlined client_ip and client_network must answer
+-- exactly what the full checks (the former PL/pgSQL functions, now parse_client_ip and
+-- parse_client_network) answer, on valid and hostile values, and only X-Real-IP counts.
 begin;
-select plan(2);
+select plan(7);
 
 create temporary table addresses (raw text, expected inet) on commit drop;
 insert into addresses values
@@ -43,6 +46,108 @@ select is(
     (select pg_temp.client_ip_of('198.51.100.7') || ''),
     '198.51.100.7/32',
     'a canonical dotted quad is the /32 host it names'
+);
+
+create function pg_temp.network_of(p_raw text) returns inet
+language plpgsql volatile
+as $$
+begin
+    perform set_config('request.headers', jsonb_build_object('x-real-ip', p_raw)::text, true);
+    return app_logic.client_network();
+end
+$$;
+
+-- Hostile values: random strings over the characters an address may hold (the slow path's
+-- every branch), spoofing and Unicode variants, huge values.
+create temporary table hostile (raw text) on commit drop;
+insert into hostile select raw from addresses;
+select setseed(0.13);
+insert into hostile
+select string_agg(substr('0123456789.:abcdefABCDEF', 1 + floor(random() * 24)::integer, 1), '')
+from generate_series(1, 3000) as g (n) cross join lateral generate_series(1, 1 + (n % 47)) as c (i)
+group by g.n;
+insert into hostile
+select format('%s.%s.%s.%s', a, b, c, d)
+from (
+    select
+        (random() * 300)::integer as a,
+        (random() * 260)::integer as b,
+        (random() * 256)::integer as c,
+        (random() * 1000)::integer as d
+    from generate_series(1, 500)
+) as q;
+insert into hostile
+select
+    array_to_string(
+        array(
+            select to_hex((random() * 65535)::integer) from generate_series(1, 1 + (n % 8))
+            where n > 0
+        ),
+        case when n % 3 = 0 then '::' else ':' end
+    ) || case when n % 5 = 0 then ':1.2.3.4' else '' end
+from generate_series(1, 600) as n;
+insert into hostile values
+('1.2.3.04'), ('01.2.3.4'), ('1.2.3.4.'), ('.1.2.3.4'), ('1..2.3'), ('1.2.3.4 '), (E'1.2.3.4\n'), (E'1.2.3.4\t'),
+('1.2.3.4, 5.6.7.8'), ('5.6.7.8,1.2.3.4'), ('1.2.3.4:8080'), ('[::1]'), ('[::1]:80'), ('fe80::1%eth0'),
+('::ffff:1.2.3.4'), ('::FFFF:1.2.3.4'), ('::ffff:0102:0304'), ('0:0:0:0:0:ffff:102:304'), ('::'), ('::0'),
+('2001:db8::'), ('2001:DB8:0:0:8:800:200C:417A'), ('2001:db8::1/64'), ('1.2.3.4/32'), ('1.2.3.4/0'),
+('::ffff:255.255.255.255'), ('::1.2.3.4'), ('64:ff9b::1.2.3.4'), ('ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'),
+('１.２.３.４'), ('١.٢.٣.٤'), ('𝟏.𝟐.𝟑.𝟒'), (E'1.2.3.4\u200b'), (E'\ufeff1.2.3.4'), ('1․2․3․4'), ('unknown'),
+('localhost'), ('127.0.0.1'), ('0x7f.0.0.1'), ('2130706433'), ('0177.0.0.1'), ('1e1.0.0.1'), ('-1.2.3.4'),
+('+1.2.3.4'), ('1.2.3.4\'), ('"1.2.3.4"'), ('null'), (repeat('1', 45)), (repeat('1.', 22) || '1'),
+(repeat(':', 45)), (repeat('a', 100000)), (repeat('1.2.3.4', 10000)), (''), (' '), (null);
+
+select is_empty(
+    $$ select h.raw from hostile as h where pg_temp.client_ip_of(h.raw) is distinct from app_logic.parse_client_ip(h.raw) $$,
+    'client_ip''s inlined path answers what the full checks (parse_client_ip) answer, for every valid and hostile value'
+);
+select is_empty(
+    $$ select h.raw from hostile as h where pg_temp.network_of(h.raw) is distinct from app_logic.parse_client_network(h.raw) $$,
+    'client_network''s inlined path answers what the full checks answer, for every valid and hostile value'
+);
+select ok(
+    (
+        select count(*) from hostile
+        where family(app_logic.parse_client_ip(raw)) = 4
+    ) > 100
+    and (
+        select count(*) from hostile
+        where family(app_logic.parse_client_ip(raw)) = 6
+    ) > 50
+    and (
+        select count(*) from hostile
+        where app_logic.parse_client_ip(raw) is null
+    ) > 1000,
+    'the comparison covers IPv4, IPv6 and refused values'
+);
+
+-- Only X-Real-IP counts (nginx overwrites it): forwarding headers a client sends change nothing.
+select is(
+    (
+        select array_agg(coalesce(host(app_logic.client_network()), '-') order by n) from (
+            select
+                n,
+                set_config('request.headers', h, true) as applied
+            from unnest(array[
+                '{"x-real-ip": "203.0.113.9", "x-forwarded-for": "198.51.100.1"}',
+                '{"x-forwarded-for": "198.51.100.1", "forwarded": "for=198.51.100.1", "x-client-ip": "198.51.100.1"}',
+                '{"x-real-ip": "198.51.100.1", "x-real-ip": "203.0.113.9"}',
+                '{"X-Real-IP": "198.51.100.1"}',
+                '{"x-real-ip": ["198.51.100.1"]}',
+                '{"x-real-ip": {"ip": "198.51.100.1"}}',
+                '{"x-real-ip": 3405803777}',
+                '{"x-real-ip": "2001:db8:1:2:3:4:5:6", "x-forwarded-for": "2001:db8:9:9::1"}',
+                ''
+            ]) with ordinality as t (h, n)
+        ) as s
+    ),
+    array['203.0.113.9', '-', '203.0.113.9', '-', '-', '-', '-', '2001:db8:1:2::', '-'],
+    'only X-Real-IP names the client; other forwarding headers, other spellings and JSON values are ignored'
+);
+select is(
+    (select pg_temp.network_of('2001:db8:1:2:aaaa:bbbb:cccc:dddd') || ''),
+    '2001:db8:1:2::/64',
+    'an IPv6 client counts as its /64'
 );
 
 select * from finish();
