@@ -212,14 +212,24 @@ $$;
 -- space, ...) and the invisible format characters (zero-width space and joiners, word joiner,
 -- BOM, bidi marks and controls, Hangul fillers, braille blank) at either end. A name made only
 -- of such characters trims to '' and fails its minLength. btrim with a set, not a regex: cheap.
-create function app_logic.trim_text(p_text text) returns text
+-- The set is a function of its own because the rule compiler (001) writes it into its patterns.
+create function app_logic.trim_characters() returns text
 language sql immutable parallel safe
 as $$
-    select btrim(p_text, E' \t\n\r\u000b\u000c\u0085\u00a0\u00ad\u034f\u061c\u115f\u1160\u1680\u17b4\u17b5'
+    select E' \t\n\r\u000b\u000c\u0085\u00a0\u00ad\u034f\u061c\u115f\u1160\u1680\u17b4\u17b5'
         || E'\u180b\u180c\u180d\u180e\u180f\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a'
         || E'\u200b\u200c\u200d\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u202f\u205f\u2060\u2061'
         || E'\u2062\u2063\u2064\u2065\u2066\u2067\u2068\u2069\u206a\u206b\u206c\u206d\u206e\u206f\u2800\u3000'
-        || E'\u3164\ufeff\uffa0')
+        || E'\u3164\ufeff\uffa0'
+$$;
+comment on function app_logic.trim_characters() is
+'The characters app_logic.trim_text removes at either end (whitespace and invisible characters).';
+
+-- Inlined into its caller, with the set folded into a constant when the plan is made.
+create function app_logic.trim_text(p_text text) returns text
+language sql immutable parallel safe
+as $$
+    select btrim(p_text, app_logic.trim_characters())
 $$;
 comment on function app_logic.trim_text(text) is
 'The text without leading and trailing whitespace or invisible characters (Unicode spaces, zero-width, bidi, BOM).';
@@ -227,14 +237,25 @@ comment on function app_logic.trim_text(text) is
 -- Characters no text field may hold: C0 controls (a multi-line field keeps tab, LF, CR), DEL,
 -- the C1 controls U+0080-U+009F, and the bidi embeddings, overrides and isolates that reorder
 -- what a reader sees (U+202A-U+202E, U+2066-U+2069); a single-line field also refuses the
--- Unicode line and paragraph separators.
-create function app_logic.has_control_characters(p_text text, p_multiline boolean default false) returns boolean
+-- Unicode line and paragraph separators. The ranges, as a regular expression's bracket contents,
+-- are a function of their own because the rule compiler (001) writes them into its patterns.
+create function app_logic.control_characters(p_multiline boolean) returns text
 language sql immutable parallel safe
 as $$
     select case when p_multiline
-        then p_text ~ '[\u0001-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]'
-        else p_text ~ '[\u0001-\u001f\u007f-\u009f\u2028-\u202e\u2066-\u2069]'
+        then '\u0001-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069'
+        else '\u0001-\u001f\u007f-\u009f\u2028-\u202e\u2066-\u2069'
     end
+$$;
+comment on function app_logic.control_characters(boolean) is
+'The characters no text field may hold, as the contents of a regular expression''s brackets.';
+
+-- With a constant p_multiline (every compiled rule), the pattern folds into a constant when the
+-- plan is made.
+create function app_logic.has_control_characters(p_text text, p_multiline boolean default false) returns boolean
+language sql immutable parallel safe
+as $$
+    select p_text ~ ('[' || app_logic.control_characters(p_multiline) || ']')
 $$;
 comment on function app_logic.has_control_characters(text, boolean) is
 'Whether the text holds a control character (C0, DEL, C1) or a bidi embedding, override or isolate.';
@@ -301,6 +322,23 @@ $$;
 comment on function app_logic.free_json_size_problem(text, jsonb, jsonb) is
 'Problems of a free-form JSON value against its rule''s maxBytes (shape first, then size); [] without maxBytes.';
 
+-- The shape of an address and where its dots may not be, functions of their own because the
+-- rule compiler (001) writes them into its patterns.
+create function app_logic.email_pattern() returns text
+language sql immutable parallel safe
+as $$
+    select '^[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$'
+$$;
+comment on function app_logic.email_pattern() is 'The shape of an email address (one @, a dotted domain), a regular expression.';
+
+create function app_logic.email_dots_pattern() returns text
+language sql immutable parallel safe
+as $$
+    select '^\.|\.\.|\.@'
+$$;
+comment on function app_logic.email_dots_pattern() is
+'Where an email address may not have a dot (first, doubled, before the @), a regular expression.';
+
 -- Email: one @, a dotted domain, no spaces; the length rules come from RFC 5321: a local part
 -- of at most 64 characters, domain labels of at most 63, at most 254 in all. The lengths are
 -- checked apart from the shape: bounded repeats ({1,64}, {0,61}) inside the pattern made
@@ -309,10 +347,10 @@ comment on function app_logic.free_json_size_problem(text, jsonb, jsonb) is
 create function app_logic.is_valid_email(p_email text) returns boolean
 language sql immutable
 as $$
-    select p_email ~ '^[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$'
+    select p_email ~ app_logic.email_pattern()
         and strpos(p_email, '@') <= 65
         and substr(p_email, strpos(p_email, '@') + 1) !~ '[A-Za-z0-9-]{64}'
-        and p_email !~ '^\.|\.\.|\.@'
+        and p_email !~ app_logic.email_dots_pattern()
         and char_length(p_email) <= 254
 $$;
 

@@ -3,7 +3,7 @@
 -- Bodies: each endpoint's valid example with every field set to each of ~50 hostile values,
 -- every field left out, an unknown field added, and the values themselves as the whole body.
 begin;
-select plan(8);
+select plan(15);
 
 create function pg_temp.corpus(p_example jsonb) returns setof jsonb
 language sql stable as $$
@@ -24,7 +24,20 @@ language sql stable as $$
         ('{"a":"\u0001"}'), (jsonb_build_object('big', repeat('x', 5000))), ('"phone"'), ('"email"'),
         ('"contact_form"'), ('"Bad Source"'), ('"a\tb"'), ('"a\nb"'), ('"\u200b"'), ('{"lcp": 1e400}'),
         ('"john..doe@example.com"'), ('"abc@def"'), ('"https://www.example.com/x"'), ('"ftp://x"'), ('12.0'),
-        ('1e-16000'), ('-1e-16'), ('1e-15'), ('0e-16000'), ('{"lcp": 1e-16000}')
+        ('1e-16000'), ('-1e-16'), ('1e-15'), ('0e-16000'), ('{"lcp": 1e-16000}'),
+        -- What the sure test reads (a value's JSON text): padding, escapes, invisible and bidi
+        -- characters at either end, numbers written with a scale, long addresses, bounded patterns.
+        ('" John"'), ('"John "'), ('"\u00a0"'), ('"\u202eJohn"'), ('"John\u200b"'), ('"\ufeffJohn"'),
+        ('"a\"b"'), ('"a\\b"'), ('"\n"'), ('"a\n"'), ('"\ta"'), ('"a\r\nb"'), ('"\u0085x"'), ('"x\u0085"'),
+        ('"\u007f"'), ('"a\u2028b"'), ('"Zoë"'), ('"José "'), ('"日本"'), ('"\u3000日本"'), ('"\u1160"'),
+        ('3.0'), ('3.0000000000000000000000000000000000000'), ('1.0e-40'), ('1e-33'), ('-0'), ('0.5'),
+        ('0.12345678901234567890123456789012'), ('0.123456789012345678901234567890123'), ('2147483647'),
+        ('3600000'), ('3600000.5'), ('100'), ('100.0000000000000000000000000000001'), ('-0.0'),
+        ('"b1@example.com"'), ('"b1@example.com "'), (to_jsonb(repeat('a', 57) || '@ex.com')),
+        (to_jsonb(repeat('a', 58) || '@ex.com')), ('"a.@example.com"'), ('"a@b..com"'), ('"contact-form"'),
+        (to_jsonb(repeat('a', 50))), (to_jsonb(repeat('a', 51))), ('"+44 20 7946 0958 "'), ('"+7 123"'),
+        ('{"lcp": 1.5, "cls": 0.1}'), ('{"lcp": "1"}'), ('{"lcp": null}'), ('{"cls": 100.5}'), ('{"lcp": true}'),
+        ('{"lcp": [1]}'), ('{"lcp": {}}'), ('[[]]'), ('["/", "/a b"]'), ('"ab"'), ('"abcd"'), ('"abcde"')
     )
     select jsonb_set(p_example, array[k], v) from keys, vals
     union all
@@ -68,6 +81,54 @@ select ok(
     (select count(*) from pg_temp.corpus(pg_temp.lead_example())) > 1000,
     'the corpus holds more than a thousand bodies'
 );
+-- The sure test (app_logic.compile_sure): never true for a body the interpreter refuses (apart
+-- from the properties it leaves to the exact statements), true for the bodies forms send, false
+-- for a valid body it is not sure of, which the exact statements then pass.
+select is_empty(
+    $$ select b from pg_temp.corpus(pg_temp.lead_example()) as b
+       where jsonb_typeof(b) = 'object' and app_logic.submit_lead_passes_sure(b) is not false
+           and jsonb_array_length(app_logic.validate(b - '{browserInfo,pagesViewed}'::text[], app_logic.submit_lead_rule())) > 0 $$,
+    'the lead rule''s sure test is true for no body the interpreter refuses'
+);
+select ok(
+    (
+        select 2 * count(*) filter (where app_logic.submit_lead_passes_sure(b) is not false) > count(*)
+        from pg_temp.corpus(pg_temp.lead_example()) as b
+        where app_logic.submit_lead_passes(b)
+    ),
+    'the lead rule''s sure test is true for most bodies of the corpus that pass'
+);
+select ok(
+    app_logic.submit_lead_passes_sure(pg_temp.lead_example()) is not false
+    and app_logic.submit_lead_passes_sure('{"firstName": "John", "lastName": "Doe", "email": "b1@example.com",
+        "leadSource": "contact_form", "gdprConsent": true, "companyName": "Acme Corp",
+        "inquiryDetails": "Interested in technical deep dive\nand more", "accessibilityTheme": "protanopia",
+        "deviceType": "desktop", "coreWebVitals": {"lcp": 2300, "fid": 85, "cls": 0.08}, "logoInteractions": 3,
+        "timeOnSite": 145000, "pagesViewed": ["/", "/ecosystem", "/contact"]}') is not false,
+    'the lead rule''s sure test is true for the bodies the form sends'
+);
+select ok(
+    app_logic.submit_lead_passes_sure(jsonb_set(pg_temp.lead_example(), '{firstName}', '" John\u00a0"')) = false
+    and app_logic.submit_lead_passes(jsonb_set(pg_temp.lead_example(), '{firstName}', '" John\u00a0"')),
+    'a padded name is not sure, and the exact statements pass it'
+);
+select is_empty(
+    $$ select b from pg_temp.corpus('{"sessionId": "s-1", "path": "/ecosystem", "referrer": "https://www.example.com/",
+           "deviceType": "mobile", "durationMs": 5300}') as b
+       where jsonb_typeof(b) = 'object' and app_logic.page_view_passes_sure(b) is not false
+           and jsonb_array_length(app_logic.validate(b, app_logic.record_page_view_rule())) > 0 $$,
+    'the page-view rule''s sure test is true for no body the interpreter refuses'
+);
+-- Inlined: an SQL function the planner could not inline would be called, and counted.
+set local track_functions = 'all';
+select ok(app_logic.submit_lead_passes(pg_temp.lead_example()), 'the example lead passes');
+select is(
+    (
+        select count(*) from pg_stat_xact_user_functions as f
+        where f.funcname = 'submit_lead_passes_sure'
+    )::integer, 0,
+    'the sure test is inlined into the compiled function'
+);
 select is_empty(
     $$ select * from pg_temp.disagreements('app_logic.page_view_passes', app_logic.record_page_view_rule(),
         '{"sessionId": "s-1", "path": "/ecosystem", "referrer": "https://www.example.com/", "deviceType": "mobile",
@@ -104,6 +165,9 @@ language sql immutable as $$
             "f": {"type": "object", "maxBytes": 40},
             "a": {"type": "array", "maxBytes": 30},
             "u": {"type": "string", "futureWord": 3},
+            "p": {"type": "string", "maxLength": 3, "pattern": "^[a-c]{2,4}$"},
+            "t": {"type": "string", "trim": true, "minLength": 3, "multiline": true},
+            "en": {"type": "string", "trim": true, "enum": [" x", "y", "zz"], "maxLength": 1},
             "any": {}
         }
     }'::jsonb
@@ -112,7 +176,7 @@ select app_logic.compile_rule('tap_every_word', pg_temp.every_word_rule());
 select is_empty(
     $$ select * from pg_temp.disagreements('app_logic.tap_every_word', pg_temp.every_word_rule(),
         '{"s": " abc ", "m": "line\nline", "e": "x", "n": 1.5, "i": 3, "b": true, "o": {"deep": [{"k": 1}, {}]},
-          "f": {"a": 1}, "a": [1, 2], "u": "x", "any": [1, {"x": null}]}') $$,
+          "f": {"a": 1}, "a": [1, 2], "u": "x", "any": [1, {"x": null}], "p": "ab", "t": "abc", "en": "y"}') $$,
     'a rule using every word compiles to the interpreter''s answers'
 );
 select matches(

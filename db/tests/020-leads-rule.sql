@@ -2,7 +2,7 @@
 -- message), several at once, and nothing stored by a rejected submission. Requests run as
 -- PostgREST runs them: set local role + request.headers with set_config(..., true).
 begin;
-select plan(86);
+select plan(88);
 
 -- [[...[1]...]]: an array nested p_depth levels deep.
 create function pg_temp.nested(p_depth integer) returns jsonb
@@ -477,6 +477,20 @@ select is(
 reset role;
 select is((select count(*)::integer from app.leads), 0, 'no rejected submission stored a lead');
 select is((select count(*)::integer from app.consent_audit), 0, 'no rejected submission stored a consent');
+
+-- What a valid submission without a phone calls: the cross-field check is inlined into
+-- submit_lead's statement and phone_to_e164 is not called (an SQL function the planner could not
+-- inline, or a PL/pgSQL one, is counted).
+set local track_functions = 'all';
+select is(api.submit_lead(tap.lead()), '{"status": "received"}', 'a valid lead without a phone is received');
+select is(
+    (
+        select array_agg(f.funcname::text order by f.funcname) from pg_stat_xact_user_functions as f
+        where f.funcname in ('submit_lead_checks', 'phone_to_e164', 'submit_lead_passes_sure')
+    ),
+    null,
+    'a valid lead without a phone calls neither the checks, nor phone_to_e164, nor the sure test'
+);
 
 select * from finish();
 rollback;
