@@ -75,7 +75,7 @@ RESUBMISSION = (
 )
 CHAIN_LOCK = "select pg_advisory_xact_lock(hashtextextended('consent_audit:' || $1, 0))"
 # The chain's end and the consent text in force (app.consent_texts), read in one round trip as
-# app_logic.append_consents reads them in its INSERT.
+# app_logic.append_consent_rows reads them in its INSERT.
 CHAIN_END = """
 select e.seq, e.row_hash, (
     select t.version from app.consent_texts as t where t.valid_from <= now() order by t.valid_from desc limit 1
@@ -255,7 +255,7 @@ def text_field(body: dict, key: str) -> str | None:
 
 def row_hash(subject, seq, event, consent_type, granted, ip_hash, agent, version, at: str, prev: bytes | None,
              submission: int) -> bytes:
-    # The text of app_logic.consent_row_hash's jsonb_build_array(...)::text.
+    # The text of app_logic.consent_row_hash's json_build_array(...)::text.
     text = json.dumps([subject, seq, event, consent_type, granted, "web_form", ip_hash, agent, version, at,
                        prev.hex() if prev is not None else None, submission], ensure_ascii=False)
     return hashlib.sha256(text.encode()).digest()

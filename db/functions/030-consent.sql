@@ -125,7 +125,8 @@ begin
     if v_rows is distinct from cardinality(p_consent_types) or v_rows is distinct from cardinality(p_granted) then
         raise exception 'events, consent types and granted must have one entry per row' using errcode = '22023';
     end if;
-    for i in 1 .. v_rows by 2 loop
+    -- Null arrays append nothing, as the recursive INSERT before them did.
+    for i in 1 .. coalesce(v_rows, 0) by 2 loop
         perform app_logic.append_consent_rows(
             p_subject, p_source, p_ip_hash, p_user_agent, p_submission_id, p_events[i], p_consent_types[i], p_granted[i],
             i < v_rows, p_events[i + 1], p_consent_types[i + 1], p_granted[i + 1]

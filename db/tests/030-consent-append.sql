@@ -3,7 +3,7 @@
 -- of consent_row_hash, kept here verbatim as pg_temp.old_* (the reference). The same appends,
 -- run once through each, must store the same rows: every column, every hash, in the same order.
 begin;
-select plan(9);
+select plan(12);
 
 -- The reference: the functions as they were before the non-recursive append.
 create function pg_temp.old_consent_row_hash(
@@ -249,8 +249,10 @@ select is(
 );
 
 -- What makes it cheap, structurally: a form's two rows are one call of append_consent_rows
--- (no array layer), whose INSERT has no recursive CTE.
-set local track_functions = 'pl';
+-- (no array layer), whose INSERT has no recursive CTE, and the hash is inlined into it (with
+-- track_functions = all an SQL function counts a call only when it runs as one, parsed and
+-- planned again each time).
+set local track_functions = 'all';
 create temporary table calls_before on commit drop as
 select
     f.funcname::text as name,
@@ -268,10 +270,40 @@ select is(
                 select b.calls from calls_before as b
                 where b.name = n.name
             ), 0))
-        from unnest(array['append_consent_rows', 'append_consents', 'append_consent']) as n (name)
+        from unnest(array['append_consent_rows', 'append_consents', 'append_consent', 'consent_row_hash']) as n (name)
     ),
-    '{"append_consent_rows": 1, "append_consents": 0, "append_consent": 0}'::jsonb,
-    'a form''s consents are one call of append_consent_rows, nothing else that appends'
+    '{"append_consent_rows": 1, "append_consents": 0, "append_consent": 0, "consent_row_hash": 0}'::jsonb,
+    'a form''s consents are one call of append_consent_rows, nothing else that appends, the hash inlined'
+);
+-- The verification job recomputes every row's hash: inlined there too (a call per row would
+-- parse and plan the function again for each row of the audit).
+create temporary table hash_calls_before on commit drop as
+select coalesce(sum(f.calls), 0) as calls
+from pg_stat_xact_user_functions as f
+where f.schemaname = 'app_logic' and f.funcname = 'consent_row_hash';
+create temporary table verified on commit drop as
+select count(*) as broken from app_logic.verify_consent_chain();
+select is(
+    (
+        select
+            (select v.broken from verified as v)
+            + coalesce(sum(f.calls), 0) - (select b.calls from hash_calls_before as b)
+        from pg_stat_xact_user_functions as f
+        where f.schemaname = 'app_logic' and f.funcname = 'consent_row_hash'
+    ),
+    0::numeric,
+    'the verification finds nothing broken and runs the hash inlined, not as a call per row'
+);
+select lives_ok(
+    $$ select app_logic.append_consents('nothing', null, null, null, 'test') $$,
+    'null arrays raise nothing, as the recursive append did'
+);
+select is(
+    (
+        select count(*) from app.consent_audit
+        where subject = 'nothing'
+    ), 0::bigint,
+    'null arrays append nothing'
 );
 select unalike(
     pg_get_functiondef('app_logic.append_consent_rows'::regproc),
