@@ -150,6 +150,30 @@ as $$
 $$;
 comment on function app_logic.pseudonym(text) is 'HMAC-SHA256 of a value with the secret pepper, hex.';
 
+-- A lookup compiled into a constant (the route keys of 005-routes, the role timeouts of
+-- 010-api-keys): app_logic.<p_signature>, a STABLE SQL function answering one key of p_values,
+-- written again by CREATE OR REPLACE. Callers inline it, so a request reads no table, and the
+-- replacement invalidates every cached plan that inlined it: a connection PostgREST keeps open
+-- follows a build at its next request. p_signature and p_key are the build's own text, never input.
+create function app_logic.compile_json_lookup(p_signature text, p_key text, p_values jsonb) returns void
+language plpgsql volatile
+as $$
+begin
+    execute format(
+        $f$
+        create or replace function app_logic.%s returns text
+        language sql stable
+        as $b$
+            select %L::jsonb ->> (%s)
+        $b$
+        $f$,
+        p_signature, p_values, p_key
+    );
+end
+$$;
+comment on function app_logic.compile_json_lookup(text, text, jsonb) is
+'Write app_logic.<signature> as an inlinable SQL function answering p_values ->> (key expression).';
+
 -- Answering 4xx by setting response.status (instead of raising) keeps the transaction, and
 -- with it the rate-limit counters, committed.
 -- One SQL expression, so the planner inlines it into the caller's expression (a PL/pgSQL call

@@ -66,15 +66,8 @@ begin
         group by m.method, g.target
     ) as r
     where r.key <> 'none';
-    execute format(
-        $f$
-        create or replace function app_logic.protected_route_key(p_method text, p_target text) returns text
-        language sql stable
-        as $b$
-            select %L::jsonb ->> (upper(p_method) || ' ' || p_target)
-        $b$
-        $f$,
-        v_keys
+    perform app_logic.compile_json_lookup(
+        'protected_route_key(p_method text, p_target text)', $k$upper(p_method) || ' ' || p_target$k$, v_keys
     );
     comment on function app_logic.protected_route_key(text, text) is
     'The key (reader or admin) a request needs by PostgREST method and path, compiled from app_logic.routes; '

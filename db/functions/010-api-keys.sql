@@ -83,16 +83,7 @@ begin
     cross join unnest(s.setconfig) as c (setting)
     join pg_catalog.pg_roles as r on r.oid = s.setrole
     where s.setdatabase = 0 and c.setting like 'statement\_timeout=%';
-    execute format(
-        $f$
-        create or replace function app_logic.role_statement_timeout(p_role text) returns text
-        language sql stable
-        as $b$
-            select %L::jsonb ->> p_role
-        $b$
-        $f$,
-        v_timeouts
-    );
+    perform app_logic.compile_json_lookup('role_statement_timeout(p_role text)', 'p_role', v_timeouts);
     comment on function app_logic.role_statement_timeout(text) is
     'The statement_timeout a role is configured with (ALTER ROLE ... SET, as of the last build); null when none.';
 end
