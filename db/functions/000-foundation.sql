@@ -110,13 +110,54 @@ $$;
 comment on function app_logic.parse_client_network(text) is
 'An X-Real-IP value as the client it counts as: the IPv4 address or the IPv6 /64; null when absent or malformed.';
 
+-- One header read per request (issue 13). Parsing request.headers costs about 22k instructions,
+-- and a submission read it four times (the API key, the address twice, the user agent). So the
+-- pre-request, which reads it anyway, keeps what the rest of the request reads of it in
+-- transaction-local settings app.request_<name>, each marked '=' (then the value; '=' alone: none),
+-- and client_ip, client_network and request_user_agent read those. A client cannot set them:
+-- PostgREST sets only request.* (headers and cookies arrive as JSON inside them), role,
+-- search_path and timezone, and app.* is written only here (db/tests/000-request-kept.sql, and
+-- tests/test_http_rate_limits.py through nginx). Without the mark (no pre-request ran in this
+-- transaction: a job, psql, a test) each reads request.headers as before.
+create function app_logic.keep_request_headers(p_headers jsonb) returns text
+language sql volatile
+as $$
+    select set_config(
+        'app.request_client_ip',
+        '=' || coalesce(
+            coalesce(
+                app_logic.dotted_quad(p_headers ->> 'x-real-ip')::inet, app_logic.parse_client_ip(p_headers ->> 'x-real-ip')
+            )::text,
+            ''
+        ),
+        true
+    ) || set_config(
+        'app.request_client_network',
+        '=' || coalesce(
+            coalesce(
+                app_logic.dotted_quad(p_headers ->> 'x-real-ip')::inet,
+                app_logic.parse_client_network(p_headers ->> 'x-real-ip')
+            )::text,
+            ''
+        ),
+        true
+    ) || set_config('app.request_user_agent', '=' || coalesce(p_headers ->> 'user-agent', ''), true)
+$$;
+comment on function app_logic.keep_request_headers(jsonb) is
+'Keep the client address, its network and the user agent of these request headers for the rest of the '
+'transaction (the pre-request''s one header read).';
+
 create function app_logic.client_ip() returns inet
 language sql stable
 as $$
-    select coalesce(
-        app_logic.dotted_quad(app_logic.request_header('x-real-ip'))::inet,
-        app_logic.parse_client_ip(app_logic.request_header('x-real-ip'))
-    )
+    select case
+        when starts_with(current_setting('app.request_client_ip', true), '=')
+            then nullif(substr(current_setting('app.request_client_ip', true), 2), '')::inet
+        else coalesce(
+            app_logic.dotted_quad(app_logic.request_header('x-real-ip'))::inet,
+            app_logic.parse_client_ip(app_logic.request_header('x-real-ip'))
+        )
+    end
 $$;
 comment on function app_logic.client_ip() is
 'Client IP address from X-Real-IP (set by nginx), IPv4-mapped addresses as IPv4; null when absent or malformed.';
@@ -125,13 +166,28 @@ comment on function app_logic.client_ip() is
 create function app_logic.client_network() returns inet
 language sql stable
 as $$
-    select coalesce(
-        app_logic.dotted_quad(app_logic.request_header('x-real-ip'))::inet,
-        app_logic.parse_client_network(app_logic.request_header('x-real-ip'))
-    )
+    select case
+        when starts_with(current_setting('app.request_client_network', true), '=')
+            then nullif(substr(current_setting('app.request_client_network', true), 2), '')::inet
+        else coalesce(
+            app_logic.dotted_quad(app_logic.request_header('x-real-ip'))::inet,
+            app_logic.parse_client_network(app_logic.request_header('x-real-ip'))
+        )
+    end
 $$;
 comment on function app_logic.client_network() is
 'Client IPv4 address or IPv6 /64 from X-Real-IP (set by nginx); null when absent or malformed.';
+
+create function app_logic.request_user_agent() returns text
+language sql stable
+as $$
+    select case
+        when starts_with(current_setting('app.request_user_agent', true), '=')
+            then nullif(substr(current_setting('app.request_user_agent', true), 2), '')
+        else app_logic.request_header('user-agent')
+    end
+$$;
+comment on function app_logic.request_user_agent() is 'The request''s User-Agent header; null when absent or empty.';
 
 -- Keyed hash: IPs and emails are pseudonymised with a secret pepper so they cannot be
 -- recovered by hashing every IPv4 address or a list of known emails.
