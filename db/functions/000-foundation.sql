@@ -48,11 +48,10 @@ $$;
 -- dual-stack socket reports) is the IPv4 client it stands for.
 --
 -- Two paths with one answer. A dotted quad in canonical form, what nearly every request carries,
--- always casts: app_logic.dotted_quad picks it out and client_ip/client_network, SQL functions of
--- one expression, are inlined into their callers (a PL/pgSQL function each was 10 us a call,
--- two calls a submission, its expressions set up again in every transaction). Anything else goes
--- to parse_client_ip, PL/pgSQL, which checks the value and casts it inside an exception block.
--- db/tests/000-client-address.sql holds both against the former single function on hostile input.
+-- always casts: app_logic.dotted_quad picks it out, and the pre-request keeps it as it is
+-- (keep_request_headers, below). Anything else goes to parse_client_ip, PL/pgSQL, which checks
+-- the value and casts it inside an exception block. db/tests/000-client-address.sql holds both
+-- against the full checks on hostile input.
 
 -- The value itself when it is a dotted quad in canonical form, else null. A match (~), not
 -- substring: the fully anchored pattern matches the whole value or nothing, and a match that
@@ -144,41 +143,23 @@ comment on function app_logic.keep_request_headers(jsonb, text) is
 'Keep the client address, its network and the user agent of these request headers for the rest of the '
 'transaction (the pre-request''s one header read).';
 
--- The readers' path without a kept value.
-create function app_logic.client_ip_of_headers() returns inet
+-- The readers' path without a kept value: request_header, in PL/pgSQL so that it stays a call.
+create function app_logic.read_request_header(p_name text) returns text
 language plpgsql stable
 as $$
 begin
-    return coalesce(
-        app_logic.dotted_quad(app_logic.request_header('x-real-ip'))::inet,
-        app_logic.parse_client_ip(app_logic.request_header('x-real-ip'))
-    );
+    return app_logic.request_header(p_name);
 end
 $$;
-
-create function app_logic.client_network_of_headers() returns inet
-language plpgsql stable
-as $$
-begin
-    return coalesce(
-        app_logic.dotted_quad(app_logic.request_header('x-real-ip'))::inet,
-        app_logic.parse_client_network(app_logic.request_header('x-real-ip'))
-    );
-end
-$$;
-
-create function app_logic.user_agent_of_headers() returns text
-language plpgsql stable
-as $$
-begin
-    return app_logic.request_header('user-agent');
-end
-$$;
+comment on function app_logic.read_request_header(text) is 'request_header as a call its callers do not inline.';
 
 create function app_logic.client_ip() returns inet
 language sql stable
 as $$
-    select coalesce(nullif(current_setting('app.request_client_ip', true), '')::inet, app_logic.client_ip_of_headers())
+    select coalesce(
+        nullif(current_setting('app.request_client_ip', true), '')::inet,
+        app_logic.parse_client_ip(app_logic.read_request_header('x-real-ip'))
+    )
 $$;
 comment on function app_logic.client_ip() is
 'Client IP address from X-Real-IP (set by nginx), IPv4-mapped addresses as IPv4; null when absent or malformed.';
@@ -188,7 +169,8 @@ create function app_logic.client_network() returns inet
 language sql stable
 as $$
     select coalesce(
-        nullif(current_setting('app.request_client_network', true), '')::inet, app_logic.client_network_of_headers()
+        nullif(current_setting('app.request_client_network', true), '')::inet,
+        app_logic.parse_client_network(app_logic.read_request_header('x-real-ip'))
     )
 $$;
 comment on function app_logic.client_network() is
@@ -197,7 +179,7 @@ comment on function app_logic.client_network() is
 create function app_logic.request_user_agent() returns text
 language sql stable
 as $$
-    select coalesce(nullif(current_setting('app.request_user_agent', true), ''), app_logic.user_agent_of_headers())
+    select coalesce(nullif(current_setting('app.request_user_agent', true), ''), app_logic.read_request_header('user-agent'))
 $$;
 comment on function app_logic.request_user_agent() is 'The request''s User-Agent header; null when absent or empty.';
 
