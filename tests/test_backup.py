@@ -45,7 +45,7 @@ def populated(db):
                 (f"drill{i}@example.com", kind),
             )
     db.execute("insert into app.rate_limit_counters (action, scope, subject, hits, expires_at)"
-               " values ('leads', 'ip', 'x', array[now()], now() + interval '10 minutes')")
+               " values ('leads', 'ip', '\\x01', array[now()], now() + interval '10 minutes')")
     db.execute("select count(*) from app_logic.apply_retention()")
     return db
 

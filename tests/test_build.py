@@ -119,6 +119,23 @@ def test_status_reports_pending_files_before_the_first_build(empty_url):
     assert not st.declarative_in_sync
 
 
+def test_a_changed_rate_limit_is_data_not_drift_and_a_rebuild_compiles_it_again(empty_url):
+    # The limits are compiled from app.rate_limit_rules into app_logic.rate_limit_max/window
+    # (db/functions/040-rate-limits.sql): an operator's UPDATE changes those functions' bodies.
+    build(empty_url, log=quiet)
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        conn.execute("update app.rate_limit_rules set max_requests = 9 where action = 'leads' and scope = 'ip'")
+    assert drift(empty_url) == ""
+    build(empty_url, log=quiet, force=True)
+    with psycopg.connect(empty_url) as conn:
+        (compiled,) = conn.execute("select app_logic.rate_limit_max('leads', 'ip')").fetchone()
+    assert compiled == "9"
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        conn.execute("create or replace function app_logic.rate_limit_max(p_action text, p_scope text) returns text"
+                     " language sql stable as $$ select '7' $$")
+    assert "rate_limit_max" in drift(empty_url)  # a hand-made body is still drift
+
+
 def test_db_status_exits_0_when_in_sync_and_1_naming_the_drift(empty_url):
     from tests.support.invoke_cli import run_invoke
 

@@ -169,8 +169,8 @@ def test_pg_cron_really_runs_the_rate_limit_counters_job(cron_url):
         conn.execute(
             """
             insert into app.rate_limit_counters (action, scope, subject, hits, expires_at)
-            values ('leads', 'ip', 'cron-test-expired', array[now() - interval '2 hours'], now() - interval '110 minutes'),
-                   ('leads', 'ip', 'cron-test-running', array[now()], now() + interval '1 hour')
+            values ('leads', 'ip', convert_to('cron-test-expired', 'UTF8'), array[now() - interval '2 hours'], now() - interval '110 minutes'),
+                   ('leads', 'ip', convert_to('cron-test-running', 'UTF8'), array[now()], now() + interval '1 hour')
             """
         )
         (jobid,) = conn.execute(
@@ -198,7 +198,7 @@ def test_pg_cron_really_runs_the_rate_limit_counters_job(cron_url):
             conn.execute("select cron.alter_job(%s, schedule => %s)", (jobid, PROJECT_JOBS["chorus_website:rate-limit-counters"][0]))
         assert run is not None, "pg_cron did not run the job within 75 s"
         assert run == ("succeeded", "CALL")
-        subjects = {r[0] for r in conn.execute("select subject from app.rate_limit_counters")}
+        subjects = {r[0] for r in conn.execute("select convert_from(subject, 'UTF8') from app.rate_limit_counters")}
         assert "cron-test-expired" not in subjects
         assert "cron-test-running" in subjects
         logged = conn.execute(

@@ -107,9 +107,9 @@ def test_values_named_like_the_kept_request_settings_do_not_change_the_counted_a
         assert response.status_code == 201, response.text
     assert_is_429(client.post("/api/leads", json=lead(), **forging_kept(other.source_ip)), 600)
     counted = http.sql(
-        "select subject = app_logic.rate_limit_subject('ip', %s), cardinality(hits) from app.rate_limit_counters"
+        "select subject = app_logic.rate_limit_subject('leads', 'ip', %s), cardinality(hits) from app.rate_limit_counters"
         " where action = 'leads' and scope = 'ip' and subject in"
-        " (app_logic.rate_limit_subject('ip', %s), app_logic.rate_limit_subject('ip', %s))",
+        " (app_logic.rate_limit_subject('leads', 'ip', %s), app_logic.rate_limit_subject('leads', 'ip', %s))",
         (f"{client.source_ip}/32", f"{client.source_ip}/32", f"{other.source_ip}/32"),
     )
     assert counted == [(True, LEADS_PER_IP)]

@@ -183,7 +183,7 @@ def test_a_client_in_flight_blocks_only_itself(api, db, db_url):
     with psycopg.connect(db_url) as holder:  # an unfinished request of client 1 holds its row
         holder.execute(
             "select * from app.rate_limit_counters where scope = 'ip'"
-            " and subject = app_logic.rate_limit_subject('ip', '198.51.100.1/32') for update"
+            " and subject = app_logic.rate_limit_subject('leads', 'ip', '198.51.100.1/32') for update"
         )
         with ThreadPoolExecutor(2) as pool:
             other = pool.submit(post, api, 2, 1, client_ip="198.51.100.2")

@@ -224,6 +224,19 @@ $$;
 comment on function app_logic.compile_json_lookup(text, text, jsonb) is
 'Write app_logic.<signature> as an inlinable SQL function answering p_values ->> (key expression).';
 
+-- The statement trigger of a table a lookup is compiled from (app_logic.routes, app.rate_limit_rules):
+-- runs app_logic.<its argument>(), the compiler, after any change, in the same transaction.
+create function app_logic.tg_compile() returns trigger
+language plpgsql volatile
+as $$
+begin
+    execute format('select app_logic.%I()', tg_argv[0]);
+    return null;
+end
+$$;
+comment on function app_logic.tg_compile() is
+'Statement trigger: run the compiler app_logic.<first trigger argument>() after a change of the table.';
+
 -- Answering 4xx by setting response.status (instead of raising) keeps the transaction, and
 -- with it the rate-limit counters, committed.
 -- One SQL expression, so the planner inlines it into the caller's expression (a PL/pgSQL call

@@ -77,19 +77,9 @@ $$;
 comment on function app_logic.compile_route_keys() is
 'Compile app_logic.routes'' keys into app_logic.protected_route_key (run by the trigger on every change of the table).';
 
-create function app_logic.tg_routes__compile() returns trigger
-language plpgsql volatile
-as $$
-begin
-    perform app_logic.compile_route_keys();
-    return null;
-end
-$$;
-comment on function app_logic.tg_routes__compile() is 'Compile the route keys again after any change of app_logic.routes.';
-
 create trigger routes_compile
 after insert or update or delete or truncate on app_logic.routes
-for each statement execute function app_logic.tg_routes__compile();
+for each statement execute function app_logic.tg_compile('compile_route_keys');
 
 -- The first version, from the empty table: the pre-request's definition needs the function.
 select app_logic.compile_route_keys();

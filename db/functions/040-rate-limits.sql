@@ -15,27 +15,89 @@ comment on table app.rate_limit_counters is
 'A sliding log per client, action and scope: the arrival times of the admitted requests still inside the window '
 '(at most max_requests). Unlogged: a crash forgets them, which only forgives. Rows whose window ended are purged '
 'every minute (retention rule rate_limit_counters).';
-comment on column app.rate_limit_counters.subject is 'HMAC of the scope and the client network or email: nothing in clear.';
+comment on column app.rate_limit_counters.subject is
+'HMAC-SHA256 of the action, the scope and the client network or email (the key): nothing in clear.';
 comment on column app.rate_limit_counters.hits is 'Arrival times of the admitted requests inside the window, oldest first.';
 comment on column app.rate_limit_counters.expires_at is 'When the newest hit leaves the window; the row is stale after it.';
 
--- The counter key of a client: a keyed hash, prefixed by scope so that a counter cannot be
--- joined to a consent record or to another scope's counter.
-create function app_logic.rate_limit_subject(p_scope text, p_value text, p_pepper text) returns text
+-- The counter key of a client: a keyed hash of the action, the scope and the client network or
+-- lower-cased email, so that a counter cannot be joined to a consent record or to another
+-- action's or scope's counter. The whole HMAC-SHA256 as 32 bytes, the counters' primary key
+-- (db/schema/560): never shortened, which could merge two clients' counters. The action and
+-- the scope cannot hold ':', so the text hashed names one (action, scope, value) only.
+create function app_logic.rate_limit_subject(p_action text, p_scope text, p_value text, p_pepper text) returns bytea
 language sql stable
 as $$
-    select app_logic.pseudonym(p_scope || ':' || p_value, p_pepper)
+    select extensions.hmac(
+        convert_to(p_action || ':' || p_scope || ':' || p_value, 'UTF8'), convert_to(p_pepper, 'UTF8'), 'sha256'
+    )
+$$;
+comment on function app_logic.rate_limit_subject(text, text, text, text) is
+'The key of a rate-limit counter with the pepper given: HMAC of action, scope and client network or lower-cased email.';
+
+create function app_logic.rate_limit_subject(p_action text, p_scope text, p_value text) returns bytea
+language sql stable
+as $$
+    select app_logic.rate_limit_subject(p_action, p_scope, p_value, app_logic.setting('hash_pepper'))
 $$;
 comment on function app_logic.rate_limit_subject(text, text, text) is
-'The key of a rate-limit counter with the pepper given: HMAC of scope and client network or lower-cased email.';
+'The key of a rate-limit counter: HMAC of action, scope and client network or lower-cased email.';
 
-create function app_logic.rate_limit_subject(p_scope text, p_value text) returns text
+-- The keys an email's counters can have, one per action (GDPR export and erasure): the actions
+-- of the rules, and of the counters held (a rule removed leaves its counters until they expire).
+create function app_logic.rate_limit_subjects_of_email(p_email text) returns bytea[]
 language sql stable
 as $$
-    select app_logic.rate_limit_subject(p_scope, p_value, app_logic.setting('hash_pepper'))
+    select array(
+        select app_logic.rate_limit_subject(a.action, 'email', lower(app_logic.trim_text(p_email)))
+        from (
+            select r.action from app.rate_limit_rules as r where r.scope = 'email'
+            union
+            select c.action from app.rate_limit_counters as c where c.scope = 'email'
+        ) as a
+    )
 $$;
-comment on function app_logic.rate_limit_subject(text, text) is
-'The key of a rate-limit counter: HMAC of scope and client network or lower-cased email.';
+comment on function app_logic.rate_limit_subjects_of_email(text) is
+'The keys of the rate-limit counters an email can have, one per action.';
+
+-- The limits compiled into constants (issue 13), as the route keys are (005-routes): the
+-- limiter's upsert reads a rule's max_requests and window_seconds from app_logic.rate_limit_max
+-- and app_logic.rate_limit_window, inlined JSON constants, instead of reading app.rate_limit_rules
+-- (an index scan and a sub-select set up for every request). A trigger compiles them again in
+-- the transaction of every change of the rules, and CREATE OR REPLACE invalidates the plans that
+-- inlined them, so an UPDATE still applies from the next request. null: no such rule.
+create function app_logic.compile_rate_limit_rules() returns void
+language plpgsql volatile
+as $$
+declare
+    v_max jsonb;
+    v_window jsonb;
+begin
+    select
+        coalesce(jsonb_object_agg(r.action || ':' || r.scope, r.max_requests), '{}'),
+        coalesce(jsonb_object_agg(r.action || ':' || r.scope, r.window_seconds), '{}')
+    into v_max, v_window
+    from app.rate_limit_rules as r;
+    perform app_logic.compile_json_lookup(
+        'rate_limit_max(p_action text, p_scope text)', $k$p_action || ':' || p_scope$k$, v_max
+    );
+    perform app_logic.compile_json_lookup(
+        'rate_limit_window(p_action text, p_scope text)', $k$p_action || ':' || p_scope$k$, v_window
+    );
+    comment on function app_logic.rate_limit_max(text, text) is
+    'max_requests of the rate-limit rule of an action and scope, compiled from app.rate_limit_rules; null for none.';
+    comment on function app_logic.rate_limit_window(text, text) is
+    'window_seconds of the rate-limit rule of an action and scope, compiled from app.rate_limit_rules; null for none.';
+end
+$$;
+comment on function app_logic.compile_rate_limit_rules() is
+'Compile app.rate_limit_rules into app_logic.rate_limit_max and rate_limit_window (the trigger runs it on every change).';
+
+create trigger rate_limit_rules_compile
+after insert or update or delete or truncate on app.rate_limit_rules
+for each statement execute function app_logic.tg_compile('compile_rate_limit_rules');
+
+select app_logic.compile_rate_limit_rules();
 
 -- The admitted hits of a log still inside the window starting at p_since, oldest first, with
 -- p_cost more at p_now: what a counter holds after admitting a request. PL/pgSQL, like
@@ -64,10 +126,10 @@ $$;
 -- into their plans (PL/pgSQL keeps them); its arguments must hold no sub-select for that, so it
 -- reads the pepper itself, once per query.
 create function app_logic.rate_limit_rules_for(p_action text, p_network text, p_email text)
-returns table (rule app.rate_limit_rules, subject text)
+returns table (rule app.rate_limit_rules, subject bytea)
 language sql stable
 as $$
-    select r, app_logic.rate_limit_subject(r.scope, case when r.scope = 'ip' then p_network else p_email end, k.value)
+    select r, app_logic.rate_limit_subject(r.action, r.scope, case when r.scope = 'ip' then p_network else p_email end, k.value)
     -- A left join: without a pepper the key is null and the counter's insert fails (fail closed;
     -- an inner join would apply no rule at all).
     from app.rate_limit_rules as r
@@ -91,10 +153,13 @@ comment on function app_logic.rate_limit_rules_for(text, text, text) is
 -- row. When a rule refuses, the slots the others took are given back (the rows are still
 -- locked by this transaction, so nobody else has seen them), and every rule is asked for its
 -- wait so that Retry-After is the longest. One statement, not one per rule: the executor's
--- start and end, and the PL/pgSQL statements around them, were most of the limiter's cost. The
--- admitted path runs that statement and four expressions: the pepper is read inside it (a join,
--- not a query of its own), it answers a count (what the refused path needs is read there
--- again), and the client's network is an inlined expression.
+-- start and end, and the PL/pgSQL statements around them, were most of the limiter's cost.
+-- The admitted path runs that statement and four expressions. The statement reads no rule: the
+-- limits are compiled constants (above), the rows to write a VALUES list of the IP and the
+-- email, the pepper a join (not a query of its own); it answers the scopes that took a slot,
+-- and the rules that apply are counted from the constants (what the refused path needs is read
+-- there again). The key is one bytea (db/schema/560). callgrind, a limiter call in a framed
+-- transaction: 600k -> about 490k instructions.
 -- Not SECURITY DEFINER: only the API's own SECURITY DEFINER functions call it (through
 -- screen_request; no web role may), so it runs as their owner already, and a pinned search path
 -- would cost a configuration nest level and a search-path recomputation per request. Every name
@@ -107,33 +172,33 @@ declare
     v_now timestamptz := app_logic.now();
     v_email text := lower(app_logic.trim_text(p_email));
     v_network text := coalesce(app_logic.client_network()::text, 'unknown');
-    v_applied integer;
+    v_taken text[];
     v_rule app.rate_limit_rules;
     v_rules app.rate_limit_rules[];
-    v_subjects text[];
-    v_taken text[];
+    v_subjects bytea[];
     v_live timestamptz[];
     v_max_wait integer;
 begin
     if char_length(v_email) not between 1 and 254 then
         v_email := null; -- not an address: validation will say so; the IP rule still counts
     end if;
-    -- 'ip' sorts after 'email': descending order locks the IP row first, always. The subquery's
-    -- max_requests lookup runs only for a client whose row exists.
-    with rules as materialized (
-        select u.rule as r, u.subject
-        from app_logic.rate_limit_rules_for(p_action, v_network, v_email) as u
-    ),
-    taken as (
-        insert into app.rate_limit_counters as c (action, scope, subject, hits, expires_at)
-        select p_action, (u.r).scope, u.subject, array_fill(v_now, array[p_cost]),
-            v_now + make_interval(secs => (u.r).window_seconds)
-        from rules as u
-        where p_cost <= (u.r).max_requests
-        order by (u.r).scope desc
+    -- 'ip' sorts after 'email': descending order locks the IP row first, always. A rule whose
+    -- max_requests is below p_cost takes no slot (it refuses, counted below).
+    with taken as (
+        insert into app.rate_limit_counters as c (subject, action, scope, hits, expires_at)
+        select
+            app_logic.rate_limit_subject(p_action, r.scope, r.value, k.value), p_action, r.scope,
+            array_fill(v_now, array[p_cost]),
+            v_now + make_interval(secs => app_logic.rate_limit_window(p_action, r.scope)::integer)
+        from (values ('ip', v_network), ('email', v_email)) as r (scope, value)
+        -- A left join: without a pepper the key is null and the counter's insert fails (fail
+        -- closed; an inner join would apply no rule at all).
+        left join app.settings as k on k.key = 'hash_pepper'
+        where r.value is not null and p_cost <= app_logic.rate_limit_max(p_action, r.scope)::integer
+        order by r.scope desc
         -- A new row's expires_at is now + the window: the window start is now - (expires_at - now),
         -- in seconds (an interval of days would follow the time zone's clock changes).
-        on conflict (action, scope, subject) do update
+        on conflict (subject) do update
         set
             hits = app_logic.hits_after_admitting(
                 c.hits, v_now - make_interval(secs => extract(epoch from excluded.expires_at - v_now)), v_now, p_cost
@@ -141,16 +206,16 @@ begin
             expires_at = greatest(c.expires_at, excluded.expires_at)
         where app_logic.live_hits(
             c.hits, v_now - make_interval(secs => extract(epoch from excluded.expires_at - v_now))
-        ) + p_cost <= (
-            select r.max_requests from app.rate_limit_rules as r where r.action = c.action and r.scope = c.scope
-        )
-        returning c.subject
+        ) + p_cost <= app_logic.rate_limit_max(c.action, c.scope)::integer
+        returning c.scope
     )
 
-    select count(*)::integer, (select array_agg(t.subject) from taken as t)
-    into v_applied, v_taken
-    from rules;
-    if v_applied = coalesce(cardinality(v_taken), 0) then
+    select array_agg(t.scope) into v_taken from taken as t;
+    -- The rules that apply: the action's IP rule, and its email rule when there is an email.
+    if coalesce(cardinality(v_taken), 0) = (
+        (app_logic.rate_limit_max(p_action, 'ip') is not null)::integer
+        + (v_email is not null and app_logic.rate_limit_max(p_action, 'email') is not null)::integer
+    ) then
         return null;
     end if;
 
@@ -163,7 +228,7 @@ begin
     v_taken := coalesce(v_taken, '{}');
     for i in 1..cardinality(v_rules) loop
         v_rule := v_rules[i];
-        if v_subjects[i] = any(v_taken) then
+        if v_rule.scope = any(v_taken) then
             update app.rate_limit_counters as c
             set
                 hits = app_logic.hits_without(c.hits, v_now, p_cost),
@@ -172,14 +237,14 @@ begin
                     + make_interval(secs => v_rule.window_seconds),
                     v_now
                 )
-            where c.action = p_action and c.scope = v_rule.scope and c.subject = v_subjects[i];
+            where c.subject = v_subjects[i];
             continue;
         end if;
         select array(
             select h from unnest(c.hits) as h where h > v_now - make_interval(secs => v_rule.window_seconds) order by h
         ) into v_live
         from app.rate_limit_counters as c
-        where c.action = p_action and c.scope = v_rule.scope and c.subject = v_subjects[i]
+        where c.subject = v_subjects[i]
         for update;
         if p_cost > v_rule.max_requests then
             -- Never admissible: a slot-sized wait would only invite the same refusal.

@@ -163,7 +163,7 @@ begin
                 'action', c.action, 'hits', to_jsonb(c.hits), 'expiresAt', c.expires_at
             ) order by c.action), '[]')
             from app.rate_limit_counters as c
-            where c.scope = 'email' and c.subject = app_logic.rate_limit_subject('email', lower(app_logic.trim_text(p_email)))
+            where c.scope = 'email' and c.subject = any(app_logic.rate_limit_subjects_of_email(p_email))
         )
     );
     if v_lead.id is null
@@ -220,7 +220,7 @@ begin
     v_removed := v_removed || jsonb_build_object('leads', v_count);
 
     delete from app.rate_limit_counters as c
-    where c.scope = 'email' and c.subject = app_logic.rate_limit_subject('email', lower(app_logic.trim_text(p_email)));
+    where c.scope = 'email' and c.subject = any(app_logic.rate_limit_subjects_of_email(p_email));
     get diagnostics v_count = row_count;
     v_removed := v_removed || jsonb_build_object('rateLimitCounters', v_count);
 

@@ -1,7 +1,8 @@
 -- Rate limits with frozen time: the seeded rules, the sliding window and its Retry-After, the
--- per-email rule, IPv6 /64 clients, counters without addresses in clear, and their purge.
+-- per-email rule, IPv6 /64 clients, counters without addresses in clear, and their purge; the
+-- limits compiled into constants and the counters' one-bytea key (issue 13).
 begin;
-select plan(27);
+select plan(34);
 
 -- One request of a client at a moment: what the limiter answers (null = admitted).
 create function pg_temp.hit(p_ip text, p_at text, p_email text default null) returns jsonb
@@ -109,6 +110,105 @@ select is_empty(
        where has_function_privilege(r, 'app_logic.enforce_rate_limits(text, text, integer)', 'execute')
           or has_function_privilege(r, 'app_logic.purge_rate_limit_counters(timestamptz, integer)', 'execute') $$,
     'no API role can call the limiter or the purge directly'
+);
+
+-- The counters' key: the whole HMAC-SHA256 of action, scope and client, 32 bytes, the primary
+-- key alone (db/schema/560).
+select is(
+    (
+        select array_agg(a.attname::text || ' ' || format_type(a.atttypid, a.atttypmod))
+        from pg_index as i
+        inner join pg_attribute as a on i.indrelid = a.attrelid and a.attnum = any(i.indkey)
+        where i.indrelid = 'app.rate_limit_counters'::regclass and i.indisprimary
+    ),
+    array['subject bytea'],
+    'the counters'' primary key is the subject alone, a bytea'
+);
+select pg_temp.hit('203.0.113.77', '2026-03-02 09:00:00+00', 'key.check@example.org');
+select is(
+    (
+        select
+            array_agg(c.scope::text || ' ' || (c.subject = extensions.hmac(
+                convert_to('leads:' || c.scope || ':' || v.value, 'UTF8'),
+                convert_to(app_logic.setting('hash_pepper'), 'UTF8'), 'sha256'
+            ))::text || ' ' || octet_length(c.subject) order by c.scope)
+        from app.rate_limit_counters as c
+        inner join (values ('ip', '203.0.113.77/32'), ('email', 'key.check@example.org')) as v (scope, value) on c.scope = v.scope
+        where c.action = 'leads' and c.expires_at > '2026-03-02 09:00:00+00'
+    ),
+    array['email true 32', 'ip true 32'],
+    'a counter''s key is the whole HMAC of action, scope and network or email, never shortened'
+);
+
+-- The limits compiled into constants: the same answers as the table, for every rule; nothing
+-- for an action or scope without one.
+select is_empty(
+    $$ select r.action, r.scope from app.rate_limit_rules as r
+       where app_logic.rate_limit_max(r.action, r.scope)::integer is distinct from r.max_requests
+          or app_logic.rate_limit_window(r.action, r.scope)::integer is distinct from r.window_seconds $$,
+    'every rule''s compiled max_requests and window_seconds are the table''s'
+);
+select is(
+    array[
+        app_logic.rate_limit_max('page_views', 'email'), app_logic.rate_limit_max('no_such_action', 'ip'),
+        app_logic.rate_limit_window('no_such_action', 'ip')
+    ],
+    array[null, null, null]::text[],
+    'no compiled limit where the table has no rule'
+);
+
+-- An admitted request reads no rule from the table: the scans of the table and of its indexes
+-- in this transaction (an index scan counts on the index).
+create function pg_temp.rule_scans() returns bigint
+language sql stable
+as $$
+    select pg_stat_get_xact_numscans('app.rate_limit_rules'::regclass) + (
+        select sum(pg_stat_get_xact_numscans(i.indexrelid))::bigint from pg_index as i
+        where i.indrelid = 'app.rate_limit_rules'::regclass
+    )
+$$;
+
+create function pg_temp.rule_scans_of_an_admitted_request() returns bigint
+language plpgsql volatile
+as $$
+declare
+    v_before bigint := pg_temp.rule_scans();
+begin
+    if pg_temp.hit('203.0.113.78', '2026-03-02 09:01:00+00', 'no.scan@example.org') is not null then
+        return -1;
+    end if;
+    return pg_temp.rule_scans() - v_before;
+end
+$$;
+select is(
+    pg_temp.rule_scans_of_an_admitted_request(), 0::bigint,
+    'an admitted request (IP and email) is counted without reading app.rate_limit_rules'
+);
+
+-- A change of the rules applies from the next request, in the same transaction: an UPDATE, a
+-- DELETE (no rule: no limit) and an INSERT.
+update app.rate_limit_rules set max_requests = 1
+where action = 'leads' and scope = 'ip';
+select is(
+    array[
+        pg_temp.hit('203.0.113.90', '2026-03-02 10:00:00+00') is null,
+        pg_temp.hit('203.0.113.90', '2026-03-02 10:00:01+00') is null
+    ],
+    array[true, false],
+    'an UPDATE of a rule is compiled at once: max_requests 1 admits one request'
+);
+delete from app.rate_limit_rules
+where action = 'leads' and scope = 'ip';
+insert into app.rate_limit_rules (action, scope, max_requests, window_seconds) values ('leads', 'ip', 2, 60);
+select is(
+    array[
+        pg_temp.hit('203.0.113.91', '2026-03-02 11:00:00+00') is null,
+        pg_temp.hit('203.0.113.91', '2026-03-02 11:00:01+00') is null,
+        pg_temp.hit('203.0.113.91', '2026-03-02 11:00:02+00') is null,
+        app_logic.rate_limit_window('leads', 'ip') = '60'
+    ],
+    array[true, true, false, true],
+    'a DELETE and an INSERT of a rule are compiled at once too'
 );
 
 select * from finish();

@@ -37,7 +37,7 @@ select results_eq(
 select is(
     (
         select cardinality(c.hits) from app.rate_limit_counters as c
-        where c.action = 'page_views' and c.subject = app_logic.rate_limit_subject('ip', '198.51.100.40/32')
+        where c.action = 'page_views' and c.subject = app_logic.rate_limit_subject('page_views', 'ip', '198.51.100.40/32')
     ),
     3, 'a batch of three takes three slots of the client''s rate limit'
 );

@@ -25,11 +25,11 @@ insert into app.brand_engagement (session_id, lead_id) values
 ('s-dora', '00000000-0000-0000-0000-0000000000f1');
 insert into app.rate_limit_counters (action, scope, subject, hits, expires_at) values
 (
-    'leads', 'email', app_logic.rate_limit_subject('email', 'dora.datum@example.org'),
+    'leads', 'email', app_logic.rate_limit_subject('leads', 'email', 'dora.datum@example.org'),
     array['2030-06-15 11:00:00+00'::timestamptz], '2030-06-15 12:00:00+00'
 ),
 (
-    'leads', 'email', app_logic.rate_limit_subject('email', 'emil@example.org'),
+    'leads', 'email', app_logic.rate_limit_subject('leads', 'email', 'emil@example.org'),
     array['2030-06-15 11:00:00+00'::timestamptz], '2030-06-15 12:00:00+00'
 );
 select app_logic.append_consent(app_logic.person_pseudonym('dora.datum@example.org'), 'consent', 'gdpr', true, 'web_form');
@@ -182,7 +182,7 @@ select ok(
     )
     and not exists (
         select from app.rate_limit_counters
-        where subject = app_logic.rate_limit_subject('email', 'dora.datum@example.org')
+        where subject = app_logic.rate_limit_subject('leads', 'email', 'dora.datum@example.org')
     ),
     'the lead, its interactions, its sessions'' preferences and engagement and its email counters are gone'
 );
@@ -192,7 +192,7 @@ select is(
         inner join app.lead_interactions as i on l.id = i.lead_id
         inner join app.accessibility_preferences as p on l.id = p.lead_id
         inner join app.brand_engagement as e on l.id = e.lead_id
-        inner join app.rate_limit_counters as c on c.subject = app_logic.rate_limit_subject('email', 'emil@example.org')
+        inner join app.rate_limit_counters as c on c.subject = app_logic.rate_limit_subject('leads', 'email', 'emil@example.org')
         where l.email = 'emil@example.org'
     ), 1,
     'another person''s data is untouched'
