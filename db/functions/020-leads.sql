@@ -212,20 +212,22 @@ declare
     v_submission_id bigint;
     v_known_email boolean := false;
 begin
-    -- The limits and the rule first; then, only for a body that passed them (coalesce stops at
-    -- the first answer) and has anything for its spam rule to check (db/functions/340-spam.sql):
-    -- honeypot, form token, proof of work, a quiet 201 or a 400.
-    v_refusal := coalesce(
-        app_logic.screen_request(
-            'leads', p_body, app_logic.submit_lead_rule(),
-            case when jsonb_typeof(p_body -> 'email') = 'string' then app_logic.trim_text(p_body ->> 'email') end,
-            'app_logic.submit_lead_checks',
-            p_passes => app_logic.submit_lead_passes(p_body) and jsonb_array_length(app_logic.submit_lead_checks(p_body)) = 0
-        ),
-        case when app_logic.spam_screen_needed('leads', p_body) then app_logic.screen_spam('leads', p_body) end
+    v_refusal := app_logic.screen_request(
+        'leads', p_body, app_logic.submit_lead_rule(),
+        case when jsonb_typeof(p_body -> 'email') = 'string' then app_logic.trim_text(p_body ->> 'email') end,
+        'app_logic.submit_lead_checks',
+        p_passes => app_logic.submit_lead_passes(p_body) and jsonb_array_length(app_logic.submit_lead_checks(p_body)) = 0
     );
     if v_refusal is not null then
         return v_refusal;
+    end if;
+    -- Honeypot, form token, proof of work (db/functions/340-spam.sql): a quiet 201 or a 400; only
+    -- for a body with anything for the endpoint's rule to check (the test is inlined and folded).
+    if app_logic.spam_screen_needed('leads', p_body) then
+        v_refusal := app_logic.screen_spam('leads', p_body);
+        if v_refusal is not null then
+            return v_refusal;
+        end if;
     end if;
 
     v_fields := app_logic.lead_fields(p_body);
