@@ -109,8 +109,8 @@ def test_a_team_address_set_is_data_not_drift_and_a_rebuild_keeps_its_trigger_en
         ).fetchone()
     assert state == "O"
     with psycopg.connect(empty_url, autocommit=True) as conn:
-        conn.execute("alter table app.leads disable trigger leads_claim_session")
-    assert "DISABLE TRIGGER leads_claim_session" in drift(empty_url)
+        conn.execute("alter table app.leads disable trigger leads_session")
+    assert "DISABLE TRIGGER leads_session" in drift(empty_url)
 
 
 def test_a_changed_spam_rule_is_data_not_drift_and_a_rebuild_compiles_it_again(empty_url):
