@@ -7,7 +7,7 @@ begin;
 select plan(3);
 
 create extension plpgsql_check;
-set local plpgsql_check.profiler = on;
+select set_config('plpgsql_check.profiler', 'on', true);
 delete from app.rate_limit_rules
 where action = 'leads';
 select set_config('request.headers', '{"x-real-ip": "203.0.113.40", "user-agent": "pgtap"}', true);
@@ -31,7 +31,11 @@ select is(
     'a known address runs the lookup, the withdrawal test, the cancellation, the resubmission and the claim besides'
 );
 select is(
-    app_logic.session_lead('stmt-known'), (select l.id from app.leads as l where l.email = 'ada@example.org'),
+    app_logic.session_lead(
+        'stmt-known'), (
+        select l.id from app.leads as l
+        where l.email = 'ada@example.org'
+    ),
     'the known address claims the session its resubmission named'
 );
 
