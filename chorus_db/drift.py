@@ -37,8 +37,14 @@ def _partitions(url: str) -> list[str]:
     return [f"--exclude-table={name}" for (name,) in rows]
 
 
-# The functions db/functions/040-rate-limits.sql compiles from the rows of app.rate_limit_rules.
-COMPILED_LIMITS = ("CREATE FUNCTION app_logic.rate_limit_max(", "CREATE FUNCTION app_logic.rate_limit_window(")
+# Functions a trigger compiles from the rows of a table (data, not schema): their bodies.
+COMPILED_FROM_DATA = {
+    "CREATE FUNCTION app_logic.spam_rule(p_action text) RETURNS text": "<the rules of app.spam_rules>",
+    "CREATE FUNCTION app_logic.rate_limit_max(p_action text, p_scope text) RETURNS text": "<the limits of app.rate_limit_rules>",
+    "CREATE FUNCTION app_logic.rate_limit_window(p_action text, p_scope text) RETURNS text": (
+        "<the windows of app.rate_limit_rules>"
+    ),
+}
 
 
 def schema_dump(url: str) -> str:
@@ -54,21 +60,17 @@ def schema_dump(url: str) -> str:
         check=True,
     )
     lines = []
-    compiled_limits = False
     for line in proc.stdout.splitlines():
         if line.startswith("--") or not line.strip():
             continue
-        if line.startswith("CREATE "):
-            compiled_limits = line.startswith(COMPILED_LIMITS)
-        elif compiled_limits and line.lstrip().startswith("select '"):
-            # The rate limits compiled from app.rate_limit_rules (data an operator changes).
-            line = "select '<the rules of app.rate_limit_rules>'"
         if re.match(r"^(CREATE|COMMENT ON) EXTENSION .*pg_cron", line):
             continue
         if line.startswith("\\restrict") or line.startswith("\\unrestrict"):
             continue  # pg_dump's random per-dump key
         if line == "ALTER TABLE app.leads DISABLE TRIGGER leads_notify_team;":
             continue  # follows app.settings (data): enabled only while the team is notified
+        if len(lines) >= 3 and lines[-2:] == ["    LANGUAGE sql STABLE", "    AS $$"] and lines[-3] in COMPILED_FROM_DATA:
+            line = COMPILED_FROM_DATA[lines[-3]]  # compiled from the table (data) by its trigger
         lines.append(line)
     return "\n".join(lines) + "\n"
 
