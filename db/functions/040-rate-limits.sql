@@ -23,7 +23,7 @@ comment on column app.rate_limit_counters.expires_at is 'When the newest hit lea
 -- The counter key of a client: a keyed hash of the action, the scope and the client network or
 -- lower-cased email, so that a counter cannot be joined to a consent record or to another
 -- action's or scope's counter. The whole HMAC-SHA256 as 32 bytes, the counters' primary key
--- (db/schema/560): never shortened, which could merge two clients' counters. The action and
+-- (db/schema/585): never shortened, which could merge two clients' counters. The action and
 -- the scope cannot hold ':', so the text hashed names one (action, scope, value) only.
 create function app_logic.rate_limit_subject(p_action text, p_scope text, p_value text, p_pepper text) returns bytea
 language sql stable
@@ -158,7 +158,7 @@ comment on function app_logic.rate_limit_rules_for(text, text, text) is
 -- limits are compiled constants (above), the rows to write a VALUES list of the IP and the
 -- email, the pepper a join (not a query of its own); it answers the scopes that took a slot,
 -- and the rules that apply are counted from the constants (what the refused path needs is read
--- there again). The key is one bytea (db/schema/560). callgrind, a limiter call in a framed
+-- there again). The key is one bytea (db/schema/585). callgrind, a limiter call in a framed
 -- transaction: 600k -> about 490k instructions.
 -- Not SECURITY DEFINER: only the API's own SECURITY DEFINER functions call it (through
 -- screen_request; no web role may), so it runs as their owner already, and a pinned search path

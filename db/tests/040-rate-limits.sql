@@ -113,7 +113,7 @@ select is_empty(
 );
 
 -- The counters' key: the whole HMAC-SHA256 of action, scope and client, 32 bytes, the primary
--- key alone (db/schema/560).
+-- key alone (db/schema/585).
 select is(
     (
         select array_agg(a.attname::text || ' ' || format_type(a.atttypid, a.atttypmod))
