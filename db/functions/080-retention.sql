@@ -50,17 +50,15 @@ comment on function app_logic.purge_leads(timestamptz, integer) is
 -- with a limit the oldest due rows are picked (through the column's index where there is one)
 -- and deleted by their ctid (a TID scan, no second index lookup). The DELETE repeats the
 -- condition, so a row changed meanwhile (linked to a lead, refreshed) stays.
-create function app_logic.purge_older_than(
-    p_table regclass, p_column name, p_cutoff timestamptz, p_limit integer default null,
-    p_only_null name default null, p_else_column name default null
-) returns bigint
-language plpgsql volatile
+create function app_logic.purge_statement(
+    p_table regclass, p_column name, p_limited boolean, p_only_null name default null, p_else_column name default null
+) returns text
+language plpgsql stable
 as $$
 declare
     v_table text;
     v_age text;
     v_due text;
-    v_count bigint;
 begin
     -- Only identifiers are written into the statement, each quoted by %I (the table always with
     -- its schema, so no temporary table can stand in for it); values travel as parameters.
@@ -71,14 +69,30 @@ begin
     v_age := case when p_else_column is null then format('%I', p_column) else format('coalesce(%I, %I)', p_column, p_else_column) end;
     v_due := v_age || ' < $1'
         || case when p_only_null is not null then format(' and %I is null', p_only_null) else '' end;
-    if p_limit is null then
-        execute format('delete from %1$s where %2$s', v_table, v_due) using p_cutoff;
-    else
-        execute format(
-            'delete from %1$s where ctid = any(array(select ctid from %1$s where %2$s order by %3$s limit $2)) and %2$s',
-            v_table, v_due, v_age
-        ) using p_cutoff, p_limit;
+    if not p_limited then
+        return format('delete from %1$s where %2$s', v_table, v_due);
     end if;
+    return format(
+        'delete from %1$s where ctid = any(array(select ctid from %1$s where %2$s order by %3$s limit $2)) and %2$s',
+        v_table, v_due, v_age
+    );
+end
+$$;
+comment on function app_logic.purge_statement(regclass, name, boolean, name, name) is
+'The DELETE app_logic.purge_older_than runs for these arguments ($1 the cutoff, $2 the limit when p_limited).';
+
+create function app_logic.purge_older_than(
+    p_table regclass, p_column name, p_cutoff timestamptz, p_limit integer default null,
+    p_only_null name default null, p_else_column name default null
+) returns bigint
+language plpgsql volatile
+as $$
+declare
+    v_count bigint;
+begin
+    -- One statement's text (app_logic.purge_statement, whose plan the tests check), values as parameters.
+    execute app_logic.purge_statement(p_table, p_column, p_limit is not null, p_only_null, p_else_column)
+    using p_cutoff, p_limit;
     get diagnostics v_count = row_count;
     return v_count;
 end
