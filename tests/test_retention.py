@@ -53,6 +53,31 @@ def test_the_job_pauses_between_batches_in_proportion_to_their_duration(db):
     assert (ended - started).total_seconds() >= 100 * float(batches) * 0.9
 
 
+def test_with_a_wal_rate_the_job_pauses_at_least_as_long_as_its_wal_takes_at_that_rate(db):
+    """A batch's WAL, not its rows or its time, is what the requests' commits flush with theirs."""
+    db.execute(f"set app.frozen_now = '{FROZEN}'")
+    db.execute(
+        "insert into app.brand_engagement (session_id, created_at)"
+        " select 'old-' || i, timestamptz '2020-01-01' from generate_series(1, 3) as i"
+    )
+    # Three batches of one row (and a fourth that finds none), no pause by time: only the WAL's.
+    # Each paused batch wrote at least its row's deletion, its log row with its index entries and
+    # its commit (more than 300 bytes); WAL of other sessions meanwhile only lengthens the pauses.
+    started = db.execute("select clock_timestamp()").fetchone()[0]
+    db.execute("call app_logic.run_retention('brand_engagement', 1, 0, null, 4000)")
+    ended = db.execute("select clock_timestamp()").fetchone()[0]
+    assert db.execute("select count(*) from app.brand_engagement").fetchone()[0] == 0
+    assert (ended - started).total_seconds() >= 3 * 300 / 4000
+
+
+def test_a_wal_rate_that_is_not_positive_is_refused(db):
+    import psycopg
+    import pytest
+
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="WAL rate must be a positive number of bytes per second"):
+        db.execute("call app_logic.run_retention(null, 100, 4, null, 0)")
+
+
 def test_the_job_does_not_wait_for_wal_flushes_and_restores_the_setting(db):
     db.execute("set synchronous_commit = on")
     db.execute("call app_logic.run_retention('brand_engagement')")
