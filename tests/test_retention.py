@@ -29,17 +29,24 @@ def test_run_retention_works_through_a_backlog_in_committed_batches(db):
     assert [r[0] for r in db.execute("select session_id from app.brand_engagement order by 1")] == ["live-1", "live-2"]
 
 
-def test_the_job_pauses_between_batches_in_proportion_to_their_duration(db):
-    """Throttled so that the requests served meanwhile keep their latency (measured by invoke bench)."""
+def _seconds_to_purge_three_rows_one_at_a_time(db, call: str) -> float:
+    """How long `call` (a run_retention of brand_engagement) takes over three expired rows."""
     db.execute(f"set app.frozen_now = '{FROZEN}'")
     db.execute(
         "insert into app.brand_engagement (session_id, created_at)"
         " select 'old-' || i, timestamptz '2020-01-01' from generate_series(1, 3) as i"
     )
-    # Three batches of one row, each followed by a pause of 100 times its duration.
     started = db.execute("select clock_timestamp()").fetchone()[0]
-    db.execute("call app_logic.run_retention('brand_engagement', 1, 100)")
+    db.execute(call)
     ended = db.execute("select clock_timestamp()").fetchone()[0]
+    assert db.execute("select count(*) from app.brand_engagement").fetchone()[0] == 0
+    return (ended - started).total_seconds()
+
+
+def test_the_job_pauses_between_batches_in_proportion_to_their_duration(db):
+    """Throttled so that the requests served meanwhile keep their latency (measured by invoke bench)."""
+    # Three batches of one row, each followed by a pause of 100 times its duration.
+    seconds = _seconds_to_purge_three_rows_one_at_a_time(db, "call app_logic.run_retention('brand_engagement', 1, 100)")
     # Pauses follow each committed batch that left work (three of them: the fourth finds none and
     # is complete, so it is not counted: on a loaded machine its duration alone can be a third of
     # the others').
@@ -50,7 +57,24 @@ def test_the_job_pauses_between_batches_in_proportion_to_their_duration(db):
     assert db.execute(
         "select count(*) filter (where not complete), count(*) from app.retention_runs where kind = 'brand_engagement'"
     ).fetchone() == (3, 4)
-    assert (ended - started).total_seconds() >= 100 * float(batches) * 0.9
+    assert seconds >= 100 * float(batches) * 0.9
+
+
+def test_with_a_wal_rate_the_job_pauses_at_least_as_long_as_its_wal_takes_at_that_rate(db):
+    """A batch's WAL, not its rows or its time, is what the requests' commits flush with theirs."""
+    # Three batches of one row (and a fourth that finds none), no pause by time: only the WAL's.
+    # Each paused batch wrote at least its row's deletion, its log row with its index entries and
+    # its commit (more than 300 bytes); WAL of other sessions meanwhile only lengthens the pauses.
+    seconds = _seconds_to_purge_three_rows_one_at_a_time(db, "call app_logic.run_retention('brand_engagement', 1, 0, null, 4000)")
+    assert seconds >= 3 * 300 / 4000
+
+
+def test_a_wal_rate_that_is_not_positive_is_refused(db):
+    import psycopg
+    import pytest
+
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="WAL rate must be a positive number of bytes per second"):
+        db.execute("call app_logic.run_retention(null, 100, 4, null, 0)")
 
 
 def test_the_job_does_not_wait_for_wal_flushes_and_restores_the_setting(db):

@@ -203,6 +203,16 @@ def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quic
                 hi - lo + 1,
             ))
     _generate(url, "engagement rows", engagement)
+    # Rate-limit counters as the rest of `invoke bench` leaves them (its submissions' clients, whose
+    # windows end while this part runs): stale ones and live ones (a day's window left), in the
+    # order the limiter writes them. Unlogged, as the table: their removal writes no WAL.
+    counters = rows // 4 if quick else 150_000
+    _generate(url, "rate-limit counters", [(
+        "insert into app.rate_limit_counters (action, scope, subject, hits, expires_at) "
+        f"select 'leads', (array['ip', 'email'])[1 + g % 2], 'bench-{label}-' || g, array[now() - interval '1 hour'], "
+        f"now() + {age} from generate_series(1, {counters}) as g",
+        counters,
+    ) for label, age in (("exp", f"(g - 1 - {counters}) * interval '1 ms'"), ("live", "interval '1 day'"))])
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"create table app.{partition} partition of app.page_views for values from ('{lower}') to ('{upper}')")
         conn.execute(f"alter table app.{partition} enable row level security")
@@ -218,13 +228,14 @@ def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quic
         # Rows that waited years for retention have long been vacuumed; start from that state,
         # and with no checkpoint of the generated WAL pending.
         conn.execute("vacuum (analyze) app.brand_engagement")
+        conn.execute("vacuum (analyze) app.rate_limit_counters")
         conn.execute("vacuum (analyze) app.brand_audit")  # the generated rows' audit entries
         conn.execute(f"vacuum (analyze) app.{partition}")
         conn.execute("checkpoint")
     generation = time.monotonic() - started
     report.figures["retention: data generated"] = (
         f"{rows:,} expired + {rows:,} live brand_engagement rows (rule: {rule_keep}), "
-        f"{views:,} page views in app.{partition}"
+        f"{counters:,} stale + {counters:,} live rate-limit counters, {views:,} page views in app.{partition}"
     )
     report.figures["retention: generation seconds (not measured)"] = round(generation, 1)
     print(f"  generated in {generation:.1f} s (not part of the measurement)")
@@ -342,6 +353,10 @@ def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quic
             "from app.brand_engagement"
         ).fetchone()
         (partition_left,) = conn.execute("select to_regclass(%s) is not null", (f"app.{partition}",)).fetchone()
+        stale_left, live_counters_left = conn.execute(
+            "select count(*) filter (where subject like 'bench-exp-%'), count(*) filter (where subject like 'bench-live-%') "
+            "from app.rate_limit_counters"
+        ).fetchone()
     removed, engagement_secs, _ = runs.get("brand_engagement", (0, 0.0, None))
     _, drop_secs, dropped = runs.get("page_views", (0, 0.0, None))
     report.figures["retention: run_retention() seconds (every rule, as pg_cron runs it; sum of its windows)"] = round(job_seconds, 2)
@@ -353,10 +368,17 @@ def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quic
         )
     quiet_rate = sum(b for k, _, b in wal if k == "quiet") / max(sum(t for k, t, _ in wal if k == "quiet"), 1e-9)
     job_wal = sum(b for k, _, b in wal if k == "busy") - quiet_rate * sum(t for k, t, _ in wal if k == "busy")
-    if removed_all:
+    # Counters are unlogged: their removal writes no WAL, so they are not counted per row here.
+    counters_removed, counters_secs, _ = runs.get("rate_limit_counters", (0, 0.0, None))
+    logged_removed = float(removed_all or 0) - float(counters_removed or 0)
+    if logged_removed:
         report.figures["retention: WAL the job wrote per removed row, bytes (its windows' WAL over the quiet rate)"] = (
-            round(job_wal / float(removed_all))
+            round(job_wal / logged_removed)
         )
+    report.figures["retention: rows removed (every rule)"] = int(removed_all or 0)
+    report.figures["retention: rate_limit_counters rows removed, seconds (sum of batches)"] = (
+        f"{int(counters_removed or 0):,}, {float(counters_secs or 0):.2f}"
+    )
     report.figures["retention: brand_engagement rows removed"] = int(removed or 0)
     report.figures["retention: brand_engagement seconds (sum of batches)"] = round(float(engagement_secs or 0), 2)
     report.figures["retention: brand_engagement rows removed per second"] = (
@@ -372,6 +394,8 @@ def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quic
         problems.append(f"retention rules failed: {errors}")
     if expired_left or live_left != rows:
         problems.append(f"expected 0 expired and {rows} live rows left, found {expired_left} and {live_left}")
+    if stale_left or live_counters_left != counters:
+        problems.append(f"expected 0 stale and {counters} live rate-limit counters left, found {stale_left} and {live_counters_left}")
     if partition_left:
         problems.append(f"app.{partition} was not dropped")
     if problems:

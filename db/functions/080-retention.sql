@@ -50,17 +50,15 @@ comment on function app_logic.purge_leads(timestamptz, integer) is
 -- with a limit the oldest due rows are picked (through the column's index where there is one)
 -- and deleted by their ctid (a TID scan, no second index lookup). The DELETE repeats the
 -- condition, so a row changed meanwhile (linked to a lead, refreshed) stays.
-create function app_logic.purge_older_than(
-    p_table regclass, p_column name, p_cutoff timestamptz, p_limit integer default null,
-    p_only_null name default null, p_else_column name default null
-) returns bigint
-language plpgsql volatile
+create function app_logic.purge_statement(
+    p_table regclass, p_column name, p_limited boolean, p_only_null name default null, p_else_column name default null
+) returns text
+language plpgsql stable
 as $$
 declare
     v_table text;
     v_age text;
     v_due text;
-    v_count bigint;
 begin
     -- Only identifiers are written into the statement, each quoted by %I (the table always with
     -- its schema, so no temporary table can stand in for it); values travel as parameters.
@@ -71,14 +69,30 @@ begin
     v_age := case when p_else_column is null then format('%I', p_column) else format('coalesce(%I, %I)', p_column, p_else_column) end;
     v_due := v_age || ' < $1'
         || case when p_only_null is not null then format(' and %I is null', p_only_null) else '' end;
-    if p_limit is null then
-        execute format('delete from %1$s where %2$s', v_table, v_due) using p_cutoff;
-    else
-        execute format(
-            'delete from %1$s where ctid = any(array(select ctid from %1$s where %2$s order by %3$s limit $2)) and %2$s',
-            v_table, v_due, v_age
-        ) using p_cutoff, p_limit;
+    if not p_limited then
+        return format('delete from %1$s where %2$s', v_table, v_due);
     end if;
+    return format(
+        'delete from %1$s where ctid = any(array(select ctid from %1$s where %2$s order by %3$s limit $2)) and %2$s',
+        v_table, v_due, v_age
+    );
+end
+$$;
+comment on function app_logic.purge_statement(regclass, name, boolean, name, name) is
+'The DELETE app_logic.purge_older_than runs for these arguments ($1 the cutoff, $2 the limit when p_limited).';
+
+create function app_logic.purge_older_than(
+    p_table regclass, p_column name, p_cutoff timestamptz, p_limit integer default null,
+    p_only_null name default null, p_else_column name default null
+) returns bigint
+language plpgsql volatile
+as $$
+declare
+    v_count bigint;
+begin
+    -- One statement's text (app_logic.purge_statement, whose plan the tests check), values as parameters.
+    execute app_logic.purge_statement(p_table, p_column, p_limit is not null, p_only_null, p_else_column)
+    using p_cutoff, p_limit;
     get diagnostics v_count = row_count;
     return v_count;
 end
@@ -289,9 +303,12 @@ comment on function app_logic.apply_retention(text, integer) is
 --   which do wait, no longer queue behind the job's.
 -- * with p_max_seconds it stops after the batch that reaches that time: a job bounded to a quiet
 --   window, the next run goes on where it stopped (the benchmark alternates with it).
+-- * with p_wal_rate (bytes per second) the pause after a batch is also at least as long as its WAL
+--   takes at that rate: the requests' commits flush the job's WAL with theirs, and a batch's WAL
+--   is not set by its rows (after a checkpoint each page it touches first is written whole).
 create procedure app_logic.run_retention(
     p_kind text default null, p_batch_rows integer default 2000, p_pause_ratio numeric default 4,
-    p_max_seconds numeric default null
+    p_max_seconds numeric default null, p_wal_rate bigint default null
 )
 language plpgsql
 as $$
@@ -302,6 +319,7 @@ declare
     v_kind text;
     v_run app.retention_runs;
     v_started timestamptz;
+    v_wal_start pg_lsn;
     v_commit_setting text := current_setting('synchronous_commit');
 begin
     if p_pause_ratio is null or p_pause_ratio < 0 or p_pause_ratio > 100 then
@@ -310,9 +328,13 @@ begin
     if p_max_seconds <= 0 then
         raise exception 'the time limit must be a positive number of seconds, not %', p_max_seconds using errcode = '22023';
     end if;
+    if p_wal_rate <= 0 then
+        raise exception 'the WAL rate must be a positive number of bytes per second, not %', p_wal_rate using errcode = '22023';
+    end if;
     perform set_config('synchronous_commit', 'off', false);
     loop
         v_started := clock_timestamp();
+        v_wal_start := pg_catalog.pg_current_wal_insert_lsn();
         v_pending := '{}';
         foreach v_kind in array v_kinds loop
             for v_run in select * from app_logic.apply_retention(v_kind, p_batch_rows) loop
@@ -328,11 +350,16 @@ begin
         commit;
         exit when cardinality(v_pending) = 0 or clock_timestamp() >= v_deadline;
         v_kinds := v_pending;
-        perform pg_sleep(p_pause_ratio * extract(epoch from clock_timestamp() - v_started));
+        -- The WAL inserted meanwhile is the batch's and the requests': at most a little longer a pause.
+        perform pg_sleep(greatest(
+            p_pause_ratio * extract(epoch from clock_timestamp() - v_started),
+            (pg_catalog.pg_current_wal_insert_lsn() - v_wal_start) / p_wal_rate
+        ));
     end loop;
     perform set_config('synchronous_commit', v_commit_setting, false);
 end
 $$;
-comment on procedure app_logic.run_retention (text, integer, numeric, numeric) is
+comment on procedure app_logic.run_retention (text, integer, numeric, numeric, bigint) is
 'Apply retention (every rule, or p_kind) in committed batches of p_batch_rows until nothing is due (or '
-'p_max_seconds have passed), pausing p_pause_ratio times each batch''s duration between batches.';
+'p_max_seconds have passed), pausing p_pause_ratio times each batch''s duration between batches (and, with '
+'p_wal_rate, at least as long as the batch''s WAL takes at that many bytes per second).';
