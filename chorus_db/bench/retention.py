@@ -209,7 +209,7 @@ def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quic
     counters = rows // 4 if quick else 150_000
     _generate(url, "rate-limit counters", [(
         "insert into app.rate_limit_counters (action, scope, subject, hits, expires_at) "
-        f"select 'leads', (array['ip', 'email'])[1 + g % 2], 'bench-{label}-' || g, array[now() - interval '1 hour'], "
+        f"select 'leads', (array['ip', 'email'])[1 + g % 2], sha256(convert_to('bench-{label}-' || g, 'UTF8')), array[now() - interval '1 hour'], "
         f"now() + {age} from generate_series(1, {counters}) as g",
         counters,
     ) for label, age in (("exp", f"(g - 1 - {counters}) * interval '1 ms'"), ("live", "interval '1 day'"))])
