@@ -84,6 +84,45 @@ def test_spoofed_forwarding_headers_do_not_reset_an_exhausted_limit(http):
     assert_is_429(client.post("/api/leads", json=lead(), headers=spoofed(http.fresh_client().source_ip)), 600)
 
 
+# What the pre-request keeps of the request for the rest of it (its one header read,
+# db/functions/000-foundation.sql) lives in settings a client must not reach: headers, cookies
+# and query parameters named like them, holding another client's address in the kept format.
+KEPT_SETTINGS = ("app.request_client_ip", "app.request_client_network", "app.request_user_agent")
+
+
+def forging_kept(address: str) -> dict:
+    names = [*KEPT_SETTINGS, *(name.replace(".", "-").replace("_", "-") for name in KEPT_SETTINGS)]
+    return {
+        "headers": {**spoofed(address), **{name: f"={address}" for name in names}, "User-Agent": f"={address}"},
+        "cookies": {name: f"={address}" for name in names},
+        "params": {name: f"={address}" for name in names},
+    }
+
+
+def test_values_named_like_the_kept_request_settings_do_not_change_the_counted_address(http):
+    client, other = http.fresh_client(), http.fresh_client()
+    emails = [f"kept.{secrets.token_hex(5)}@example.org" for _ in range(LEADS_PER_IP)]
+    for email in emails:
+        response = client.post("/api/leads", json=lead(email), **forging_kept(other.source_ip))
+        assert response.status_code == 201, response.text
+    assert_is_429(client.post("/api/leads", json=lead(), **forging_kept(other.source_ip)), 600)
+    counted = http.sql(
+        "select subject = app_logic.rate_limit_subject('ip', %s), cardinality(hits) from app.rate_limit_counters"
+        " where action = 'leads' and scope = 'ip' and subject in"
+        " (app_logic.rate_limit_subject('ip', %s), app_logic.rate_limit_subject('ip', %s))",
+        (f"{client.source_ip}/32", f"{client.source_ip}/32", f"{other.source_ip}/32"),
+    )
+    assert counted == [(True, LEADS_PER_IP)]
+    # The consents were recorded with the client's own address, and the user agent it sent.
+    recorded = http.sql(
+        "select distinct ip_hash = app_logic.pseudonym(%s), user_agent from app.consent_audit"
+        " where subject = any(array(select app_logic.pseudonym(e) from unnest(%s::text[]) as e))",
+        (client.source_ip, emails),
+    )
+    assert recorded == [(True, f"={other.source_ip}")]
+    assert other.post("/api/leads", json=lead()).status_code == 201
+
+
 def test_spoofing_another_clients_address_does_not_use_up_its_limit(http):
     attacker, victim = http.fresh_client(), http.fresh_client()
     for _ in range(LEADS_PER_IP + 3):

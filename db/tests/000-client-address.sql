@@ -4,8 +4,10 @@
 -- gives, and null for what it refuses. The inlined client_ip and client_network must answer
 -- exactly what the full checks (the former PL/pgSQL functions, now parse_client_ip and
 -- parse_client_network) answer, on valid and hostile values, and only X-Real-IP counts.
+-- The values the pre-request keeps (one header read per request) answer the same, and once kept
+-- they are what the request reads, whatever request.headers says later.
 begin;
-select plan(7);
+select plan(13);
 
 create temporary table addresses (raw text, expected inet) on commit drop;
 insert into addresses values
@@ -148,6 +150,135 @@ select is(
     (select pg_temp.network_of('2001:db8:1:2:aaaa:bbbb:cccc:dddd') || ''),
     '2001:db8:1:2::/64',
     'an IPv6 client counts as its /64'
+);
+
+
+-- The one header read: what the pre-request keeps, read back. request.headers is changed after
+-- keeping, to headers without an address or user agent (so an absent or refused value, which is
+-- read from the headers again, stays absent, as the headers of a request never change): an
+-- answer read from the headers again instead of the kept value would be null. The kept values
+-- are cleared after, so the other checks of this file read the headers.
+create function pg_temp.clear_kept() returns void
+language sql volatile
+as $$
+    select
+        set_config('app.request_client_ip', '', true)
+        || set_config('app.request_client_network', '', true)
+        || set_config('app.request_user_agent', '', true)
+$$;
+
+create function pg_temp.kept_of(p_raw text) returns inet[]
+language plpgsql volatile
+as $$
+declare
+    v_kept inet[];
+begin
+    perform set_config('request.headers', jsonb_build_object('x-real-ip', p_raw)::text, true);
+    perform app_logic.keep_request_headers(app_logic.request_headers(), app_logic.dotted_quad(app_logic.request_header('x-real-ip')));
+    perform set_config('request.headers', '{"x-real-ip": "not an address"}', true);
+    v_kept := array[app_logic.client_ip(), app_logic.client_network()];
+    perform pg_temp.clear_kept();
+    return v_kept;
+end
+$$;
+
+select is_empty(
+    $$
+    select h.raw from hostile as h
+    where pg_temp.kept_of(h.raw) is distinct from array[app_logic.parse_client_ip(h.raw), app_logic.parse_client_network(h.raw)]
+    $$,
+    'the address and network the pre-request keeps are what the full checks answer, for every valid and hostile value'
+);
+
+create function pg_temp.kept_user_agent_of(p_headers jsonb) returns text
+language plpgsql volatile
+as $$
+declare
+    v_kept text;
+begin
+    perform set_config('request.headers', p_headers::text, true);
+    perform app_logic.keep_request_headers(app_logic.request_headers(), app_logic.dotted_quad(app_logic.request_header('x-real-ip')));
+    perform set_config('request.headers', '{"x-real-ip": "not an address"}', true);
+    v_kept := coalesce(app_logic.request_user_agent(), '(null)');
+    perform pg_temp.clear_kept();
+    return v_kept;
+end
+$$;
+
+select is(
+    (
+        select array_agg(pg_temp.kept_user_agent_of(h) order by n)
+        from unnest(array[
+            '{"user-agent": "Mozilla/5.0 (X11)"}', '{"user-agent": ""}', '{"user-agent": "="}', '{"user-agent": "==x="}',
+            '{"user-agent": "\u00e9\u200b\ud83d\ude00"}', '{"x-real-ip": "1.2.3.4"}', '{"user-agent": null}',
+            '{"User-Agent": "spelled"}', '{"user-agent": ["a"]}', '{}'
+        ]::jsonb[]) with ordinality as t (h, n)
+    ),
+    array[
+        'Mozilla/5.0 (X11)', '(null)', '=', '==x=', E'\u00e9\u200b\U0001F600', '(null)', '(null)', '(null)', '["a"]',
+        '(null)'
+    ],
+    'the user agent kept is what request_header(''user-agent'') reads: null when absent or empty, marks kept as text'
+);
+
+select is(
+    (
+        select array_agg(coalesce(pg_temp.kept_user_agent_of(h), '-') order by n)
+        from
+            unnest(array['{"user-agent": "x"}', '{"user-agent": ""}', '{"user-agent": "=="}']::jsonb[])
+            with ordinality as t (h, n)
+    ),
+    (
+        select array_agg(coalesce(app_logic.request_user_agent(), '(null)') order by n)
+        from
+            unnest(array['{"user-agent": "x"}', '{"user-agent": ""}', '{"user-agent": "=="}']::jsonb[])
+            with ordinality as t (h, n)
+        cross join lateral (select set_config('request.headers', h::text, true)) as applied
+    ),
+    'without a kept value (no pre-request in this transaction) the user agent is read from the headers'
+);
+
+-- The pre-request itself keeps them, as the role PostgREST runs it as.
+create function pg_temp.after_pre_request(p_headers text) returns text[]
+language plpgsql volatile
+as $$
+declare
+    v_seen text[];
+begin
+    perform set_config('request.method', 'POST', true);
+    perform set_config('request.path', '/rpc/submit_lead', true);
+    perform set_config('request.headers', p_headers, true);
+    set local role anon;
+    perform app_logic.pre_request();
+    reset role;
+    perform set_config('request.headers', '{"x-real-ip": "not an address"}', true);
+    v_seen := array[host(app_logic.client_ip()), app_logic.client_network()::text, app_logic.request_user_agent()];
+    perform pg_temp.clear_kept();
+    return v_seen;
+end
+$$;
+
+select is(
+    pg_temp.after_pre_request('{"x-real-ip": "203.0.113.5", "user-agent": "Agent/1", "x-forwarded-for": "198.51.100.1"}'),
+    array['203.0.113.5', '203.0.113.5/32', 'Agent/1'],
+    'after the pre-request the address, network and user agent are the ones it read, not the headers read again'
+);
+select is(
+    pg_temp.after_pre_request(
+        '{"user-agent": "", "app.request_client_ip": "=198.51.100.1", "app.request_client_network": "=198.51.100.0/24"}'
+    ),
+    array[null, null, null]::text[],
+    'a request without an address keeps none: headers named like the kept settings change nothing'
+);
+
+-- The readers are inlined and read the kept setting; their path through the headers is a
+-- function call that runs only without one (inlined, its nodes were set up in every transaction).
+select ok(
+    tap.plan_of($$ select app_logic.client_ip(), app_logic.client_network(), app_logic.request_user_agent() $$)
+    ~ 'current_setting\(''app\.request_client_network''.*client_network_of_headers\(\)'
+    and tap.plan_of($$ select app_logic.client_ip(), app_logic.client_network(), app_logic.request_user_agent() $$)
+    !~ 'request\.headers|client_ip\(\)|client_network\(\)|request_user_agent\(\)',
+    'client_ip, client_network and request_user_agent are inlined, read the kept settings, and parse no headers'
 );
 
 select * from finish();
