@@ -266,7 +266,7 @@ begin
     -- app_logic.client_ip_hash say the same), both rows in one append (one lock, one INSERT).
     perform app_logic.append_consent_rows(
         app_logic.pseudonym(lower(p_email), k.pepper), 'web_form',
-        app_logic.pseudonym(host(app_logic.client_ip()), k.pepper), app_logic.request_header('user-agent'),
+        app_logic.pseudonym(host(app_logic.client_ip()), k.pepper), app_logic.request_user_agent(),
         p_submission_id, 'consent', 'gdpr', true,
         true, case when p_marketing_is_request then 'request' else 'consent' end, 'marketing', p_marketing
     )

@@ -350,7 +350,7 @@ begin
     );
     perform app_logic.append_consent(
         app_logic.person_pseudonym(p_lead.email), 'consent', 'marketing', p_granted, p_source,
-        app_logic.client_ip_hash(), app_logic.request_header('user-agent')
+        app_logic.client_ip_hash(), app_logic.request_user_agent()
     );
 end
 $$;
