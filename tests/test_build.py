@@ -109,8 +109,24 @@ def test_a_team_address_set_is_data_not_drift_and_a_rebuild_keeps_its_trigger_en
         ).fetchone()
     assert state == "O"
     with psycopg.connect(empty_url, autocommit=True) as conn:
-        conn.execute("alter table app.leads disable trigger leads_claim_session")
-    assert "DISABLE TRIGGER leads_claim_session" in drift(empty_url)
+        conn.execute("alter table app.leads disable trigger leads_session")
+    assert "DISABLE TRIGGER leads_session" in drift(empty_url)
+
+
+def test_a_changed_spam_rule_is_data_not_drift_and_a_rebuild_compiles_it_again(empty_url):
+    # app_logic.spam_rule is compiled from app.spam_rules by its trigger (db/functions/340-spam.sql).
+    build(empty_url, log=quiet)
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        conn.execute("update app.spam_rules set honeypot_field = 'homepage', proof_of_work = true where action = 'leads'")
+    assert drift(empty_url) == ""
+    build(empty_url, log=quiet, force=True)
+    with psycopg.connect(empty_url) as conn:
+        (rule,) = conn.execute("select app_logic.spam_rule('leads')::jsonb").fetchone()
+    assert (rule["honeypot_field"], rule["proof_of_work"]) == ("homepage", True)
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        conn.execute("create or replace function app_logic.spam_screen_needed(p_action text, p_body jsonb) returns boolean"
+                     " language sql stable as $$ select false $$")
+    assert "spam_screen_needed" in drift(empty_url)
 
 
 def test_a_consent_text_added_is_data_not_drift_but_a_changed_lookup_is(empty_url):

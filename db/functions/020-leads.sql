@@ -210,7 +210,6 @@ declare
     v_known app.leads;
     v_marketing boolean;
     v_submission_id bigint;
-    v_known_email boolean := false;
 begin
     v_refusal := app_logic.screen_request(
         'leads', p_body, app_logic.submit_lead_rule(),
@@ -221,10 +220,13 @@ begin
     if v_refusal is not null then
         return v_refusal;
     end if;
-    -- Honeypot, form token, proof of work (db/functions/340-spam.sql): a quiet 201 or a 400.
-    v_refusal := app_logic.screen_spam('leads', p_body);
-    if v_refusal is not null then
-        return v_refusal;
+    -- Honeypot, form token, proof of work (db/functions/340-spam.sql): a quiet 201 or a 400; only
+    -- for a body with anything for the endpoint's rule to check (the test is inlined and folded).
+    if app_logic.spam_screen_needed('leads', p_body) then
+        v_refusal := app_logic.screen_spam('leads', p_body);
+        if v_refusal is not null then
+            return v_refusal;
+        end if;
     end if;
 
     v_fields := app_logic.lead_fields(p_body);
@@ -262,7 +264,6 @@ begin
         select l.* into v_known from app.leads as l where lower(l.email) = lower(v_fields ->> 'email') for update;
         if found then
             v_lead_id := v_known.id;
-            v_known_email := true;
             if v_known.marketing_consent and not v_marketing then
                 update app.leads set marketing_consent = false, updated_at = v_now where id = v_known.id;
             end if;
@@ -272,14 +273,12 @@ begin
             insert into app.lead_interactions (lead_id, kind, details, created_at)
             values (v_known.id, 'resubmission', v_fields, v_now)
             returning id into v_submission_id;
+            -- A new lead claims its session in the insert trigger; a known one claims it here.
+            perform app_logic.claim_session(v_known.id, v_fields ->> 'sessionId');
             exit;
         end if;
     end loop;
 
-    if v_known_email then
-        -- A new lead claimed its session in the insert trigger; a known one claims the session now.
-        perform app_logic.claim_session(v_lead_id, v_fields ->> 'sessionId');
-    end if;
     -- A form's marketing consent is always a request: the confirmation link makes it a consent.
     perform app_logic.record_form_consent(v_fields ->> 'email', v_marketing, v_submission_id, v_marketing);
     if v_marketing and not coalesce(v_known.marketing_consent, false) then

@@ -258,21 +258,6 @@ comment on function api.record_brand_engagement(jsonb) is
 '201 {"status":"recorded"}; 400 naming every invalid field; 429 over the rate limit '
 '(120 per client IP per minute by default).';
 
--- A stored lead claims the session it names (a resubmission claims its session in submit_lead).
--- Not SECURITY DEFINER: only the owner writes app.leads (its definer functions), so the trigger
--- runs as the owner anyway, without a pinned search path to switch for every lead.
-create function app_logic.tg_leads__claim_session() returns trigger
-language plpgsql
-as $$
-begin
-    perform app_logic.claim_session(new.id, new.session_id);
-    return null;
-end
-$$;
-comment on function app_logic.tg_leads__claim_session() is
-'After a lead is stored with a session id: claim the session for it unless another lead owns it.';
-
-create trigger leads_claim_session
-after insert or update of session_id on app.leads
-for each row when (new.session_id is not null)
-execute function app_logic.tg_leads__claim_session();
+-- A stored lead claims the session it names through the trigger leads_session on app.leads
+-- (db/functions/200-ab-tests.sql, which converts the session's A/B tests in the same call); a
+-- resubmission claims its session in submit_lead.

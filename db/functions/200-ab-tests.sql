@@ -461,18 +461,21 @@ comment on function api.record_ab_test_conversion(jsonb) is
 '{"status":"already recorded"} for the same session and kind; 409 CHE03 for a session never shown the test; '
 '404 CHE01 for no running test; 400 naming every invalid field; 429 over the rate limit.';
 
--- A lead submitted with a session id converts the lead goal of every running test the session
--- was shown: the website need not post the conversion itself. Most sessions were shown no test:
--- the INSERT (an executor with ON CONFLICT and the table's checks, about 100k instructions of a
--- submission even when it inserts nothing) runs only for a session with an exposure. Not SECURITY
--- DEFINER: only the owner writes app.leads (its definer functions), so the trigger runs as the
--- owner anyway, without a pinned search path to switch for every lead (about 16k instructions).
-create function app_logic.tg_leads__convert_ab_tests() returns trigger
+-- A lead stored with a session id claims the session (050-engagement.sql: claim_session), then
+-- converts the lead goal of every running test the session was shown: the website need not post
+-- the conversion itself. One trigger does both (they were two, each set up its own call and NEW
+-- row for every lead naming a session, about 10k instructions). Most sessions were shown no
+-- test: the INSERT (an executor with ON CONFLICT and the table's checks, about 100k instructions
+-- of a submission even when it inserts nothing) runs only for a session with an exposure. Not
+-- SECURITY DEFINER: only the owner writes app.leads (its definer functions), so the trigger runs
+-- as the owner anyway, without a pinned search path to switch for every lead (about 16k).
+create function app_logic.tg_leads__session() returns trigger
 language plpgsql
 as $$
 declare
     v_now timestamptz;
 begin
+    perform app_logic.claim_session(new.id, new.session_id);
     if not exists (select from app.ab_test_exposures as e where e.session_id = new.session_id) then
         return null;
     end if;
@@ -486,13 +489,14 @@ begin
     return null;
 end
 $$;
-comment on function app_logic.tg_leads__convert_ab_tests() is
-'After a lead is stored with a session id: record a lead conversion for each running test that session was shown.';
+comment on function app_logic.tg_leads__session() is
+'After a lead is stored with a session id: claim the session for it unless another lead owns it, and record a '
+'lead conversion for each running test that session was shown.';
 
-create trigger leads_convert_ab_tests
+create trigger leads_session
 after insert or update of session_id on app.leads
 for each row when (new.session_id is not null)
-execute function app_logic.tg_leads__convert_ab_tests();
+execute function app_logic.tg_leads__session();
 
 -- GET /api/brand-analytics/ab-tests ------------------------------------------------------
 

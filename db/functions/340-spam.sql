@@ -154,8 +154,66 @@ $$;
 comment on function app_logic.form_token_passes(text, app.spam_rules) is
 'Whether a form token is ours, old enough (min_seconds) and not expired (form_token_max_age).';
 
+-- The rules compiled into one constant (issue 13), as the route keys are (005-routes): a JSON
+-- object from action to its app.spam_rules row, written again by the trigger below after every
+-- change of the table, in the same transaction. Most submissions fill in no honeypot and send no
+-- form token, and the rule of their endpoint asks for neither: app_logic.spam_screen_needed
+-- answers that inlined into submit_lead's expression, where the constant folds away when the
+-- plan is made, so such a submission reads no rule (the rule's query and screen_spam's call cost
+-- about 35k instructions). Replacing the function invalidates every plan that inlined it: an open
+-- connection follows an UPDATE of the rules at its next request.
+create function app_logic.compile_spam_rules() returns void
+language plpgsql volatile
+as $$
+declare
+    v_rules jsonb;
+begin
+    select coalesce(jsonb_object_agg(r.action, to_jsonb(r)), '{}') into v_rules from app.spam_rules as r;
+    perform app_logic.compile_json_lookup('spam_rule(p_action text)', 'p_action', v_rules);
+    comment on function app_logic.spam_rule(text) is
+    'The app.spam_rules row of an action as JSON text, compiled from the table; null for an action without a rule.';
+end
+$$;
+comment on function app_logic.compile_spam_rules() is
+'Compile app.spam_rules into app_logic.spam_rule (run by the trigger on every change of the table).';
+
+create function app_logic.tg_spam_rules__compile() returns trigger
+language plpgsql volatile
+as $$
+begin
+    perform app_logic.compile_spam_rules();
+    return null;
+end
+$$;
+comment on function app_logic.tg_spam_rules__compile() is 'Compile the spam rules again after any change of app.spam_rules.';
+
+create trigger spam_rules_compile
+after insert or update or delete or truncate on app.spam_rules
+for each statement execute function app_logic.tg_spam_rules__compile();
+
+select app_logic.compile_spam_rules();
+
+-- Whether screen_spam can answer anything but null for this body: its endpoint has a rule, and
+-- the body fills in its honeypot, or sends a form token, or the rule requires a token or proof
+-- of work. Each term is screen_spam's own condition, read from the compiled rule; false means
+-- screen_spam would return null having changed nothing (db/tests/340-spam-compiled.sql compares
+-- the two on hostile and valid bodies under every kind of rule).
+create function app_logic.spam_screen_needed(p_action text, p_body jsonb) returns boolean
+language sql stable
+as $$
+    select coalesce(
+        coalesce(btrim(p_body ->> (app_logic.spam_rule(p_action)::jsonb ->> 'honeypot_field')), '') <> ''
+        or (p_body ? 'formToken' and app_logic.spam_rule(p_action) is not null)
+        or (app_logic.spam_rule(p_action)::jsonb ->> 'form_token_required')::boolean
+        or (app_logic.spam_rule(p_action)::jsonb ->> 'proof_of_work')::boolean,
+        false
+    )
+$$;
+comment on function app_logic.spam_screen_needed(text, jsonb) is
+'Whether app_logic.screen_spam has anything to check in this body under the action''s compiled rule (else it answers null).';
+
 -- The step after screen_request: the answer to give (a quiet 201 or a 400 on altcha), or null
--- to go on. Runs before anything is stored.
+-- to go on. Runs before anything is stored; callers skip it where spam_screen_needed is false.
 create function app_logic.screen_spam(p_action text, p_body jsonb) returns jsonb
 language plpgsql volatile
 as $$

@@ -3,7 +3,7 @@
 -- session claims that one too; another person naming an owned session (a shared browser, or
 -- someone who learnt the id) takes nothing from the owner.
 begin;
-select plan(16);
+select plan(17);
 
 -- The id of the lead with that email (every check below asks whose a session's data is).
 create function pg_temp.lead_id(p_email text) returns uuid
@@ -125,7 +125,17 @@ select is(
     'a lead whose session id changes to an unowned session claims it'
 );
 
-select has_trigger('app', 'leads', 'leads_claim_session', 'app.leads has the session-claiming trigger');
+select has_trigger('app', 'leads', 'leads_session', 'app.leads has the session-claiming trigger');
+-- One row trigger claims the session and converts its A/B tests (db/functions/200-ab-tests.sql):
+-- each trigger fired sets up its own call and NEW row for every lead naming a session.
+select is(
+    (
+        select array_agg(t.tgname::text order by t.tgname) from pg_trigger as t
+        where t.tgrelid = 'app.leads'::regclass and not t.tgisinternal and pg_get_triggerdef(t.oid) like '%session_id%'
+    ),
+    array['leads_session'],
+    'app.leads has one trigger for a lead''s session (claim and A/B conversion)'
+);
 select ok(
     not exists (
         select from unnest(array['anon', 'reader', 'admin']) as r

@@ -141,12 +141,11 @@ select ok(
         select from pg_proc
         where
             oid in (
-                'app_logic.tg_leads__convert_ab_tests()'::regprocedure, 'app_logic.tg_leads__claim_session()'::regprocedure,
-                'app_logic.claim_session(uuid, text)'::regprocedure
+                'app_logic.tg_leads__session()'::regprocedure, 'app_logic.claim_session(uuid, text)'::regprocedure
             )
             and (prosecdef or proconfig is not null)
     ),
-    'the lead triggers and the claim run as the owner that writes app.leads: no definer, no pinned search path to switch per lead'
+    'the lead trigger and the claim run as the owner that writes app.leads: no definer, no pinned search path to switch per lead'
 );
 
 -- Results

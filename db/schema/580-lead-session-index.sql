@@ -1,0 +1,13 @@
+-- app.leads loses leads_session_id_idx (issue 13), as db/schema/130 dropped the theme and source
+-- indexes: no query of the product reads leads by session id, and every submission naming a
+-- session (what the website's form sends) wrote an entry into it. Which lead owns a session is
+-- app.lead_sessions (its primary key), read by the claim, the session endpoints, the A/B
+-- conversion, the GDPR export and the erasure; a reader's GET /api/leads?sessionId=eq.… is a
+-- sequential scan, as a filter on any other unindexed column is. The remaining indexes each serve
+-- a query: leads_pkey the foreign keys and the CRM, leads_email_key the submission's ON CONFLICT
+-- and the GDPR lookups, leads_created_at_idx the daily and per-source counts, the operations
+-- metrics and the dashboard's order=createdAt.desc (README: Benchmarks).
+-- The build runs in one transaction, so the index cannot go CONCURRENTLY; dropping it takes the
+-- table's lock for a moment and scans nothing.
+-- squawk-ignore require-concurrent-index-deletion
+drop index app.leads_session_id_idx;
