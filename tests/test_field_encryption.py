@@ -209,6 +209,74 @@ def test_without_a_usable_key_file_a_write_is_a_503_with_one_sentence_and_stores
         path.unlink(missing_ok=True)
 
 
+# The key file's parser before it was made cheaper (bounded repetitions in its regular expression
+# cost about 600k instructions a line, most of what sealing a row cost), as the changes to
+# field_keys() today's source -> the source before: field_keys() must read every file exactly as
+# this did, keys and refusals alike.
+PARSER_BEFORE = (
+    ("FUNCTION app_logic.field_keys()", "FUNCTION pg_temp.field_keys_before()"),
+    ("string_to_array(v_text, E'\\n')", "regexp_split_to_array(v_text, '\\n')"),
+    ("regexp_match(v_line, '^\\s*([0-9]+)\\s+([0-9a-fA-F]+)\\s*$')",
+     "regexp_match(v_line, '^\\s*([0-9]{1,4})\\s+([0-9a-fA-F]{64})\\s*$')"),
+    ("v_match is null or length(v_match[1]) > 4 or length(v_match[2]) <> 64 or ltrim(v_match[1], '0') = ''",
+     "v_match is null or v_match[1]::integer not between 1 and 32767"),
+)
+
+
+def create_parser_before(db) -> None:
+    (source,) = db.execute("select pg_get_functiondef('app_logic.field_keys()'::regprocedure)").fetchone()
+    for now, before in PARSER_BEFORE:
+        assert now in source, f"field_keys() changed: {now!r} is not in it; update PARSER_BEFORE"
+        source = source.replace(now, before)
+    db.execute(source)
+
+
+HEX = "0123456789abcdef" * 4
+KEY_FILES = [
+    f"1 {HEX}\n", f"1 {HEX}", f"# keys\n1 {HEX}\n2 {HEX.upper()}\n", f"2 {HEX[::-1]}\n1 {HEX}\n", f"1 {HEX}\n1 {HEX[::-1]}\n",
+    f"  \t3\t\t{HEX}  \r\n", f"1 {HEX}\r\n", f"\v\f1 {HEX}\f\n", f"0001 {HEX}\n", f"9999 {HEX}\n", f"0 {HEX}\n",
+    f"0000 {HEX}\n", f"00000 {HEX}\n", f"12345 {HEX}\n", f"99999999999999999999 {HEX}\n", f"1 {HEX[:-1]}\n", f"1 {HEX}0\n",
+    f"1 {HEX[:-1]}g\n", f"1{HEX}\n", f"1 {HEX} x\n", f"-1 {HEX}\n", f"+1 {HEX}\n", f"1.0 {HEX}\n", f"\u0661 {HEX}\n",
+    f"1\u2003{HEX}\n", f"1\u00a0{HEX}\n", f"1 {HEX}\u3000\n", f"\u20281 {HEX}\n", "1 " + HEX.replace("a", "\uff41") + "\n",
+    "", "\n", "\n\n\n", "# only a comment\n", "   # indented comment\n  \n", "#\n", " \t \n", f"x # 1 {HEX}\n",
+    f"1 {HEX} # comment\n", f"# a\n\n1 {HEX}\n\ngarbage\n", f"1 {HEX}\n" * 40, f"{HEX} 1\n", "1 " + "f" * 10000 + "\n",
+    "1 " + " " * 5000 + HEX + "\n",
+]
+
+
+def test_the_key_file_parser_reads_every_file_as_the_one_before_it(pg_cluster, db):
+    path = Path(testing.TEST_PGDATA).parent / f"test-{secrets.token_hex(4)}.field-keys"
+    pin(db, str(path))
+    create_parser_before(db)  # after the pin: the copy reads the same file
+    try:
+        answers = []
+        for content in KEY_FILES:
+            path.write_bytes(content.encode())
+            if pg_cluster.os_user:
+                shutil.chown(path, user=pg_cluster.os_user)
+            now, before = db.execute("select app_logic.field_keys(), pg_temp.field_keys_before()").fetchone()
+            assert now == before, f"{content[:80]!r}: {now} != {before}"
+            answers.append("error" in now)
+        path.unlink()
+        assert db.execute("select app_logic.field_keys() = pg_temp.field_keys_before()").fetchone() == (True,)
+        assert 10 < answers.count(False) and 20 < answers.count(True), "both keys and refusals are compared"
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def test_sealing_a_row_runs_no_query_for_the_seal_and_no_bounded_repetition_over_the_key_file(db):
+    """What made sealing cheap stays: the trigger assigns seal()'s result (a simple expression, no
+    executor and tuplestore of SELECT ... FROM seal()), and the key file's regular expressions hold
+    no {m,n} repetition (about 600k instructions a line in PostgreSQL's regex engine)."""
+    trigger, keys = db.execute(
+        "select prosrc from pg_proc where oid = any(array['app_logic.tg_seal_fields()'::regprocedure,"
+        " 'app_logic.field_keys()'::regprocedure]) order by proname desc"
+    ).fetchall()
+    trigger, keys = (re.sub(r"--[^\n]*", "", body) for (body,) in (trigger, keys))  # the code, not its comments
+    assert "v_sealed := app_logic.seal(v_fields);" in trigger and "from app_logic.seal" not in trigger.lower()
+    assert "regexp_match(" in keys and not re.search(r"\{[0-9]+(,[0-9]*)?\}", keys)
+
+
 def test_a_database_built_without_a_key_file_setting_says_how_to_configure_it(db, api):
     pin(db, "")
     answer = api.post(PREFERENCES, {"sessionId": "n", "accessibilityTheme": "default"})

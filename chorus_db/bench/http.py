@@ -364,3 +364,11 @@ def postgrest_knobs(report: Report, cluster: Cluster, cfg, seconds: int, rounds:
         # Each run against the shipped one measured just before it: drift hits both alike.
         pairs = [run.tps / before.tps for run, before in zip(runs, pair_base[name])]
         report.ratios[f"knob {name}: d with it / as shipped (median of adjacent pairs)"] = statistics.median(pairs)
+        # CPU per request of each layer, the same pairs: on a shared machine a knob's throughput
+        # moves with the other clients' load, its CPU per request much less.
+        for layer in ("PostgREST", "PostgreSQL"):
+            cpu = [run.cpu_ms[layer] / before.cpu_ms[layer] for run, before in zip(runs, pair_base[name])
+                   if run.cpu_ms.get(layer) and before.cpu_ms.get(layer)]
+            if cpu:
+                report.figures[f"knob {name}: {layer} CPU per request with it / as shipped (median of pairs)"] = round(
+                    statistics.median(cpu), 3)
