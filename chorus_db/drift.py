@@ -60,7 +60,16 @@ def schema_dump(url: str) -> str:
         check=True,
     )
     lines = []
+    compiled = False
     for line in proc.stdout.splitlines():
+        # app_logic.consent_text_at is compiled from app.consent_texts (data): a text added
+        # since the build changes its CASE, not the schema. Its signature still counts.
+        if line.startswith("CREATE FUNCTION app_logic.consent_text_at("):
+            compiled = True
+        elif compiled and line.lstrip().startswith("select "):
+            line = "            select <the texts of app.consent_texts>"
+        if compiled and line.endswith("$$;"):
+            compiled = False
         if line.startswith("--") or not line.strip():
             continue
         if re.match(r"^(CREATE|COMMENT ON) EXTENSION .*pg_cron", line):

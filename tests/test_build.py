@@ -129,6 +129,24 @@ def test_a_changed_spam_rule_is_data_not_drift_and_a_rebuild_compiles_it_again(e
     assert "spam_screen_needed" in drift(empty_url)
 
 
+def test_a_consent_text_added_is_data_not_drift_but_a_changed_lookup_is(empty_url):
+    # app_logic.consent_text_at is compiled from app.consent_texts by a trigger (db/functions/030-consent.sql).
+    build(empty_url, log=quiet)
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        conn.execute(
+            "insert into app.consent_texts (version, body, sha256, valid_from)"
+            " values ('2027-01', 'New.', sha256(convert_to('New.', 'UTF8')), '2027-01-01T00:00:00Z')"
+        )
+        assert conn.execute("select app_logic.consent_text_at('2027-02-01T00:00:00Z')").fetchone()[0] == "2027-01"
+    assert drift(empty_url) == ""
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        conn.execute(
+            "create or replace function app_logic.consent_text_at(p_at timestamptz, p_extra integer) returns text"
+            " language sql stable as $$ select null::text $$"
+        )
+    assert "consent_text_at(p_at timestamp with time zone, p_extra integer)" in drift(empty_url)
+
+
 def test_status_reports_pending_files_before_the_first_build(empty_url):
     st = status(empty_url)
     assert st.pending == [p.name for p in Source().schema_files]

@@ -32,6 +32,62 @@ comment on function app_logic.consent_row_hash(
     text, integer, text, text, boolean, text, text, text, text, timestamptz, bytea, bigint
 ) is 'The hash a consent_audit row must carry, given its content and its predecessor''s hash.';
 
+-- The version of the consent text in force at a time: the newest text whose valid_from has
+-- passed. Compiled from app.consent_texts into one CASE (newest first) by the trigger below, so
+-- the audit's INSERT inlines it and reads no table for it: the sub-select over the texts it
+-- replaced, an index scan set up again in every transaction, cost about 44k instructions of a
+-- submission's 2.94M (callgrind). A text valid from a future time is in the CASE already and
+-- takes effect then without another compile. The times are written in ISO with their offset
+-- (DateStyle ISO, UTC), which every DateStyle reads back to the microsecond; infinity as well.
+-- db/tests/030-consent-text-compiled.sql holds it against the query on awkward times and texts.
+create function app_logic.compile_consent_text_at() returns void
+language plpgsql volatile
+set datestyle = 'ISO, YMD'
+set timezone = 'UTC'
+as $$
+declare
+    v_cases text;
+begin
+    select string_agg(format('when p_at >= %L::timestamptz then %L::text', t.valid_from, t.version), ' ' order by t.valid_from desc)
+    into v_cases
+    from app.consent_texts as t;
+    execute format(
+        $f$
+        create or replace function app_logic.consent_text_at(p_at timestamptz) returns text
+        language sql stable
+        as $b$
+            select %s
+        $b$
+        $f$,
+        coalesce('case ' || v_cases || ' end', 'null::text')
+    );
+    comment on function app_logic.consent_text_at(timestamptz) is
+    'The version of the consent text in force at p_at (the newest valid_from not after it), compiled from '
+    'app.consent_texts; null before the first.';
+end
+$$;
+comment on function app_logic.compile_consent_text_at() is
+'Compile app.consent_texts into app_logic.consent_text_at (run by the trigger on every change of the table).';
+
+create function app_logic.tg_consent_texts__compile() returns trigger
+language plpgsql volatile
+as $$
+begin
+    perform app_logic.compile_consent_text_at();
+    return null;
+end
+$$;
+comment on function app_logic.tg_consent_texts__compile() is
+'Compile the consent text in force again after any change of app.consent_texts.';
+
+-- In the same transaction as the change: the CREATE OR REPLACE invalidates every plan that
+-- inlined the function before, in this session at once and in the others at commit.
+create trigger consent_texts_compile
+after insert or update or delete or truncate on app.consent_texts
+for each statement execute function app_logic.tg_consent_texts__compile();
+
+select app_logic.compile_consent_text_at();
+
 -- The one INSERT that appends to a chain: one row, or two (a form submission records two
 -- consents), after the subject's lock. Row 1 gets seq last + 1 and the chain end's hash as its
 -- predecessor, row 2 seq last + 2 and row 1's hash. Two rows as a VALUES list over one lateral
@@ -51,7 +107,12 @@ as $$
 begin
     -- A statement of its own: READ COMMITTED takes a statement's snapshot before it runs, so a
     -- read in the locking statement itself could miss the row the lock's previous holder committed.
-    perform pg_advisory_xact_lock(hashtextextended('consent_audit:' || p_subject, 0));
+    -- An IF over the call, not PERFORM: PL/pgSQL evaluates a condition as a simple expression,
+    -- while PERFORM runs a query through SPI (its executor set up again in every transaction:
+    -- about 10k instructions of a submission, callgrind). The lock is taken all the same.
+    if pg_advisory_xact_lock(hashtextextended('consent_audit:' || p_subject, 0)) is null then
+        null;
+    end if;
     -- Rows in chain order (the VALUES list's), so ids ascend with seq.
     insert into app.consent_audit (
         subject, seq, event, consent_type, granted, source, ip_hash, user_agent,
@@ -62,15 +123,11 @@ begin
         r.text_version, f.recorded_at, r.prev_hash, r.row_hash, p_submission_id
     from (
         -- The chain's end as stored (seq 0 and no hash for a new subject), the time, and the text
-        -- in force (app.consent_texts; app_logic.current_consent_text says the same).
+        -- in force then.
         select
             app_logic.now() as recorded_at,
             left(p_user_agent, 512) as user_agent,
-            (
-                select t.version from app.consent_texts as t
-                where t.valid_from <= app_logic.now()
-                order by t.valid_from desc limit 1
-            ) as text_version,
+            app_logic.consent_text_at(app_logic.now()) as text_version,
             coalesce(e.seq, 0) as seq, e.row_hash
         from (select) as one
         left join lateral (
@@ -209,7 +266,7 @@ begin
     -- app_logic.client_ip_hash say the same), both rows in one append (one lock, one INSERT).
     perform app_logic.append_consent_rows(
         app_logic.pseudonym(lower(p_email), k.pepper), 'web_form',
-        app_logic.pseudonym(host(app_logic.client_ip()), k.pepper), app_logic.request_header('user-agent'),
+        app_logic.pseudonym(host(app_logic.client_ip()), k.pepper), app_logic.request_user_agent(),
         p_submission_id, 'consent', 'gdpr', true,
         true, case when p_marketing_is_request then 'request' else 'consent' end, 'marketing', p_marketing
     )
@@ -234,12 +291,7 @@ create function api.current_consent_text() returns jsonb
 language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-    -- The text in force (app.consent_texts; app_logic.current_consent_text in 310 says the same).
-    select jsonb_build_object('version', (
-        select t.version from app.consent_texts as t
-        where t.valid_from <= app_logic.now()
-        order by t.valid_from desc limit 1
-    ))
+    select jsonb_build_object('version', app_logic.consent_text_at(app_logic.now()))
 $$;
 comment on function api.current_consent_text() is
 'GET /api/consent-text (no key): {"version"} of the consent text that POST /api/leads records '

@@ -20,7 +20,7 @@ as $$
 declare
     v_text app.consent_texts;
 begin
-    select t.* into v_text from app.consent_texts as t where t.valid_from <= app_logic.now() order by t.valid_from desc limit 1;
+    select t.* into v_text from app.consent_texts as t where t.version = app_logic.consent_text_at(app_logic.now());
     return v_text;
 end
 $$;
@@ -350,7 +350,7 @@ begin
     );
     perform app_logic.append_consent(
         app_logic.person_pseudonym(p_lead.email), 'consent', 'marketing', p_granted, p_source,
-        app_logic.client_ip_hash(), app_logic.request_header('user-agent')
+        app_logic.client_ip_hash(), app_logic.request_user_agent()
     );
 end
 $$;

@@ -3,7 +3,7 @@
 -- of consent_row_hash, kept here verbatim as pg_temp.old_* (the reference). The same appends,
 -- run once through each, must store the same rows: every column, every hash, in the same order.
 begin;
-select plan(12);
+select plan(14);
 
 -- The reference: the functions as they were before the non-recursive append.
 create function pg_temp.old_consent_row_hash(
@@ -274,6 +274,23 @@ select is(
     ),
     '{"append_consent_rows": 1, "append_consents": 0, "append_consent": 0, "consent_row_hash": 0}'::jsonb,
     'a form''s consents are one call of append_consent_rows, nothing else that appends, the hash inlined'
+);
+-- The subject's lock, taken by a condition rather than a PERFORM query: held by this
+-- transaction once the append returns (tests/test_consent_chain.py shows what it orders).
+select ok(
+    exists (
+        select from pg_locks as l
+        cross join (select hashtextextended('consent_audit:' || app_logic.person_pseudonym('structure@example.org'), 0) as k) as h
+        where
+            l.locktype = 'advisory' and l.pid = pg_backend_pid() and l.objsubid = 1 and l.granted
+            and l.classid::bigint = (h.k >> 32) & 4294967295 and l.objid::bigint = h.k & 4294967295
+    ),
+    'a form''s append holds its subject''s advisory lock until the transaction ends'
+);
+select unalike(
+    pg_get_functiondef('app_logic.append_consent_rows'::regproc),
+    '%perform pg_advisory%',
+    'the append takes its lock in a condition (a simple expression), not a PERFORM query'
 );
 -- The verification job recomputes every row's hash: inlined there too (a call per row would
 -- parse and plan the function again for each row of the audit).
