@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import psycopg
@@ -127,6 +128,34 @@ def test_a_changed_spam_rule_is_data_not_drift_and_a_rebuild_compiles_it_again(e
         conn.execute("create or replace function app_logic.spam_screen_needed(p_action text, p_body jsonb) returns boolean"
                      " language sql stable as $$ select false $$")
     assert "spam_screen_needed" in drift(empty_url)
+
+
+def test_two_rule_changes_at_once_both_commit_and_both_reach_the_compiled_limits(empty_url):
+    # Two transactions replacing one compiled function at once failed "tuple concurrently
+    # updated"; app_logic.tg_compile makes them take turns (db/functions/000-foundation.sql).
+    build(empty_url, log=quiet)
+    update = "update app.rate_limit_rules set max_requests = %s where action = 'leads' and scope = %s"
+    errors: list[BaseException] = []
+    with psycopg.connect(empty_url) as one, psycopg.connect(empty_url) as two:
+        one.execute(update, [701, "ip"])
+
+        def other() -> None:
+            try:
+                two.execute(update, [702, "email"])
+                two.commit()
+            except psycopg.Error as exc:  # the failure this test is about
+                errors.append(exc)
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join(1.0)
+        assert thread.is_alive(), "the second compile should wait for the first transaction"
+        one.commit()
+        thread.join(30)
+    assert not thread.is_alive() and errors == []
+    with psycopg.connect(empty_url) as conn:
+        limits = conn.execute("select app_logic.rate_limit_max('leads', 'ip'), app_logic.rate_limit_max('leads', 'email')")
+        assert limits.fetchone() == ("701", "702")
 
 
 def test_a_consent_text_added_is_data_not_drift_but_a_changed_lookup_is(empty_url):

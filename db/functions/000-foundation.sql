@@ -224,12 +224,17 @@ $$;
 comment on function app_logic.compile_json_lookup(text, text, jsonb) is
 'Write app_logic.<signature> as an inlinable SQL function answering p_values ->> (key expression).';
 
--- The statement trigger of a table a lookup is compiled from (app_logic.routes, app.rate_limit_rules):
--- runs app_logic.<its argument>(), the compiler, after any change, in the same transaction.
+-- The statement trigger of a table a function is compiled from (app_logic.routes,
+-- app.rate_limit_rules, app.spam_rules, app.consent_texts): runs app_logic.<its argument>(), the
+-- compiler, after any change, in the same transaction. Compiles of one table take turns: two
+-- transactions replacing the same function at once fail with "tuple concurrently updated", and the
+-- one that waits reads the rows the other committed (each statement of this function takes a new
+-- snapshot under READ COMMITTED).
 create function app_logic.tg_compile() returns trigger
 language plpgsql volatile
 as $$
 begin
+    perform pg_advisory_xact_lock(hashtextextended('app_logic.tg_compile:' || tg_argv[0], 0));
     execute format('select app_logic.%I()', tg_argv[0]);
     return null;
 end

@@ -69,22 +69,11 @@ $$;
 comment on function app_logic.compile_consent_text_at() is
 'Compile app.consent_texts into app_logic.consent_text_at (run by the trigger on every change of the table).';
 
-create function app_logic.tg_consent_texts__compile() returns trigger
-language plpgsql volatile
-as $$
-begin
-    perform app_logic.compile_consent_text_at();
-    return null;
-end
-$$;
-comment on function app_logic.tg_consent_texts__compile() is
-'Compile the consent text in force again after any change of app.consent_texts.';
-
 -- In the same transaction as the change: the CREATE OR REPLACE invalidates every plan that
 -- inlined the function before, in this session at once and in the others at commit.
 create trigger consent_texts_compile
 after insert or update or delete or truncate on app.consent_texts
-for each statement execute function app_logic.tg_consent_texts__compile();
+for each statement execute function app_logic.tg_compile('compile_consent_text_at');
 
 select app_logic.compile_consent_text_at();
 

@@ -177,19 +177,9 @@ $$;
 comment on function app_logic.compile_spam_rules() is
 'Compile app.spam_rules into app_logic.spam_rule (run by the trigger on every change of the table).';
 
-create function app_logic.tg_spam_rules__compile() returns trigger
-language plpgsql volatile
-as $$
-begin
-    perform app_logic.compile_spam_rules();
-    return null;
-end
-$$;
-comment on function app_logic.tg_spam_rules__compile() is 'Compile the spam rules again after any change of app.spam_rules.';
-
 create trigger spam_rules_compile
 after insert or update or delete or truncate on app.spam_rules
-for each statement execute function app_logic.tg_spam_rules__compile();
+for each statement execute function app_logic.tg_compile('compile_spam_rules');
 
 select app_logic.compile_spam_rules();
 
