@@ -36,9 +36,9 @@ state: dict = {}
 RATE_LIMIT = """
 insert into app.rate_limit_counters as c (action, scope, subject, hits, expires_at)
 select 'leads', r.scope, r.subject, array[$3::timestamptz], $3 + make_interval(secs => r.win)
-from unnest($1::text[], $2::text[], $4::integer[], $5::integer[]) with ordinality as r (scope, subject, win, max, n)
+from unnest($1::text[], $2::bytea[], $4::integer[], $5::integer[]) with ordinality as r (scope, subject, win, max, n)
 order by r.n
-on conflict (action, scope, subject) do update
+on conflict (subject) do update
 set hits = array(
         select h from unnest(c.hits || $3::timestamptz) as h
         where h > $3 - (excluded.expires_at - $3) order by h
@@ -50,11 +50,11 @@ returning c.scope, c.subject
 """
 GIVE_BACK = """
 update app.rate_limit_counters as c set hits = c.hits[1:cardinality(c.hits) - 1]
-where c.action = 'leads' and c.scope = $1 and c.subject = $2
+where c.subject = $2 and c.scope = $1
 """
 OLDEST_LIVE = """
 select (array(select h from unnest(c.hits) as h where h > $3 - make_interval(secs => $4) order by h))
-from app.rate_limit_counters as c where c.action = 'leads' and c.scope = $1 and c.subject = $2 for update
+from app.rate_limit_counters as c where c.subject = $2 and c.scope = $1 for update
 """
 INSERT_LEAD = """
 with l as (
@@ -115,6 +115,12 @@ async def limit_rules(conn) -> list[tuple]:
                                 "where action = 'leads' order by scope desc")
         cached = state["rules"] = (dt.datetime.now().timestamp(), [tuple(r) for r in rows])
     return cached[1]
+
+
+def counter_key(scope: str, value: str) -> bytes:
+    """A rate-limit counter's key, as app_logic.rate_limit_subject makes it: the whole HMAC of action,
+    scope and client network or email, 32 bytes."""
+    return hmac.new(state["pepper"], f"leads:{scope}:{value}".encode(), hashlib.sha256).digest()
 
 
 def pseudonym(value: str) -> str:
@@ -275,7 +281,7 @@ async def submit_lead(request: Request) -> Response:
     async with state["pool"].acquire() as conn, conn.transaction():
         rules = [r for r in await limit_rules(conn) if r[0] == "ip" or email_key is not None]
         network = client_network(request.headers.get("x-real-ip"))
-        subjects = [pseudonym(f"{scope}:" + (network if scope == "ip" else email_key)) for scope, _, _ in rules]
+        subjects = [counter_key(scope, network if scope == "ip" else email_key) for scope, _, _ in rules]
         admitted = await conn.fetch(RATE_LIMIT, [r[0] for r in rules], subjects, now, [r[2] for r in rules],
                                     [r[1] for r in rules])
         if len(admitted) < len(rules):

@@ -303,3 +303,45 @@ def test_the_bare_table_of_c_has_the_columns_of_app_leads_and_none_of_their_rule
         "select count(*) from pg_constraint where conrelid = 'bench_bare.leads'::regclass and contype = 'c'"
     ).fetchone()[0] == 0
     db.execute("insert into bench_bare.leads (first_name, last_name, email, gdpr_consent) values ('', '', '', false)")
+
+
+@pytest.mark.skipif(bool(__import__("chorus_db.bench.peer", fromlist=["missing"]).missing()),
+                    reason="the app-server peer needs pip install -e '.[bench]'")
+def test_the_app_server_peer_stores_a_submission_with_the_databases_own_counter_keys(db, db_url):
+    # The peer does a submission's work outside the database (bench/peer_app.py): when the schema
+    # changes under it, d/peer would divide by the rate of its errors.
+    import json
+    import sys
+    import time
+    import urllib.request
+
+    port = stack.free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--app-dir", str(bench.BENCH_DIR), "peer_app:app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        env=dict(os.environ, PEER_DATABASE_URL=db_url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while stack.http_status(f"http://127.0.0.1:{port}/") is None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the peer did not start: {proc.stderr.read().decode()[-1500:] if proc.poll() else 'no answer'}")
+            time.sleep(0.2)
+        lead = {"firstName": "Peer", "lastName": "Check", "email": "peer@example.org", "gdprConsent": True}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/leads", data=json.dumps(lead).encode(), method="POST",
+            headers={"Content-Type": "application/json", "X-Real-IP": "198.51.100.7"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 201
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=15)
+    assert db.execute("select count(*) from app.leads where email = 'peer@example.org'").fetchone()[0] == 1
+    keys = db.execute(
+        "select count(*) from app.rate_limit_counters where subject in ("
+        "app_logic.rate_limit_subject('leads', 'ip', '198.51.100.7'::inet::text),"
+        " app_logic.rate_limit_subject('leads', 'email', 'peer@example.org'))"
+    ).fetchone()[0]
+    assert keys == 2

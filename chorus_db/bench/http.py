@@ -273,7 +273,14 @@ def http_path(report: Report, cluster: Cluster, seconds: int = 10, rounds: int =
             report.ratios["batch-events/plain page-view events/s through nginx (batches of 100) vs plain INSERT/s"] = (
                 events / med["pv-plain"]["tps"]
             )
-            if "peer" in med:
+            if "peer" in med and med["peer"]["failed"]:
+                # A rate of errors is no throughput: the peer no longer matches the schema.
+                report.skipped["d/peer"] = (
+                    f"the app-server peer failed {med['peer']['failed']} requests (bench/peer_app.py must follow "
+                    "the schema; tests/test_bench.py runs it): no ratio"
+                )
+                print(f"  ! d/peer not reported: {report.skipped['d/peer']}", flush=True)
+            elif "peer" in med:
                 report.ratios[f"d/peer project PostgREST vs the app server ({peer.DESCRIPTION})"] = (
                     med["d"]["tps"] / med["peer"]["tps"]
                 )
