@@ -354,8 +354,12 @@ def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quic
         ).fetchone()
         (partition_left,) = conn.execute("select to_regclass(%s) is not null", (f"app.{partition}",)).fetchone()
         stale_left, live_counters_left = conn.execute(
-            "select count(*) filter (where subject like 'bench-exp-%'), count(*) filter (where subject like 'bench-live-%') "
-            "from app.rate_limit_counters"
+            # The keys are HMACs (32 bytes): the generated ones are found by recomputing them.
+            "select count(*) filter (where g.label = 'exp'), count(*) filter (where g.label = 'live') "
+            "from app.rate_limit_counters as c join ("
+            "select l.label, sha256(convert_to('bench-' || l.label || '-' || n, 'UTF8')) as subject "
+            "from unnest(array['exp', 'live']) as l (label), generate_series(1, %s) as n) as g on g.subject = c.subject",
+            (counters,),
         ).fetchone()
     removed, engagement_secs, _ = runs.get("brand_engagement", (0, 0.0, None))
     _, drop_secs, dropped = runs.get("page_views", (0, 0.0, None))
