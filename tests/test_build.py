@@ -158,6 +158,21 @@ def test_two_rule_changes_at_once_both_commit_and_both_reach_the_compiled_limits
         assert limits.fetchone() == ("701", "702")
 
 
+def test_a_rule_change_under_repeatable_read_is_refused_and_changes_nothing(empty_url):
+    # Its compile would read the transaction's first snapshot (db/functions/000-foundation.sql).
+    build(empty_url, log=quiet)
+    with psycopg.connect(empty_url) as conn:
+        conn.execute("set transaction isolation level repeatable read")
+        with pytest.raises(psycopg.Error, match="change app.rate_limit_rules under READ COMMITTED"):
+            conn.execute("update app.rate_limit_rules set max_requests = 703 where action = 'leads' and scope = 'ip'")
+    with psycopg.connect(empty_url) as conn:
+        row = conn.execute(
+            "select r.max_requests, app_logic.rate_limit_max('leads', 'ip') from app.rate_limit_rules as r"
+            " where r.action = 'leads' and r.scope = 'ip'"
+        ).fetchone()
+    assert row[0] != 703 and row[1] == str(row[0])
+
+
 def test_a_consent_text_added_is_data_not_drift_but_a_changed_lookup_is(empty_url):
     # app_logic.consent_text_at is compiled from app.consent_texts by a trigger (db/functions/030-consent.sql).
     build(empty_url, log=quiet)

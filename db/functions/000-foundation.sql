@@ -229,11 +229,18 @@ comment on function app_logic.compile_json_lookup(text, text, jsonb) is
 -- compiler, after any change, in the same transaction. Compiles of one table take turns: two
 -- transactions replacing the same function at once fail with "tuple concurrently updated", and the
 -- one that waits reads the rows the other committed (each statement of this function takes a new
--- snapshot under READ COMMITTED).
+-- snapshot under READ COMMITTED). Under REPEATABLE READ or SERIALIZABLE the compile would read the
+-- transaction's first snapshot and could write a function without a change another transaction
+-- committed since, so such a change is refused (and with it the statement).
 create function app_logic.tg_compile() returns trigger
 language plpgsql volatile
 as $$
 begin
+    if current_setting('transaction_isolation') <> 'read committed' then
+        raise exception 'change %.% under READ COMMITTED (the default): this transaction is %',
+            tg_table_schema, tg_table_name, upper(current_setting('transaction_isolation'))
+        using errcode = '25001', hint = 'Run the change in a transaction without SET TRANSACTION ISOLATION LEVEL.';
+    end if;
     perform pg_advisory_xact_lock(hashtextextended('app_logic.tg_compile:' || tg_argv[0], 0));
     execute format('select app_logic.%I()', tg_argv[0]);
     return null;
