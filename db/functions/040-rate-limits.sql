@@ -28,9 +28,7 @@ comment on column app.rate_limit_counters.expires_at is 'When the newest hit lea
 create function app_logic.rate_limit_subject(p_action text, p_scope text, p_value text, p_pepper text) returns bytea
 language sql stable
 as $$
-    select extensions.hmac(
-        convert_to(p_action || ':' || p_scope || ':' || p_value, 'UTF8'), convert_to(p_pepper, 'UTF8'), 'sha256'
-    )
+    select app_logic.hmac_sha256(p_action || ':' || p_scope || ':' || p_value, p_pepper)
 $$;
 comment on function app_logic.rate_limit_subject(text, text, text, text) is
 'The key of a rate-limit counter with the pepper given: HMAC of action, scope and client network or lower-cased email.';

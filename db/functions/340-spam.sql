@@ -13,9 +13,7 @@ create function app_logic.spam_hmac(p_text text) returns text
 language sql stable security definer
 set search_path = pg_catalog, app, pg_temp
 as $$
-    select encode(extensions.hmac(
-        convert_to(p_text, 'UTF8'), convert_to(app_logic.setting('spam_hmac_key'), 'UTF8'), 'sha256'
-    ), 'hex')
+    select app_logic.pseudonym(p_text, app_logic.setting('spam_hmac_key'))
 $$;
 comment on function app_logic.spam_hmac(text) is 'HMAC-SHA256 (hex) of a text with the spam key: signs tokens and challenges.';
 
