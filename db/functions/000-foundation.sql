@@ -110,6 +110,18 @@ $$;
 comment on function app_logic.parse_client_network(text) is
 'An X-Real-IP value as the client it counts as: the IPv4 address or the IPv6 /64; null when absent or malformed.';
 
+-- The address of a value that is not a canonical dotted quad, checked in full: '' when refused.
+create function app_logic.keep_parsed_address(p_raw text) returns text
+language plpgsql volatile
+as $$
+begin
+    return set_config('app.request_client_ip', coalesce(app_logic.parse_client_ip(p_raw)::text, ''), true)
+        || set_config('app.request_client_network', coalesce(app_logic.parse_client_network(p_raw)::text, ''), true);
+end
+$$;
+comment on function app_logic.keep_parsed_address(text) is
+'Keep the address and network of an X-Real-IP value that is no canonical dotted quad (keep_request_headers).';
+
 -- One header read per request (issue 13). A submission read request.headers four times (the
 -- API key in the pre-request, the address for the limiter and for the consent rows, the user
 -- agent), each a JSON parse, and matched the address against app_logic.dotted_quad's regular
@@ -128,16 +140,18 @@ comment on function app_logic.parse_client_network(text) is
 --
 -- p_quad: app_logic.dotted_quad of the X-Real-IP header, passed in by the caller (a variable):
 -- used twice here, so an expression in its place would run its regular expression twice.
+-- The network is kept as text in the form inet prints it ('198.51.100.7/32': the limiter's
+-- counter key hashes that text, client_network_text), so a dotted quad is kept with '/32'
+-- appended, what its cast and set_masklen(.., 32) print. Anything else is checked in full by
+-- keep_parsed_address, a call: its checks' nodes are set up only when it runs (a dotted quad
+-- skips it), where inlined they were set up in every transaction.
 create function app_logic.keep_request_headers(p_headers jsonb, p_quad text) returns text
 language sql volatile
 as $$
-    select set_config(
-        'app.request_client_ip', coalesce(p_quad, app_logic.parse_client_ip(p_headers ->> 'x-real-ip')::text, ''), true
-    ) || set_config(
-        'app.request_client_network',
-        coalesce(p_quad, app_logic.parse_client_network(p_headers ->> 'x-real-ip')::text, ''),
-        true
-    ) || set_config('app.request_user_agent', coalesce(p_headers ->> 'user-agent', ''), true)
+    select case
+        when p_quad is null then app_logic.keep_parsed_address(p_headers ->> 'x-real-ip')
+        else set_config('app.request_client_ip', p_quad, true) || set_config('app.request_client_network', p_quad || '/32', true)
+    end || set_config('app.request_user_agent', coalesce(p_headers ->> 'user-agent', ''), true)
 $$;
 comment on function app_logic.keep_request_headers(jsonb, text) is
 'Keep the client address, its network and the user agent of these request headers for the rest of the '
@@ -164,14 +178,30 @@ $$;
 comment on function app_logic.client_ip() is
 'Client IP address from X-Real-IP (set by nginx), IPv4-mapped addresses as IPv4; null when absent or malformed.';
 
--- A dotted quad cast to inet is the /32 host it names, what set_masklen(.., 32) gives.
+-- The network as text, as the limiter hashes it (no cast to inet and back), and client_network
+-- from it. Without a kept value, one call (PL/pgSQL) reads and checks the header.
+create function app_logic.read_client_network() returns text
+language plpgsql stable
+as $$
+begin
+    return app_logic.parse_client_network(app_logic.request_header('x-real-ip'))::text;
+end
+$$;
+comment on function app_logic.read_client_network() is
+'parse_client_network of the X-Real-IP header as text, as a call its callers do not inline.';
+
+create function app_logic.client_network_text() returns text
+language sql stable
+as $$
+    select coalesce(nullif(current_setting('app.request_client_network', true), ''), app_logic.read_client_network())
+$$;
+comment on function app_logic.client_network_text() is
+'app_logic.client_network as text (''198.51.100.7/32'', ''2001:db8:1:2::/64''); null when absent or malformed.';
+
 create function app_logic.client_network() returns inet
 language sql stable
 as $$
-    select coalesce(
-        nullif(current_setting('app.request_client_network', true), '')::inet,
-        app_logic.parse_client_network(app_logic.read_request_header('x-real-ip'))
-    )
+    select app_logic.client_network_text()::inet
 $$;
 comment on function app_logic.client_network() is
 'Client IPv4 address or IPv6 /64 from X-Real-IP (set by nginx); null when absent or malformed.';

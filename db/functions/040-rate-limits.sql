@@ -97,27 +97,54 @@ for each statement execute function app_logic.tg_compile('compile_rate_limit_rul
 
 select app_logic.compile_rate_limit_rules();
 
--- The admitted hits of a log still inside the window starting at p_since, oldest first, with
--- p_cost more at p_now: what a counter holds after admitting a request. PL/pgSQL, like
--- live_hits: a SQL function with a sub-select is never inlined, so the upsert that calls it
--- parsed and planned it again on every repeat client's request; PL/pgSQL keeps the plan.
-create function app_logic.hits_after_admitting(p_hits timestamptz[], p_since timestamptz, p_now timestamptz, p_cost integer)
+-- What the upsert's conflict clause (a returning client) asks, each one call given the row and
+-- the new row's expires_at, not an expression: the conflict clause's SET and WHERE are set up
+-- for every execution of the upsert, a new client's too, and their expression trees cost more
+-- to set up than these calls (callgrind: 14k instructions a submission). PL/pgSQL, not SQL: a
+-- SQL function with a sub-select is never inlined, so the upsert that calls it would parse and
+-- plan it again on every repeat client's request; PL/pgSQL keeps the plan.
+-- The window starts at now - (expires_at - now), in seconds: a new row's expires_at is now + the
+-- window (an interval of days would follow the time zone's clock changes).
+create function app_logic.rate_limit_window_start(p_expires timestamptz, p_now timestamptz) returns timestamptz
+language sql immutable
+as $$
+    select p_now - make_interval(secs => extract(epoch from p_expires - p_now))
+$$;
+comment on function app_logic.rate_limit_window_start(timestamptz, timestamptz) is
+'Where the window of a counter written at p_now with expiry p_expires starts (now + window = p_expires).';
+
+-- Whether a log has room for p_cost more hits under the rule of its action and scope.
+create function app_logic.rate_limit_admits(
+    p_hits timestamptz[], p_expires timestamptz, p_now timestamptz, p_cost integer, p_action text, p_scope text
+) returns boolean
+language plpgsql stable
+as $$
+begin
+    return (
+        select count(*)::integer from unnest(p_hits) as h
+        where h > app_logic.rate_limit_window_start(p_expires, p_now)
+    ) + p_cost <= app_logic.rate_limit_max(p_action, p_scope)::integer;
+end
+$$;
+comment on function app_logic.rate_limit_admits(timestamptz [], timestamptz, timestamptz, integer, text, text) is
+'Whether a counter''s log has room for p_cost more requests now (the upsert''s conflict condition).';
+
+-- The admitted hits of a log still inside the window, oldest first, with p_cost more at p_now:
+-- what a counter holds after admitting a request.
+create function app_logic.hits_after_admitting(p_hits timestamptz[], p_expires timestamptz, p_now timestamptz, p_cost integer)
 returns timestamptz[]
 language plpgsql immutable
 as $$
 begin
-    return array(select h from unnest(p_hits || array_fill(p_now, array[p_cost])) as h where h > p_since order by h);
+    return array(
+        select h from unnest(p_hits || array_fill(p_now, array[p_cost])) as h
+        where h > app_logic.rate_limit_window_start(p_expires, p_now)
+        order by h
+    );
 end
 $$;
-
--- How many hits of a log are still inside the window starting at p_since.
-create function app_logic.live_hits(p_hits timestamptz[], p_since timestamptz) returns integer
-language plpgsql immutable
-as $$
-begin
-    return (select count(*)::integer from unnest(p_hits) as h where h > p_since);
-end
-$$;
+comment on function app_logic.hits_after_admitting(timestamptz [], timestamptz, timestamptz, integer) is
+'A counter''s log after admitting p_cost requests at p_now: its hits inside the window and the new ones, oldest first.';
 
 -- The rules of an action that apply to a request, each with the key of its counter: per IP
 -- always, per email when there is one. One SQL SELECT, so the queries that read it inline it
@@ -154,10 +181,12 @@ comment on function app_logic.rate_limit_rules_for(text, text, text) is
 -- start and end, and the PL/pgSQL statements around them, were most of the limiter's cost.
 -- The admitted path runs that statement and four expressions. The statement reads no rule: the
 -- limits are compiled constants (above), the rows to write a VALUES list of the IP and the
--- email, the pepper a join (not a query of its own); it answers the scopes that took a slot,
--- and the rules that apply are counted from the constants (what the refused path needs is read
--- there again). The key is one bytea (db/schema/585). callgrind, a limiter call in a framed
--- transaction: 600k -> about 490k instructions.
+-- email, the pepper a sub-select (not a query of its own); it answers the scopes that took a
+-- slot, and the rules that apply are counted from the constants (what the refused path needs is
+-- read there again). The key is one bytea (db/schema/585). Its plan is the insert over one scan
+-- of the VALUES list: a sort (for the lock order) and a join (for the pepper) cost a submission
+-- 24k instructions (callgrind), the conflict clause's expressions 14k more
+-- (db/tests/040-rate-limit-plan.sql holds the plan to that).
 -- Not SECURITY DEFINER: only the API's own SECURITY DEFINER functions call it (through
 -- screen_request; no web role may), so it runs as their owner already, and a pinned search path
 -- would cost a configuration nest level and a search-path recomputation per request. Every name
@@ -169,7 +198,7 @@ as $$
 declare
     v_now timestamptz := app_logic.now();
     v_email text := lower(app_logic.trim_text(p_email));
-    v_network text := coalesce(app_logic.client_network()::text, 'unknown');
+    v_network text := coalesce(app_logic.client_network_text(), 'unknown');
     v_taken text[];
     v_rule app.rate_limit_rules;
     v_rules app.rate_limit_rules[];
@@ -180,31 +209,28 @@ begin
     if char_length(v_email) not between 1 and 254 then
         v_email := null; -- not an address: validation will say so; the IP rule still counts
     end if;
-    -- 'ip' sorts after 'email': descending order locks the IP row first, always. A rule whose
-    -- max_requests is below p_cost takes no slot (it refuses, counted below).
+    -- The rows in the order of the VALUES list, IP first: one scan of it, nothing that could
+    -- reorder it (no join, no sort), so the upsert locks them in one order and two requests
+    -- cannot deadlock. A rule whose max_requests is below p_cost takes no slot (it refuses,
+    -- counted below). The pepper is a sub-select, evaluated once: without one the key is null
+    -- and the counter's insert fails (fail closed).
     with taken as (
         insert into app.rate_limit_counters as c (subject, action, scope, hits, expires_at)
         select
-            app_logic.rate_limit_subject(p_action, r.scope, r.value, k.value), p_action, r.scope,
+            app_logic.rate_limit_subject(
+                p_action, r.scope, r.value, (select k.value from app.settings as k where k.key = 'hash_pepper')
+            ),
+            p_action,
+            r.scope,
             array_fill(v_now, array[p_cost]),
             v_now + make_interval(secs => app_logic.rate_limit_window(p_action, r.scope)::integer)
         from (values ('ip', v_network), ('email', v_email)) as r (scope, value)
-        -- A left join: without a pepper the key is null and the counter's insert fails (fail
-        -- closed; an inner join would apply no rule at all).
-        left join app.settings as k on k.key = 'hash_pepper'
         where r.value is not null and p_cost <= app_logic.rate_limit_max(p_action, r.scope)::integer
-        order by r.scope desc
-        -- A new row's expires_at is now + the window: the window start is now - (expires_at - now),
-        -- in seconds (an interval of days would follow the time zone's clock changes).
         on conflict (subject) do update
         set
-            hits = app_logic.hits_after_admitting(
-                c.hits, v_now - make_interval(secs => extract(epoch from excluded.expires_at - v_now)), v_now, p_cost
-            ),
+            hits = app_logic.hits_after_admitting(c.hits, excluded.expires_at, v_now, p_cost),
             expires_at = greatest(c.expires_at, excluded.expires_at)
-        where app_logic.live_hits(
-            c.hits, v_now - make_interval(secs => extract(epoch from excluded.expires_at - v_now))
-        ) + p_cost <= app_logic.rate_limit_max(c.action, c.scope)::integer
+        where app_logic.rate_limit_admits(c.hits, excluded.expires_at, v_now, p_cost, c.action, c.scope)
         returning c.scope
     )
 

@@ -20,7 +20,7 @@ select app_logic.compile_role_timeouts();
 -- too) finds the key a route needs and the role's timeout through these.
 grant execute on function app_logic.protected_route_key(text, text) to anon, reader, admin;
 grant execute on function app_logic.pre_request_with_key() to anon, reader, admin;
-grant execute on function app_logic.role_statement_timeout(text) to anon, reader, admin;
+grant execute on function app_logic.role_statement_timeout(text), app_logic.apply_statement_timeout(text) to anon, reader, admin;
 
 -- A key may learn its own name and role; anon has no key to ask about (401).
 grant execute on function api.current_api_key() to reader, admin;
