@@ -126,7 +126,7 @@ begin
     ) + p_cost <= app_logic.rate_limit_max(p_action, p_scope)::integer;
 end
 $$;
-comment on function app_logic.rate_limit_admits(timestamptz [], timestamptz, timestamptz, integer, text, text) is
+comment on function app_logic.rate_limit_admits(timestamptz[], timestamptz, timestamptz, integer, text, text) is
 'Whether a counter''s log has room for p_cost more requests now (the upsert''s conflict condition).';
 
 -- The admitted hits of a log still inside the window, oldest first, with p_cost more at p_now:
@@ -143,7 +143,7 @@ begin
     );
 end
 $$;
-comment on function app_logic.hits_after_admitting(timestamptz [], timestamptz, timestamptz, integer) is
+comment on function app_logic.hits_after_admitting(timestamptz[], timestamptz, timestamptz, integer) is
 'A counter''s log after admitting p_cost requests at p_now: its hits inside the window and the new ones, oldest first.';
 
 -- The rules of an action that apply to a request, each with the key of its counter: per IP
@@ -186,7 +186,7 @@ comment on function app_logic.rate_limit_rules_for(text, text, text) is
 -- read there again). The key is one bytea (db/schema/585). Its plan is the insert over one scan
 -- of the VALUES list: a sort (for the lock order) and a join (for the pepper) cost a submission
 -- 24k instructions (callgrind), the conflict clause's expressions 14k more
--- (db/tests/040-rate-limit-plan.sql holds the plan to that).
+-- (tests/test_rate_limit_plan.py holds the plan to that).
 -- Not SECURITY DEFINER: only the API's own SECURITY DEFINER functions call it (through
 -- screen_request; no web role may), so it runs as their owner already, and a pinned search path
 -- would cost a configuration nest level and a search-path recomputation per request. Every name
