@@ -179,21 +179,14 @@ comment on function app_logic.client_ip() is
 'Client IP address from X-Real-IP (set by nginx), IPv4-mapped addresses as IPv4; null when absent or malformed.';
 
 -- The network as text, as the limiter hashes it (no cast to inet and back), and client_network
--- from it. Without a kept value, one call (PL/pgSQL) reads and checks the header.
-create function app_logic.read_client_network() returns text
-language plpgsql stable
-as $$
-begin
-    return app_logic.parse_client_network(app_logic.request_header('x-real-ip'))::text;
-end
-$$;
-comment on function app_logic.read_client_network() is
-'parse_client_network of the X-Real-IP header as text, as a call its callers do not inline.';
-
+-- from it.
 create function app_logic.client_network_text() returns text
 language sql stable
 as $$
-    select coalesce(nullif(current_setting('app.request_client_network', true), ''), app_logic.read_client_network())
+    select coalesce(
+        nullif(current_setting('app.request_client_network', true), ''),
+        app_logic.parse_client_network(app_logic.read_request_header('x-real-ip'))::text
+    )
 $$;
 comment on function app_logic.client_network_text() is
 'app_logic.client_network as text (''198.51.100.7/32'', ''2001:db8:1:2::/64''); null when absent or malformed.';
