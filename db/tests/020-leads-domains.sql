@@ -117,7 +117,10 @@ select lives_ok(
 -- The source's check has no bounded repeat since db/schema/600 (its '{1,50}' cost about 36k
 -- instructions per submission) and refuses exactly what '^[a-z0-9_]{1,50}$' refused.
 select unalike(
-    (select pg_get_constraintdef(c.oid) from pg_constraint as c where c.conname = 'lead_source_check'),
+    (
+        select pg_get_constraintdef(c.oid) from pg_constraint as c
+        where c.conname = 'lead_source_check'
+    ),
     '%{%',
     'the source''s check runs no bounded repeat'
 );

@@ -55,7 +55,9 @@ $$;
 
 create temporary table bodies (n integer primary key, body jsonb not null) on commit drop;
 insert into bodies (n, body)
-select row_number() over (), tap.lead(o) || jsonb_build_object('email', format('row-%s@example.org', row_number() over ()))
+select
+    row_number() over () as n,
+    tap.lead(o) || jsonb_build_object('email', format('row-%s@example.org', row_number() over ())) as body
 from unnest(array[
     '{}',
     '{"firstName": "\u00a0\u200bAda\u3000", "lastName": "\ufeffLovelace\u2060", "companyName": " Acme\u00a0"}',
@@ -75,11 +77,15 @@ from unnest(array[
     '{"email": "  MixedCase@Example.ORG\u200b", "gdprConsent": true, "website": ""}'
 ]::jsonb[]) as o;
 -- The last body keeps its own email (it tests trimming); every other one gets a unique address.
-update bodies set body = body || '{"email": "  MixedCase@Example.ORG\u200b"}' where n = 16;
+update bodies set body = body || '{"email": "  MixedCase@Example.ORG\u200b"}'
+where n = 16;
 grant select on bodies to anon;
 
 select is(
-    (select count(*)::integer from bodies where app_logic.lead_fields(body) = pg_temp.old_lead_fields(body)),
+    (
+        select count(*)::integer from bodies
+        where app_logic.lead_fields(body) = pg_temp.old_lead_fields(body)
+    ),
     16,
     'lead_fields answers what it answered for every body'
 );
@@ -97,7 +103,10 @@ where action = 'leads';
 select set_config('request.headers', '{"x-real-ip": "203.0.113.50", "user-agent": "pgtap"}', true);
 set local role anon;
 select is(
-    (select count(*)::integer from bodies where api.submit_lead(body) = '{"status": "received"}'),
+    (
+        select count(*)::integer from bodies
+        where api.submit_lead(body) = '{"status": "received"}'
+    ),
     16,
     'every body is accepted'
 );
@@ -119,10 +128,13 @@ select is(
     (
         select count(*)::integer
         from bodies as b
-        join app.leads as l on lower(l.email) = lower(app_logic.text_field(b.body, 'email'))
-        join app.consent_audit as c on c.submission_id = (
-            select i.id from app.lead_interactions as i where i.lead_id = l.id and i.kind = 'submission'
-        )
+        inner join app.leads as l on lower(l.email) = lower(app_logic.text_field(b.body, 'email'))
+        inner join app.consent_audit as c
+            on
+                c.submission_id = (
+                    select i.id from app.lead_interactions as i
+                    where i.lead_id = l.id and i.kind = 'submission'
+                )
         where
             c.consent_type = 'marketing'
             and c.granted = coalesce((pg_temp.old_lead_fields(b.body) ->> 'marketingConsent')::boolean, false)
@@ -133,16 +145,20 @@ select is(
 
 -- A known address: its resubmission records the fields as lead_fields gives them.
 set local role anon;
-select api.submit_lead(body || '{"companyName": "\u00a0Second Ltd", "marketingConsent": false}') from bodies where n = 2;
+select api.submit_lead(body || '{"companyName": "\u00a0Second Ltd", "marketingConsent": false}') from bodies
+where n = 2;
 reset role;
 select is(
     (
         select i.details from app.lead_interactions as i
-        join app.leads as l on l.id = i.lead_id
+        inner join app.leads as l on i.lead_id = l.id
         where l.email = 'row-2@example.org' and i.kind = 'resubmission'
     ),
     pg_temp.old_lead_fields(
-        (select body || '{"companyName": "\u00a0Second Ltd", "marketingConsent": false}' from bodies where n = 2)
+        (
+            select body || '{"companyName": "\u00a0Second Ltd", "marketingConsent": false}' from bodies
+            where n = 2
+        )
     ),
     'a resubmission records the fields the old lead_fields gave'
 );
