@@ -251,9 +251,10 @@ select is(
     (
         select count(*)
         from unnest(array[null, '', ']', ']]', '[]', 'x]', '"]', '\]']) as t (v)
-        cross join unnest(array[
-            null, 'infinity', '-infinity', '4713-01-01 00:00:00+00 BC', '294276-12-31 23:59:59.999999+00', '2026-01-01'
-        ]::timestamptz[]) as w (at)
+        cross join
+            unnest(array[
+                null, 'infinity', '-infinity', '4713-01-01 00:00:00+00 BC', '294276-12-31 23:59:59.999999+00', '2026-01-01'
+            ]::timestamptz[]) as w (at)
         cross join unnest(array[null, '\x', '\x5d', '\x5d5d', '\x00ff']::bytea[]) as h (prev)
         cross join unnest(array[null, 0, -1, 9223372036854775807, -9223372036854775808]::bigint[]) as i (id)
         where app_logic.consent_row_hash(
@@ -268,7 +269,10 @@ select is(
 -- Structurally: one array, not a CASE between an eleven- and a twelve-element one (both of
 -- which, with their arguments, were set up again in every transaction).
 select is(
-    (select count(*)::integer from regexp_matches(pg_get_functiondef('app_logic.consent_row_hash'::regproc), 'json_build_array\(', 'g')),
+    (
+        select count(*)::integer
+        from regexp_matches(pg_get_functiondef('app_logic.consent_row_hash'::regproc), 'json_build_array\(', 'g')
+    ),
     1,
     'the row hash serialises one array'
 );

@@ -24,8 +24,8 @@ $$;
 delete from app.rate_limit_rules
 where action = 'leads';
 select
-    set_config('plpgsql_check.profiler', 'on', true),
-    set_config('request.headers', '{"x-real-ip": "203.0.113.41", "user-agent": "pgtap calls"}', true);
+    set_config('plpgsql_check.profiler', 'on', true) as profiler,
+    set_config('request.headers', '{"x-real-ip": "203.0.113.41", "user-agent": "pgtap calls"}', true) as headers;
 set local role anon;
 select api.submit_lead(tap.lead('{"email": "calls@example.org"}'));
 reset role;
@@ -41,7 +41,9 @@ select is(
     'record_form_consent runs one query (the pepper) and calls the append in a condition'
 );
 select is(
-    pg_temp.statements('app_logic.append_consent_rows(text, text, text, text, bigint, text, text, boolean, boolean, text, text, boolean)'),
+    pg_temp.statements(
+        'app_logic.append_consent_rows(text, text, text, text, bigint, text, text, boolean, boolean, text, text, boolean)'
+    ),
     '{"SQL statement": 1, "IF": 1}'::jsonb,
     'the append takes the lock in a condition and runs one INSERT'
 );
