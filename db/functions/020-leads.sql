@@ -301,7 +301,12 @@ begin
     end loop;
 
     -- A form's marketing consent is always a request: the confirmation link makes it a consent.
-    perform app_logic.record_form_consent(app_logic.text_field(p_body, 'email'), v_marketing, v_submission_id, v_marketing);
+    -- In a condition, not a PERFORM: a simple expression, no SELECT through SPI (030-consent).
+    if app_logic.record_form_consent(
+        app_logic.text_field(p_body, 'email'), v_marketing, v_submission_id, v_marketing
+    ) is null then
+        null;
+    end if;
     if v_marketing and not coalesce(v_known.marketing_consent, false) then
         perform app_logic.request_marketing_confirmation(v_lead_id);
     end if;

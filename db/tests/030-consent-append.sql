@@ -3,7 +3,10 @@
 -- of consent_row_hash, kept here verbatim as pg_temp.old_* (the reference). The same appends,
 -- run once through each, must store the same rows: every column, every hash, in the same order.
 begin;
-select plan(14);
+select plan(16);
+-- From the start: PL/pgSQL sets up a condition's expression once per transaction, and counts
+-- the calls in it only when track_functions was on then (the append is called in an IF).
+set local track_functions = 'all';
 
 -- The reference: the functions as they were before the non-recursive append.
 create function pg_temp.old_consent_row_hash(
@@ -242,6 +245,37 @@ select is(
     0::bigint,
     'consent_row_hash gives the hash the jsonb serialisation gave, for every character and awkward value'
 );
+-- The edges the one trimmed array relies on: no time (to_char gives null for infinity), no
+-- previous hash or an empty one, fields that end in "]", and the extreme ids.
+select is(
+    (
+        select count(*)
+        from unnest(array[null, '', ']', ']]', '[]', 'x]', '"]', '\]']) as t (v)
+        cross join
+            unnest(array[
+                null, 'infinity', '-infinity', '4713-01-01 00:00:00+00 BC', '294276-12-31 23:59:59.999999+00', '2026-01-01'
+            ]::timestamptz[]) as w (at)
+        cross join unnest(array[null, '\x', '\x5d', '\x5d5d', '\x00ff']::bytea[]) as h (prev)
+        cross join unnest(array[null, 0, -1, 9223372036854775807, -9223372036854775808]::bigint[]) as i (id)
+        where app_logic.consent_row_hash(
+            t.v, -2147483648, t.v, t.v, null, t.v, t.v, t.v, t.v, w.at, h.prev, i.id
+        ) is distinct from pg_temp.old_consent_row_hash(
+            t.v, -2147483648, t.v, t.v, null, t.v, t.v, t.v, t.v, w.at, h.prev, i.id
+        )
+    ),
+    0::bigint,
+    'consent_row_hash gives the reference''s hash with no time, no previous hash, fields ending in "]" and extreme ids'
+);
+-- Structurally: one array, not a CASE between an eleven- and a twelve-element one (both of
+-- which, with their arguments, were set up again in every transaction).
+select is(
+    (
+        select count(*)::integer
+        from regexp_matches(pg_get_functiondef('app_logic.consent_row_hash'::regproc), 'json_build_array\(', 'g')
+    ),
+    1,
+    'the row hash serialises one array'
+);
 select is(
     app_logic.consent_row_hash(null, null, null, null, null, null, null, null, null, null, null, null),
     pg_temp.old_consent_row_hash(null, null, null, null, null, null, null, null, null, null, null, null),
@@ -252,7 +286,6 @@ select is(
 -- (no array layer), whose INSERT has no recursive CTE, and the hash is inlined into it (with
 -- track_functions = all an SQL function counts a call only when it runs as one, parsed and
 -- planned again each time).
-set local track_functions = 'all';
 create temporary table calls_before on commit drop as
 select
     f.funcname::text as name,
