@@ -16,13 +16,23 @@ from ._helpers import echo, task
         "only": "comma-separated parts to run: sql, http, knobs, retention, audit, encryption, ops, growth (default: all but growth)",
         "growth": "also measure cost growth (1k, 100k, 1M leads, 10M audit rows; about 5 more minutes)",
         "keep": "keep the chorus_bench database afterwards for inspection (it is dropped by default)",
+        "retention_variants": "variants of the retention job its windows take in turn, \"|\"-separated, each "
+                              "batch_rows=N,pause_ratio=N,wal_rate=BYTES_PER_S or default (each reported apart)",
     },
 )
-def run(c, seconds=10, rounds=2, quick=False, only="sql,http,knobs,retention,audit,encryption,ops", keep=False, growth=False):
+def run(c, seconds=10, rounds=2, quick=False, only="sql,http,knobs,retention,audit,encryption,ops", keep=False, growth=False,
+        retention_variants=""):
     """Run every benchmark; print the table and write bench-results/bench-*.json with the machine."""
     from chorus_db import bench, testing
 
     parts = {p.strip() for p in only.split(",") if p.strip()}
+    from chorus_db.bench import retention
+    from chorus_db.errors import UserError
+
+    try:
+        variants = retention.parse_variants(retention_variants)
+    except UserError as exc:
+        raise Exit(str(exc), code=1) from None
     if growth:
         parts.add("growth")
     unknown = parts - {"sql", "http", "knobs", "retention", "growth", "audit", "encryption", "ops"}
@@ -52,7 +62,7 @@ def run(c, seconds=10, rounds=2, quick=False, only="sql,http,knobs,retention,aud
 
                 ops.pool_and_scale(report, cluster, seconds, rounds)
             if "retention" in parts:
-                bench.retention_at_scale(report, cluster, seconds=seconds, quick=quick)
+                bench.retention_at_scale(report, cluster, seconds=seconds, quick=quick, variants=variants)
             if "growth" in parts:
                 # Last: it starts again from an empty database.
                 bench.cost_growth(report, cluster, seconds=seconds, rounds=rounds)

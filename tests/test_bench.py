@@ -15,6 +15,7 @@ import pytest
 
 from chorus_db import bench, config, stack, testing
 from chorus_db.bench import brand, progress, retention
+from chorus_db.errors import UserError
 
 PGBENCH_OK = """\
 pgbench (15.18 (Debian 15.18-0+deb12u1))
@@ -188,6 +189,20 @@ def test_retention_samples_count_for_the_side_they_ran_in_and_a_vacuum_of_what_i
     assert sorted(sides["quiet"]) == [10.0, 10.0]
     assert sorted(sides["busy"]) == [10.0, 10.0, 200.0]
     assert sides["vacuum"] == 1
+
+
+def test_retention_variants_name_only_run_retentions_knobs_and_their_values_travel_as_parameters():
+    variants = retention.parse_variants("default|batch_rows=500, wal_rate=4000000|pause_ratio=9")
+    assert variants == [{}, {"batch_rows": 500.0, "wal_rate": 4000000.0}, {"pause_ratio": 9.0}]
+    assert [retention.variant_name(v) for v in variants] == ["default", "batch_rows=500,wal_rate=4e+06", "pause_ratio=9"]
+    assert retention._job_call(variants[1]) == (
+        "call app_logic.run_retention(p_max_seconds => %s, p_batch_rows => %s::integer, p_wal_rate => %s::bigint)"
+    )
+    assert retention.parse_variants("") == [{}]
+    with pytest.raises(UserError, match="not 'p_kind'"):
+        retention.parse_variants("default|p_kind=1")
+    with pytest.raises(UserError, match=re.escape("batch_rows must be a number, not '1); drop table x; --'")):
+        retention.parse_variants("batch_rows=1); drop table x; --")
 
 
 def test_generation_chunks_cover_every_row_once():

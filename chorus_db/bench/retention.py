@@ -8,10 +8,12 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from dataclasses import dataclass
 
 import psycopg
 
 from ..cluster import Cluster
+from ..errors import UserError
 from . import progress
 from .common import BENCH_DB, BENCH_DIR, LIMITS_ON, Report, Run, loadavg, parse_pgbench, percentiles, pgbench_raw
 
@@ -27,6 +29,41 @@ GUARD_SECONDS = 0.5
 AFTERMATH_MAX_SECONDS = 180
 # pgbench runs in stretches this long, back to back, while the windows alternate.
 STRETCH_SECONDS = 20
+# What a variant of the job (`invoke bench --retention-variants`) may set: run_retention's knobs.
+VARIANT_PARAMETERS = {"batch_rows": "p_batch_rows => %s::integer", "pause_ratio": "p_pause_ratio => %s::numeric",
+                      "wal_rate": "p_wal_rate => %s::bigint"}
+
+
+def parse_variants(text: str) -> list[dict[str, float]]:
+    """Variants of the job to alternate, separated by "|", each "name=value,..." of
+    VARIANT_PARAMETERS ("" or "default": run_retention's defaults)."""
+    variants = []
+    for part in text.split("|"):
+        variant: dict[str, float] = {}
+        for item in part.split(","):
+            item = item.strip()
+            if not item or item == "default":
+                continue
+            name, _, value = item.partition("=")
+            if name.strip() not in VARIANT_PARAMETERS:
+                raise UserError(f"a retention variant sets {', '.join(VARIANT_PARAMETERS)}, not {name.strip()!r}: "
+                                'write e.g. "default|batch_rows=500,wal_rate=4000000"')
+            try:
+                variant[name.strip()] = float(value)
+            except ValueError:
+                raise UserError(f"the retention variant's {name.strip()} must be a number, not {value.strip()!r}") from None
+        variants.append(variant)
+    return variants
+
+
+def variant_name(variant: dict[str, float]) -> str:
+    return ",".join(f"{k}={v:g}" for k, v in variant.items()) or "default"
+
+
+def _job_call(variant: dict[str, float]) -> str:
+    """The CALL of run_retention for one variant (names from VARIANT_PARAMETERS only, values as parameters)."""
+    return "call app_logic.run_retention(p_max_seconds => %s" + "".join(
+        f", {VARIANT_PARAMETERS[k]}" for k in variant) + ")"
 
 
 def _generate(url: str, label: str, statements: list[tuple[str, int]]) -> None:
@@ -88,11 +125,13 @@ class _Submissions:
 
 
 class _VacuumMonitor:
-    """Which tables a vacuum (auto or not) works on, sampled every 0.1 s."""
+    """Which tables a vacuum (auto or not) works on, and what the submissions' backends wait for
+    (pg_stat_activity's wait event, "CPU" for none), sampled every 0.1 s."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.samples: list[tuple[float, str]] = []
+        self.waits: list[tuple[float, str]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run)
 
@@ -105,6 +144,11 @@ class _VacuumMonitor:
                     "where v.datname = current_database()"
                 ):
                     self.samples.append((now, table))
+                for (wait,) in conn.execute(
+                    "select coalesce(wait_event_type || ':' || wait_event, 'CPU') from pg_stat_activity "
+                    "where usename = 'authenticator' and state = 'active' and datname = current_database()"
+                ):
+                    self.waits.append((now, wait))
                 time.sleep(0.1)
 
     def seen_since(self, since: float) -> bool:
@@ -134,13 +178,14 @@ def _classify(rows: list[tuple[float, float]], windows: list[tuple[str, float, f
     busy_spans = [(start, end) for kind, start, end in windows if kind == "busy"]
     busy_spans += [(t - 0.1, t + 0.1) for t in vacuum_marks]
     quiet_spans = [(start, end) for kind, start, end in windows if kind == "quiet"]
-    out: dict = {"quiet": [], "busy": [], "vacuum": 0}
+    out: dict = {"quiet": [], "busy": [], "vacuum": 0, "vacuum_latencies": []}
     for latency, end in rows:
         begin = end - latency / 1000.0
         if any(begin <= e and end >= s for s, e in busy_spans):
             out["busy"].append(latency)
             if not any(begin <= e and end >= s for kind, s, e in windows if kind == "busy"):
                 out["vacuum"] += 1
+                out["vacuum_latencies"].append(latency)
         elif any(s + GUARD_SECONDS <= begin and end <= e - GUARD_SECONDS for s, e in quiet_spans) and not any(
             begin - GUARD_SECONDS <= e and end + GUARD_SECONDS >= s for s, e in busy_spans
         ):
@@ -174,7 +219,23 @@ def chunks(total: int, size: int) -> list[tuple[int, int]]:
 CHUNK_ROWS = 250_000
 
 
-def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quick: bool = False) -> None:
+@dataclass(frozen=True)
+class Generated:
+    """What generate() made in the bench database: the due and live rows and the old month."""
+
+    rows: int
+    views: int
+    counters: int
+    partition: str
+
+
+def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quick: bool = False,
+                       variants: list[dict[str, float]] | None = None) -> None:
+    measure(report, cluster, generate(report, cluster, quick), variants)
+
+
+def generate(report: Report, cluster: Cluster, quick: bool = False) -> Generated:
+    """The data the job finds due (and the live rows it must keep), vacuumed and checkpointed."""
     rows = 100_000 if quick else 1_000_000
     views = 1_000_000 if quick else 10_000_000
     url = cluster.url(BENCH_DB)
@@ -239,6 +300,16 @@ def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quic
     )
     report.figures["retention: generation seconds (not measured)"] = round(generation, 1)
     print(f"  generated in {generation:.1f} s (not part of the measurement)")
+    return Generated(rows, views, counters, partition)
+
+
+def measure(report: Report, cluster: Cluster, data: Generated, variants: list[dict[str, float]] | None = None) -> None:
+    """Submissions at the fixed rate while the job alternates with quiet windows until it is done.
+    With variants (parse_variants), the retention windows take them in turn, and each variant's
+    figures (pair median, p99, WAL rate, waits) are reported beside the pooled ones."""
+    rows, views, counters, partition = data.rows, data.views, data.counters, data.partition
+    url = cluster.url(BENCH_DB)
+    variants = variants or [{}]
 
     # Submissions at a fixed rate run throughout, and the job alternates with quiet windows of the
     # same length (run_retention's time limit): both sides meet the machine's other load alike.
@@ -251,6 +322,7 @@ def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quic
     # WAL written in each alternated window (bytes): what the job adds over the quiet rate is
     # what the submissions' commits flush with theirs.
     wal: list[tuple[str, float, int]] = []
+    window_variant: list[str] = []  # the variant of each retention window, in order
     load.start()
     vacuums.start()
     try:
@@ -265,8 +337,10 @@ def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quic
                 windows.append(("quiet", started, time.time()))
                 wal.append(("quiet", windows[-1][2] - started, insert_lsn() - lsn))
                 started, lsn = time.time(), insert_lsn()
-                conn.execute("call app_logic.run_retention(p_max_seconds => %s)", (WINDOW_SECONDS,))
+                variant = variants[len(windows) // 2 % len(variants)]
+                conn.execute(_job_call(variant), (WINDOW_SECONDS, *variant.values()))
                 windows.append(("busy", started, time.time()))
+                window_variant.append(variant_name(variant))
                 wal.append(("busy", windows[-1][2] - started, insert_lsn() - lsn))
                 print(f"    submissions at {RETENTION_RATE}/s: quiet window and retention window {len(windows) // 2} "
                       f"({windows[-1][2] - started:.1f} s)", flush=True)
@@ -325,7 +399,14 @@ def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quic
         f"{sum(1 for w in windows if w[0] == 'quiet')} / {sum(1 for w in windows if w[0] == 'busy')} "
         f"of at most {WINDOW_SECONDS} s; samples in a vacuum of an emptied table moved to 'while running': {sides['vacuum']}"
     )
+    # What the vacuum after the job costs the submissions on its own (outside the job's windows).
+    if len(sides["vacuum_latencies"]) >= 100 and quiet.p99_ms:
+        report.figures["retention: p99 during a vacuum of an emptied table outside the job's windows, ms (over the quiet p99)"] = (
+            f"{percentiles(sides['vacuum_latencies'])[1]:.1f} ({percentiles(sides['vacuum_latencies'])[1] / quiet.p99_ms:.2f})"
+        )
     pairs = _pair_ratios(load.rows, windows)
+    if len(variants) > 1:
+        _report_variants(report, load.rows, windows, window_variant, wal, vacuums.waits, url)
     if pairs:
         report.figures["retention: p99 while running / without, median over adjacent window pairs (a check on the pooled ratio)"] = (
             f"{statistics.median(pairs):.2f} over {len(pairs)} pairs (from {min(pairs):.2f} to {max(pairs):.2f})"
@@ -409,3 +490,61 @@ def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quic
             print(f"      ! {p}")
     report.median(busy.name, [busy])
 
+
+
+def _report_variants(report: Report, rows: list[tuple[float, float]], windows: list[tuple[str, float, float]],
+                     window_variant: list[str], wal: list[tuple[str, float, int]],
+                     waits: list[tuple[float, str]], url: str) -> None:
+    """Per variant of the job: its retention windows against the quiet window before each (pair
+    median), the pooled p99 of its windows against all quiet windows', its WAL rate, the share of
+    its windows spent in batches, and what the submissions waited for meanwhile."""
+    quiet = [w for w in windows if w[0] == "quiet"]
+    busy = [w for w in windows if w[0] == "busy"]
+    busy_wal = [w for w in wal if w[0] == "busy"]
+
+    def inside(start: float, end: float, guard: float) -> list[float]:
+        return [la for la, done in rows if start + guard <= done - la / 1000.0 and done <= end - guard]
+
+    def top_waits(spans: list[tuple[float, float]]) -> str:
+        counts: dict[str, int] = {}
+        for t, wait in waits:
+            if any(s <= t <= e for s, e in spans):
+                counts[wait] = counts.get(wait, 0) + 1
+        total = sum(counts.values()) or 1
+        return ", ".join(f"{w} {n / total:.0%}" for w, n in sorted(counts.items(), key=lambda x: -x[1])[:4])
+
+    quiet_all = [la for s, e in ((s, e) for _, s, e in quiet) for la in inside(s, e, GUARD_SECONDS)]
+    print(f"    quiet windows: {len(quiet_all)} samples, p99 {fmt_ms(percentiles(quiet_all)[1])}, "
+          f"waits: {top_waits([(s, e) for _, s, e in quiet])}", flush=True)
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name in dict.fromkeys(window_variant):
+            idx = [i for i, v in enumerate(window_variant) if v == name]
+            ratios, pooled = [], []
+            for i in idx:
+                (_, qs, qe), (_, bs, be) = quiet[i], busy[i]
+                q, b = inside(qs, qe, GUARD_SECONDS), inside(bs, be, 0.0)
+                pooled += b
+                if len(q) >= 100 and len(b) >= 100:
+                    ratios.append(percentiles(b)[1] / percentiles(q)[1])
+            seconds = sum(busy_wal[i][1] for i in idx)
+            (batch_seconds, removed) = conn.execute(
+                "select coalesce(extract(epoch from sum(duration)), 0), coalesce(sum(rows_removed), 0) "
+                "from app.retention_runs where " + " or ".join(
+                    ["started_at between to_timestamp(%s) and to_timestamp(%s)"] * len(idx)),
+                [x for i in idx for x in (busy[i][1], busy[i][2])],
+            ).fetchone()
+            p99, quiet_p99 = percentiles(pooled)[1], percentiles(quiet_all)[1]
+            pooled_ratio = f"{p99 / quiet_p99:.2f}" if p99 and quiet_p99 else "-"
+            pair = f"{statistics.median(ratios):.2f}" if ratios else "-"
+            line = (f"{len(idx)} windows ({seconds:.0f} s), {len(pooled)} samples, p99 {fmt_ms(p99)} ms "
+                    f"(pooled over quiet {pooled_ratio}), pair median {pair} over {len(ratios)} "
+                    f"({', '.join(f'{r:.2f}' for r in ratios)}); "
+                    f"WAL {sum(busy_wal[i][2] for i in idx) / max(seconds, 1e-9) / 1e6:.2f} MB/s, "
+                    f"{int(removed):,} rows, in batches {float(batch_seconds) / max(seconds, 1e-9):.2f}; "
+                    f"waits: {top_waits([(busy[i][1], busy[i][2]) for i in idx])}")
+            report.figures[f"retention variant {name}"] = line
+            print(f"    variant {name}: {line}", flush=True)
+
+
+def fmt_ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
