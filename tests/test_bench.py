@@ -345,3 +345,23 @@ def test_the_app_server_peer_stores_a_submission_with_the_databases_own_counter_
         " app_logic.rate_limit_subject('leads', 'email', 'peer@example.org'))"
     ).fetchone()[0]
     assert keys == 2
+
+
+def test_a_pgbench_runs_cpu_counts_the_backends_that_ended_with_it(pg_cluster, db, db_url, tmp_path, monkeypatch):
+    """A pgbench run's PostgreSQL CPU per transaction (growth's cost) includes its backends, which
+    have exited when it is read: without the postmaster's children's times it would be about 0."""
+    from chorus_db.bench import common
+
+    heavy = "select count(*) from generate_series(1, 200000) as g where g % 7 = 3;\n"
+    pid = db.execute("select pg_backend_pid()").fetchone()[0]
+    start = common.proc_cpu(pid)
+    for _ in range(20):
+        db.execute(heavy)
+    alone_ms = (common.proc_cpu(pid) - start) * 1000 / 20
+    assert alone_ms > 1, "the statement is too cheap to measure with /proc's clock ticks"
+    script = tmp_path / "heavy.sql"
+    script.write_text(heavy)
+    monkeypatch.setattr(common, "BENCH_DB", db_url.rsplit("/", 1)[-1])
+    run = common.pgbench(pg_cluster, "heavy", script, seconds=2)
+    assert run.transactions > 0 and run.failed == 0
+    assert run.cpu_ms["PostgreSQL"] >= 0.6 * alone_ms, (run.cpu_ms, alone_ms)

@@ -74,7 +74,8 @@ class Run:
     p99_ms: float | None = None
     load: float | None = None
     problems: list[str] = field(default_factory=list)
-    # HTTP runs: CPU milliseconds per request spent by each layer (PostgREST, PostgreSQL, nginx).
+    # CPU milliseconds per request (HTTP runs: by layer, PostgREST, PostgreSQL, nginx) or per
+    # transaction (pgbench runs: PostgreSQL).
     cpu_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -343,6 +344,57 @@ def timed(cmd: list[str], env: dict[str, str], seconds: float, label: str | None
         return subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read())
 
 
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) of a process; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def cluster_pids(cluster: Cluster) -> list[int]:
+    """The postmaster and every process it started: backends, WAL writer, checkpointer..."""
+    try:
+        postmaster = int((cluster.datadir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return []
+    return [postmaster, *children(postmaster)]
+
+
+def cluster_cpu(cluster: Cluster) -> float:
+    """CPU seconds the cluster has spent so far: its live processes, and through the postmaster's
+    children's times the backends that have exited (a pgbench run's connections end with it)."""
+    pids = cluster_pids(cluster)
+    if not pids:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pids[0]}/stat").read_text().rsplit(")", 1)[1].split()
+        reaped = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        reaped = 0.0
+    return reaped + sum(proc_cpu(pid) for pid in pids)
+
+
+def _settled(cluster: Cluster, processes: int, timeout: float = 3.0) -> None:
+    """Wait until the run's backends have exited and been reaped, so that their CPU is counted once."""
+    deadline = time.monotonic() + timeout
+    while len(cluster_pids(cluster)) > processes and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 @dataclass
 class Check:
     """A count that must grow by exactly `per_tx` rows per transaction (None: by at least one per
@@ -356,9 +408,14 @@ class Check:
 def pgbench(cluster: Cluster, name: str, script: Path, *, seconds: float = 10, user: str = "postgres",
             checks: tuple[Check, ...] = ()) -> Run:
     before = [_count(cluster, c.sql) for c in checks]
+    processes, cpu0 = len(cluster_pids(cluster)), cluster_cpu(cluster)
     stdout, stderr, rows = pgbench_raw(cluster, script, seconds=seconds, user=user, label=name)
+    _settled(cluster, processes)
+    cpu1 = cluster_cpu(cluster)
     tps, tx, failed = parse_pgbench(stdout, stderr)
     run = Run(name, tps, tx, failed, *percentiles([lat for lat, _ in rows]), load=loadavg())
+    # The cluster's CPU per transaction moves much less with other load on the machine than tps.
+    run.cpu_ms["PostgreSQL"] = (cpu1 - cpu0) * 1000 / max(1, tx)
     for check, start in zip(checks, before):
         grew = _count(cluster, check.sql) - start
         if check.per_tx is None:

@@ -167,14 +167,14 @@ def pool_and_scale(report: Report, cluster, seconds: int = 10, rounds: int = 2) 
         def nginx(cfg: stack.StackConfig):
             def listed() -> list[int]:
                 master = stack.nginx_service(cfg.run_dir).pid()
-                return [master, *http._children(master)] if master else []
+                return [master, *common.children(master)] if master else []
             return listed
 
         def primary() -> list[int]:
-            return http._cluster_pids(cluster)
+            return common.cluster_pids(cluster)
 
         def on_replica() -> list[int]:
-            return http._cluster_pids(standby)
+            return common.cluster_pids(standby)
 
         def pgbouncer() -> list[int]:
             pid = ops_stack.pgbouncer_service(base).pid()

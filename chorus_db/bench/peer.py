@@ -31,9 +31,9 @@ class Peer:
         return f"http://127.0.0.1:{self.port}/api/leads"
 
     def pids(self) -> list[int]:
-        from .http import _children
+        from .common import children
 
-        return [self.proc.pid, *_children(self.proc.pid)] if self.proc.poll() is None else []
+        return [self.proc.pid, *children(self.proc.pid)] if self.proc.poll() is None else []
 
     def stop(self) -> None:
         if self.proc.poll() is None:
