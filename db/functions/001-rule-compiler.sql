@@ -196,16 +196,17 @@ $$;
 comment on function app_logic.compile_path(text[], boolean) is
 'The expression of the value (or its text) at p_path of v_0 (app_logic.compile_rule''s parts).';
 
--- The sure test of an array (p_value, an expression), or null when it has none: items that are
--- strings of one line, without trim, enum or minLength, and a maxLength. One jsonpath reads
--- every item (type, control characters, pattern) where the exact statements ran a loop of
--- statements per item (71k instructions for pagesViewed's three paths, 24k this way). The
--- items' lengths come from the array's size in bytes, which bounds every string's bytes and
--- so its characters (8 bytes of header, 4 per item); nothing is printed, and a number's
--- text can be far longer than its jsonb (1e131071 is 8 bytes). like_regex keeps "." and
--- [^...] from matching a newline, which `~` does not; the control-character test refuses a
--- newline first, so on what is left the two agree.
-create function app_logic.compile_sure_array(p_rule jsonb, p_value text) returns text
+-- The check of an array property (p_value, an expression) in the compiled function, after its
+-- sure test, or null when it has none: items that are strings of one line, without trim, enum or
+-- minLength, and a maxLength. An array that is absent passes; one that is small enough is
+-- decided exactly by one jsonpath over the items (type, control characters, pattern), where a
+-- loop of statements per item ran; any other value goes to the exact statements (p_rest, a call).
+-- The items' lengths come from the array's size in bytes, which bounds every string's bytes and
+-- so its characters (8 bytes of header, 4 per item); nothing is printed, and a number's text can
+-- be far longer than its jsonb (1e131071 is 8 bytes). like_regex keeps "." and [^...] from
+-- matching a newline, which `~` does not; the control-character test refuses a newline first, so
+-- on what is left the two agree.
+create function app_logic.compile_array_check(p_rule jsonb, p_value text, p_rest text) returns text
 language plpgsql immutable
 as $$
 declare
@@ -213,14 +214,9 @@ declare
     v_max integer := (v_items ->> 'maxLength')::integer;
     v_filter text;
 begin
-    if p_rule ? 'maxBytes' then
-        return null;
-    elsif v_items is null then
-        return format('case when jsonb_typeof(%s) <> ''array'' then false else %s end', p_value,
-            case when p_rule ? 'maxItems' then format('jsonb_array_length(%s) <= %s', p_value, (p_rule ->> 'maxItems')::integer)
-                else 'true' end);
-    end if;
-    if v_items ->> 'type' is distinct from 'string' or v_max is null
+    if p_rule ->> 'type' is distinct from 'array' or p_rule ? 'maxBytes'
+        or exists (select from jsonb_object_keys(p_rule) as k where k <> all(app_logic.compiled_rule_words()))
+        or v_items ->> 'type' is distinct from 'string' or v_max is null
         or coalesce((v_items ->> 'multiline')::boolean, false)
         or exists (
             select from jsonb_object_keys(v_items) as k
@@ -236,22 +232,22 @@ begin
         v_filter := v_filter || format(' || !(@ like_regex "%s")',
             replace(replace(v_items ->> 'pattern', '\', '\\'), '"', '\"'));
     end if;
-    -- Null when the array is absent, as every sure test (@? fails on no array item: the path is
-    -- strict, the filter's errors are unknowns).
-    return format('case when jsonb_typeof(%s) <> ''array'' then false else pg_column_size(%s) <= %s%s and not (%s @? %L) end',
-        p_value, p_value, v_max,
+    return format('case when jsonb_typeof(coalesce(%s, ''null'')) = ''null'' then true '
+        || 'when jsonb_typeof(%s) = ''array'' and pg_column_size(%s) <= %s%s then not (%s @? %L) else %s end',
+        p_value, p_value, p_value, v_max,
         case when p_rule ? 'maxItems' and (p_rule ->> 'maxItems')::integer < (v_max - 8) / 4
             then format(' and jsonb_array_length(%s) <= %s', p_value, (p_rule ->> 'maxItems')::integer) else '' end,
-        p_value, format('strict $[*] ? (%s)', v_filter));
+        p_value, format('strict $[*] ? (%s)', v_filter), p_rest);
 end
 $$;
-comment on function app_logic.compile_sure_array(jsonb, text) is
-'The sure test of an array of one-line strings (one jsonpath over the items), or null (app_logic.compile_sure''s parts).';
+comment on function app_logic.compile_array_check(jsonb, text, text) is
+'The compiled function''s check of an array of one-line strings (one jsonpath over the items), or null '
+'(app_logic.compile_rule''s parts).';
 
 -- The sure test: one SQL expression that is true only for a value that passes p_rule, false for
 -- every value it is not sure of (the exact statements above then decide), and null or true for
 -- an absent value (SQL null), so that the tests of a body's properties combine with AND, an
--- absent one changing nothing. Null when the rule has no such expression (most arrays, free-form
+-- absent one changing nothing. Null when the rule has no such expression (arrays, free-form
 -- JSON, words the compiler does not know). p_path is the value's place in the body v_0.
 --
 -- Why: the exact statements cost about half a microsecond of set-up per expression node in every
@@ -397,8 +393,8 @@ begin
         end if;
         -- The type first: "-" fails on a scalar.
         return format('case when jsonb_typeof(%s) <> ''object'' then false else %s end', v_value, v_sub);
-    elsif v_type = 'array' then
-        return app_logic.compile_sure_array(p_rule, v_value);
+    else
+        return null; -- an array: app_logic.compile_array_check or the exact statements
     end if;
     return array_to_string(v_conds, ' and ');
 end
@@ -487,9 +483,11 @@ comment on function app_logic.compile_plpgsql(text, text, text) is
 -- With a sure test (a property has one), app_logic.<p_name> is an SQL function the planner
 -- inlines into the statement that calls it, so a body the sure test passes costs no PL/pgSQL
 -- call (a call and its few statements were about 15k instructions per lead): the sure test
--- (app_logic.<p_name>_sure, tests call it alone), then, only when the body has one of the
--- properties without a sure test, their exact statements (app_logic.<p_name>_rest); a body it
--- is not sure of goes to the exact statements of every property (app_logic.<p_name>_exact).
+-- (app_logic.<p_name>_sure, tests call it alone), the arrays' checks (compile_array_check), then,
+-- only when the body has one of the other properties without a sure test, their exact
+-- statements (app_logic.<p_name>_rest; an array too large for its check, _large); a body
+-- the sure test is not sure of goes to the exact statements of every property
+-- (app_logic.<p_name>_exact).
 create function app_logic.compile_rule(p_name text, p_rule jsonb) returns void
 language plpgsql volatile
 as $$
@@ -500,6 +498,10 @@ declare
     );
     v_code text := app_logic.compile_object(p_rule, 0, '    ');
     v_rest text := '';
+    v_large text := '';
+    v_after text[] := '{}';
+    v_slow text[] := '{}';
+    v_check text;
     v_key text;
     v_comment text := 'Whether a body passes its rule (compiled by app_logic.compile_rule; app_logic.validate explains '
         || 'a refusal).';
@@ -517,20 +519,36 @@ begin
     perform app_logic.compile_plpgsql(p_name || '_exact', v_code, format(
         'Whether a body passes its rule, by the exact statements of every property (app_logic.%s''s answer '
         || 'for a body its sure test is not sure of).', p_name));
-    if cardinality(v_exact) > 0 then
-        foreach v_key in array v_exact loop
+    -- After the sure test: each array with a check of its own (too large for it: its exact
+    -- statements, app_logic.<p_name>_large), then the other properties without a sure test, by
+    -- their exact statements when the body has one (app_logic.<p_name>_rest).
+    foreach v_key in array v_exact loop
+        v_check := app_logic.compile_array_check(
+            p_rule -> 'properties' -> v_key, app_logic.compile_path(array[v_key]), format('app_logic.%I(v_0)', p_name || '_large')
+        );
+        if v_check is null then
+            v_slow := v_slow || v_key;
             v_rest := v_rest || app_logic.compile_property(p_rule, v_key, 0, '    ');
-        end loop;
+        else
+            v_after := v_after || v_check;
+            v_large := v_large || app_logic.compile_property(p_rule, v_key, 0, '    ');
+        end if;
+    end loop;
+    if cardinality(v_slow) > 0 then
         perform app_logic.compile_plpgsql(p_name || '_rest', v_rest, format(
-            'Whether the properties %s of a body pass their rules (app_logic.%s, after its sure test).', v_exact, p_name));
+            'Whether the properties %s of a body pass their rules (app_logic.%s, after its sure test).', v_slow, p_name));
+        v_after := v_after || format('(not v_0 ?| %L::text[] or app_logic.%I(v_0))', v_slow, p_name || '_rest');
+    end if;
+    if v_large <> '' then
+        perform app_logic.compile_plpgsql(p_name || '_large', v_large, format(
+            'Whether the arrays of a body pass their rules, by their exact statements (app_logic.%s, for an array too '
+            || 'large for its check).', p_name));
     end if;
     execute format(E'create function app_logic.%I(v_0 jsonb) returns boolean\nlanguage sql stable\nas $passes$\n'
         || E'    select case when jsonb_typeof(v_0) is distinct from ''object'' then false\n'
         || E'        when app_logic.%I(v_0) is not false then %s\n'
         || E'        else app_logic.%I(v_0) end\n$passes$',
-        p_name, p_name || '_sure',
-        case when cardinality(v_exact) = 0 then 'true'
-            else format('(not v_0 ?| %L::text[] or app_logic.%I(v_0))', v_exact, p_name || '_rest') end,
+        p_name, p_name || '_sure', coalesce(nullif(array_to_string(v_after, E'\n            and '), ''), 'true'),
         p_name || '_exact');
     execute format('comment on function app_logic.%I(jsonb) is %L', p_name, v_comment);
 end
