@@ -3,7 +3,7 @@
 -- session); the load times are plain columns the submission fills (db/schema/470). Every rule
 -- still refuses what it refused, with the same SQLSTATE, and the lists read the base types.
 begin;
-select plan(39);
+select plan(42);
 
 -- What the table still checks itself: the rule across two columns. Everything else is a domain's
 -- (email and session_id since db/schema/540).
@@ -112,6 +112,50 @@ select throws_ok(
 );
 select lives_ok(
     $$ select pg_temp.lead_with('phone', '''+442079460958''') $$, 'a lead within every rule is stored'
+);
+
+-- The source's check has no bounded repeat since db/schema/600 (its '{1,50}' cost about 36k
+-- instructions per submission) and refuses exactly what '^[a-z0-9_]{1,50}$' refused.
+select unalike(
+    (
+        select pg_get_constraintdef(c.oid) from pg_constraint as c
+        where c.conname = 'lead_source_check'
+    ),
+    '%{%',
+    'the source''s check runs no bounded repeat'
+);
+create function pg_temp.is_lead_source(p_value text) returns boolean
+language plpgsql volatile
+as $$
+begin
+    perform p_value::app.lead_source;
+    return true;
+exception when check_violation then
+    return false;
+end
+$$;
+select is(
+    (
+        select array_agg(v order by v)
+        from (
+            select chr(c) as v from generate_series(1, 1000) as c
+            union all
+            select unnest(array[
+                '', 'contact_form', repeat('a', 49), repeat('a', 50), repeat('a', 51), repeat('_', 50) || 'A',
+                'Trade Fair', E'trade_fair\n', E'\ntrade_fair', E'a\nb', 'a-b', 'a.b', ' a', 'a ', E'a\t',
+                'caf' || chr(233), chr(65345), chr(1635), chr(8232), 'x' || chr(8203), chr(65279) || 'x',
+                repeat(chr(233), 10), '0', '9_z', 'ABC', 'abc'
+            ])
+        ) as t
+        where pg_temp.is_lead_source(v) is distinct from (v ~ '^[a-z0-9_]{1,50}$')
+    ),
+    null,
+    'the source''s check accepts and refuses what the bounded pattern did, on 1,026 values'
+);
+select throws_ok(
+    $$ select pg_temp.lead_with('lead_source', quote_literal(repeat('s', 51))) $$, '23514',
+    'value for domain app.lead_source violates check constraint "lead_source_check"',
+    'a source of 51 characters inserted directly is refused with the domain''s message'
 );
 
 insert into app.leads (first_name, last_name, email, gdpr_consent) values ('I', 'J', 'interactions@example.org', true);
