@@ -305,8 +305,9 @@ begin
     if v_marketing and not coalesce(v_known.marketing_consent, false) then
         perform app_logic.request_marketing_confirmation(v_lead_id);
     end if;
-    -- The same answer for a new and a known address: a caller cannot learn which it was.
-    return app_logic.respond(201, jsonb_build_object('status', 'received'));
+    -- The same answer for a new and a known address: a caller cannot learn which it was. A
+    -- constant, not jsonb_build_object (STABLE, so built again in every transaction: 4.7k).
+    return app_logic.respond(201, '{"status": "received"}');
 end
 $$;
 comment on function api.submit_lead(jsonb) is

@@ -3,7 +3,7 @@
 -- session); the load times are plain columns the submission fills (db/schema/470). Every rule
 -- still refuses what it refused, with the same SQLSTATE, and the lists read the base types.
 begin;
-select plan(42);
+select plan(45);
 
 -- What the table still checks itself: the rule across two columns. Everything else is a domain's
 -- (email and session_id since db/schema/540).
@@ -156,6 +156,47 @@ select throws_ok(
     $$ select pg_temp.lead_with('lead_source', quote_literal(repeat('s', 51))) $$, '23514',
     'value for domain app.lead_source violates check constraint "lead_source_check"',
     'a source of 51 characters inserted directly is refused with the domain''s message'
+);
+
+-- The name, email and session id lengths are one range test each since db/schema/601 (two
+-- function calls where BETWEEN made four) and accept the lengths BETWEEN accepted.
+select is(
+    (
+        select array_agg(c.conname::text order by c.conname)
+        from pg_constraint as c
+        where
+            c.contypid in ('app.lead_name'::regtype, 'app.lead_email'::regtype, 'app.lead_session_id'::regtype)
+            and pg_get_constraintdef(c.oid) like '%<@%' and pg_get_constraintdef(c.oid) not like '%>=%'
+    ),
+    array['lead_email_check', 'lead_name_check', 'lead_session_id_check'],
+    'the name, email and session id checks test their length against one range'
+);
+create function pg_temp.accepts(p_domain regtype, p_value text) returns boolean
+language plpgsql volatile
+as $$
+begin
+    execute format('select %L::%s', p_value, p_domain);
+    return true;
+exception when check_violation then
+    return false;
+end
+$$;
+select is(
+    (
+        select array_agg(format('%s %s', d.domain, n) order by d.domain, n)
+        from
+            (values ('app.lead_name'::regtype, 1, 100), ('app.lead_email', 3, 254), ('app.lead_session_id', 1, 100))
+                as d (domain, low, high),
+            generate_series(0, 300) as n
+        where pg_temp.accepts(d.domain, repeat(chr(233), n)) is distinct from (n between d.low and d.high)
+    ),
+    null,
+    'each accepts the lengths between its bounds and refuses the others (0 to 300 characters)'
+);
+select throws_ok(
+    $$ select pg_temp.lead_with('first_name', quote_literal(repeat('x', 101))) $$, '23514',
+    'value for domain app.lead_name violates check constraint "lead_name_check"',
+    'a first name of 101 characters inserted directly is refused with the domain''s message'
 );
 
 insert into app.leads (first_name, last_name, email, gdpr_consent) values ('I', 'J', 'interactions@example.org', true);
