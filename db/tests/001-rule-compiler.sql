@@ -3,7 +3,7 @@
 -- Bodies: each endpoint's valid example with every field set to each of ~50 hostile values,
 -- every field left out, an unknown field added, and the values themselves as the whole body.
 begin;
-select plan(15);
+select plan(19);
 
 create function pg_temp.corpus(p_example jsonb) returns setof jsonb
 language sql stable as $$
@@ -37,7 +37,23 @@ language sql stable as $$
         (to_jsonb(repeat('a', 58) || '@ex.com')), ('"a.@example.com"'), ('"a@b..com"'), ('"contact-form"'),
         (to_jsonb(repeat('a', 50))), (to_jsonb(repeat('a', 51))), ('"+44 20 7946 0958 "'), ('"+7 123"'),
         ('{"lcp": 1.5, "cls": 0.1}'), ('{"lcp": "1"}'), ('{"lcp": null}'), ('{"cls": 100.5}'), ('{"lcp": true}'),
-        ('{"lcp": [1]}'), ('{"lcp": {}}'), ('[[]]'), ('["/", "/a b"]'), ('"ab"'), ('"abcd"'), ('"abcde"')
+        ('{"lcp": [1]}'), ('{"lcp": {}}'), ('[[]]'), ('["/", "/a b"]'), ('"ab"'), ('"abcd"'), ('"abcde"'),
+        -- Arrays the sure test reads with one jsonpath and its size in bytes: Unicode spaces,
+        -- controls and bidi characters in an item, escapes, lengths at the limit in characters
+        -- and in bytes, items of every type, nesting, 100 and 101 items.
+        ('["/", "/\u0085"]'), ('["/\u2028"]'), ('["/a\nb"]'), ('["/\n"]'), ('["/\u00a0"]'), ('["/\u3000"]'),
+        ('["/\u200b"]'), ('["/\u202e"]'), ('["/\t"]'), ('["/\u007f"]'), ('["/ "]'), ('["/ü", "/日本"]'),
+        ('["/a\"b"]'), ('["/a\\b"]'), ('[null]'), ('["/", null]'), ('[1e131071]'), ('["/", 1]'), ('[true]'),
+        ('[[["/"]]]'), ('[{"a": "/"}]'), ('["/", "x"]'), ('["", "/"]'), ('["/", "/"]'), ('"/"'), ('{"0": "/"}'),
+        (to_jsonb(array['/' || repeat('a', 199)])), (to_jsonb(array['/' || repeat('a', 200)])),
+        (to_jsonb(array['/' || repeat('日', 66)])), (to_jsonb(array['/' || repeat('日', 199)])),
+        (to_jsonb(array['/' || repeat('日', 200)])), (to_jsonb(array_fill('/'::text, array[100]))),
+        (to_jsonb(array_fill('/a'::text, array[48]))), (to_jsonb(array_fill('/'::text, array[49]))),
+        -- Unicode tricks, huge and tiny numbers, deep JSON.
+        ('"\ud83d\ude00"'), ('"e\u0301"'), ('"\u061cJohn"'), ('"\u2066x\u2069"'), ('"ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ"'),
+        ('"john@exаmple.com"'), ('"+٤٤ ٢٠ ٧٩٤٦ ٠٩٥٨"'), ('1e131071'), ('-1e131071'),
+        ('1e-16383'), ('123456789012345678901234567890'), ('2147483647.0'), ('4e9'), ('[1e-16383]'),
+        ((repeat('[', 300) || '"/"' || repeat(']', 300))::jsonb), ((repeat('{"a": ', 300) || '1' || repeat('}', 300))::jsonb)
     )
     select jsonb_set(p_example, array[k], v) from keys, vals
     union all
@@ -112,6 +128,18 @@ select ok(
     and app_logic.submit_lead_passes(jsonb_set(pg_temp.lead_example(), '{firstName}', '" John\u00a0"')),
     'a padded name is not sure, and the exact statements pass it'
 );
+select ok(
+    (
+        select
+            p.prosrc ~ '\(v_0 #> ''\{coreWebVitals,lcp\}''\)'
+            and p.prosrc !~ '-> ''coreWebVitals'' ->'
+            and p.prosrc ~ '\(v_0 -> ''leadSource''\)::text ~ ''\^"\[a-z0-9_\]\*"\$'''
+            and p.prosrc !~ '\(v_0 ->> ''leadSource''\) ~'
+        from pg_proc as p
+        where p.oid = 'app_logic.submit_lead_passes_sure(jsonb)'::regprocedure
+    ),
+    'the sure test looks a nested value up once (#>) and tests leadSource with one regular expression'
+);
 select is_empty(
     $$ select b from pg_temp.corpus('{"sessionId": "s-1", "path": "/ecosystem", "referrer": "https://www.example.com/",
            "deviceType": "mobile", "durationMs": 5300}') as b
@@ -121,13 +149,38 @@ select is_empty(
 );
 -- Inlined: an SQL function the planner could not inline would be called, and counted.
 set local track_functions = 'all';
+-- A small pagesViewed is decided by one jsonpath in the inlined function, a large one (more bytes
+-- than an item's maxLength) by the exact statements.
+select ok(
+    app_logic.submit_lead_passes(jsonb_set(pg_temp.lead_example() - 'browserInfo', '{pagesViewed}', '["/", "/contact"]'))
+    and not app_logic.submit_lead_passes(
+        jsonb_set(pg_temp.lead_example() - 'browserInfo', '{pagesViewed}', '["/", "/a b"]')
+    ),
+    'a lead with a few paths viewed is decided by the compiled rule'
+);
+select is(
+    (
+        select array_agg(f.funcname::text order by f.funcname) from pg_stat_xact_user_functions as f
+        where f.funcname like 'submit\_lead\_passes%'
+    ),
+    null,
+    'a lead without browserInfo and with a few paths viewed calls no compiled function: all of it is inlined SQL'
+);
+select ok(
+    app_logic.submit_lead_passes(
+        jsonb_set(pg_temp.lead_example() - 'browserInfo', '{pagesViewed}', to_jsonb(array_fill('/ecosystem'::text, array[30])))
+    ),
+    'a lead with 30 paths viewed passes (by the exact statements)'
+);
 select ok(app_logic.submit_lead_passes(pg_temp.lead_example()), 'the example lead passes');
 select is(
     (
-        select count(*) from pg_stat_xact_user_functions as f
-        where f.funcname = 'submit_lead_passes_sure'
-    )::integer, 0,
-    'the sure test is inlined into the compiled function'
+        select array_agg(f.funcname::text order by f.funcname) from pg_stat_xact_user_functions as f
+        where f.funcname like 'submit\_lead\_passes%'
+    ),
+    '{submit_lead_passes_large,submit_lead_passes_rest}'::text[],
+    'the compiled rule and its sure test are inlined (SQL): of the compiled functions only the exact statements '
+    'of 30 paths viewed and of browserInfo ran'
 );
 select is_empty(
     $$ select * from pg_temp.disagreements('app_logic.page_view_passes', app_logic.record_page_view_rule(),
@@ -168,7 +221,10 @@ language sql immutable as $$
             "p": {"type": "string", "maxLength": 3, "pattern": "^[a-c]{2,4}$"},
             "t": {"type": "string", "trim": true, "minLength": 3, "multiline": true},
             "en": {"type": "string", "trim": true, "enum": [" x", "y", "zz"], "maxLength": 1},
-            "any": {}
+            "any": {},
+            "pa": {"type": "array", "maxItems": 3, "items": {"type": "string", "maxLength": 40, "pattern": "^(?!x)[a-z]*$"}},
+            "pm": {"type": "array", "items": {"type": "string", "maxLength": 50, "multiline": true}},
+            "pn": {"type": "array", "maxItems": 2}
         }
     }'::jsonb
 $$;
@@ -176,13 +232,14 @@ select app_logic.compile_rule('tap_every_word', pg_temp.every_word_rule());
 select is_empty(
     $$ select * from pg_temp.disagreements('app_logic.tap_every_word', pg_temp.every_word_rule(),
         '{"s": " abc ", "m": "line\nline", "e": "x", "n": 1.5, "i": 3, "b": true, "o": {"deep": [{"k": 1}, {}]},
-          "f": {"a": 1}, "a": [1, 2], "u": "x", "any": [1, {"x": null}], "p": "ab", "t": "abc", "en": "y"}') $$,
+          "f": {"a": 1}, "a": [1, 2], "u": "x", "any": [1, {"x": null}], "p": "ab", "t": "abc", "en": "y",
+          "pa": ["ab", "c"], "pm": ["a\nb"], "pn": [1, "x"]}') $$,
     'a rule using every word compiles to the interpreter''s answers'
 );
 select matches(
     (
         select p.prosrc from pg_proc as p
-        where p.oid = 'app_logic.tap_every_word(jsonb)'::regprocedure
+        where p.oid = 'app_logic.tap_every_word_exact(jsonb)'::regprocedure
     ),
     'app_logic\.check_value\(''value'', v_1, ''\{[^'']*futureWord',
     'a word the compiler does not know is left to the interpreter'
