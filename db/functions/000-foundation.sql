@@ -206,8 +206,6 @@ as $$
 $$;
 comment on function app_logic.request_user_agent() is 'The request''s User-Agent header; null when absent or empty.';
 
--- Keyed hash: IPs and emails are pseudonymised with a secret pepper so they cannot be
--- recovered by hashing every IPv4 address or a list of known emails.
 -- The one keyed hash (pseudonyms, rate-limit keys, spam signatures): HMAC-SHA256 of a text's
 -- UTF-8 bytes with a text key, as 32 bytes. Inlined into its callers like them.
 create function app_logic.hmac_sha256(p_value text, p_key text) returns bytea
@@ -217,6 +215,8 @@ as $$
 $$;
 comment on function app_logic.hmac_sha256(text, text) is 'HMAC-SHA256 of a text (UTF-8) with a key, 32 bytes.';
 
+-- IPs and emails are pseudonymised with a secret pepper so they cannot be recovered by hashing
+-- every IPv4 address or a list of known emails.
 create function app_logic.pseudonym(p_value text, p_pepper text) returns text
 language sql stable
 as $$

@@ -263,8 +263,7 @@ language plpgsql immutable
 as $$
 declare
     v_type text := p_rule ->> 'type';
-    -- A key at a time (cheaper than #> and its array), in brackets: "-" and the comparisons bind
-    -- otherwise.
+    -- In brackets (app_logic.compile_path): "-" and the comparisons bind otherwise.
     v_value text := app_logic.compile_path(p_path);
     v_text text := app_logic.compile_path(p_path, true);
     v_multiline boolean := coalesce((p_rule ->> 'multiline')::boolean, false);

@@ -97,12 +97,6 @@ for each statement execute function app_logic.tg_compile('compile_rate_limit_rul
 
 select app_logic.compile_rate_limit_rules();
 
--- What the upsert's conflict clause (a returning client) asks, each one call given the row and
--- the new row's expires_at, not an expression: the conflict clause's SET and WHERE are set up
--- for every execution of the upsert, a new client's too, and their expression trees cost more
--- to set up than these calls (callgrind: 14k instructions a submission). PL/pgSQL, not SQL: a
--- SQL function with a sub-select is never inlined, so the upsert that calls it would parse and
--- plan it again on every repeat client's request; PL/pgSQL keeps the plan.
 -- The window starts at now - (expires_at - now), in seconds: a new row's expires_at is now + the
 -- window (an interval of days would follow the time zone's clock changes).
 create function app_logic.rate_limit_window_start(p_expires timestamptz, p_now timestamptz) returns timestamptz
@@ -113,6 +107,13 @@ $$;
 comment on function app_logic.rate_limit_window_start(timestamptz, timestamptz) is
 'Where the window of a counter written at p_now with expiry p_expires starts (now + window = p_expires).';
 
+-- What the upsert's conflict clause (a returning client) asks, each one call of the two below
+-- given the row and the new row's expires_at, not an expression: the conflict clause's SET and
+-- WHERE are set up for every execution of the upsert, a new client's too, and their expression
+-- trees cost more to set up than these calls (callgrind: 14k instructions a submission).
+-- PL/pgSQL, not SQL: a SQL function with a sub-select is never inlined, so the upsert that calls
+-- it would parse and plan it again on every repeat client's request; PL/pgSQL keeps the plan.
+--
 -- Whether a log has room for p_cost more hits under the rule of its action and scope.
 create function app_logic.rate_limit_admits(
     p_hits timestamptz[], p_expires timestamptz, p_now timestamptz, p_cost integer, p_action text, p_scope text
