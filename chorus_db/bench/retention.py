@@ -401,8 +401,9 @@ def measure(report: Report, cluster: Cluster, data: Generated, variants: list[di
     )
     # What the vacuum after the job costs the submissions on its own (outside the job's windows).
     if len(sides["vacuum_latencies"]) >= 100 and quiet.p99_ms:
+        vacuum_p99 = percentiles(sides["vacuum_latencies"])[1]
         report.figures["retention: p99 during a vacuum of an emptied table outside the job's windows, ms (over the quiet p99)"] = (
-            f"{percentiles(sides['vacuum_latencies'])[1]:.1f} ({percentiles(sides['vacuum_latencies'])[1] / quiet.p99_ms:.2f})"
+            f"{vacuum_p99:.1f} ({vacuum_p99 / quiet.p99_ms:.2f})"
         )
     pairs = _pair_ratios(load.rows, windows)
     if len(variants) > 1:
@@ -513,8 +514,9 @@ def _report_variants(report: Report, rows: list[tuple[float, float]], windows: l
         total = sum(counts.values()) or 1
         return ", ".join(f"{w} {n / total:.0%}" for w, n in sorted(counts.items(), key=lambda x: -x[1])[:4])
 
-    quiet_all = [la for s, e in ((s, e) for _, s, e in quiet) for la in inside(s, e, GUARD_SECONDS)]
-    print(f"    quiet windows: {len(quiet_all)} samples, p99 {fmt_ms(percentiles(quiet_all)[1])}, "
+    quiet_all = [la for _, s, e in quiet for la in inside(s, e, GUARD_SECONDS)]
+    quiet_p99 = percentiles(quiet_all)[1]
+    print(f"    quiet windows: {len(quiet_all)} samples, p99 {fmt_ms(quiet_p99)}, "
           f"waits: {top_waits([(s, e) for _, s, e in quiet])}", flush=True)
     with psycopg.connect(url, autocommit=True) as conn:
         for name in dict.fromkeys(window_variant):
@@ -533,7 +535,7 @@ def _report_variants(report: Report, rows: list[tuple[float, float]], windows: l
                     ["started_at between to_timestamp(%s) and to_timestamp(%s)"] * len(idx)),
                 [x for i in idx for x in (busy[i][1], busy[i][2])],
             ).fetchone()
-            p99, quiet_p99 = percentiles(pooled)[1], percentiles(quiet_all)[1]
+            p99 = percentiles(pooled)[1]
             pooled_ratio = f"{p99 / quiet_p99:.2f}" if p99 and quiet_p99 else "-"
             pair = f"{statistics.median(ratios):.2f}" if ratios else "-"
             line = (f"{len(idx)} windows ({seconds:.0f} s), {len(pooled)} samples, p99 {fmt_ms(p99)} ms "

@@ -196,6 +196,15 @@ $$;
 comment on function app_logic.compile_path(text[], boolean) is
 'The expression of the value (or its text) at p_path of v_0 (app_logic.compile_rule''s parts).';
 
+-- A text as a jsonpath string literal: in double quotes, backslashes and quotes escaped.
+create function app_logic.jsonpath_string(p_text text) returns text
+language sql immutable
+as $$
+    select '"' || replace(replace(p_text, '\', '\\'), '"', '\"') || '"'
+$$;
+comment on function app_logic.jsonpath_string(text) is
+'A text as a jsonpath string literal (app_logic.compile_rule''s parts).';
+
 -- The check of an array property (p_value, an expression) in the compiled function, after its
 -- sure test, or null when it has none: items that are strings of one line, without trim, enum or
 -- minLength, and a maxLength. An array that is absent passes; one that is small enough is
@@ -225,12 +234,10 @@ begin
         ) then
         return null;
     end if;
-    -- A jsonpath string literal: backslashes and quotes escaped.
-    v_filter := format('@.type() != "string" || @ like_regex "%s"',
-        replace(replace('[' || app_logic.control_characters(false) || ']', '\', '\\'), '"', '\"'));
+    v_filter := format('@.type() != "string" || @ like_regex %s',
+        app_logic.jsonpath_string('[' || app_logic.control_characters(false) || ']'));
     if v_items ? 'pattern' then
-        v_filter := v_filter || format(' || !(@ like_regex "%s")',
-            replace(replace(v_items ->> 'pattern', '\', '\\'), '"', '\"'));
+        v_filter := v_filter || format(' || !(@ like_regex %s)', app_logic.jsonpath_string(v_items ->> 'pattern'));
     end if;
     return format('case when jsonb_typeof(coalesce(%s, ''null'')) = ''null'' then true '
         || 'when jsonb_typeof(%s) = ''array'' and pg_column_size(%s) <= %s%s then not (%s @? %L) else %s end',
