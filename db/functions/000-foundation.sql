@@ -887,6 +887,16 @@ as $$
 $$;
 comment on function app_logic.core_web_vitals_rule() is 'Rule of a coreWebVitals object: known metrics only, each >= 0.';
 
+-- One escape for every page and picture the database writes: HTML (consent links) and SVG (the
+-- logo heatmap). The apostrophe as a numeric reference, which HTML and XML both read, so the text
+-- is safe in content and in an attribute value whichever quote the attribute uses.
+create function app_logic.html_escape(p_text text) returns text
+language sql immutable
+as $$
+    select replace(replace(replace(replace(replace(p_text, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&#39;')
+$$;
+comment on function app_logic.html_escape(text) is 'Text made safe to place in HTML or XML content and attribute values.';
+
 -- CSV (Accept: text/csv, GET of any view) --------------------------------------------------
 -- PostgREST 12 serves text/csv with an aggregate over anyelement that returns the domain
 -- "text/csv" (a media type handler), in place of its built-in CSV, which printed cells such as

@@ -211,13 +211,6 @@ as $$
 $$;
 comment on function app_logic.viridis(double precision) is 'The viridis colour (#rrggbb) at t in [0, 1].';
 
-create function app_logic.xml_text(p_text text) returns text
-language sql immutable
-as $$
-    select replace(replace(replace(replace(p_text, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;')
-$$;
-comment on function app_logic.xml_text(text) is 'Text escaped for XML content and attribute values.';
-
 -- The picture: the grid on the left (square cells, empty ones light grey), a legend on the
 -- right (the viridis bar from 1 to the largest count, and the empty-cell swatch), a title and
 -- a text alternative for screen readers.
@@ -262,12 +255,12 @@ as $$
     select
         '<svg xmlns="http://www.w3.org/2000/svg" width="640" height="560" viewBox="0 0 640 560" '
         || 'role="img" aria-labelledby="heatmap-title heatmap-desc" font-family="DejaVu Sans, Arial, sans-serif">'
-        || format('<title id="heatmap-title">Logo interaction heatmap</title><desc id="heatmap-desc">%s</desc>', app_logic.xml_text(p.summary))
+        || format('<title id="heatmap-title">Logo interaction heatmap</title><desc id="heatmap-desc">%s</desc>', app_logic.html_escape(p.summary))
         || '<defs><linearGradient id="viridis" x1="0" y1="1" x2="0" y2="0">' || l.stops || '</linearGradient></defs>'
         || '<rect width="640" height="560" fill="#ffffff"/>'
         || format(
             '<text x="20" y="28" font-size="18" fill="#111111">Logo interactions: %s, %s</text>',
-            app_logic.xml_text(coalesce('theme ' || (p_grid ->> 'theme'), 'every theme')), p.span
+            app_logic.html_escape(coalesce('theme ' || (p_grid ->> 'theme'), 'every theme')), p.span
         )
         || format(
             '<text x="20" y="48" font-size="13" fill="#333333">%s points from %s posts; %s x %s grid, top of the logo at the top</text>',

@@ -265,13 +265,6 @@ comment on function app_logic.link_answer(jsonb, text, text, text) is
 'Answer a consent link as HTML (Accept: text/html) or JSON, with no-store and no-referrer; with a button label, '
 'the HTML page holds the form that POSTs the token.';
 
-create function app_logic.html_escape(p_text text) returns text
-language sql immutable
-as $$
-    select replace(replace(replace(replace(replace(p_text, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&#39;')
-$$;
-comment on function app_logic.html_escape(text) is 'Text made safe to place in HTML.';
-
 -- The body nginx builds from the link's query string: {"token": "..."}.
 create function app_logic.consent_link_rule() returns jsonb
 language sql immutable
