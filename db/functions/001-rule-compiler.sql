@@ -16,7 +16,7 @@
 -- call ran as a query of its own.
 --
 -- Before those statements runs the rule's sure test (app_logic.compile_sure, below): one
--- expression of few nodes per field, true only for a body that passes, which leaves the
+-- constant jsonpath and a few SQL conditions per field, true only for a body that passes, which leaves the
 -- statements to the bodies it is not sure of and to the properties it has no test for. With a
 -- sure test, the compiled function itself is SQL that the planner inlines into its caller's
 -- statement (app_logic.compile_rule): a body the sure test passes costs no PL/pgSQL call.
@@ -251,21 +251,43 @@ comment on function app_logic.compile_array_check(jsonb, text, text) is
 'The compiled function''s check of an array of one-line strings (one jsonpath over the items), or null '
 '(app_logic.compile_rule''s parts).';
 
--- The sure test: one SQL expression that is true only for a value that passes p_rule, false for
--- every value it is not sure of (the exact statements above then decide), and null or true for
--- an absent value (SQL null), so that the tests of a body's properties combine with AND, an
--- absent one changing nothing. Null when the rule has no such expression (arrays, free-form
--- JSON, words the compiler does not know). p_path is the value's place in the body v_0.
+-- The jsonpath accessor of the value at p_path ($ for the body itself): each key quoted.
+create function app_logic.jsonpath_accessor(p_path text[]) returns text
+language sql immutable
+as $$
+    select '$' || coalesce((select string_agg('.' || app_logic.jsonpath_string(k), '' order by n)
+        from unnest(p_path) with ordinality as p (k, n)), '')
+$$;
+comment on function app_logic.jsonpath_accessor(text[]) is
+'The jsonpath accessor of the value at p_path of the body (app_logic.compile_rule''s parts).';
+
+-- The sure test: true only for a value that passes p_rule, false for every value it is not
+-- sure of (the exact statements above then decide), and true for an absent value, so that the
+-- tests of a body's properties combine with AND, an absent one changing nothing. Null (both
+-- parts) when the rule has no such test (arrays, free-form JSON, words the compiler does not
+-- know); two empty arrays for "any value". p_path is the value's place in the body v_0.
+-- The test comes in two parts: paths, jsonpath predicates that app_logic.compile_rule joins
+-- into ONE constant jsonpath (v_0 @@ '...'), and conds, SQL conditions for what jsonpath cannot
+-- see (a string's length, a number's scale, the phone's check).
 --
--- Why: the exact statements cost about half a microsecond of set-up per expression node in every
--- transaction, three to four dozen nodes per field. The sure test reads a value's JSON text, in
--- which a string's quotes say its type and every control character but DEL, C1 and bidi shows
--- as a backslash escape, so one regular expression per string says type, control characters and
--- trimming (no trimmed character at either end: the text is its own trimmed form, and its
--- lengths are exact); jsonb's own order says a number's type and range (null < string < number
--- < boolean < array < object). A valid value it is not sure of (padded with spaces, a JSON null,
--- a number written 3.0, a long address) costs the exact statements as well.
-create function app_logic.compile_sure(p_rule jsonb, p_path text[]) returns text
+-- Why: PostgreSQL sets every expression node up again in every transaction (about half a
+-- microsecond each) and the sure test had three to four dozen nodes per field; a constant
+-- jsonpath is one node, and its executor has no per-transaction set-up (session 9: the lead's
+-- sure test 340k -> about 200k instructions). In lax mode, jsonpath unwraps arrays in a
+-- filter and in a comparison ("John" and ["John"] alike), but not for .type(): so every value
+-- is first tested as `!(A.type() != "T")`, true for an absent value (an empty sequence) and for
+-- a value of type T only, and then as `!exists(A ? (!(C)))`, no value at A failing C. C is
+-- never unknown on a value of type T (like_regex on a string, comparisons of numbers with
+-- numbers, of strings with strings), so no failing value slips through as unknown; the whole
+-- predicate is read with `is true`, so an unknown result is not sure. like_regex takes the
+-- flag "s", so that its flags are those of `~` (no newline rule). A string's length and a
+-- number's scale are invisible to jsonpath (no length method; 3.000 equals 3): SQL tests them,
+-- after the jsonpath (a number is printed only once it is known to be in range). A valid value
+-- it is not sure of (padded with spaces, a JSON null, a number written 3.0, a long address)
+-- costs the exact statements as well.
+create function app_logic.compile_sure(
+    p_rule jsonb, p_path text[], p_scale_apart boolean default false, out paths text[], out conds text[]
+)
 language plpgsql immutable
 as $$
 declare
@@ -273,43 +295,45 @@ declare
     -- In brackets (app_logic.compile_path): "-" and the comparisons bind otherwise.
     v_value text := app_logic.compile_path(p_path);
     v_text text := app_logic.compile_path(p_path, true);
+    v_at text := app_logic.jsonpath_accessor(p_path);
     v_multiline boolean := coalesce((p_rule ->> 'multiline')::boolean, false);
     v_min numeric := (p_rule ->> 'minLength')::numeric;
     v_max numeric := (p_rule ->> 'maxLength')::numeric;
-    v_conds text[] := '{}';
+    v_kind text; -- the jsonpath type of a value that passes
+    v_checks text[] := '{}'; -- jsonpath conditions on such a value (@)
     v_middle text;
     v_end text;
     v_pattern text;
     v_match text[];
-    v_sub text;
+    v_sub record;
 begin
     if exists (select from jsonb_object_keys(p_rule) as k where k <> all(app_logic.compiled_rule_words())) then
-        return null;
+        return;
     end if;
+    paths := '{}';
+    conds := '{}';
     if v_type is null then
-        return 'true'; -- any JSON value
+        return; -- any JSON value
     elsif v_type in ('string', 'email', 'phone') and p_rule ? 'enum' then
-        -- The listed values that pass the whole rule, as JSON (check_value says which, at build
-        -- time); an absent value compares null.
-        v_conds := array(
-            select e.value::text from jsonb_array_elements(p_rule -> 'enum') as e (value)
+        -- The listed values that pass the whole rule (check_value says which, at build time).
+        v_kind := 'string';
+        v_checks := array[(
+            select string_agg(format('@ == %s', app_logic.jsonpath_string(e.value #>> '{}')), ' || ')
+            from jsonb_array_elements(p_rule -> 'enum') as e (value)
             where jsonb_typeof(e.value) = 'string'
                 and jsonb_array_length(app_logic.check_value('value', e.value, p_rule)) = 0
-        );
-        if cardinality(v_conds) = 0 then
-            return format('case when %s is not null then false end', v_value); -- no value passes: never sure
+        )];
+        if v_checks[1] is null then
+            paths := array[format('!exists(%s)', v_at)]; -- no value passes: never sure
+            return;
         end if;
-        return format('%s = any(%L::jsonb[])', v_value, v_conds);
     elsif v_type in ('string', 'email', 'phone') then
-        -- Characters between the quotes: none that needs a backslash (a multi-line text may hold
-        -- \n, \r and \t), none of the other control characters; a trimmed text has none of the
-        -- trimmed characters at its ends.
-        v_middle := format('[^"\\%s]', app_logic.control_characters(v_multiline));
-        if v_multiline then
-            v_middle := format('(?:%s|\\[nrt])', v_middle);
-        end if;
+        v_kind := 'string';
+        -- No control character; a trimmed text has none of the trimmed characters at its ends
+        -- (it is its own trimmed form, so its lengths are exact).
+        v_middle := format('[^%s]', app_logic.control_characters(v_multiline));
         v_end := case when coalesce((p_rule ->> 'trim')::boolean, false)
-            then format('[^"\\%s%s]', app_logic.control_characters(v_multiline), (
+            then format('[^%s%s]', app_logic.control_characters(v_multiline), (
                 select string_agg('\u' || lpad(to_hex(ascii(c)), 4, '0'), '')
                 from regexp_split_to_table(app_logic.trim_characters(), '') as c
             ))
@@ -319,8 +343,8 @@ begin
             v_pattern := format('(?:%s)?', v_pattern);
         end if;
         if v_type = 'email' then
-            -- An address's characters need no escape and none is trimmed; at most 64 of them
-            -- keep the local part, every label and the whole within their limits.
+            -- An address's characters are neither controls nor trimmed; at most 64 of them keep
+            -- the local part, every label and the whole within their limits.
             v_pattern := app_logic.email_pattern();
             if left(v_pattern, 1) <> '^' or right(v_pattern, 1) <> '$' then
                 raise exception 'app_logic.email_pattern() must be anchored' using errcode = 'CHX01';
@@ -328,12 +352,12 @@ begin
             v_pattern := substr(v_pattern, 2, char_length(v_pattern) - 2);
             v_max := least(coalesce(v_max, 64), 64);
         end if;
-        v_conds := array[format('%s::text ~ %L', v_value, '^"' || v_pattern || '"$')];
+        v_checks := array[format('@ like_regex %s flag "s"', app_logic.jsonpath_string('^' || v_pattern || '$'))];
         if v_min > 1 then
-            v_conds := v_conds || format('char_length(%s) >= %s', v_text, v_min);
+            conds := conds || format('char_length(%s) >= %s', v_text, v_min);
         end if;
         if v_max is not null then
-            v_conds := v_conds || format('char_length(%s) <= %s', v_text, v_max);
+            conds := conds || format('char_length(%s) <= %s', v_text, v_max);
         end if;
         -- ^[...]{m,n}$ is ^[...]*$ and a length from m to n: a bounded repeat is the slow case of
         -- PostgreSQL's regular expressions (45k instructions for leadSource's, 5k without).
@@ -341,112 +365,153 @@ begin
         if v_match is not null and v_type = 'string'
             and v_match[1] ~ '^\[(?:[A-Za-z0-9_]|[a-z]-[a-z]|[A-Z]-[A-Z]|[0-9]-[0-9])+\]$' then
             -- Letters, digits and _ only: none is escaped in JSON text, trimmed or a control
-            -- character, so one regular expression on the JSON text says it all (one of two).
-            v_conds[1] := format('%s::text ~ %L', v_value, '^"' || v_match[1] || '*"$');
+            -- character, so one regular expression on the JSON text says type and characters.
+            v_kind := null;
+            v_checks := '{}';
+            conds := format('%s::text ~ %L', v_value, '^"' || v_match[1] || '*"$') || conds;
         elsif v_match is not null then
-            v_conds := v_conds || format('%s ~ %L', v_text, '^' || v_match[1] || '*$');
+            v_checks := v_checks || format('@ like_regex %s flag "s"', app_logic.jsonpath_string('^' || v_match[1] || '*$'));
         end if;
         if v_match is not null then
             if v_match[2]::integer > coalesce(v_min, 0) then
-                v_conds := v_conds || format('char_length(%s) >= %s', v_text, v_match[2]);
+                conds := conds || format('char_length(%s) >= %s', v_text, v_match[2]);
             end if;
             if v_match[3]::integer < coalesce(v_max, v_match[3]::integer + 1) then
-                v_conds := v_conds || format('char_length(%s) <= %s', v_text, v_match[3]);
+                conds := conds || format('char_length(%s) <= %s', v_text, v_match[3]);
             end if;
         elsif p_rule ? 'pattern' then
-            v_conds := v_conds || format('%s ~ %L', v_text, p_rule ->> 'pattern');
+            v_checks := v_checks || format('@ like_regex %s flag "s"', app_logic.jsonpath_string(p_rule ->> 'pattern'));
         end if;
         if v_type = 'email' then
-            v_conds := v_conds || format('%s !~ %L', v_text, app_logic.email_dots_pattern());
+            v_checks := v_checks || format('!(@ like_regex %s flag "s")', app_logic.jsonpath_string(app_logic.email_dots_pattern()));
         elsif v_type = 'phone' then
             -- Only for a phone that is there: the function is PL/pgSQL.
-            v_conds := v_conds || format(
+            conds := conds || format(
                 'case when %s is not null then (app_logic.phone_to_e164(%s)).problem is null end', v_value, v_text
             );
         end if;
     elsif v_type = 'boolean' then
-        if not p_rule ? 'const' then
-            return format('%s = any(''{true,false}''::jsonb[])', v_value);
-        elsif jsonb_typeof(p_rule -> 'const') = 'boolean' then
-            return format('%s = %L::jsonb', v_value, p_rule -> 'const');
+        v_kind := 'boolean';
+        if p_rule ? 'const' and jsonb_typeof(p_rule -> 'const') = 'boolean' then
+            v_checks := array[format('@ == %s', p_rule -> 'const')];
+        elsif p_rule ? 'const' then
+            paths := array[format('!exists(%s)', v_at)]; -- no value passes: never sure
+            return;
         end if;
-        return format('case when %s is not null then false end', v_value); -- no value passes: never sure
     elsif v_type in ('integer', 'number') then
-        -- Bounds on both sides say the type too.
+        v_kind := 'number';
         if p_rule ? 'minimum' then
-            v_conds := v_conds || format('%s >= %L::jsonb', v_value, to_jsonb((p_rule ->> 'minimum')::numeric));
+            v_checks := v_checks || format('@ >= %s', (p_rule ->> 'minimum')::numeric);
         end if;
         if p_rule ? 'maximum' then
-            v_conds := v_conds || format('%s <= %L::jsonb', v_value, to_jsonb((p_rule ->> 'maximum')::numeric));
-        end if;
-        if not (p_rule ? 'minimum' and p_rule ? 'maximum') then
-            v_conds := v_conds || format('jsonb_typeof(%s) = ''number''', v_value);
+            v_checks := v_checks || format('@ <= %s', (p_rule ->> 'maximum')::numeric);
         end if;
         -- A number's text shows every digit of its scale: none after the point for an integer,
-        -- at most 32 in at most 34 characters.
-        v_conds := v_conds || case when v_type = 'integer' then format('strpos(%s::text, ''.'') = 0', v_value)
-            else format('char_length(%s::text) <= 34', v_value) end;
+        -- at most 32 in at most 34 characters (unless the caller tests all numbers of the object
+        -- at once: app_logic.compile_sure_properties).
+        if v_type = 'integer' then
+            conds := conds || format('strpos(%s::text, ''.'') = 0', v_value);
+        elsif not p_scale_apart then
+            conds := conds || format('char_length(%s::text) <= 34', v_value);
+        end if;
     elsif v_type = 'object' then
         if p_rule ? 'maxBytes' or jsonb_typeof(p_rule -> 'additionalProperties') = 'object' then
-            return null;
+            paths := null;
+            conds := null;
+            return;
         end if;
-        if not (p_rule ? 'properties' or p_rule ? 'additionalProperties') then
-            return format('jsonb_typeof(%s) = ''object''', v_value);
+        v_kind := 'object';
+        if p_rule ? 'properties' or p_rule ? 'additionalProperties' then
+            v_sub := app_logic.compile_sure_properties(p_rule, p_path);
+            if v_sub.paths is null then
+                paths := null;
+                conds := null;
+                return;
+            end if;
+            paths := v_sub.paths;
+            conds := v_sub.conds;
         end if;
-        v_sub := app_logic.compile_sure_properties(p_rule, p_path);
-        if v_sub is null then
-            return null;
-        end if;
-        -- The type first: "-" fails on a scalar.
-        return format('case when jsonb_typeof(%s) <> ''object'' then false else %s end', v_value, v_sub);
     else
-        return null; -- an array: app_logic.compile_array_check or the exact statements
+        paths := null; -- an array: app_logic.compile_array_check or the exact statements
+        conds := null;
+        return;
     end if;
-    return array_to_string(v_conds, ' and ');
+    if v_kind is not null then
+        paths := format('!(%s.type() != %s)', v_at, app_logic.jsonpath_string(v_kind))
+            || case when cardinality(v_checks) > 0
+                then array[format('!exists(%s ? (!(%s)))', v_at, array_to_string(v_checks, ' && '))] else '{}' end
+            || paths;
+    end if;
 end
 $$;
-comment on function app_logic.compile_sure(jsonb, text[]) is
-'One SQL expression true only for a value at p_path of v_0 that passes the rule (null or true when absent); '
-'null when the rule has none (app_logic.compile_rule''s parts).';
+comment on function app_logic.compile_sure(jsonb, text[], boolean) is
+'The sure test of a value at p_path of v_0 that passes the rule (true when absent): jsonpath predicates (paths) and '
+'SQL conditions (conds); both null when the rule has none (app_logic.compile_rule''s parts).';
 
--- The sure test of an object at p_path (v_0 itself for '{}'), known to be an object: no unknown
--- key, the required ones there and not null, and each property's sure test; null when a property
--- has none, unless p_exact lists it: then the caller runs its exact statements.
-create function app_logic.compile_sure_properties(p_rule jsonb, p_path text[], p_exact text[] default null)
-returns text
+-- The sure test of an object at p_path (v_0 itself for '{}'), known to be an object or absent:
+-- no unknown key, the required ones there and not null, and each property's sure test; null
+-- when a property has none, unless p_exact lists it: then the caller runs its exact statements.
+-- The numbers of a nested object (coreWebVitals) are tested for their scale at once: the
+-- printed array of its numbers, [a, b, c], at most 36 characters long, holds none longer than
+-- 34 (one test where each number had its own: 5 metrics, 26k instructions).
+create function app_logic.compile_sure_properties(
+    p_rule jsonb, p_path text[], p_exact text[] default null, out paths text[], out conds text[]
+)
 language plpgsql immutable
 as $$
 declare
     v_object text := app_logic.compile_path(p_path);
-    v_conds text[];
+    v_at text := app_logic.jsonpath_accessor(p_path);
+    v_keys text[] := array(select k from jsonb_object_keys(coalesce(p_rule -> 'properties', '{}')) as k order by k);
+    v_required text[] := array(select r from jsonb_array_elements_text(coalesce(p_rule -> 'required', '[]')) as r order by r);
+    v_numbers boolean := cardinality(p_path) > 0 and (
+        select count(*) from jsonb_each(coalesce(p_rule -> 'properties', '{}')) as p (k, r) where p.r ->> 'type' = 'number'
+    ) > 1;
     v_key text;
-    v_sub text;
+    v_sub record;
 begin
-    v_conds := array[format('(%s - %L::text[]) = ''{}''::jsonb', v_object,
-        array(select k from jsonb_object_keys(coalesce(p_rule -> 'properties', '{}')) as k order by k))];
-    if jsonb_array_length(coalesce(p_rule -> 'required', '[]')) > 0 then
-        v_conds := v_conds || format('%s ?& %L::text[]', v_object,
-            array(select r from jsonb_array_elements_text(p_rule -> 'required') as r order by r));
+    paths := '{}';
+    conds := '{}';
+    if cardinality(p_path) = 0 then
+        conds := array[format('(%s - %L::text[]) = ''{}''::jsonb', v_object, v_keys)];
+        if cardinality(v_required) > 0 then
+            conds := conds || format('%s ?& %L::text[]', v_object, v_required);
+        end if;
+    else
+        -- .keyvalue() on an object known to be one (the caller's type test comes first).
+        paths := array[format('!exists(%s.keyvalue() ? (!(%s)))', v_at, coalesce(
+            (select string_agg(format('@.key == %s', app_logic.jsonpath_string(k)), ' || ') from unnest(v_keys) as k),
+            'false'))];
+        if cardinality(v_required) > 0 then
+            paths := paths || format('(!exists(%s) || %s)', v_at, (
+                select string_agg(format('exists(%1$s.%2$s) && %1$s.%2$s.type() != "null"', v_at, app_logic.jsonpath_string(r)), ' && ')
+                from unnest(v_required) as r
+            ));
+        end if;
     end if;
-    for v_key in select k from jsonb_object_keys(coalesce(p_rule -> 'properties', '{}')) as k order by k loop
-        v_sub := app_logic.compile_sure(p_rule -> 'properties' -> v_key, p_path || v_key);
-        if v_sub is null and not v_key = any(coalesce(p_exact, '{}')) then
-            return null;
+    foreach v_key in array v_keys loop
+        v_sub := app_logic.compile_sure(p_rule -> 'properties' -> v_key, p_path || v_key, v_numbers);
+        if v_sub.paths is null and not v_key = any(coalesce(p_exact, '{}')) then
+            paths := null;
+            conds := null;
+            return;
         end if;
         -- A required value must not be JSON null; every sure test but "any value" says so.
-        if coalesce(v_sub, 'true') = 'true' and p_rule -> 'required' ? v_key then
-            v_sub := format('%s -> %L <> ''null''::jsonb', v_object, v_key);
+        if v_sub.paths = '{}' and v_sub.conds = '{}' and v_key = any(v_required) and cardinality(p_path) = 0 then
+            conds := conds || format('%s -> %L <> ''null''::jsonb', v_object, v_key);
         end if;
-        if coalesce(v_sub, 'true') <> 'true' then
-            v_conds := v_conds || v_sub;
-        end if;
+        paths := paths || v_sub.paths;
+        conds := conds || v_sub.conds;
     end loop;
-    return array_to_string(v_conds, E'\n        and ');
+    if v_numbers then
+        conds := conds || format('char_length(jsonb_path_query_array(v_0, %L, ''{}'', true)::text) <= 36',
+            format('strict %s.* ? (@.type() == "number")', v_at));
+    end if;
 end
 $$;
 comment on function app_logic.compile_sure_properties(jsonb, text[], text[]) is
-'The sure test of the object at p_path (no unknown key, required ones present, each property''s test); '
-'null when a property not in p_exact has none (app_logic.compile_rule''s parts).';
+'The sure test of the object at p_path (no unknown key, required ones present, each property''s test) as '
+'jsonpath predicates and SQL conditions; null when a property not in p_exact has none (app_logic.compile_rule''s parts).';
 
 -- Create app_logic.<p_name>(p_body jsonb) returns boolean in PL/pgSQL: p_code (statements that
 -- return false for a body that fails) on v_0, then true.
@@ -500,7 +565,7 @@ as $$
 declare
     v_exact text[] := array(
         select k from jsonb_object_keys(coalesce(p_rule -> 'properties', '{}')) as k
-        where app_logic.compile_sure(p_rule -> 'properties' -> k, array[k]) is null order by k
+        where (app_logic.compile_sure(p_rule -> 'properties' -> k, array[k])).paths is null order by k
     );
     v_code text := app_logic.compile_object(p_rule, 0, '    ');
     v_rest text := '';
@@ -509,6 +574,7 @@ declare
     v_slow text[] := '{}';
     v_check text;
     v_key text;
+    v_sure record;
     v_comment text := 'Whether a body passes its rule (compiled by app_logic.compile_rule; app_logic.validate explains '
         || 'a refusal).';
 begin
@@ -517,8 +583,13 @@ begin
         perform app_logic.compile_plpgsql(p_name, v_code, v_comment);
         return;
     end if;
+    -- The jsonpath first: the SQL conditions print a number only once it is known to be in range.
+    v_sure := app_logic.compile_sure_properties(p_rule, '{}', v_exact);
     execute format(E'create function app_logic.%I(v_0 jsonb) returns boolean\nlanguage sql stable\nas $sure$\n'
-        || E'    select %s\n$sure$', p_name || '_sure', app_logic.compile_sure_properties(p_rule, '{}', v_exact));
+        || E'    select %s\n$sure$', p_name || '_sure', coalesce(nullif(array_to_string(
+            case when cardinality(v_sure.paths) > 0
+                then array[format('(v_0 @@ %L::jsonpath) is true', array_to_string(v_sure.paths, E'\n        && '))] else '{}' end
+            || v_sure.conds, E'\n        and '), ''), 'true'));
     execute format('comment on function app_logic.%I(jsonb) is %L', p_name || '_sure',
         format('True only for a body that passes its rule, false for one it is not sure of, apart from the '
             || 'properties %s (compiled by app_logic.compile_rule; app_logic.%s decides).', v_exact, p_name));
