@@ -261,32 +261,30 @@ $$;
 comment on function app_logic.jsonpath_accessor(text[]) is
 'The jsonpath accessor of the value at p_path of the body (app_logic.compile_rule''s parts).';
 
--- The sure test: true only for a value that passes p_rule, false for every value it is not
--- sure of (the exact statements above then decide), and true for an absent value, so that the
--- tests of a body's properties combine with AND, an absent one changing nothing. Null (both
--- parts) when the rule has no such test (arrays, free-form JSON, words the compiler does not
--- know); two empty arrays for "any value". p_path is the value's place in the body v_0.
--- The test comes in two parts: paths, jsonpath predicates that app_logic.compile_rule joins
--- into ONE constant jsonpath (v_0 @@ '...'), and conds, SQL conditions for what jsonpath cannot
--- see (a string's length, a number's scale, the phone's check).
+-- The sure test of one value: true only for a value that passes p_rule, and never for a value it
+-- is not sure of (the exact statements above then decide). p_path is the value's place in the
+-- body v_0. It comes in two parts: test, a strict-mode jsonpath condition on the value (@), and
+-- conds, SQL conditions for what jsonpath cannot see (a string's length, a number's scale, the
+-- phone's check), true or null for an absent value. conds is null when the rule has no sure test
+-- (arrays, free-form JSON, words the compiler does not know); test is null for "any value".
+-- app_logic.compile_rule joins the tests of all properties into ONE constant jsonpath
+-- (v_0 @@ '...'), their conds after it.
 --
 -- Why: PostgreSQL sets every expression node up again in every transaction (about half a
 -- microsecond each) and the sure test had three to four dozen nodes per field; a constant
 -- jsonpath is one node, and its executor has no per-transaction set-up (session 9: the lead's
--- sure test 340k -> about 200k instructions). In lax mode, jsonpath unwraps arrays in a
--- filter and in a comparison ("John" and ["John"] alike), but not for .type(): so every value
--- is first tested as `!(A.type() != "T")`, true for an absent value (an empty sequence) and for
--- a value of type T only, and then as `!exists(A ? (!(C)))`, no value at A failing C. C is
--- never unknown on a value of type T (like_regex on a string, comparisons of numbers with
--- numbers, of strings with strings), so no failing value slips through as unknown; the whole
--- predicate is read with `is true`, so an unknown result is not sure. like_regex takes the
--- flag "s", so that its flags are those of `~` (no newline rule). A string's length and a
--- number's scale are invisible to jsonpath (no length method; 3.000 equals 3): SQL tests them,
--- after the jsonpath (a number is printed only once it is known to be in range). A valid value
--- it is not sure of (padded with spaces, a JSON null, a number written 3.0, a long address)
--- costs the exact statements as well.
+-- sure test 340k -> about 190k instructions). Strict mode, because lax mode unwraps an array in
+-- a filter and a comparison ("John" and ["John"] alike). In strict mode a test on a value of the
+-- wrong type (like_regex on a number, a comparison of a string with a number, of an array with
+-- anything) is unknown, never true, so `exists(A ? (test))` is true only for a value of the
+-- right type that passes; the whole predicate is read with `is true`, so an unknown result is
+-- not sure. like_regex takes the flag "s", so that its flags are those of `~` (no newline rule).
+-- A string's length and a number's scale are invisible to jsonpath (no length method; 3.000
+-- equals 3): SQL tests them, after the jsonpath (a number is printed only once it is known to be
+-- in range). A valid value it is not sure of (padded with spaces, a JSON null, a number written
+-- 3.0, a long address) costs the exact statements as well.
 create function app_logic.compile_sure(
-    p_rule jsonb, p_path text[], p_scale_apart boolean default false, out paths text[], out conds text[]
+    p_rule jsonb, p_path text[], p_scale_apart boolean default false, out test text, out conds text[]
 )
 language plpgsql immutable
 as $$
@@ -295,40 +293,35 @@ declare
     -- In brackets (app_logic.compile_path): "-" and the comparisons bind otherwise.
     v_value text := app_logic.compile_path(p_path);
     v_text text := app_logic.compile_path(p_path, true);
-    v_at text := app_logic.jsonpath_accessor(p_path);
     v_multiline boolean := coalesce((p_rule ->> 'multiline')::boolean, false);
     v_min numeric := (p_rule ->> 'minLength')::numeric;
     v_max numeric := (p_rule ->> 'maxLength')::numeric;
-    v_kind text; -- the jsonpath type of a value that passes
-    v_checks text[] := '{}'; -- jsonpath conditions on such a value (@)
+    v_checks text[] := '{}';
     v_middle text;
     v_end text;
     v_pattern text;
     v_match text[];
+    v_cases text[] := '{}';
+    v_key text;
     v_sub record;
+    v_numbers boolean;
 begin
     if exists (select from jsonb_object_keys(p_rule) as k where k <> all(app_logic.compiled_rule_words())) then
         return;
     end if;
-    paths := '{}';
     conds := '{}';
     if v_type is null then
         return; -- any JSON value
     elsif v_type in ('string', 'email', 'phone') and p_rule ? 'enum' then
-        -- The listed values that pass the whole rule (check_value says which, at build time).
-        v_kind := 'string';
-        v_checks := array[(
+        -- The listed values that pass the whole rule (check_value says which, at build time);
+        -- none: never sure (type() is never "none").
+        test := coalesce((
             select string_agg(format('@ == %s', app_logic.jsonpath_string(e.value #>> '{}')), ' || ')
             from jsonb_array_elements(p_rule -> 'enum') as e (value)
             where jsonb_typeof(e.value) = 'string'
                 and jsonb_array_length(app_logic.check_value('value', e.value, p_rule)) = 0
-        )];
-        if v_checks[1] is null then
-            paths := array[format('!exists(%s)', v_at)]; -- no value passes: never sure
-            return;
-        end if;
+        ), '@.type() == "none"');
     elsif v_type in ('string', 'email', 'phone') then
-        v_kind := 'string';
         -- No control character; a trimmed text has none of the trimmed characters at its ends
         -- (it is its own trimmed form, so its lengths are exact).
         v_middle := format('[^%s]', app_logic.control_characters(v_multiline));
@@ -366,7 +359,6 @@ begin
             and v_match[1] ~ '^\[(?:[A-Za-z0-9_]|[a-z]-[a-z]|[A-Z]-[A-Z]|[0-9]-[0-9])+\]$' then
             -- Letters, digits and _ only: none is escaped in JSON text, trimmed or a control
             -- character, so one regular expression on the JSON text says type and characters.
-            v_kind := null;
             v_checks := '{}';
             conds := format('%s::text ~ %L', v_value, '^"' || v_match[1] || '*"$') || conds;
         elsif v_match is not null then
@@ -390,128 +382,111 @@ begin
                 'case when %s is not null then (app_logic.phone_to_e164(%s)).problem is null end', v_value, v_text
             );
         end if;
+        test := nullif(array_to_string(v_checks, ' && '), '');
     elsif v_type = 'boolean' then
-        v_kind := 'boolean';
-        if p_rule ? 'const' and jsonb_typeof(p_rule -> 'const') = 'boolean' then
-            v_checks := array[format('@ == %s', p_rule -> 'const')];
-        elsif p_rule ? 'const' then
-            paths := array[format('!exists(%s)', v_at)]; -- no value passes: never sure
-            return;
-        end if;
+        test := case when not p_rule ? 'const' then '@.type() == "boolean"'
+            when jsonb_typeof(p_rule -> 'const') = 'boolean' then format('@ == %s', p_rule -> 'const')
+            else '@.type() == "none"' end; -- no value passes: never sure
     elsif v_type in ('integer', 'number') then
-        v_kind := 'number';
-        if p_rule ? 'minimum' then
-            v_checks := v_checks || format('@ >= %s', (p_rule ->> 'minimum')::numeric);
-        end if;
-        if p_rule ? 'maximum' then
-            v_checks := v_checks || format('@ <= %s', (p_rule ->> 'maximum')::numeric);
-        end if;
+        -- Comparisons say the type too: a number compared with anything else is unknown.
+        test := coalesce(nullif(concat_ws(' && ',
+            case when p_rule ? 'minimum' then format('@ >= %s', (p_rule ->> 'minimum')::numeric) end,
+            case when p_rule ? 'maximum' then format('@ <= %s', (p_rule ->> 'maximum')::numeric) end
+        ), ''), '@.type() == "number"');
         -- A number's text shows every digit of its scale: none after the point for an integer,
         -- at most 32 in at most 34 characters (unless the caller tests all numbers of the object
-        -- at once: app_logic.compile_sure_properties).
+        -- at once).
         if v_type = 'integer' then
             conds := conds || format('strpos(%s::text, ''.'') = 0', v_value);
         elsif not p_scale_apart then
             conds := conds || format('char_length(%s::text) <= 34', v_value);
         end if;
     elsif v_type = 'object' then
-        if p_rule ? 'maxBytes' or jsonb_typeof(p_rule -> 'additionalProperties') = 'object' then
-            paths := null;
-            conds := null;
+        if p_rule ? 'maxBytes' or jsonb_typeof(p_rule -> 'additionalProperties') = 'object'
+            or jsonb_array_length(coalesce(p_rule -> 'required', '[]')) > 0 then
+            conds := null; -- required keys of a nested object: the exact statements
             return;
         end if;
-        v_kind := 'object';
-        if p_rule ? 'properties' or p_rule ? 'additionalProperties' then
-            v_sub := app_logic.compile_sure_properties(p_rule, p_path);
-            if v_sub.paths is null then
-                paths := null;
+        if not (p_rule ? 'properties' or p_rule ? 'additionalProperties') then
+            test := '@.type() == "object"';
+            return;
+        end if;
+        -- No member but a known key whose value passes its test: each member's test is an
+        -- exists(), true or false, never unknown under the negation. The numbers' scales at
+        -- once: their printed array, [a, b, c], at most 36 characters long, holds none longer
+        -- than 34 (one test where each number had its own: 5 metrics, 26k instructions).
+        v_numbers := (
+            select count(*) from jsonb_each(p_rule -> 'properties') as p (k, r) where p.r ->> 'type' = 'number'
+        ) > 1;
+        for v_key in select k from jsonb_object_keys(coalesce(p_rule -> 'properties', '{}')) as k order by k loop
+            v_sub := app_logic.compile_sure(p_rule -> 'properties' -> v_key, p_path || v_key, v_numbers);
+            if v_sub.conds is null then
                 conds := null;
                 return;
             end if;
-            paths := v_sub.paths;
-            conds := v_sub.conds;
+            v_cases := v_cases || (format('@.key == %s', app_logic.jsonpath_string(v_key))
+                || coalesce(format(' && exists(@.value ? (%s))', v_sub.test), ''));
+            conds := conds || v_sub.conds;
+        end loop;
+        if v_numbers then
+            conds := conds || format('char_length(jsonb_path_query_array(v_0, %L, ''{}'', true)::text) <= 36',
+                format('strict %s.* ? (@.type() == "number")', app_logic.jsonpath_accessor(p_path)));
         end if;
+        test := format('@.type() == "object" && !exists(@.keyvalue() ? (!(%s)))',
+            coalesce(nullif(array_to_string(v_cases, ' || '), ''), '@.type() == "none"'));
     else
-        paths := null; -- an array: app_logic.compile_array_check or the exact statements
-        conds := null;
-        return;
-    end if;
-    if v_kind is not null then
-        paths := format('!(%s.type() != %s)', v_at, app_logic.jsonpath_string(v_kind))
-            || case when cardinality(v_checks) > 0
-                then array[format('!exists(%s ? (!(%s)))', v_at, array_to_string(v_checks, ' && '))] else '{}' end
-            || paths;
+        conds := null; -- an array: app_logic.compile_array_check or the exact statements
     end if;
 end
 $$;
 comment on function app_logic.compile_sure(jsonb, text[], boolean) is
-'The sure test of a value at p_path of v_0 that passes the rule (true when absent): jsonpath predicates (paths) and '
-'SQL conditions (conds); both null when the rule has none (app_logic.compile_rule''s parts).';
+'The sure test of a value at p_path of v_0: a strict jsonpath test of the value (@) and SQL conditions (conds); '
+'conds null when the rule has none (app_logic.compile_rule''s parts).';
 
--- The sure test of an object at p_path (v_0 itself for '{}'), known to be an object or absent:
--- no unknown key, the required ones there and not null, and each property's sure test; null
--- when a property has none, unless p_exact lists it: then the caller runs its exact statements.
--- The numbers of a nested object (coreWebVitals) are tested for their scale at once: the
--- printed array of its numbers, [a, b, c], at most 36 characters long, holds none longer than
--- 34 (one test where each number had its own: 5 metrics, 26k instructions).
+-- The sure test of the body: no unknown key, the required ones there, and each property's sure
+-- test; null when a property has none, unless p_exact lists it: then the caller runs its exact
+-- statements. paths are jsonpath predicates: a required property's value passes its test, an
+-- optional one's too or is absent (strict mode's error for a missing key, unknown, and only
+-- then: nothing inside the filter can make exists() unknown).
 create function app_logic.compile_sure_properties(
-    p_rule jsonb, p_path text[], p_exact text[] default null, out paths text[], out conds text[]
+    p_rule jsonb, p_exact text[] default null, out paths text[], out conds text[]
 )
 language plpgsql immutable
 as $$
 declare
-    v_object text := app_logic.compile_path(p_path);
-    v_at text := app_logic.jsonpath_accessor(p_path);
     v_keys text[] := array(select k from jsonb_object_keys(coalesce(p_rule -> 'properties', '{}')) as k order by k);
     v_required text[] := array(select r from jsonb_array_elements_text(coalesce(p_rule -> 'required', '[]')) as r order by r);
-    v_numbers boolean := cardinality(p_path) > 0 and (
-        select count(*) from jsonb_each(coalesce(p_rule -> 'properties', '{}')) as p (k, r) where p.r ->> 'type' = 'number'
-    ) > 1;
     v_key text;
+    v_at text;
     v_sub record;
 begin
     paths := '{}';
-    conds := '{}';
-    if cardinality(p_path) = 0 then
-        conds := array[format('(%s - %L::text[]) = ''{}''::jsonb', v_object, v_keys)];
-        if cardinality(v_required) > 0 then
-            conds := conds || format('%s ?& %L::text[]', v_object, v_required);
-        end if;
-    else
-        -- .keyvalue() on an object known to be one (the caller's type test comes first).
-        paths := array[format('!exists(%s.keyvalue() ? (!(%s)))', v_at, coalesce(
-            (select string_agg(format('@.key == %s', app_logic.jsonpath_string(k)), ' || ') from unnest(v_keys) as k),
-            'false'))];
-        if cardinality(v_required) > 0 then
-            paths := paths || format('(!exists(%s) || %s)', v_at, (
-                select string_agg(format('exists(%1$s.%2$s) && %1$s.%2$s.type() != "null"', v_at, app_logic.jsonpath_string(r)), ' && ')
-                from unnest(v_required) as r
-            ));
-        end if;
+    conds := array[format('(v_0 - %L::text[]) = ''{}''::jsonb', v_keys)];
+    if cardinality(v_required) > 0 then
+        conds := conds || format('v_0 ?& %L::text[]', v_required);
     end if;
     foreach v_key in array v_keys loop
-        v_sub := app_logic.compile_sure(p_rule -> 'properties' -> v_key, p_path || v_key, v_numbers);
-        if v_sub.paths is null and not v_key = any(coalesce(p_exact, '{}')) then
+        v_sub := app_logic.compile_sure(p_rule -> 'properties' -> v_key, array[v_key]);
+        if v_sub.conds is null and not v_key = any(coalesce(p_exact, '{}')) then
             paths := null;
             conds := null;
             return;
         end if;
-        -- A required value must not be JSON null; every sure test but "any value" says so.
-        if v_sub.paths = '{}' and v_sub.conds = '{}' and v_key = any(v_required) and cardinality(p_path) = 0 then
-            conds := conds || format('%s -> %L <> ''null''::jsonb', v_object, v_key);
+        v_at := app_logic.jsonpath_accessor(array[v_key]);
+        if v_sub.test is not null then
+            paths := paths || case when v_key = any(v_required) then format('exists(%s ? (%s))', v_at, v_sub.test)
+                else format('(exists(%1$s ? (%2$s)) || (exists(%1$s)) is unknown)', v_at, v_sub.test) end;
+        elsif v_sub.conds is not null and v_key = any(v_required) and v_sub.conds = '{}' then
+            -- A required value must not be JSON null; every sure test but "any value" says so.
+            conds := conds || format('v_0 -> %L <> ''null''::jsonb', v_key);
         end if;
-        paths := paths || v_sub.paths;
         conds := conds || v_sub.conds;
     end loop;
-    if v_numbers then
-        conds := conds || format('char_length(jsonb_path_query_array(v_0, %L, ''{}'', true)::text) <= 36',
-            format('strict %s.* ? (@.type() == "number")', v_at));
-    end if;
 end
 $$;
-comment on function app_logic.compile_sure_properties(jsonb, text[], text[]) is
-'The sure test of the object at p_path (no unknown key, required ones present, each property''s test) as '
-'jsonpath predicates and SQL conditions; null when a property not in p_exact has none (app_logic.compile_rule''s parts).';
+comment on function app_logic.compile_sure_properties(jsonb, text[]) is
+'The sure test of a body (no unknown key, required ones present, each property''s test) as jsonpath predicates and '
+'SQL conditions; null when a property not in p_exact has none (app_logic.compile_rule''s parts).';
 
 -- Create app_logic.<p_name>(p_body jsonb) returns boolean in PL/pgSQL: p_code (statements that
 -- return false for a body that fails) on v_0, then true.
@@ -565,7 +540,7 @@ as $$
 declare
     v_exact text[] := array(
         select k from jsonb_object_keys(coalesce(p_rule -> 'properties', '{}')) as k
-        where (app_logic.compile_sure(p_rule -> 'properties' -> k, array[k])).paths is null order by k
+        where (app_logic.compile_sure(p_rule -> 'properties' -> k, array[k])).conds is null order by k
     );
     v_code text := app_logic.compile_object(p_rule, 0, '    ');
     v_rest text := '';
@@ -584,11 +559,11 @@ begin
         return;
     end if;
     -- The jsonpath first: the SQL conditions print a number only once it is known to be in range.
-    v_sure := app_logic.compile_sure_properties(p_rule, '{}', v_exact);
+    v_sure := app_logic.compile_sure_properties(p_rule, v_exact);
     execute format(E'create function app_logic.%I(v_0 jsonb) returns boolean\nlanguage sql stable\nas $sure$\n'
         || E'    select %s\n$sure$', p_name || '_sure', coalesce(nullif(array_to_string(
             case when cardinality(v_sure.paths) > 0
-                then array[format('(v_0 @@ %L::jsonpath) is true', array_to_string(v_sure.paths, E'\n        && '))] else '{}' end
+                then array[format('(v_0 @@ %L::jsonpath) is true', 'strict ' || array_to_string(v_sure.paths, E'\n        && '))] else '{}' end
             || v_sure.conds, E'\n        and '), ''), 'true'));
     execute format('comment on function app_logic.%I(jsonb) is %L', p_name || '_sure',
         format('True only for a body that passes its rule, false for one it is not sure of, apart from the '
