@@ -357,10 +357,13 @@ begin
         v_match := regexp_match(p_rule ->> 'pattern', '^\^(\[[^]\\]+\])\{([0-9]+),([0-9]+)\}[$]$');
         if v_match is not null and v_type = 'string'
             and v_match[1] ~ '^\[(?:[A-Za-z0-9_]|[a-z]-[a-z]|[A-Z]-[A-Z]|[0-9]-[0-9])+\]$' then
-            -- Letters, digits and _ only: none is escaped in JSON text, trimmed or a control
-            -- character, so one regular expression on the JSON text says type and characters.
-            v_checks := '{}';
-            conds := format('%s::text ~ %L', v_value, '^"' || v_match[1] || '*"$') || conds;
+            -- Letters, digits and _ only: none is trimmed or a control character, so one
+            -- regular expression says it all (+ for a least length of 1).
+            v_checks := array[format('@ like_regex %s flag "s"', app_logic.jsonpath_string(
+                '^' || v_match[1] || case when v_match[2]::integer = 1 then '+' else '*' end || '$'))];
+            if v_match[2]::integer = 1 then
+                v_match[2] := '0';
+            end if;
         elsif v_match is not null then
             v_checks := v_checks || format('@ like_regex %s flag "s"', app_logic.jsonpath_string('^' || v_match[1] || '*$'));
         end if;
@@ -397,9 +400,9 @@ begin
         -- at most 32 in at most 34 characters (unless the caller tests all numbers of the object
         -- at once).
         if v_type = 'integer' then
-            conds := conds || format('strpos(%s::text, ''.'') = 0', v_value);
+            conds := conds || format('strpos(%s, ''.'') = 0', v_text);
         elsif not p_scale_apart then
-            conds := conds || format('char_length(%s::text) <= 34', v_value);
+            conds := conds || format('char_length(%s) <= 34', v_text);
         end if;
     elsif v_type = 'object' then
         if p_rule ? 'maxBytes' or jsonb_typeof(p_rule -> 'additionalProperties') = 'object'
@@ -456,15 +459,13 @@ as $$
 declare
     v_keys text[] := array(select k from jsonb_object_keys(coalesce(p_rule -> 'properties', '{}')) as k order by k);
     v_required text[] := array(select r from jsonb_array_elements_text(coalesce(p_rule -> 'required', '[]')) as r order by r);
+    v_untested text[] := '{}';
     v_key text;
     v_at text;
     v_sub record;
 begin
     paths := '{}';
     conds := array[format('(v_0 - %L::text[]) = ''{}''::jsonb', v_keys)];
-    if cardinality(v_required) > 0 then
-        conds := conds || format('v_0 ?& %L::text[]', v_required);
-    end if;
     foreach v_key in array v_keys loop
         v_sub := app_logic.compile_sure(p_rule -> 'properties' -> v_key, array[v_key]);
         if v_sub.conds is null and not v_key = any(coalesce(p_exact, '{}')) then
@@ -476,12 +477,17 @@ begin
         if v_sub.test is not null then
             paths := paths || case when v_key = any(v_required) then format('exists(%s ? (%s))', v_at, v_sub.test)
                 else format('(exists(%1$s ? (%2$s)) || (exists(%1$s)) is unknown)', v_at, v_sub.test) end;
-        elsif v_sub.conds is not null and v_key = any(v_required) and v_sub.conds = '{}' then
-            -- A required value must not be JSON null; every sure test but "any value" says so.
+        elsif v_key = any(v_required) then
+            -- A required key without a test ("any value", or its exact statements): there and
+            -- not JSON null (a test says so for the others: strict mode's unknown).
+            v_untested := v_untested || v_key;
             conds := conds || format('v_0 -> %L <> ''null''::jsonb', v_key);
         end if;
         conds := conds || v_sub.conds;
     end loop;
+    if cardinality(v_untested) > 0 then
+        conds := conds[1:1] || format('v_0 ?& %L::text[]', v_untested) || conds[2:];
+    end if;
 end
 $$;
 comment on function app_logic.compile_sure_properties(jsonb, text[]) is

@@ -145,8 +145,9 @@ select ok(
             and p.prosrc ~ '@\.key == "lcp" && exists\(@\.value \? \(@ >= 0 && @ <= 3600000\)\)'
             and p.prosrc !~ '-> ''coreWebVitals'' ->'
             and p.prosrc !~ '#> ''\{coreWebVitals,'
-            and p.prosrc ~ '\(v_0 -> ''leadSource''\)::text ~ ''\^"\[a-z0-9_\]\*"\$'''
+            and p.prosrc ~ '\$\."leadSource" \? \(@ like_regex "\^\[a-z0-9_\]\+\$" flag "s"\)\)'
             and p.prosrc !~ '\(v_0 ->> ''leadSource''\) ~'
+            and p.prosrc !~ '\(v_0 -> ''leadSource''\)::text ~'
         from pg_proc as p
         where p.oid = 'app_logic.submit_lead_passes_sure(jsonb)'::regprocedure
     ),
@@ -161,7 +162,7 @@ select ok(
             (select count(*) from regexp_matches(p.prosrc, '@@', 'g')) = 1
             and p.prosrc ~ '\(v_0 @@ E?''strict \(exists\(\$\."accessibilityTheme" \? \(@ == "default" \|\| '
             and p.prosrc ~ '::jsonpath\) is true'
-            and (select count(*) from regexp_matches(p.prosrc, '\)::text ~ ', 'g')) = 1
+            and p.prosrc !~ '[^@] ~ '
             and p.prosrc !~ 'jsonb_typeof'
         from pg_proc as p
         where p.oid = 'app_logic.submit_lead_passes_sure(jsonb)'::regprocedure
