@@ -273,7 +273,7 @@ comment on function app_logic.jsonpath_accessor(text[]) is
 -- Why: PostgreSQL sets every expression node up again in every transaction (about half a
 -- microsecond each) and the sure test had three to four dozen nodes per field; a constant
 -- jsonpath is one node, and its executor has no per-transaction set-up (session 9: the lead's
--- sure test 340k -> about 190k instructions). Strict mode, because lax mode unwraps an array in
+-- sure test 340k -> 200k instructions). Strict mode, because lax mode unwraps an array in
 -- a filter and a comparison ("John" and ["John"] alike). In strict mode a test on a value of the
 -- wrong type (like_regex on a number, a comparison of a string with a number, of an array with
 -- anything) is unknown, never true, so `exists(A ? (test))` is true only for a value of the
