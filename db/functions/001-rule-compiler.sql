@@ -207,9 +207,11 @@ comment on function app_logic.jsonpath_string(text) is
 
 -- The check of an array property (p_value, an expression) in the compiled function, after its
 -- sure test, or null when it has none: items that are strings of one line, without trim, enum or
--- minLength, and a maxLength. An array that is absent passes; one that is small enough is
--- decided exactly by one jsonpath over the items (type, control characters, pattern), where a
--- loop of statements per item ran; any other value goes to the exact statements (p_rest, a call).
+-- minLength, and a maxLength. A value that is absent or small enough is decided exactly by one
+-- strict jsonpath (JSON null passes; else an array whose items pass: type, control characters,
+-- pattern), where a loop of statements per item ran; a larger one goes to the exact statements
+-- (p_rest, a call). One jsonpath for the null, the type and the items: fewer nodes to set up in
+-- each transaction than the CASE of jsonb_typeof tests it replaced (session 9: -13k a lead).
 -- The items' lengths come from the array's size in bytes, which bounds every string's bytes and
 -- so its characters (8 bytes of header, 4 per item); nothing is printed, and a number's text can
 -- be far longer than its jsonb (1e131071 is 8 bytes). like_regex keeps "." and [^...] from
@@ -234,17 +236,18 @@ begin
         ) then
         return null;
     end if;
-    v_filter := format('@.type() != "string" || @ like_regex %s',
+    -- Strict mode: the item test is false, never unknown, for an item that is no string.
+    v_filter := format('@.type() == "string" && !(@ like_regex %s)',
         app_logic.jsonpath_string('[' || app_logic.control_characters(false) || ']'));
     if v_items ? 'pattern' then
-        v_filter := v_filter || format(' || !(@ like_regex %s)', app_logic.jsonpath_string(v_items ->> 'pattern'));
+        v_filter := v_filter || format(' && @ like_regex %s', app_logic.jsonpath_string(v_items ->> 'pattern'));
     end if;
-    return format('case when jsonb_typeof(coalesce(%s, ''null'')) = ''null'' then true '
-        || 'when jsonb_typeof(%s) = ''array'' and pg_column_size(%s) <= %s%s then not (%s @? %L) else %s end',
-        p_value, p_value, p_value, v_max,
-        case when p_rule ? 'maxItems' and (p_rule ->> 'maxItems')::integer < (v_max - 8) / 4
-            then format(' and jsonb_array_length(%s) <= %s', p_value, (p_rule ->> 'maxItems')::integer) else '' end,
-        p_value, format('strict $[*] ? (%s)', v_filter), p_rest);
+    -- Absent (0 bytes) or JSON null passes; the type, the count and the items in one jsonpath.
+    return format('case when coalesce(pg_column_size(%s), 0) <= %s then (coalesce(%s, ''null'') @@ %L) is true else %s end',
+        p_value, v_max, p_value, format('strict $ == null || $.type() == "array"%s && !exists($[*] ? (!(%s)))',
+            case when p_rule ? 'maxItems' and (p_rule ->> 'maxItems')::integer < (v_max - 8) / 4
+                then format(' && $.size() <= %s', (p_rule ->> 'maxItems')::integer) else '' end, v_filter),
+        p_rest);
 end
 $$;
 comment on function app_logic.compile_array_check(jsonb, text, text) is
