@@ -16,7 +16,7 @@
 -- call ran as a query of its own.
 --
 -- Before those statements runs the rule's sure test (app_logic.compile_sure, below): one
--- expression of few nodes per field, true only for a body that passes, which leaves the
+-- constant jsonpath and a few SQL conditions per field, true only for a body that passes, which leaves the
 -- statements to the bodies it is not sure of and to the properties it has no test for. With a
 -- sure test, the compiled function itself is SQL that the planner inlines into its caller's
 -- statement (app_logic.compile_rule): a body the sure test passes costs no PL/pgSQL call.
@@ -207,9 +207,11 @@ comment on function app_logic.jsonpath_string(text) is
 
 -- The check of an array property (p_value, an expression) in the compiled function, after its
 -- sure test, or null when it has none: items that are strings of one line, without trim, enum or
--- minLength, and a maxLength. An array that is absent passes; one that is small enough is
--- decided exactly by one jsonpath over the items (type, control characters, pattern), where a
--- loop of statements per item ran; any other value goes to the exact statements (p_rest, a call).
+-- minLength, and a maxLength. A value that is absent or small enough is decided exactly by one
+-- strict jsonpath (JSON null passes; else an array whose items pass: type, control characters,
+-- pattern), where a loop of statements per item ran; a larger one goes to the exact statements
+-- (p_rest, a call). One jsonpath for the null, the type and the items: fewer nodes to set up in
+-- each transaction than the CASE of jsonb_typeof tests it replaced (session 9: -13k a lead).
 -- The items' lengths come from the array's size in bytes, which bounds every string's bytes and
 -- so its characters (8 bytes of header, 4 per item); nothing is printed, and a number's text can
 -- be far longer than its jsonb (1e131071 is 8 bytes). like_regex keeps "." and [^...] from
@@ -234,38 +236,59 @@ begin
         ) then
         return null;
     end if;
-    v_filter := format('@.type() != "string" || @ like_regex %s',
+    -- Strict mode: the item test is false, never unknown, for an item that is no string.
+    v_filter := format('@.type() == "string" && !(@ like_regex %s)',
         app_logic.jsonpath_string('[' || app_logic.control_characters(false) || ']'));
     if v_items ? 'pattern' then
-        v_filter := v_filter || format(' || !(@ like_regex %s)', app_logic.jsonpath_string(v_items ->> 'pattern'));
+        v_filter := v_filter || format(' && @ like_regex %s', app_logic.jsonpath_string(v_items ->> 'pattern'));
     end if;
-    return format('case when jsonb_typeof(coalesce(%s, ''null'')) = ''null'' then true '
-        || 'when jsonb_typeof(%s) = ''array'' and pg_column_size(%s) <= %s%s then not (%s @? %L) else %s end',
-        p_value, p_value, p_value, v_max,
-        case when p_rule ? 'maxItems' and (p_rule ->> 'maxItems')::integer < (v_max - 8) / 4
-            then format(' and jsonb_array_length(%s) <= %s', p_value, (p_rule ->> 'maxItems')::integer) else '' end,
-        p_value, format('strict $[*] ? (%s)', v_filter), p_rest);
+    -- Absent (0 bytes) or JSON null passes; the type, the count and the items in one jsonpath.
+    return format('case when coalesce(pg_column_size(%s), 0) <= %s then (coalesce(%s, ''null'') @@ %L) is true else %s end',
+        p_value, v_max, p_value, format('strict $ == null || $.type() == "array"%s && !exists($[*] ? (!(%s)))',
+            case when p_rule ? 'maxItems' and (p_rule ->> 'maxItems')::integer < (v_max - 8) / 4
+                then format(' && $.size() <= %s', (p_rule ->> 'maxItems')::integer) else '' end, v_filter),
+        p_rest);
 end
 $$;
 comment on function app_logic.compile_array_check(jsonb, text, text) is
 'The compiled function''s check of an array of one-line strings (one jsonpath over the items), or null '
 '(app_logic.compile_rule''s parts).';
 
--- The sure test: one SQL expression that is true only for a value that passes p_rule, false for
--- every value it is not sure of (the exact statements above then decide), and null or true for
--- an absent value (SQL null), so that the tests of a body's properties combine with AND, an
--- absent one changing nothing. Null when the rule has no such expression (arrays, free-form
--- JSON, words the compiler does not know). p_path is the value's place in the body v_0.
+-- The jsonpath accessor of the value at p_path ($ for the body itself): each key quoted.
+create function app_logic.jsonpath_accessor(p_path text[]) returns text
+language sql immutable
+as $$
+    select '$' || coalesce((select string_agg('.' || app_logic.jsonpath_string(k), '' order by n)
+        from unnest(p_path) with ordinality as p (k, n)), '')
+$$;
+comment on function app_logic.jsonpath_accessor(text[]) is
+'The jsonpath accessor of the value at p_path of the body (app_logic.compile_rule''s parts).';
+
+-- The sure test of one value: true only for a value that passes p_rule, and never for a value it
+-- is not sure of (the exact statements above then decide). p_path is the value's place in the
+-- body v_0. It comes in two parts: test, a strict-mode jsonpath condition on the value (@), and
+-- conds, SQL conditions for what jsonpath cannot see (a string's length, a number's scale, the
+-- phone's check), true or null for an absent value. conds is null when the rule has no sure test
+-- (arrays, free-form JSON, words the compiler does not know); test is null for "any value".
+-- app_logic.compile_rule joins the tests of all properties into ONE constant jsonpath
+-- (v_0 @@ '...'), their conds after it.
 --
--- Why: the exact statements cost about half a microsecond of set-up per expression node in every
--- transaction, three to four dozen nodes per field. The sure test reads a value's JSON text, in
--- which a string's quotes say its type and every control character but DEL, C1 and bidi shows
--- as a backslash escape, so one regular expression per string says type, control characters and
--- trimming (no trimmed character at either end: the text is its own trimmed form, and its
--- lengths are exact); jsonb's own order says a number's type and range (null < string < number
--- < boolean < array < object). A valid value it is not sure of (padded with spaces, a JSON null,
--- a number written 3.0, a long address) costs the exact statements as well.
-create function app_logic.compile_sure(p_rule jsonb, p_path text[]) returns text
+-- Why: PostgreSQL sets every expression node up again in every transaction (about half a
+-- microsecond each) and the sure test had three to four dozen nodes per field; a constant
+-- jsonpath is one node, and its executor has no per-transaction set-up (session 9: the lead's
+-- sure test 340k -> 200k instructions). Strict mode, because lax mode unwraps an array in
+-- a filter and a comparison ("John" and ["John"] alike). In strict mode a test on a value of the
+-- wrong type (like_regex on a number, a comparison of a string with a number, of an array with
+-- anything) is unknown, never true, so `exists(A ? (test))` is true only for a value of the
+-- right type that passes; the whole predicate is read with `is true`, so an unknown result is
+-- not sure. like_regex takes the flag "s", so that its flags are those of `~` (no newline rule).
+-- A string's length and a number's scale are invisible to jsonpath (no length method; 3.000
+-- equals 3): SQL tests them, after the jsonpath (a number is printed only once it is known to be
+-- in range). A valid value it is not sure of (padded with spaces, a JSON null, a number written
+-- 3.0, a long address) costs the exact statements as well.
+create function app_logic.compile_sure(
+    p_rule jsonb, p_path text[], p_scale_apart boolean default false, out test text, out conds text[]
+)
 language plpgsql immutable
 as $$
 declare
@@ -276,40 +299,37 @@ declare
     v_multiline boolean := coalesce((p_rule ->> 'multiline')::boolean, false);
     v_min numeric := (p_rule ->> 'minLength')::numeric;
     v_max numeric := (p_rule ->> 'maxLength')::numeric;
-    v_conds text[] := '{}';
+    v_checks text[] := '{}';
     v_middle text;
     v_end text;
     v_pattern text;
     v_match text[];
-    v_sub text;
+    v_cases text[] := '{}';
+    v_key text;
+    v_sub record;
+    v_numbers boolean;
 begin
     if exists (select from jsonb_object_keys(p_rule) as k where k <> all(app_logic.compiled_rule_words())) then
-        return null;
+        return;
     end if;
+    conds := '{}';
     if v_type is null then
-        return 'true'; -- any JSON value
+        return; -- any JSON value
     elsif v_type in ('string', 'email', 'phone') and p_rule ? 'enum' then
-        -- The listed values that pass the whole rule, as JSON (check_value says which, at build
-        -- time); an absent value compares null.
-        v_conds := array(
-            select e.value::text from jsonb_array_elements(p_rule -> 'enum') as e (value)
+        -- The listed values that pass the whole rule (check_value says which, at build time);
+        -- none: never sure (type() is never "none").
+        test := coalesce((
+            select string_agg(format('@ == %s', app_logic.jsonpath_string(e.value #>> '{}')), ' || ')
+            from jsonb_array_elements(p_rule -> 'enum') as e (value)
             where jsonb_typeof(e.value) = 'string'
                 and jsonb_array_length(app_logic.check_value('value', e.value, p_rule)) = 0
-        );
-        if cardinality(v_conds) = 0 then
-            return format('case when %s is not null then false end', v_value); -- no value passes: never sure
-        end if;
-        return format('%s = any(%L::jsonb[])', v_value, v_conds);
+        ), '@.type() == "none"');
     elsif v_type in ('string', 'email', 'phone') then
-        -- Characters between the quotes: none that needs a backslash (a multi-line text may hold
-        -- \n, \r and \t), none of the other control characters; a trimmed text has none of the
-        -- trimmed characters at its ends.
-        v_middle := format('[^"\\%s]', app_logic.control_characters(v_multiline));
-        if v_multiline then
-            v_middle := format('(?:%s|\\[nrt])', v_middle);
-        end if;
+        -- No control character; a trimmed text has none of the trimmed characters at its ends
+        -- (it is its own trimmed form, so its lengths are exact).
+        v_middle := format('[^%s]', app_logic.control_characters(v_multiline));
         v_end := case when coalesce((p_rule ->> 'trim')::boolean, false)
-            then format('[^"\\%s%s]', app_logic.control_characters(v_multiline), (
+            then format('[^%s%s]', app_logic.control_characters(v_multiline), (
                 select string_agg('\u' || lpad(to_hex(ascii(c)), 4, '0'), '')
                 from regexp_split_to_table(app_logic.trim_characters(), '') as c
             ))
@@ -319,8 +339,8 @@ begin
             v_pattern := format('(?:%s)?', v_pattern);
         end if;
         if v_type = 'email' then
-            -- An address's characters need no escape and none is trimmed; at most 64 of them
-            -- keep the local part, every label and the whole within their limits.
+            -- An address's characters are neither controls nor trimmed; at most 64 of them keep
+            -- the local part, every label and the whole within their limits.
             v_pattern := app_logic.email_pattern();
             if left(v_pattern, 1) <> '^' or right(v_pattern, 1) <> '$' then
                 raise exception 'app_logic.email_pattern() must be anchored' using errcode = 'CHX01';
@@ -328,125 +348,154 @@ begin
             v_pattern := substr(v_pattern, 2, char_length(v_pattern) - 2);
             v_max := least(coalesce(v_max, 64), 64);
         end if;
-        v_conds := array[format('%s::text ~ %L', v_value, '^"' || v_pattern || '"$')];
+        v_checks := array[format('@ like_regex %s flag "s"', app_logic.jsonpath_string('^' || v_pattern || '$'))];
         if v_min > 1 then
-            v_conds := v_conds || format('char_length(%s) >= %s', v_text, v_min);
+            conds := conds || format('char_length(%s) >= %s', v_text, v_min);
         end if;
         if v_max is not null then
-            v_conds := v_conds || format('char_length(%s) <= %s', v_text, v_max);
+            conds := conds || format('char_length(%s) <= %s', v_text, v_max);
         end if;
         -- ^[...]{m,n}$ is ^[...]*$ and a length from m to n: a bounded repeat is the slow case of
         -- PostgreSQL's regular expressions (45k instructions for leadSource's, 5k without).
         v_match := regexp_match(p_rule ->> 'pattern', '^\^(\[[^]\\]+\])\{([0-9]+),([0-9]+)\}[$]$');
         if v_match is not null and v_type = 'string'
             and v_match[1] ~ '^\[(?:[A-Za-z0-9_]|[a-z]-[a-z]|[A-Z]-[A-Z]|[0-9]-[0-9])+\]$' then
-            -- Letters, digits and _ only: none is escaped in JSON text, trimmed or a control
-            -- character, so one regular expression on the JSON text says it all (one of two).
-            v_conds[1] := format('%s::text ~ %L', v_value, '^"' || v_match[1] || '*"$');
+            -- Letters, digits and _ only: none is trimmed or a control character, so one
+            -- regular expression says it all (+ for a least length of 1).
+            v_checks := array[format('@ like_regex %s flag "s"', app_logic.jsonpath_string(
+                '^' || v_match[1] || case when v_match[2]::integer = 1 then '+' else '*' end || '$'))];
+            if v_match[2]::integer = 1 then
+                v_match[2] := '0';
+            end if;
         elsif v_match is not null then
-            v_conds := v_conds || format('%s ~ %L', v_text, '^' || v_match[1] || '*$');
+            v_checks := v_checks || format('@ like_regex %s flag "s"', app_logic.jsonpath_string('^' || v_match[1] || '*$'));
         end if;
         if v_match is not null then
             if v_match[2]::integer > coalesce(v_min, 0) then
-                v_conds := v_conds || format('char_length(%s) >= %s', v_text, v_match[2]);
+                conds := conds || format('char_length(%s) >= %s', v_text, v_match[2]);
             end if;
             if v_match[3]::integer < coalesce(v_max, v_match[3]::integer + 1) then
-                v_conds := v_conds || format('char_length(%s) <= %s', v_text, v_match[3]);
+                conds := conds || format('char_length(%s) <= %s', v_text, v_match[3]);
             end if;
         elsif p_rule ? 'pattern' then
-            v_conds := v_conds || format('%s ~ %L', v_text, p_rule ->> 'pattern');
+            v_checks := v_checks || format('@ like_regex %s flag "s"', app_logic.jsonpath_string(p_rule ->> 'pattern'));
         end if;
         if v_type = 'email' then
-            v_conds := v_conds || format('%s !~ %L', v_text, app_logic.email_dots_pattern());
+            v_checks := v_checks || format('!(@ like_regex %s flag "s")', app_logic.jsonpath_string(app_logic.email_dots_pattern()));
         elsif v_type = 'phone' then
             -- Only for a phone that is there: the function is PL/pgSQL.
-            v_conds := v_conds || format(
+            conds := conds || format(
                 'case when %s is not null then (app_logic.phone_to_e164(%s)).problem is null end', v_value, v_text
             );
         end if;
+        test := nullif(array_to_string(v_checks, ' && '), '');
     elsif v_type = 'boolean' then
-        if not p_rule ? 'const' then
-            return format('%s = any(''{true,false}''::jsonb[])', v_value);
-        elsif jsonb_typeof(p_rule -> 'const') = 'boolean' then
-            return format('%s = %L::jsonb', v_value, p_rule -> 'const');
-        end if;
-        return format('case when %s is not null then false end', v_value); -- no value passes: never sure
+        test := case when not p_rule ? 'const' then '@.type() == "boolean"'
+            when jsonb_typeof(p_rule -> 'const') = 'boolean' then format('@ == %s', p_rule -> 'const')
+            else '@.type() == "none"' end; -- no value passes: never sure
     elsif v_type in ('integer', 'number') then
-        -- Bounds on both sides say the type too.
-        if p_rule ? 'minimum' then
-            v_conds := v_conds || format('%s >= %L::jsonb', v_value, to_jsonb((p_rule ->> 'minimum')::numeric));
-        end if;
-        if p_rule ? 'maximum' then
-            v_conds := v_conds || format('%s <= %L::jsonb', v_value, to_jsonb((p_rule ->> 'maximum')::numeric));
-        end if;
-        if not (p_rule ? 'minimum' and p_rule ? 'maximum') then
-            v_conds := v_conds || format('jsonb_typeof(%s) = ''number''', v_value);
-        end if;
+        -- Comparisons say the type too: a number compared with anything else is unknown.
+        test := coalesce(nullif(concat_ws(' && ',
+            case when p_rule ? 'minimum' then format('@ >= %s', (p_rule ->> 'minimum')::numeric) end,
+            case when p_rule ? 'maximum' then format('@ <= %s', (p_rule ->> 'maximum')::numeric) end
+        ), ''), '@.type() == "number"');
         -- A number's text shows every digit of its scale: none after the point for an integer,
-        -- at most 32 in at most 34 characters.
-        v_conds := v_conds || case when v_type = 'integer' then format('strpos(%s::text, ''.'') = 0', v_value)
-            else format('char_length(%s::text) <= 34', v_value) end;
+        -- at most 32 in at most 34 characters (unless the caller tests all numbers of the object
+        -- at once).
+        if v_type = 'integer' then
+            conds := conds || format('strpos(%s, ''.'') = 0', v_text);
+        elsif not p_scale_apart then
+            conds := conds || format('char_length(%s) <= 34', v_text);
+        end if;
     elsif v_type = 'object' then
-        if p_rule ? 'maxBytes' or jsonb_typeof(p_rule -> 'additionalProperties') = 'object' then
-            return null;
+        if p_rule ? 'maxBytes' or jsonb_typeof(p_rule -> 'additionalProperties') = 'object'
+            or jsonb_array_length(coalesce(p_rule -> 'required', '[]')) > 0 then
+            conds := null; -- required keys of a nested object: the exact statements
+            return;
         end if;
         if not (p_rule ? 'properties' or p_rule ? 'additionalProperties') then
-            return format('jsonb_typeof(%s) = ''object''', v_value);
+            test := '@.type() == "object"';
+            return;
         end if;
-        v_sub := app_logic.compile_sure_properties(p_rule, p_path);
-        if v_sub is null then
-            return null;
+        -- No member but a known key whose value passes its test: each member's test is an
+        -- exists(), true or false, never unknown under the negation. The numbers' scales at
+        -- once: their printed array, [a, b, c], at most 36 characters long, holds none longer
+        -- than 34 (one test where each number had its own: 5 metrics, 26k instructions).
+        v_numbers := (
+            select count(*) from jsonb_each(p_rule -> 'properties') as p (k, r) where p.r ->> 'type' = 'number'
+        ) > 1;
+        for v_key in select k from jsonb_object_keys(coalesce(p_rule -> 'properties', '{}')) as k order by k loop
+            v_sub := app_logic.compile_sure(p_rule -> 'properties' -> v_key, p_path || v_key, v_numbers);
+            if v_sub.conds is null then
+                conds := null;
+                return;
+            end if;
+            v_cases := v_cases || (format('@.key == %s', app_logic.jsonpath_string(v_key))
+                || coalesce(format(' && exists(@.value ? (%s))', v_sub.test), ''));
+            conds := conds || v_sub.conds;
+        end loop;
+        if v_numbers then
+            conds := conds || format('char_length(jsonb_path_query_array(v_0, %L, ''{}'', true)::text) <= 36',
+                format('strict %s.* ? (@.type() == "number")', app_logic.jsonpath_accessor(p_path)));
         end if;
-        -- The type first: "-" fails on a scalar.
-        return format('case when jsonb_typeof(%s) <> ''object'' then false else %s end', v_value, v_sub);
+        test := format('@.type() == "object" && !exists(@.keyvalue() ? (!(%s)))',
+            coalesce(nullif(array_to_string(v_cases, ' || '), ''), '@.type() == "none"'));
     else
-        return null; -- an array: app_logic.compile_array_check or the exact statements
+        conds := null; -- an array: app_logic.compile_array_check or the exact statements
     end if;
-    return array_to_string(v_conds, ' and ');
 end
 $$;
-comment on function app_logic.compile_sure(jsonb, text[]) is
-'One SQL expression true only for a value at p_path of v_0 that passes the rule (null or true when absent); '
-'null when the rule has none (app_logic.compile_rule''s parts).';
+comment on function app_logic.compile_sure(jsonb, text[], boolean) is
+'The sure test of a value at p_path of v_0: a strict jsonpath test of the value (@) and SQL conditions (conds); '
+'conds null when the rule has none (app_logic.compile_rule''s parts).';
 
--- The sure test of an object at p_path (v_0 itself for '{}'), known to be an object: no unknown
--- key, the required ones there and not null, and each property's sure test; null when a property
--- has none, unless p_exact lists it: then the caller runs its exact statements.
-create function app_logic.compile_sure_properties(p_rule jsonb, p_path text[], p_exact text[] default null)
-returns text
+-- The sure test of the body: no unknown key, the required ones there, and each property's sure
+-- test; null when a property has none, unless p_exact lists it: then the caller runs its exact
+-- statements. paths are jsonpath predicates: a required property's value passes its test, an
+-- optional one's too or is absent (strict mode's error for a missing key, unknown, and only
+-- then: nothing inside the filter can make exists() unknown).
+create function app_logic.compile_sure_properties(
+    p_rule jsonb, p_exact text[] default null, out paths text[], out conds text[]
+)
 language plpgsql immutable
 as $$
 declare
-    v_object text := app_logic.compile_path(p_path);
-    v_conds text[];
+    v_keys text[] := array(select k from jsonb_object_keys(coalesce(p_rule -> 'properties', '{}')) as k order by k);
+    v_required text[] := array(select r from jsonb_array_elements_text(coalesce(p_rule -> 'required', '[]')) as r order by r);
+    v_untested text[] := '{}';
     v_key text;
-    v_sub text;
+    v_at text;
+    v_sub record;
 begin
-    v_conds := array[format('(%s - %L::text[]) = ''{}''::jsonb', v_object,
-        array(select k from jsonb_object_keys(coalesce(p_rule -> 'properties', '{}')) as k order by k))];
-    if jsonb_array_length(coalesce(p_rule -> 'required', '[]')) > 0 then
-        v_conds := v_conds || format('%s ?& %L::text[]', v_object,
-            array(select r from jsonb_array_elements_text(p_rule -> 'required') as r order by r));
-    end if;
-    for v_key in select k from jsonb_object_keys(coalesce(p_rule -> 'properties', '{}')) as k order by k loop
-        v_sub := app_logic.compile_sure(p_rule -> 'properties' -> v_key, p_path || v_key);
-        if v_sub is null and not v_key = any(coalesce(p_exact, '{}')) then
-            return null;
+    paths := '{}';
+    conds := array[format('(v_0 - %L::text[]) = ''{}''::jsonb', v_keys)];
+    foreach v_key in array v_keys loop
+        v_sub := app_logic.compile_sure(p_rule -> 'properties' -> v_key, array[v_key]);
+        if v_sub.conds is null and not v_key = any(coalesce(p_exact, '{}')) then
+            paths := null;
+            conds := null;
+            return;
         end if;
-        -- A required value must not be JSON null; every sure test but "any value" says so.
-        if coalesce(v_sub, 'true') = 'true' and p_rule -> 'required' ? v_key then
-            v_sub := format('%s -> %L <> ''null''::jsonb', v_object, v_key);
+        v_at := app_logic.jsonpath_accessor(array[v_key]);
+        if v_sub.test is not null then
+            paths := paths || case when v_key = any(v_required) then format('exists(%s ? (%s))', v_at, v_sub.test)
+                else format('(exists(%1$s ? (%2$s)) || (exists(%1$s)) is unknown)', v_at, v_sub.test) end;
+        elsif v_key = any(v_required) then
+            -- A required key without a test ("any value", or its exact statements): there and
+            -- not JSON null (a test says so for the others: strict mode's unknown).
+            v_untested := v_untested || v_key;
+            conds := conds || format('v_0 -> %L <> ''null''::jsonb', v_key);
         end if;
-        if coalesce(v_sub, 'true') <> 'true' then
-            v_conds := v_conds || v_sub;
-        end if;
+        conds := conds || v_sub.conds;
     end loop;
-    return array_to_string(v_conds, E'\n        and ');
+    if cardinality(v_untested) > 0 then
+        conds := conds[1:1] || format('v_0 ?& %L::text[]', v_untested) || conds[2:];
+    end if;
 end
 $$;
-comment on function app_logic.compile_sure_properties(jsonb, text[], text[]) is
-'The sure test of the object at p_path (no unknown key, required ones present, each property''s test); '
-'null when a property not in p_exact has none (app_logic.compile_rule''s parts).';
+comment on function app_logic.compile_sure_properties(jsonb, text[]) is
+'The sure test of a body (no unknown key, required ones present, each property''s test) as jsonpath predicates and '
+'SQL conditions; null when a property not in p_exact has none (app_logic.compile_rule''s parts).';
 
 -- Create app_logic.<p_name>(p_body jsonb) returns boolean in PL/pgSQL: p_code (statements that
 -- return false for a body that fails) on v_0, then true.
@@ -500,7 +549,7 @@ as $$
 declare
     v_exact text[] := array(
         select k from jsonb_object_keys(coalesce(p_rule -> 'properties', '{}')) as k
-        where app_logic.compile_sure(p_rule -> 'properties' -> k, array[k]) is null order by k
+        where (app_logic.compile_sure(p_rule -> 'properties' -> k, array[k])).conds is null order by k
     );
     v_code text := app_logic.compile_object(p_rule, 0, '    ');
     v_rest text := '';
@@ -509,6 +558,7 @@ declare
     v_slow text[] := '{}';
     v_check text;
     v_key text;
+    v_sure record;
     v_comment text := 'Whether a body passes its rule (compiled by app_logic.compile_rule; app_logic.validate explains '
         || 'a refusal).';
 begin
@@ -517,8 +567,13 @@ begin
         perform app_logic.compile_plpgsql(p_name, v_code, v_comment);
         return;
     end if;
+    -- The jsonpath first: the SQL conditions print a number only once it is known to be in range.
+    v_sure := app_logic.compile_sure_properties(p_rule, v_exact);
     execute format(E'create function app_logic.%I(v_0 jsonb) returns boolean\nlanguage sql stable\nas $sure$\n'
-        || E'    select %s\n$sure$', p_name || '_sure', app_logic.compile_sure_properties(p_rule, '{}', v_exact));
+        || E'    select %s\n$sure$', p_name || '_sure', coalesce(nullif(array_to_string(
+            case when cardinality(v_sure.paths) > 0
+                then array[format('(v_0 @@ %L::jsonpath) is true', 'strict ' || array_to_string(v_sure.paths, E'\n        && '))] else '{}' end
+            || v_sure.conds, E'\n        and '), ''), 'true'));
     execute format('comment on function app_logic.%I(jsonb) is %L', p_name || '_sure',
         format('True only for a body that passes its rule, false for one it is not sure of, apart from the '
             || 'properties %s (compiled by app_logic.compile_rule; app_logic.%s decides).', v_exact, p_name));

@@ -3,7 +3,7 @@
 -- Bodies: each endpoint's valid example with every field set to each of ~50 hostile values,
 -- every field left out, an unknown field added, and the values themselves as the whole body.
 begin;
-select plan(19);
+select plan(20);
 
 create function pg_temp.corpus(p_example jsonb) returns setof jsonb
 language sql stable as $$
@@ -53,7 +53,17 @@ language sql stable as $$
         ('"\ud83d\ude00"'), ('"e\u0301"'), ('"\u061cJohn"'), ('"\u2066x\u2069"'), ('"ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ"'),
         ('"john@exаmple.com"'), ('"+٤٤ ٢٠ ٧٩٤٦ ٠٩٥٨"'), ('1e131071'), ('-1e131071'),
         ('1e-16383'), ('123456789012345678901234567890'), ('2147483647.0'), ('4e9'), ('[1e-16383]'),
-        ((repeat('[', 300) || '"/"' || repeat(']', 300))::jsonb), ((repeat('{"a": ', 300) || '1' || repeat('}', 300))::jsonb)
+        ((repeat('[', 300) || '"/"' || repeat(']', 300))::jsonb), ((repeat('{"a": ', 300) || '1' || repeat('}', 300))::jsonb),
+        -- What the sure test's strict jsonpath reads: values in arrays (lax mode would unwrap
+        -- ["John"] into "John"), JSON nulls and wrong types inside a filter (unknown, never true),
+        -- nested scales by the printed array of an object's numbers (at most 36 characters), valid
+        -- metrics too long for that test.
+        ('["John"]'), ('[true]'), ('[3]'), ('["mobile"]'), ('["email"]'), ('[{"lcp": 1}]'),
+        ('["b1@example.com"]'), ('[null, "x"]'), ('{"lcp": [1]}'), ('{"lcp": [1, 2]}'), ('{"lcp": 1, "x": null}'),
+        ('{"lcp": 0.100000000000000000000000000000000}'), ('{"lcp": 1.000000000000000000000000000000000, "cls": 1}'),
+        ('{"cls": 0.1234, "inp": 120, "lcp": 2300, "ttfb": 300}'),
+        ('{"lcp": 3599999.5, "fid": 3599999.5, "inp": 3599999.5, "ttfb": 3599999.5, "cls": 99.5}'),
+        ('{"lcp": 1.00000000000000000000000000000000}'), ('{"cls": 100.000000000000000000000000000000000}')
     )
     select jsonb_set(p_example, array[k], v) from keys, vals
     union all
@@ -131,14 +141,33 @@ select ok(
 select ok(
     (
         select
-            p.prosrc ~ '\(v_0 #> ''\{coreWebVitals,lcp\}''\)'
+            p.prosrc ~ '\$\."coreWebVitals" \? \(@\.type\(\) == "object" && !exists\(@\.keyvalue\(\) \? '
+            and p.prosrc ~ '@\.key == "lcp" && exists\(@\.value \? \(@ >= 0 && @ <= 3600000\)\)'
             and p.prosrc !~ '-> ''coreWebVitals'' ->'
-            and p.prosrc ~ '\(v_0 -> ''leadSource''\)::text ~ ''\^"\[a-z0-9_\]\*"\$'''
+            and p.prosrc !~ '#> ''\{coreWebVitals,'
+            and p.prosrc ~ '\$\."leadSource" \? \(@ like_regex "\^\[a-z0-9_\]\+\$" flag "s"\)\)'
             and p.prosrc !~ '\(v_0 ->> ''leadSource''\) ~'
+            and p.prosrc !~ '\(v_0 -> ''leadSource''\)::text ~'
         from pg_proc as p
         where p.oid = 'app_logic.submit_lead_passes_sure(jsonb)'::regprocedure
     ),
-    'the sure test looks a nested value up once (#>) and tests leadSource with one regular expression'
+    'the sure test reads a nested object''s members in one pass of its jsonpath (no lookup per member) and tests '
+    'leadSource with one regular expression'
+);
+-- One constant jsonpath holds every type, character, enum and range test (one expression node
+-- where each field had several); SQL keeps only what jsonpath cannot see.
+select ok(
+    (
+        select
+            (select count(*) from regexp_matches(p.prosrc, '@@', 'g')) = 1
+            and p.prosrc ~ '\(v_0 @@ E?''strict \(exists\(\$\."accessibilityTheme" \? \(@ == "default" \|\| '
+            and p.prosrc ~ '::jsonpath\) is true'
+            and p.prosrc !~ '[^@] ~ '
+            and p.prosrc !~ 'jsonb_typeof'
+        from pg_proc as p
+        where p.oid = 'app_logic.submit_lead_passes_sure(jsonb)'::regprocedure
+    ),
+    'the lead rule''s sure test is one jsonpath (read with is true) and SQL for lengths, scales and the phone'
 );
 select is_empty(
     $$ select b from pg_temp.corpus('{"sessionId": "s-1", "path": "/ecosystem", "referrer": "https://www.example.com/",
