@@ -5,7 +5,7 @@
 -- and awkward bodies (Unicode blanks, JSON nulls at the top and nested, phone spellings, whole
 -- numbers written 1.0, multi-line text).
 begin;
-select plan(8);
+select plan(9);
 
 -- integer_field and boolean_field as they were before session 9, which reads a value the rule
 -- passed by its text (db/functions/000-foundation.sql).
@@ -180,6 +180,23 @@ select is(
     ),
     16,
     'each submission records the marketing consent the old fields said'
+);
+-- submit_lead trims the address once, for the limit, the lead and the consent (session 9).
+select is(
+    (
+        select count(*)::integer
+        from bodies as b
+        inner join app.leads as l on lower(l.email) = lower(app_logic.text_field(b.body, 'email'))
+        inner join app.lead_interactions as i on l.id = i.lead_id and i.kind = 'submission'
+        inner join app.consent_audit as c on i.id = c.submission_id
+        cross join (
+            select k.value as pepper from app.settings as k
+            where k.key = 'hash_pepper'
+        ) as p
+        where c.subject = app_logic.pseudonym(lower(pg_temp.old_lead_fields(b.body) ->> 'email'), p.pepper)
+    ),
+    32,
+    'each submission''s two consent rows name the person by the address the old fields gave'
 );
 
 -- A known address: its resubmission records the fields as lead_fields gives them.
