@@ -1,11 +1,13 @@
 -- The indexes of app.leads (db/schema/130, 580): each one left serves a query of the product,
--- and the ones no query reads are gone, since every submission writes each index it has.
+-- and the ones no query reads are gone, since every submission writes each index it has. The
+-- fourth, leads_phone_needed_idx (db/schema/670), is the phone rule: always empty, no
+-- submission writes it (020-leads-domains tests the rule).
 begin;
 select plan(3);
 
 select indexes_are(
-    'app', 'leads', array['leads_pkey', 'leads_email_key', 'leads_created_at_idx'],
-    'app.leads has its key, the address''s unique index and the creation time''s, and no index no query reads'
+    'app', 'leads', array['leads_pkey', 'leads_email_key', 'leads_created_at_idx', 'leads_phone_needed_idx'],
+    'app.leads has its key, the address''s unique index, the creation time''s and the phone rule''s, and no index no query reads'
 );
 
 -- The dashboard's latest leads (web/public/dashboard: order=createdAt.desc&limit=10) and the

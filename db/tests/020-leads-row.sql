@@ -5,9 +5,48 @@
 -- and awkward bodies (Unicode blanks, JSON nulls at the top and nested, phone spellings, whole
 -- numbers written 1.0, multi-line text).
 begin;
-select plan(6);
+select plan(9);
 
--- lead_fields as it was before lead_values (db/functions/020-leads.sql, session 7).
+-- integer_field and boolean_field as they were before session 9, which reads a value the rule
+-- passed by its text (db/functions/000-foundation.sql).
+create function pg_temp.old_integer_field(p_body jsonb, p_key text) returns integer
+language sql immutable
+as $$
+    select case when jsonb_typeof(p_body -> p_key) = 'number' then (p_body -> p_key)::numeric::integer end
+$$;
+create function pg_temp.old_boolean_field(p_body jsonb, p_key text) returns boolean
+language sql immutable
+as $$
+    select case when jsonb_typeof(p_body -> p_key) = 'boolean' then (p_body -> p_key)::boolean end
+$$;
+select is(
+    (
+        select array_agg(v::text order by v::text)
+        from
+            unnest(array[
+                '0', '1', '1.0', '1e3', '1E+2', '2.50e1', '-0', '0.0', '145000', '2147483647', '3600000.000', 'null'
+            ]::jsonb[]) as v
+        where
+            app_logic.integer_field(jsonb_build_object('n', v), 'n')
+            is distinct from pg_temp.old_integer_field(jsonb_build_object('n', v), 'n')
+    ),
+    null,
+    'integer_field reads every whole number the rule passes, and JSON null, as before'
+);
+select is(
+    (
+        select array_agg(b::text order by b::text)
+        from unnest(array['{"b": true}', '{"b": false}', '{"b": null}', '{}', '{"c": true}']::jsonb[]) as b
+        where
+            app_logic.boolean_field(b, 'b') is distinct from pg_temp.old_boolean_field(b, 'b')
+            or app_logic.integer_field(b, 'n') is distinct from pg_temp.old_integer_field(b, 'n')
+    ),
+    null,
+    'boolean_field reads true, false, JSON null and an absent key as before, and integer_field an absent key'
+);
+
+-- lead_fields as it was before lead_values (db/functions/020-leads.sql, session 7), with the
+-- field readers as they were then.
 create function pg_temp.old_lead_fields(p_body jsonb) returns jsonb
 language sql stable
 as $$
@@ -22,13 +61,13 @@ as $$
         'inquiryDetails', app_logic.text_field(p_body, 'inquiryDetails'),
         'leadSource', coalesce(p_body ->> 'leadSource', 'contact_form'),
         'gdprConsent', (p_body -> 'gdprConsent'),
-        'marketingConsent', coalesce(app_logic.boolean_field(p_body, 'marketingConsent'), false),
+        'marketingConsent', coalesce(pg_temp.old_boolean_field(p_body, 'marketingConsent'), false),
         'accessibilityTheme', coalesce(p_body ->> 'accessibilityTheme', 'default'),
         'preferredCommunication', coalesce(p_body ->> 'preferredCommunication', 'email'),
         'deviceType', p_body ->> 'deviceType',
         'coreWebVitals', p_body -> 'coreWebVitals',
-        'logoInteractions', app_logic.integer_field(p_body, 'logoInteractions'),
-        'timeOnSite', app_logic.integer_field(p_body, 'timeOnSite'),
+        'logoInteractions', pg_temp.old_integer_field(p_body, 'logoInteractions'),
+        'timeOnSite', pg_temp.old_integer_field(p_body, 'timeOnSite'),
         'pagesViewed', p_body -> 'pagesViewed',
         'browserInfo', p_body -> 'browserInfo',
         'sessionId', app_logic.text_field(p_body, 'sessionId')
@@ -141,6 +180,23 @@ select is(
     ),
     16,
     'each submission records the marketing consent the old fields said'
+);
+-- submit_lead trims the address once, for the limit, the lead and the consent (session 9).
+select is(
+    (
+        select count(*)::integer
+        from bodies as b
+        inner join app.leads as l on lower(l.email) = lower(app_logic.text_field(b.body, 'email'))
+        inner join app.lead_interactions as i on l.id = i.lead_id and i.kind = 'submission'
+        inner join app.consent_audit as c on i.id = c.submission_id
+        cross join (
+            select k.value as pepper from app.settings as k
+            where k.key = 'hash_pepper'
+        ) as p
+        where c.subject = app_logic.pseudonym(lower(pg_temp.old_lead_fields(b.body) ->> 'email'), p.pepper)
+    ),
+    32,
+    'each submission''s two consent rows name the person by the address the old fields gave'
 );
 
 -- A known address: its resubmission records the fields as lead_fields gives them.
