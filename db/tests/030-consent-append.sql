@@ -3,7 +3,7 @@
 -- of consent_row_hash, kept here verbatim as pg_temp.old_* (the reference). The same appends,
 -- run once through each, must store the same rows: every column, every hash, in the same order.
 begin;
-select plan(16);
+select plan(18);
 -- From the start: PL/pgSQL sets up a condition's expression once per transaction, and counts
 -- the calls in it only when track_functions was on then (the append is called in an IF).
 set local track_functions = 'all';
@@ -265,6 +265,21 @@ select is(
     ),
     0::bigint,
     'consent_row_hash gives the reference''s hash with no time, no previous hash, fields ending in "]" and extreme ids'
+);
+-- Structurally: the append reads the time once (the text in force is looked up at that column,
+-- not at a second app_logic.now()), and tells an erasure by one comparison, not a list.
+select is(
+    (
+        select count(*)::integer
+        from regexp_matches(pg_get_functiondef('app_logic.append_consent_rows'::regproc), 'app_logic\.now\(\)', 'g')
+    ),
+    1,
+    'the append reads the time once'
+);
+select unalike(
+    pg_get_functiondef('app_logic.append_consent_rows'::regproc),
+    '%in (''consent'', ''request'')%',
+    'the append tells an erasure by one comparison, not by a list of the other events'
 );
 -- Structurally: one array, not a CASE between an eleven- and a twelve-element one (both of
 -- which, with their arguments, were set up again in every transaction).

@@ -1,0 +1,15 @@
+-- Statistics for app.consent_texts (issue 13), so that the audit's foreign key reads its one page.
+--
+-- Every row a submission appends to the consent audit names its text, and the foreign key
+-- consent_audit_text_fkey checks that text with a query PostgreSQL plans once per session from
+-- the table's statistics. A table never analyzed is taken to be 10 pages, so the check was an
+-- index scan of consent_texts_pkey, whose set-up (the index opened, locked and searched) every
+-- check repeats. The table is one page: a handful of texts, added rarely, and autovacuum analyzes
+-- a table only after 50 changed rows, which this one does not reach. Analyzed, the check is a
+-- scan of that page: 11.4k instructions of a submission fewer for its two rows (callgrind).
+--
+-- The statistics decide the plan, never the answer: the check refuses what it refused before,
+-- with the same message, whatever plan it has. With more texts the planner still counts the
+-- table's actual pages, and a database restored without statistics checks by the index again.
+-- pgTAP 030-consent-text-check holds the plan and the refusal.
+analyze app.consent_texts;
