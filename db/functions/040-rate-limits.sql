@@ -238,7 +238,15 @@ begin
     -- An ARRAY sub-select, not array_agg: an aggregate's node costs more to set up in every
     -- transaction (callgrind: 8.6k instructions a call), and the array is never null ('{}').
     select array(select t.scope from taken as t) into v_taken;
-    -- The rules that apply: the action's IP rule, and its email rule when there is an email.
+    -- Every row of the VALUES list took a slot (the IP's, and the email's when there is one):
+    -- admitted, whatever the rules (a row without a rule takes none). Nearly every admitted
+    -- request ends here, which asks no compiled rule (the condition below: callgrind, 7k
+    -- instructions a call more to set up and run).
+    if cardinality(v_taken) = 1 + (v_email is not null)::integer then
+        return null;
+    end if;
+    -- Otherwise admitted when no rule that applies refused: the action's IP rule, and its email
+    -- rule when there is an email (an action without a rule counts nothing).
     if cardinality(v_taken) = (
         (app_logic.rate_limit_max(p_action, 'ip') is not null)::integer
         + (v_email is not null and app_logic.rate_limit_max(p_action, 'email') is not null)::integer
