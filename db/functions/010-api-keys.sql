@@ -208,8 +208,13 @@ begin
         end)::text;
         return;
     end if;
-    -- A public request: stays anon, under anon's statement_timeout.
-    v_done := app_logic.keep_request_headers(v_headers, v_quad) || app_logic.apply_statement_timeout('anon');
+    -- A public request: stays anon, under anon's statement_timeout. An address that is no
+    -- canonical dotted quad is checked in full, in an assignment set up only when it runs.
+    if v_quad is null then
+        v_done := app_logic.keep_request_headers(v_headers, v_quad) || app_logic.apply_statement_timeout('anon');
+    else
+        v_done := app_logic.keep_quad_headers(v_headers, v_quad) || app_logic.apply_statement_timeout('anon');
+    end if;
 end
 $$;
 comment on function app_logic.pre_request() is
