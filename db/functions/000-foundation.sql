@@ -144,14 +144,33 @@ comment on function app_logic.keep_parsed_address(text) is
 -- counter key hashes that text, client_network_text), so a dotted quad is kept with '/32'
 -- appended, what its cast and set_masklen(.., 32) print. Anything else is checked in full by
 -- keep_parsed_address, a call: its checks' nodes are set up only when it runs (a dotted quad
--- skips it), where inlined they were set up in every transaction.
+-- skips it), where inlined they were set up in every transaction. keep_quad_headers is the
+-- dotted quad's arm alone, for a caller that has told the two apart already (the pre-request's
+-- public branch: without the CASE and the call's node, 5k instructions less to set up).
+create function app_logic.keep_user_agent(p_headers jsonb) returns text
+language sql volatile
+as $$
+    select set_config('app.request_user_agent', coalesce(p_headers ->> 'user-agent', ''), true)
+$$;
+comment on function app_logic.keep_user_agent(jsonb) is
+'Keep the user agent of these request headers for the rest of the transaction (keep_request_headers).';
+
+create function app_logic.keep_quad_headers(p_headers jsonb, p_quad text) returns text
+language sql volatile
+as $$
+    select set_config('app.request_client_ip', p_quad, true) || set_config('app.request_client_network', p_quad || '/32', true)
+        || app_logic.keep_user_agent(p_headers)
+$$;
+comment on function app_logic.keep_quad_headers(jsonb, text) is
+'keep_request_headers for headers whose X-Real-IP is the canonical dotted quad p_quad (never null).';
+
 create function app_logic.keep_request_headers(p_headers jsonb, p_quad text) returns text
 language sql volatile
 as $$
     select case
-        when p_quad is null then app_logic.keep_parsed_address(p_headers ->> 'x-real-ip')
-        else set_config('app.request_client_ip', p_quad, true) || set_config('app.request_client_network', p_quad || '/32', true)
-    end || set_config('app.request_user_agent', coalesce(p_headers ->> 'user-agent', ''), true)
+        when p_quad is null then app_logic.keep_parsed_address(p_headers ->> 'x-real-ip') || app_logic.keep_user_agent(p_headers)
+        else app_logic.keep_quad_headers(p_headers, p_quad)
+    end
 $$;
 comment on function app_logic.keep_request_headers(jsonb, text) is
 'Keep the client address, its network and the user agent of these request headers for the rest of the '
@@ -167,12 +186,33 @@ end
 $$;
 comment on function app_logic.read_request_header(text) is 'request_header as a call its callers do not inline.';
 
+-- The address readers' path without a kept value, each one call: the parse and the header read
+-- as two calls (and a cast) were nodes set up in every transaction that reads the address
+-- (callgrind: 2.9k instructions a limiter call).
+create function app_logic.client_ip_from_headers() returns inet
+language plpgsql stable
+as $$
+begin
+    return app_logic.parse_client_ip(app_logic.request_header('x-real-ip'));
+end
+$$;
+comment on function app_logic.client_ip_from_headers() is 'client_ip read from request.headers (no kept value), as a call.';
+
+create function app_logic.client_network_text_from_headers() returns text
+language plpgsql stable
+as $$
+begin
+    return app_logic.parse_client_network(app_logic.request_header('x-real-ip'))::text;
+end
+$$;
+comment on function app_logic.client_network_text_from_headers() is
+'client_network_text read from request.headers (no kept value), as a call.';
+
 create function app_logic.client_ip() returns inet
 language sql stable
 as $$
     select coalesce(
-        nullif(current_setting('app.request_client_ip', true), '')::inet,
-        app_logic.parse_client_ip(app_logic.read_request_header('x-real-ip'))
+        nullif(current_setting('app.request_client_ip', true), '')::inet, app_logic.client_ip_from_headers()
     )
 $$;
 comment on function app_logic.client_ip() is
@@ -184,8 +224,7 @@ create function app_logic.client_network_text() returns text
 language sql stable
 as $$
     select coalesce(
-        nullif(current_setting('app.request_client_network', true), ''),
-        app_logic.parse_client_network(app_logic.read_request_header('x-real-ip'))::text
+        nullif(current_setting('app.request_client_network', true), ''), app_logic.client_network_text_from_headers()
     )
 $$;
 comment on function app_logic.client_network_text() is

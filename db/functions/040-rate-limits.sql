@@ -235,9 +235,19 @@ begin
         returning c.scope
     )
 
-    select array_agg(t.scope) into v_taken from taken as t;
-    -- The rules that apply: the action's IP rule, and its email rule when there is an email.
-    if coalesce(cardinality(v_taken), 0) = (
+    -- An ARRAY sub-select, not array_agg: an aggregate's node costs more to set up in every
+    -- transaction (callgrind: 8.6k instructions a call), and the array is never null ('{}').
+    select array(select t.scope from taken as t) into v_taken;
+    -- Every row of the VALUES list took a slot (the IP's, and the email's when there is one):
+    -- admitted, whatever the rules (a row without a rule takes none). Nearly every admitted
+    -- request ends here, which asks no compiled rule (the condition below: callgrind, 7k
+    -- instructions a call more to set up and run).
+    if cardinality(v_taken) = 1 + (v_email is not null)::integer then
+        return null;
+    end if;
+    -- Otherwise admitted when no rule that applies refused: the action's IP rule, and its email
+    -- rule when there is an email (an action without a rule counts nothing).
+    if cardinality(v_taken) = (
         (app_logic.rate_limit_max(p_action, 'ip') is not null)::integer
         + (v_email is not null and app_logic.rate_limit_max(p_action, 'email') is not null)::integer
     ) then
@@ -250,7 +260,6 @@ begin
     select array_agg(u.rule order by (u.rule).scope desc), array_agg(u.subject order by (u.rule).scope desc)
     into v_rules, v_subjects
     from app_logic.rate_limit_rules_for(p_action, v_network, v_email) as u;
-    v_taken := coalesce(v_taken, '{}');
     for i in 1..cardinality(v_rules) loop
         v_rule := v_rules[i];
         if v_rule.scope = any(v_taken) then

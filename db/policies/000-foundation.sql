@@ -22,6 +22,7 @@ grant execute on function app_logic.request_headers() to anon, reader, admin;
 grant execute on function app_logic.request_header(text) to anon, reader, admin;
 grant execute on function app_logic.keep_request_headers(jsonb, text), app_logic.keep_parsed_address(text)
 to anon, reader, admin;
+grant execute on function app_logic.keep_quad_headers(jsonb, text), app_logic.keep_user_agent(jsonb) to anon, reader, admin;
 grant execute on function app_logic.dotted_quad(text), app_logic.parse_client_ip(text), app_logic.parse_client_network(text)
 to anon, reader, admin;
 grant execute on function app_logic.api_key_lookup(text) to anon, reader, admin;

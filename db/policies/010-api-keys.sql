@@ -18,7 +18,8 @@ select app_logic.compile_role_timeouts();
 
 -- The pre-request function (run as the request's role, which needs EXECUTE on what it inlines
 -- too) finds the key a route needs and the role's timeout through these.
-grant execute on function app_logic.protected_route_key(text, text) to anon, reader, admin;
+grant execute on function app_logic.protected_route_key(text, text), app_logic.protected_route_target(text)
+to anon, reader, admin;
 grant execute on function app_logic.pre_request_with_key() to anon, reader, admin;
 grant execute on function app_logic.role_statement_timeout(text), app_logic.apply_statement_timeout(text) to anon, reader, admin;
 

@@ -275,7 +275,10 @@ select is(
 -- function call that runs only without one (inlined, its nodes were set up in every transaction).
 select ok(
     tap.plan_of($$ select app_logic.client_ip(), app_logic.client_network(), app_logic.request_user_agent() $$)
-    ~ 'current_setting\(''app\.request_client_network''.*parse_client_network\((app_logic\.)?read_request_header'
+    ~ (
+        'current_setting\(''app\.request_client_ip''.*client_ip_from_headers\(\)'
+        || '.*current_setting\(''app\.request_client_network''.*client_network_text_from_headers\(\)'
+    )
     and tap.plan_of($$ select app_logic.client_ip(), app_logic.client_network(), app_logic.request_user_agent() $$)
     !~ 'request\.headers|\mclient_ip\(\)|\mclient_network(_text)?\(\)|\mrequest_user_agent\(\)',
     'client_ip, client_network and request_user_agent are inlined, read the kept settings, and parse no headers'

@@ -1,11 +1,11 @@
--- The pre-request's compiled lookups: app_logic.protected_route_key (from app_logic.routes) and
+-- The pre-request's compiled lookups: app_logic.protected_route_key and protected_route_target (from app_logic.routes) and
 -- app_logic.role_statement_timeout (from the roles' settings) must answer what reading the table
 -- and the catalog answers, for every route and every hostile path; both are inlined into the
 -- pre-request's expression (a constant looked up, no function call, no table read); and a plan a connection keeps
 -- (PostgREST prepares its call) follows a recompile: a route or a timeout changed by a build
 -- applies at the next request of a connection that stays open.
 begin;
-select plan(8);
+select plan(10);
 
 -- What the pre-request read before it was compiled: the route's row, by target and method.
 create function pg_temp.key_by_table(p_method text, p_target text) returns text
@@ -45,6 +45,21 @@ select ok(
     'the comparison covers the protected routes (and their HEAD)'
 );
 
+-- The pre-request's routing condition asks only whether any method of a path needs a key.
+select is_empty(
+    $$ select q.target from requests as q
+       where (app_logic.protected_route_target(q.target) is not null) is distinct from exists (
+           select from app_logic.routes as r where r.target = q.target and r.key <> 'none'
+       ) $$,
+    'the compiled protected targets are the paths of the routes that need a key, for every route and hostile path'
+);
+select is_empty(
+    $$ select q.method, q.target from requests as q
+       where app_logic.protected_route_key(q.method, q.target) is not null
+         and app_logic.protected_route_target(q.target) is null $$,
+    'every request that needs a key takes the pre-request''s full branch'
+);
+
 select is_empty(
     $$ select r.rolname from pg_roles as r
        where app_logic.role_statement_timeout(r.rolname) is distinct from (
@@ -62,9 +77,10 @@ select is(
 -- Inlined: a plan that calls them holds a JSON constant and no call of either.
 select matches(
     tap.plan_of($$ select app_logic.protected_route_key(current_setting('x.m', true), current_setting('x.p', true)),
-                              app_logic.role_statement_timeout(current_setting('x.r', true)) $$),
-    '^(?!.*(protected_route_key|role_statement_timeout)).*::jsonb ->> .*::jsonb ->> ',
-    'the compiled lookups are inlined into their caller: two constants looked up, no function called'
+                              app_logic.role_statement_timeout(current_setting('x.r', true)),
+                              app_logic.protected_route_target(current_setting('x.p', true)) $$),
+    '^(?!.*(protected_route_key|role_statement_timeout|protected_route_target)).*::jsonb ->> .*::jsonb ->> .*::jsonb ->> ',
+    'the compiled lookups are inlined into their caller: three constants looked up, no function called'
 );
 
 -- A connection that keeps its plan (a prepared statement, as PostgREST's) follows a recompile.

@@ -6,7 +6,7 @@
 -- role and a set of hostile headers (the kept address, network and user agent, the role, the
 -- timeout, the key, or the error raised). plpgsql_check's profiler shows which branch ran.
 begin;
-select plan(6);
+select plan(7);
 
 -- Loaded before any function runs in this session (its profiler sees only functions set up after).
 create extension plpgsql_check;
@@ -102,8 +102,13 @@ end
 $$;
 select is(
     pg_temp.assignments_run('{"x-real-ip": "203.0.113.8"}', '/rpc/submit_lead'),
-    array[0, 1],
+    array[0, 0, 1],
     'a public request runs the public branch only: the key lookup and the refusals are not set up'
+);
+select is(
+    pg_temp.assignments_run('{"x-real-ip": "2001:db8:1:2::9"}', '/rpc/submit_lead'),
+    array[0, 1, 0],
+    'a public request from an address that is no dotted quad runs the public branch''s full address check'
 );
 select is(
     pg_temp.assignments_run(
@@ -112,7 +117,7 @@ select is(
             where k.role = 'admin'
         ), '/leads'
     ),
-    array[1, 0],
+    array[1, 0, 0],
     'a request with a key runs the full branch'
 );
 

@@ -2,7 +2,7 @@
 -- per-email rule, IPv6 /64 clients, counters without addresses in clear, and their purge; the
 -- limits compiled into constants and the counters' one-bytea key (issue 13).
 begin;
-select plan(34);
+select plan(38);
 
 -- One request of a client at a moment: what the limiter answers (null = admitted).
 create function pg_temp.hit(p_ip text, p_at text, p_email text default null) returns jsonb
@@ -209,6 +209,60 @@ select is(
     ],
     array[true, true, false, true],
     'a DELETE and an INSERT of a rule are compiled at once too'
+);
+
+-- An admitted request whose every row took a slot ends at the first condition, which asks no
+-- rule; the rest (a row without a rule) go to the second, which asks the compiled rules.
+create function pg_temp.hit_action(p_action text, p_ip text, p_at text, p_email text default null) returns jsonb
+language plpgsql volatile
+as $$
+begin
+    perform set_config('request.headers', jsonb_build_object('x-real-ip', p_ip)::text, true);
+    perform set_config('app.frozen_now', p_at, true);
+    return app_logic.enforce_rate_limits(p_action, p_email);
+end
+$$;
+select is(
+    array[
+        pg_temp.hit_action('no_rule_here', '203.0.113.92', '2026-03-02 12:00:00+00') is null,
+        pg_temp.hit_action('no_rule_here', '203.0.113.92', '2026-03-02 12:00:01+00', 'none@example.org') is null,
+        pg_temp.hit_action('no_rule_here', '203.0.113.92', '2026-03-02 12:00:02+00', 'none@example.org') is null,
+        not exists (
+            select from app.rate_limit_counters as c
+            where c.action = 'no_rule_here'
+        )
+    ],
+    array[true, true, true, true],
+    'an action without a rule admits every request, with an email or without, and keeps no counter'
+);
+delete from app.rate_limit_rules
+where action = 'leads' and scope = 'ip';
+select is(
+    array[
+        pg_temp.hit('203.0.113.93', '2026-03-02 13:00:00+00', 'only.email@example.org') is null,
+        pg_temp.hit('203.0.113.94', '2026-03-02 13:00:01+00', 'only.email@example.org') is null,
+        pg_temp.hit('203.0.113.95', '2026-03-02 13:00:02+00') is null,
+        pg_temp.hit('203.0.113.93', '2026-03-02 13:00:03+00', 'only.email@example.org') is null,
+        pg_temp.hit('203.0.113.93', '2026-03-02 13:00:04+00', 'only.email@example.org') is null
+    ],
+    array[true, true, true, true, false],
+    'an email rule alone counts the email (three an hour) and nothing per IP'
+);
+select is(
+    current_setting('response.headers'), '[{"Retry-After": "3596"}]', 'the email rule alone says when its oldest hit leaves'
+);
+insert into app.rate_limit_rules (action, scope, max_requests, window_seconds) values ('leads', 'ip', 2, 60);
+delete from app.rate_limit_rules
+where action = 'leads' and scope = 'email';
+select is(
+    array[
+        pg_temp.hit('203.0.113.96', '2026-03-02 14:00:00+00', 'only.ip@example.org') is null,
+        pg_temp.hit('203.0.113.96', '2026-03-02 14:00:01+00', 'only.ip@example.org') is null,
+        pg_temp.hit('203.0.113.96', '2026-03-02 14:00:02+00', 'other.ip@example.org') is null,
+        pg_temp.hit('203.0.113.97', '2026-03-02 14:00:03+00', 'only.ip@example.org') is null
+    ],
+    array[true, true, false, true],
+    'an IP rule alone counts the IP (two a minute) whatever the email, and nothing per email'
 );
 
 select * from finish();
