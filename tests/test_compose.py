@@ -395,7 +395,7 @@ def test_the_build_steps_image_and_the_local_install_pin_the_same_versions():
         assert requirement.specifier.contains(constraints[name]), f"{name}=={constraints[name]} does not satisfy {requirement}"
     dockerfile = (ROOT / "deploy" / "migrate" / "Dockerfile").read_text()
     assert "COPY constraints.txt" in dockerfile and "-c /tmp/constraints.txt" in dockerfile
-    assert "pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'" in (ROOT / ".ci" / "run").read_text()
+    assert "pip install -q --disable-pip-version-check -c constraints.txt -e '.[test,bench]'" in (ROOT / ".ci" / "run").read_text()
     # The image's build context is the repository: only constraints.txt may enter it.
     assert (ROOT / ".dockerignore").read_text().split("\n")[1:3] == ["*", "!constraints.txt"]
 
