@@ -31,7 +31,7 @@ AFTERMATH_MAX_SECONDS = 180
 STRETCH_SECONDS = 20
 # What a variant of the job (`invoke bench --retention-variants`) may set: run_retention's knobs.
 VARIANT_PARAMETERS = {"batch_rows": "p_batch_rows => %s::integer", "pause_ratio": "p_pause_ratio => %s::numeric",
-                      "wal_rate": "p_wal_rate => %s::bigint"}
+                      "wal_rate": "p_wal_rate => %s::bigint", "batch_wal": "p_batch_wal => %s::bigint"}
 
 
 def parse_variants(text: str) -> list[dict[str, float]]:
