@@ -94,18 +94,24 @@ def _engagement_batches(db, rows: int, call: str) -> list[int]:
 def test_with_a_wal_budget_a_batch_that_wrote_more_makes_the_next_one_smaller(db):
     """After a checkpoint a batch's first deletion on each page writes the whole page: the next
     batch is cut to the rows that write about the budget at that rate (here a byte: one row)."""
-    # The first batch, its rate unknown, has a sixteenth of the 32 rows; each batch writes far
-    # more than a byte (its deletions, its log row, its commit), so every next one has one row.
-    batches = _engagement_batches(db, 5, "call app_logic.run_retention('brand_engagement', 32, 0, p_batch_wal => 1)")
+    # Every batch writes far more than a byte (its deletions, its log row, its commit).
+    batches = _engagement_batches(db, 5, "call app_logic.run_retention('brand_engagement', 2, 0, p_batch_wal => 1)")
     assert batches == [2, 1, 1, 1, 0]
 
 
-def test_with_a_wal_budget_batches_grow_to_at_most_twice_the_last_and_the_batch_size(db):
-    # A budget no batch of these reaches: each batch doubles, up to the 32 rows of p_batch_rows.
-    batches = _engagement_batches(
-        db, 100, "call app_logic.run_retention('brand_engagement', 32, 0, p_batch_wal => 1000000000)"
+def test_with_a_wal_budget_batches_grow_back_at_most_twice_the_last_up_to_the_batch_size(db):
+    # The oldest row's deletion writes 1 MB of WAL (a message record), the others a few kB each.
+    db.execute(
+        "create function public.heavy_delete() returns trigger language plpgsql as $$ begin"
+        " perform pg_logical_emit_message(false, 'test', repeat('x', 1000000)); return old; end $$"
     )
-    assert batches == [2, 4, 8, 16, 32, 32, 6]
+    db.execute(
+        "create trigger heavy before delete on app.brand_engagement for each row"
+        " when (old.session_id = 'old-1') execute function public.heavy_delete()"
+    )
+    batches = _engagement_batches(db, 20, "call app_logic.run_retention('brand_engagement', 8, 0, p_batch_wal => 500000)")
+    # 8 rows wrote over 1 MB: 3 rows write about 500 kB at that rate; then twice the last, up to 8.
+    assert batches == [8, 3, 6, 3]
 
 
 def test_a_wal_budget_that_is_not_positive_is_refused(db):

@@ -307,8 +307,8 @@ comment on function app_logic.apply_retention(text, integer) is
 --   takes at that rate: the requests' commits flush the job's WAL with theirs, and a batch's WAL
 --   is not set by its rows (after a checkpoint each page it touches first is written whole).
 -- * with p_batch_wal (bytes) each next batch has the rows that write about that much WAL at the
---   last batch's bytes per row (at most p_batch_rows, at most twice the last batch; the first, its
---   rate unknown, a sixteenth of p_batch_rows). After a checkpoint the first deletion on a page
+--   last batch's bytes per row (at most p_batch_rows, at most twice the last batch; the first has
+--   p_batch_rows). After a checkpoint the first deletion on a page
 --   writes the whole page (8 kB; sealed fields do not compress), so rows spread over the table
 --   make a batch write megabytes where it wrote 100 kB, in one burst that the requests' commits
 --   flush with theirs: small batches while pages are written whole, full ones again after.
@@ -341,9 +341,6 @@ begin
     end if;
     if p_batch_wal <= 0 then
         raise exception 'the WAL per batch must be a positive number of bytes, not %', p_batch_wal using errcode = '22023';
-    end if;
-    if p_batch_wal is not null then
-        v_batch_rows := ceil(p_batch_rows / 16.0);
     end if;
     perform set_config('synchronous_commit', 'off', false);
     loop
