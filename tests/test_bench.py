@@ -198,6 +198,7 @@ def test_retention_variants_name_only_run_retentions_knobs_and_their_values_trav
     assert retention._job_call(variants[1]) == (
         "call app_logic.run_retention(p_max_seconds => %s, p_batch_rows => %s::integer, p_wal_rate => %s::bigint)"
     )
+    assert retention._job_call({"batch_wal": 1e6}) == "call app_logic.run_retention(p_max_seconds => %s, p_batch_wal => %s::bigint)"
     assert retention.parse_variants("") == [{}]
     with pytest.raises(UserError, match="not 'p_kind'"):
         retention.parse_variants("default|p_kind=1")

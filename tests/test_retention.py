@@ -77,6 +77,51 @@ def test_a_wal_rate_that_is_not_positive_is_refused(db):
         db.execute("call app_logic.run_retention(null, 100, 4, null, 0)")
 
 
+def _engagement_batches(db, rows: int, call: str) -> list[int]:
+    """The rows each batch of `call` (a run_retention of brand_engagement) removed from `rows` expired ones."""
+    db.execute(f"set app.frozen_now = '{FROZEN}'")
+    db.execute(
+        "insert into app.brand_engagement (session_id, created_at)"
+        f" select 'old-' || i, timestamptz '2020-01-01' + i * interval '1 minute' from generate_series(1, {rows}) as i"
+    )
+    db.execute(call)
+    assert db.execute("select count(*) from app.brand_engagement").fetchone()[0] == 0
+    return [r[0] for r in db.execute(
+        "select rows_removed from app.retention_runs where kind = 'brand_engagement' order by id"
+    )]
+
+
+def test_with_a_wal_budget_a_batch_that_wrote_more_makes_the_next_one_smaller(db):
+    """After a checkpoint a batch's first deletion on each page writes the whole page: the next
+    batch is cut to the rows that write about the budget at that rate (here a byte: one row)."""
+    # Every batch writes far more than a byte (its deletions, its log row, its commit).
+    batches = _engagement_batches(db, 5, "call app_logic.run_retention('brand_engagement', 2, 0, p_batch_wal => 1)")
+    assert batches == [2, 1, 1, 1, 0]
+
+
+def test_with_a_wal_budget_batches_grow_back_at_most_twice_the_last_up_to_the_batch_size(db):
+    # The oldest row's deletion writes 1 MB of WAL (a message record), the others a few kB each.
+    db.execute(
+        "create function public.heavy_delete() returns trigger language plpgsql as $$ begin"
+        " perform pg_logical_emit_message(false, 'test', repeat('x', 1000000)); return old; end $$"
+    )
+    db.execute(
+        "create trigger heavy before delete on app.brand_engagement for each row"
+        " when (old.session_id = 'old-1') execute function public.heavy_delete()"
+    )
+    batches = _engagement_batches(db, 20, "call app_logic.run_retention('brand_engagement', 8, 0, p_batch_wal => 500000)")
+    # 8 rows wrote over 1 MB: 3 rows write about 500 kB at that rate; then twice the last, up to 8.
+    assert batches == [8, 3, 6, 3]
+
+
+def test_a_wal_budget_that_is_not_positive_is_refused(db):
+    import psycopg
+    import pytest
+
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="WAL per batch must be a positive number of bytes"):
+        db.execute("call app_logic.run_retention(null, 100, 4, null, null, 0)")
+
+
 def test_the_job_does_not_wait_for_wal_flushes_and_restores_the_setting(db):
     db.execute("set synchronous_commit = on")
     db.execute("call app_logic.run_retention('brand_engagement')")

@@ -306,9 +306,16 @@ comment on function app_logic.apply_retention(text, integer) is
 -- * with p_wal_rate (bytes per second) the pause after a batch is also at least as long as its WAL
 --   takes at that rate: the requests' commits flush the job's WAL with theirs, and a batch's WAL
 --   is not set by its rows (after a checkpoint each page it touches first is written whole).
+-- * with p_batch_wal (bytes) each next batch has the rows that write about that much WAL at the
+--   last batch's bytes per row (at most p_batch_rows, at most twice the last batch; the first has
+--   p_batch_rows). After a checkpoint the first deletion on a page writes the whole page (8 kB;
+--   sealed fields do not compress), so rows spread over the table make a batch write megabytes
+--   where it wrote 100 kB, in one burst that the requests' commits flush with theirs: small
+--   batches while pages are written whole, full ones again after.
+--   Opt-in: alternated with the default in the retention bench it did not do better (README).
 create procedure app_logic.run_retention(
     p_kind text default null, p_batch_rows integer default 2000, p_pause_ratio numeric default 4,
-    p_max_seconds numeric default null, p_wal_rate bigint default null
+    p_max_seconds numeric default null, p_wal_rate bigint default null, p_batch_wal bigint default null
 )
 language plpgsql
 as $$
@@ -320,6 +327,9 @@ declare
     v_run app.retention_runs;
     v_started timestamptz;
     v_wal_start pg_lsn;
+    v_wal numeric;
+    v_batch_rows integer := p_batch_rows;
+    v_removed bigint;
     v_commit_setting text := current_setting('synchronous_commit');
 begin
     if p_pause_ratio is null or p_pause_ratio < 0 or p_pause_ratio > 100 then
@@ -331,13 +341,17 @@ begin
     if p_wal_rate <= 0 then
         raise exception 'the WAL rate must be a positive number of bytes per second, not %', p_wal_rate using errcode = '22023';
     end if;
+    if p_batch_wal <= 0 then
+        raise exception 'the WAL per batch must be a positive number of bytes, not %', p_batch_wal using errcode = '22023';
+    end if;
     perform set_config('synchronous_commit', 'off', false);
     loop
         v_started := clock_timestamp();
         v_wal_start := pg_catalog.pg_current_wal_insert_lsn();
         v_pending := '{}';
+        v_removed := 0;
         foreach v_kind in array v_kinds loop
-            for v_run in select * from app_logic.apply_retention(v_kind, p_batch_rows) loop
+            for v_run in select * from app_logic.apply_retention(v_kind, v_batch_rows) loop
                 -- One line per batch for a client watching (invoke db.retention --apply shows it as
                 -- progress); pg_cron's job and the server log ignore notices.
                 raise notice 'retention: % removed % row(s)%', v_run.kind, v_run.rows_removed,
@@ -345,21 +359,28 @@ begin
                 if not v_run.complete and v_run.error is null then
                     v_pending := v_pending || v_run.kind;
                 end if;
+                v_removed := v_removed + v_run.rows_removed;
             end loop;
         end loop;
         commit;
         exit when cardinality(v_pending) = 0 or clock_timestamp() >= v_deadline;
         v_kinds := v_pending;
-        -- The WAL inserted meanwhile is the batch's and the requests': at most a little longer a pause.
-        perform pg_sleep(greatest(
-            p_pause_ratio * extract(epoch from clock_timestamp() - v_started),
-            (pg_catalog.pg_current_wal_insert_lsn() - v_wal_start) / p_wal_rate
-        ));
+        -- The WAL inserted meanwhile is the batch's and the requests': at most a little longer a
+        -- pause, at most a little smaller a next batch.
+        v_wal := pg_catalog.pg_current_wal_insert_lsn() - v_wal_start;
+        if p_batch_wal is not null then
+            -- By the rows removed, not the limit: leads stop at 1,000 a batch whatever the limit.
+            v_batch_rows := least(
+                p_batch_rows, 2 * v_batch_rows, greatest(1, floor(v_removed * p_batch_wal / greatest(v_wal, 1)))
+            );
+        end if;
+        perform pg_sleep(greatest(p_pause_ratio * extract(epoch from clock_timestamp() - v_started), v_wal / p_wal_rate));
     end loop;
     perform set_config('synchronous_commit', v_commit_setting, false);
 end
 $$;
-comment on procedure app_logic.run_retention (text, integer, numeric, numeric, bigint) is
+comment on procedure app_logic.run_retention (text, integer, numeric, numeric, bigint, bigint) is
 'Apply retention (every rule, or p_kind) in committed batches of p_batch_rows until nothing is due (or '
 'p_max_seconds have passed), pausing p_pause_ratio times each batch''s duration between batches (and, with '
-'p_wal_rate, at least as long as the batch''s WAL takes at that many bytes per second).';
+'p_wal_rate, at least as long as the batch''s WAL takes at that many bytes per second); with p_batch_wal, '
+'each next batch has the rows that write about that many bytes of WAL at the last batch''s rate, at most p_batch_rows.';
