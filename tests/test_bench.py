@@ -381,3 +381,24 @@ def test_a_pgbench_runs_cpu_counts_the_backends_that_ended_with_it(pg_cluster, d
     run = common.pgbench(pg_cluster, "heavy", script, seconds=2)
     assert run.transactions > 0 and run.failed == 0
     assert run.cpu_ms["PostgreSQL"] >= 0.6 * alone_ms, (run.cpu_ms, alone_ms)
+
+
+def test_the_bench_runs_the_vendored_postgrest_the_tests_run(tmp_path, monkeypatch):
+    """With no POSTGREST_BIN and no `postgrest` on PATH, the bench takes the vendored copy a test
+    run unpacked (as the tests do) instead of skipping the HTTP path and its three goals."""
+    from chorus_db import vendor
+    from chorus_db.bench import common
+
+    monkeypatch.setenv("POSTGREST_BIN", "unset-below")
+    monkeypatch.delenv("POSTGREST_BIN")
+    monkeypatch.delenv("CHORUS_VENDOR_DIR", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-path"))
+    monkeypatch.setenv("CHORUS_CACHE_DIR", str(tmp_path / "cache"))
+    assert common.postgrest_binary() is None
+    binary = vendor.unpacked_postgrest()
+    binary.parent.mkdir(parents=True)
+    binary.write_text("#!/bin/sh\necho 'PostgREST 12.2.3'\n")
+    binary.chmod(0o755)
+    binary.with_name("postgrest.sha256").write_text("0" * 64 + "\n")
+    assert common.postgrest_binary() == binary
+    assert common.machine()["postgrest"] == "12.2.3"

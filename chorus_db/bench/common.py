@@ -118,6 +118,17 @@ def fmt(value: float | None) -> str:
     return "   -  " if value is None else f"{value:6.2f}"
 
 
+# The bench is a developer's tool like the tests, so it runs the PostgREST they run: POSTGREST_BIN,
+# `postgrest` on PATH, else the vendored copy (chorus_db.vendor: CHORUS_VENDOR_DIR, or the copy a
+# test run unpacked). Before session 10 it looked only at the first two, so on a machine set up by
+# `.ci/run` alone `invoke bench` skipped the HTTP path, and with it d/c, d-db-cpu and d/peer.
+POSTGREST_MISSING = "PostgREST (set POSTGREST_BIN, or CHORUS_VENDOR_DIR to the folder of the vendored tarball)"
+
+
+def postgrest_binary() -> Path | None:
+    return testing.postgrest_for_tests()
+
+
 def loadavg() -> float:
     try:
         return float(Path("/proc/loadavg").read_text().split()[0])
@@ -142,9 +153,9 @@ def machine() -> dict:
         pass
     postgrest = None
     try:
-        from . import stack
+        from .. import stack
 
-        binary = stack.find_postgrest()
+        binary = postgrest_binary()
         postgrest = stack.postgrest_version(binary) if binary else None
     except Exception:  # noqa: BLE001 - the description is best effort
         pass

@@ -25,7 +25,8 @@ from .common import (
     children,
     cluster_pids,
     proc_cpu,
-    AUTH_PASSWORD, BENCH_DB, BENCH_DIR, CLIENTS, GOALS, LEADS, LIMITS_ON, PAGE_VIEWS, Check, Report, Run, _count, loadavg,
+    AUTH_PASSWORD, BENCH_DB, BENCH_DIR, CLIENTS, GOALS, LEADS, LIMITS_ON, PAGE_VIEWS, POSTGREST_MISSING, Check, Report,
+    Run, _count, loadavg, postgrest_binary,
     pgbench, timed,
 )
 
@@ -151,8 +152,8 @@ def http_path(report: Report, cluster: Cluster, seconds: int = 10, rounds: int =
     from .. import stack
 
     print(f"HTTP path (wrk, {CLIENTS} connections)")
-    postgrest_bin = stack.find_postgrest()
-    missing = [what for what, found in (("PostgREST (set POSTGREST_BIN)", postgrest_bin), ("nginx", stack.find_nginx()),
+    postgrest_bin = postgrest_binary()
+    missing = [what for what, found in ((POSTGREST_MISSING, postgrest_bin), ("nginx", stack.find_nginx()),
                                         ("wrk", shutil.which("wrk"))) if not found]
     if missing:
         report.skipped["HTTP path"] = "not found: " + ", ".join(missing)

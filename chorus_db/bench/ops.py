@@ -29,7 +29,7 @@ import psycopg
 
 from .. import config, ops_stack, replica, stack
 from . import common, http
-from .common import BENCH_DIR, Report, Run, fmt, loadavg
+from .common import BENCH_DIR, POSTGREST_MISSING, Report, Run, fmt, loadavg, postgrest_binary
 
 
 def _log_lines(path: Path | None, offset: int, pattern: str, most: int = 5) -> list[str]:
@@ -92,8 +92,8 @@ def _cpu_figures(report: Report, label: str, runs: list[Run]) -> None:
 
 def pool_and_scale(report: Report, cluster, seconds: int = 10, rounds: int = 2) -> None:
     print("Operations: pooling, scale, replica, WAL (wrk)")
-    postgrest_bin = stack.find_postgrest()
-    missing = [what for what, found in (("PostgREST (set POSTGREST_BIN)", postgrest_bin), ("nginx", stack.find_nginx()),
+    postgrest_bin = postgrest_binary()
+    missing = [what for what, found in ((POSTGREST_MISSING, postgrest_bin), ("nginx", stack.find_nginx()),
                                         ("wrk", shutil.which("wrk")), ("pgbouncer", shutil.which("pgbouncer")))
                if not found]
     if missing:
