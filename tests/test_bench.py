@@ -233,6 +233,7 @@ def test_extra_nginx_directives_go_into_the_http_block_before_the_api(tmp_path):
 FRAMED = {
     "submit_lead.sql": "app.leads",
     "framed_insert.sql": "app.leads",
+    "framed_rows.sql": "app.leads",
     "page_view_api.sql": "app.page_views",
     "brand_engagement_api.sql": "app.brand_engagement",
     "logo_heatmap_api.sql": "app.logo_interaction_heatmaps",
@@ -276,6 +277,27 @@ def test_a_framed_script_stores_its_row_when_pgbench_runs_it(name, pg_cluster, d
     assert proc.returncode == 0, proc.stderr
     assert bench.parse_pgbench(proc.stdout, proc.stderr)[1:] == (3, 0)
     assert db.execute(f"select count(*) from {table}").fetchone()[0] == before + 3
+
+
+# The tables a submission writes: the stored-rows baseline (a'') must write the same rows.
+STORED = ("app.leads", "app.lead_interactions", "app.consent_audit", "app.rate_limit_counters")
+
+
+def test_the_stored_rows_baseline_writes_what_a_submission_stores(pg_cluster, db, db_url, tmp_path):
+    def written(name: str) -> dict[str, int]:
+        before = {t: db.execute(f"select count(*) from {t}").fetchone()[0] for t in STORED}
+        script = tmp_path / name
+        script.write_text(bench.framed(bench.BENCH_DIR / name))
+        proc = subprocess.run(
+            [str(config.pg_bindir() / "pgbench"), "-n", "-M", "prepared", "-c", "1", "-t", "1", "-f", str(script)],
+            env=testing.psql_env(pg_cluster, db_url.rsplit("/", 1)[-1]), capture_output=True, text=True,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return {t: db.execute(f"select count(*) from {t}").fetchone()[0] - before[t] for t in STORED}
+
+    submission = written("submit_lead.sql")
+    assert submission == {"app.leads": 1, "app.lead_interactions": 1, "app.consent_audit": 2, "app.rate_limit_counters": 2}
+    assert written("framed_rows.sql") == submission
 
 
 # The unframed scripts run as they are, as postgres (the framed ones are above).

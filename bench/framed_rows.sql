@@ -1,0 +1,5 @@
+-- frame: role=anon path=/rpc/submit_lead statement=stored_rows.sql main-role=postgres
+-- (a'') The ceiling the stored rows leave: PostgREST's five statements, as in (a'), with a main
+-- query that writes exactly the rows an accepted submission stores (bench/stored_rows.sql) and
+-- runs none of its logic. b/a' cannot exceed a''/a': what is left is the logic's share.
+-- The pre-request runs as anon, the INSERTs as the tables' owner (postgres). Run with -M prepared.
