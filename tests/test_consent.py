@@ -124,6 +124,7 @@ def test_a_text_an_append_under_way_names_cannot_be_deleted_under_it(db, db_url)
         with pytest.raises(psycopg.errors.LockNotAvailable):
             deleter.execute("delete from app.consent_texts where version = 'race-1'")
         appender.commit()
-        with pytest.raises(psycopg.errors.ForeignKeyViolation, match='foreign key constraint "consent_audit_text_fkey" on table "consent_audit"'):
+        named = 'foreign key constraint "consent_audit_text_fkey" on table "consent_audit"'
+        with pytest.raises(psycopg.errors.ForeignKeyViolation, match=named):
             deleter.execute("delete from app.consent_texts where version = 'race-1'")
     assert db.execute("select count(*) from app.consent_texts where version = 'race-1'").fetchone()[0] == 1

@@ -86,12 +86,13 @@ comment on function app_logic.compile_consent_text_at() is
 
 -- The text an audit row names is one of app.consent_texts. A foreign key checked that with an
 -- RI query for every row appended, through SPI (its executor set up, the text found and locked
--- FOR KEY SHARE): 45k instructions a row, 90k of a submission's 2.08M (issue 13, session 10,
--- callgrind). The column is the domain app.consent_text_version (db/schema/770) instead, whose
--- check the compile above writes from the table; PostgreSQL prepares a domain's check once per
--- session, so a row costs a comparison (a submission −81k). What the key refused stays refused,
--- with its SQLSTATE (23503), message and detail: an unknown version here, a text still named
--- below. db/tests/030-consent-text-check.sql holds each refusal to the key's wording.
+-- FOR KEY SHARE): 59k instructions of a submission's 2.08M, both rows (issue 13, session 10,
+-- callgrind, a copy without the key). The column is the domain app.consent_text_version
+-- (db/schema/770) instead, whose check the compile above writes from the table; PostgreSQL
+-- prepares a domain's check once per session, so a row costs a comparison (9k a submission:
+-- 2,080,613 -> 2,030,305). What the key refused stays refused, with its SQLSTATE (23503), message
+-- and detail: an unknown version here, a text still named below. db/tests/030-consent-text-check.sql
+-- holds each refusal to the key's wording.
 create function app_logic.refuse_unknown_consent_text(p_version text) returns boolean
 language plpgsql
 as $$

@@ -124,8 +124,9 @@ select is(
 
 -- A text inserted is named at once, in the same transaction (the compile changes the check).
 insert into app.consent_texts (version, body, sha256, valid_from)
-values ('2000-01', 'Old.', sha256(convert_to('Old.', 'UTF8')), '2000-01-01T00:00:00Z'),
-       ('2000-02', 'Unused.', sha256(convert_to('Unused.', 'UTF8')), '2000-02-01T00:00:00Z');
+values
+('2000-01', 'Old.', sha256(convert_to('Old.', 'UTF8')), '2000-01-01T00:00:00Z'),
+('2000-02', 'Unused.', sha256(convert_to('Unused.', 'UTF8')), '2000-02-01T00:00:00Z');
 select lives_ok(pg_temp.audit_row(3, '2000-01'), 'a row naming a text inserted in this transaction is stored');
 
 -- The key's other half: a text a row names stays, and keeps its version.
@@ -133,7 +134,8 @@ select is(
     pg_temp.refusal($$ delete from app.consent_texts where version = '2000-01' $$),
     array[
         '23503',
-        'update or delete on table "consent_texts" violates foreign key constraint "consent_audit_text_fkey" on table "consent_audit"',
+        'update or delete on table "consent_texts" violates foreign key constraint "consent_audit_text_fkey" '
+        'on table "consent_audit"',
         'Key (version)=(2000-01) is still referenced from table "consent_audit".', 'app', 'consent_texts',
         'consent_audit_text_fkey'
     ],
@@ -143,7 +145,8 @@ select is(
     pg_temp.refusal($$ update app.consent_texts set version = '2000-01b' where version = '2000-01' $$),
     array[
         '23503',
-        'update or delete on table "consent_texts" violates foreign key constraint "consent_audit_text_fkey" on table "consent_audit"',
+        'update or delete on table "consent_texts" violates foreign key constraint "consent_audit_text_fkey" '
+        'on table "consent_audit"',
         'Key (version)=(2000-01) is still referenced from table "consent_audit".', 'app', 'consent_texts',
         'consent_audit_text_fkey'
     ],
@@ -176,7 +179,11 @@ select throws_ok(
     'truncating the texts alone is refused by a foreign key'
 );
 select is(
-    (select count(*)::integer from app.consent_texts where version in ('2026-01', '2000-01')),
+    (
+        select count(*)::integer
+        from app.consent_texts
+        where version in ('2026-01', '2000-01')
+    ),
     2,
     'the texts are all there'
 );
