@@ -124,11 +124,12 @@ begin
         exists (select from app.consent_audit as a where a.consent_text_version = old.version)
         and not exists (select from app.consent_texts as t where t.version = old.version)
     then
+        -- The table named is the key's (the audit), as PostgreSQL names it for either half.
         raise exception
             'update or delete on table "consent_texts" violates foreign key constraint "consent_audit_text_fkey" on table "consent_audit"'
             using errcode = '23503',
             detail = format('Key (version)=(%s) is still referenced from table "consent_audit".', old.version),
-            schema = 'app', table = 'consent_texts', constraint = 'consent_audit_text_fkey';
+            schema = 'app', table = 'consent_audit', constraint = 'consent_audit_text_fkey';
     end if;
     return null;
 end

@@ -136,7 +136,7 @@ select is(
         '23503',
         'update or delete on table "consent_texts" violates foreign key constraint "consent_audit_text_fkey" '
         'on table "consent_audit"',
-        'Key (version)=(2000-01) is still referenced from table "consent_audit".', 'app', 'consent_texts',
+        'Key (version)=(2000-01) is still referenced from table "consent_audit".', 'app', 'consent_audit',
         'consent_audit_text_fkey'
     ],
     'a text a row names cannot be deleted, refused as the foreign key refused it'
@@ -147,7 +147,7 @@ select is(
         '23503',
         'update or delete on table "consent_texts" violates foreign key constraint "consent_audit_text_fkey" '
         'on table "consent_audit"',
-        'Key (version)=(2000-01) is still referenced from table "consent_audit".', 'app', 'consent_texts',
+        'Key (version)=(2000-01) is still referenced from table "consent_audit".', 'app', 'consent_audit',
         'consent_audit_text_fkey'
     ],
     'nor given another version'
