@@ -49,6 +49,9 @@ COMPILED_FROM_DATA = {
     ),
 }
 
+# The check of a domain compiled likewise (the versions app.consent_audit may name): its expression.
+COMPILED_DOMAIN_CHECK = ("ALTER DOMAIN app.consent_text_version", "    ADD CONSTRAINT consent_text_version_known CHECK")
+
 
 def schema_dump(url: str) -> str:
     """pg_dump --schema-only, normalised so two equal schemas give equal text.
@@ -74,6 +77,8 @@ def schema_dump(url: str) -> str:
             continue  # follows app.settings (data): enabled only while the team is notified
         if len(lines) >= 3 and lines[-2:] == ["    LANGUAGE sql STABLE", "    AS $$"] and lines[-3] in COMPILED_FROM_DATA:
             line = COMPILED_FROM_DATA[lines[-3]]  # compiled from the table (data) by its trigger
+        if lines[-1:] == [COMPILED_DOMAIN_CHECK[0]] and line.startswith(COMPILED_DOMAIN_CHECK[1]):
+            line = COMPILED_DOMAIN_CHECK[1] + " <the versions of app.consent_texts>"  # compiled likewise
         lines.append(line)
     return "\n".join(lines) + "\n"
 

@@ -103,3 +103,28 @@ def test_no_api_role_can_touch_the_audit(db):
         " where has_table_privilege(r, 'app.consent_audit', p)"
     ).fetchall()
     assert rows == []
+
+
+def test_a_text_an_append_under_way_names_cannot_be_deleted_under_it(db, db_url):
+    # The foreign key locked the text each append named (FOR KEY SHARE) until the append
+    # committed. The domain that replaced it (db/schema/770) locks nothing, so the texts' guard
+    # locks the audit before it looks for rows naming the text: the delete waits for the append,
+    # then sees its row. Without that lock the delete would commit under the append, leaving a
+    # row naming a text that is gone.
+    db.execute(
+        "insert into app.consent_texts (version, body, sha256, valid_from)"
+        " values ('race-1', 'Raced.', sha256(convert_to('Raced.', 'UTF8')), '2000-01-01T00:00:00Z')"
+    )
+    with psycopg.connect(db_url) as appender, psycopg.connect(db_url, autocommit=True) as deleter:
+        appender.execute(
+            "insert into app.consent_audit (subject, seq, event, consent_type, granted, source,"
+            " consent_text_version, row_hash) values ('race', 1, 'consent', 'gdpr', true, 'test', 'race-1', '\\x00')"
+        )
+        deleter.execute("set lock_timeout = '500ms'")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            deleter.execute("delete from app.consent_texts where version = 'race-1'")
+        appender.commit()
+        named = 'foreign key constraint "consent_audit_text_fkey" on table "consent_audit"'
+        with pytest.raises(psycopg.errors.ForeignKeyViolation, match=named):
+            deleter.execute("delete from app.consent_texts where version = 'race-1'")
+    assert db.execute("select count(*) from app.consent_texts where version = 'race-1'").fetchone()[0] == 1

@@ -48,9 +48,12 @@ set timezone = 'UTC'
 as $$
 declare
     v_cases text;
+    v_versions text;
 begin
-    select string_agg(format('when p_at >= %L::timestamptz then %L::text', t.valid_from, t.version), ' ' order by t.valid_from desc)
-    into v_cases
+    select
+        string_agg(format('when p_at >= %L::timestamptz then %L::text', t.valid_from, t.version), ' ' order by t.valid_from desc),
+        string_agg(quote_literal(t.version), ', ' order by t.version)
+    into v_cases, v_versions
     from app.consent_texts as t;
     execute format(
         $f$
@@ -65,10 +68,78 @@ begin
     comment on function app_logic.consent_text_at(timestamptz) is
     'The version of the consent text in force at p_at (the newest valid_from not after it), compiled from '
     'app.consent_texts; null before the first.';
+    -- The versions an audit row may name (see app.consent_text_version below). NOT VALID: no scan
+    -- of the audit; every stored row names a text, as the check before this one (or the foreign key
+    -- before the domain) held, and a text still named cannot be deleted. The domain's change
+    -- reaches other sessions at commit, as a changed table constraint does.
+    alter domain app.consent_text_version drop constraint if exists consent_text_version_known;
+    execute format(
+        'alter domain app.consent_text_version add constraint consent_text_version_known '
+        'check (value is null or %s app_logic.refuse_unknown_consent_text(value)) not valid',
+        'value in (' || v_versions || ') or'
+    );
 end
 $$;
 comment on function app_logic.compile_consent_text_at() is
-'Compile app.consent_texts into app_logic.consent_text_at (run by the trigger on every change of the table).';
+'Compile app.consent_texts into app_logic.consent_text_at and the check of the domain app.consent_text_version '
+'(run by the trigger on every change of the table).';
+
+-- The text an audit row names is one of app.consent_texts. A foreign key checked that with an
+-- RI query for every row appended, through SPI (its executor set up, the text found and locked
+-- FOR KEY SHARE): 59k instructions of a submission's 2.08M, both rows (issue 13, session 10,
+-- callgrind, a copy without the key). The column is the domain app.consent_text_version
+-- (db/schema/770) instead, whose check the compile above writes from the table; PostgreSQL
+-- prepares a domain's check once per session, so a row costs a comparison (9k a submission:
+-- 2,080,613 -> 2,030,305). What the key refused stays refused, with its SQLSTATE (23503), message
+-- and detail: an unknown version here, a text still named below. db/tests/030-consent-text-check.sql
+-- holds each refusal to the key's wording.
+create function app_logic.refuse_unknown_consent_text(p_version text) returns boolean
+language plpgsql
+as $$
+begin
+    raise exception 'insert or update on table "consent_audit" violates foreign key constraint "consent_audit_text_fkey"'
+        using errcode = '23503',
+        detail = format('Key (consent_text_version)=(%s) is not present in table "consent_texts".', p_version),
+        schema = 'app', table = 'consent_audit', constraint = 'consent_audit_text_fkey';
+end
+$$;
+comment on function app_logic.refuse_unknown_consent_text(text) is
+'Refuse a consent-audit row naming a text version app.consent_texts does not hold (the domain check''s last resort).';
+
+-- The key's other half: a text an audit row names is neither deleted nor given another version.
+-- The audit is locked first (SHARE ROW EXCLUSIVE, until the change commits): an append under way,
+-- which checked its version before the change, commits before the rows are read, and none starts
+-- until the compile's new check is committed. Texts change rarely; the key instead locked the
+-- text named in every submission.
+create function app_logic.tg_consent_texts__refuse_named() returns trigger
+language plpgsql
+as $$
+begin
+    if tg_op = 'UPDATE' and new.version = old.version then
+        return null;
+    end if;
+    lock table app.consent_audit in share row exclusive mode;
+    -- NO ACTION, as the key: a version the same statement deleted and inserted again is there.
+    if
+        exists (select from app.consent_audit as a where a.consent_text_version = old.version)
+        and not exists (select from app.consent_texts as t where t.version = old.version)
+    then
+        -- The table named is the key's (the audit), as PostgreSQL names it for either half.
+        raise exception
+            'update or delete on table "consent_texts" violates foreign key constraint "consent_audit_text_fkey" on table "consent_audit"'
+            using errcode = '23503',
+            detail = format('Key (version)=(%s) is still referenced from table "consent_audit".', old.version),
+            schema = 'app', table = 'consent_audit', constraint = 'consent_audit_text_fkey';
+    end if;
+    return null;
+end
+$$;
+comment on function app_logic.tg_consent_texts__refuse_named() is
+'Refuse deleting a consent text, or changing its version, while a consent-audit row names it.';
+
+create trigger consent_texts_named
+after update of version or delete on app.consent_texts
+for each row execute function app_logic.tg_consent_texts__refuse_named();
 
 -- In the same transaction as the change: the CREATE OR REPLACE invalidates every plan that
 -- inlined the function before, in this session at once and in the others at commit.
@@ -213,6 +284,12 @@ end
 $$;
 
 select app_logic.declare_append_only('app.consent_audit', 'app_logic.tg_consent_audit__refuse_change');
+
+-- TRUNCATE app.consent_texts CASCADE reached the audit through the foreign key, and this guard
+-- refused it: it still does (a TRUNCATE without CASCADE is refused by consent_tokens' key).
+create trigger consent_texts_no_truncate
+before truncate on app.consent_texts
+for each statement execute function app_logic.tg_consent_audit__refuse_change();
 
 -- True when every row of the subject's chain carries the hash its content and predecessor
 -- give, with no gap in seq: what an auditor runs to check that nothing was altered.

@@ -161,7 +161,7 @@ select app_logic.append_consents(
     'test', 'iphash-a', 'UA a', 7
 );
 select results_eq(
-    $$ select c.seq::integer, c.linked, c.consent_text_version
+    $$ select c.seq::integer, c.linked, c.consent_text_version::text
        from (
            select a.seq, a.submission_id, a.prev_hash = lag(a.row_hash) over (order by a.seq) as linked, a.consent_text_version
            from app.consent_audit as a where a.subject = 'subject-a'

@@ -19,7 +19,7 @@ select api.submit_lead(
 select api.submit_lead('{"firstName": "Ada", "lastName": "L", "email": "ada@example.ORG", "gdprConsent": true}');
 
 select results_eq(
-    $$ select seq::integer, event::text, consent_type::text, granted, source::text, user_agent::text, consent_text_version
+    $$ select seq::integer, event::text, consent_type::text, granted, source::text, user_agent::text, consent_text_version::text
        from app.consent_audit order by seq $$,
     $$ values (1, 'consent', 'gdpr', true, 'web_form', 'pgtap-agent', '2026-02'),
               (2, 'request', 'marketing', true, 'web_form', 'pgtap-agent', '2026-02'),
