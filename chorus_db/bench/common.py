@@ -243,6 +243,8 @@ def _count(cluster: Cluster, sql: str) -> int:
 # log_statement = all): BEGIN, one statement setting the search path, role and request context,
 # the pre-request function, the call wrapped in PostgREST's query (which also reads the response
 # status and headers), COMMIT. Distinct client addresses (X-Real-IP, as nginx sets it).
+# Checked again in session 10 against the postmaster under callgrind (README, "The frame and the
+# pool, session 10"): the same statements, PostgREST binding as parameters what this writes literally.
 # A bench script that starts with a `-- frame:` line holds only its call; pgbench runs it framed.
 FRAME_LINE = re.compile(r"^-- frame:(?P<options>.*)$", re.M)
 FRAME_HEAD = """\\set o2 random(0, 255)
