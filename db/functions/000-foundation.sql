@@ -245,8 +245,9 @@ as $$
 $$;
 comment on function app_logic.request_user_agent() is 'The request''s User-Agent header; null when absent or empty.';
 
--- The one keyed hash (pseudonyms, rate-limit keys, spam signatures): HMAC-SHA256 of a text's
--- UTF-8 bytes with a text key, as 32 bytes. Inlined into its callers like them.
+-- The keyed hash (pseudonyms, spam signatures; the rate-limit keys are the same HMAC of the text
+-- as it is, 040-rate-limits): HMAC-SHA256 of a text's UTF-8 bytes with a text key, as 32 bytes.
+-- Inlined into its callers like them.
 create function app_logic.hmac_sha256(p_value text, p_key text) returns bytea
 language sql stable
 as $$
