@@ -144,9 +144,9 @@ comment on function app_logic.keep_parsed_address(text) is
 -- counter key hashes that text, client_network_text). A dotted quad's is not kept: it is the
 -- address with '/32' appended, what its cast and set_masklen(.., 32) print, and
 -- client_network_text appends it to the kept address when no network is kept (one set_config
--- fewer for every public request; callgrind: 3.3k instructions a pre-request, 6.7k a submission,
--- issue 13, session 10). Only the pre-request keeps either, once per transaction, so a kept
--- address without a kept network is a dotted quad's. Anything else is checked in full by
+-- fewer for every public request; callgrind: 3.3k instructions a pre-request, issue 13, session
+-- 10). Only the pre-request keeps either, once per transaction, so a kept address without a
+-- kept network is a dotted quad's. Anything else is checked in full by
 -- keep_parsed_address, a call: its checks' nodes are set up only when it runs (a dotted quad
 -- skips it), where inlined they were set up in every transaction. keep_quad_headers is the
 -- dotted quad's arm alone, for a caller that has told the two apart already (the pre-request's
