@@ -146,10 +146,11 @@ select is(current_setting('server_encoding'), 'UTF8', 'the database is UTF-8: a 
 select pg_temp.hit('203.0.113.79', '2026-03-02 09:00:30+00', 'Jürgen.Ñandú@例え.テスト');
 select is(
     (
-        select c.subject = extensions.hmac(
-            convert_to('leads:email:' || lower('Jürgen.Ñandú@例え.テスト'), 'UTF8'),
-            convert_to(app_logic.setting('hash_pepper'), 'UTF8'), 'sha256'
-        )
+        select
+            c.subject = extensions.hmac(
+                convert_to('leads:email:' || lower('Jürgen.Ñandú@例え.テスト'), 'UTF8'),
+                convert_to(app_logic.setting('hash_pepper'), 'UTF8'), 'sha256'
+            )
         from app.rate_limit_counters as c
         where c.action = 'leads' and c.scope = 'email' and c.expires_at = '2026-03-02 10:00:30+00'
     ),
