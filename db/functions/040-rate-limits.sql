@@ -211,8 +211,11 @@ declare
     v_live timestamptz[];
     v_max_wait integer;
 begin
-    if char_length(v_email) not between 1 and 254 then
-        v_email := null; -- not an address: validation will say so; the IP rule still counts
+    -- Not 1 to 254 characters: not an address (validation will say so); the IP rule still
+    -- counts. The characters are counted only past 254 bytes (never fewer than characters):
+    -- char_length walks the text, twice under BETWEEN (callgrind: 2.3k instructions a call).
+    if v_email = '' or (octet_length(v_email) > 254 and char_length(v_email) > 254) then
+        v_email := null;
     end if;
     -- The rows in the order of the VALUES list, IP first: one scan of it, nothing that could
     -- reorder it (no join, no sort), so the upsert locks them in one order and two requests
