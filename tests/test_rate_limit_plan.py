@@ -44,6 +44,9 @@ def test_the_upsert_is_an_insert_over_one_scan_of_the_client_rows(db):
     assert nodes == ["Result", "Insert", "Index Scan", "Values Scan", "CTE Scan"], plan
     assert re.search(r"InitPlan \d+ .*\n\s*->  CTE Scan on taken", plan), plan
     assert re.search(r"InitPlan 1 .*\n\s*->  Index Scan using settings_pkey on app\.settings", plan), plan
+    # The keys are pgcrypto's hmac of the texts as they are (a UTF-8 database): no convert_to(),
+    # two per key, each an encoding looked up by name (6k instructions a submission).
+    assert "convert_to" not in plan and plan.count("hmac(") == 1, plan
 
 
 def test_the_conflict_condition_is_one_call(db):

@@ -141,8 +141,12 @@ comment on function app_logic.keep_parsed_address(text) is
 -- p_quad: app_logic.dotted_quad of the X-Real-IP header, passed in by the caller (a variable):
 -- used twice here, so an expression in its place would run its regular expression twice.
 -- The network is kept as text in the form inet prints it ('198.51.100.7/32': the limiter's
--- counter key hashes that text, client_network_text), so a dotted quad is kept with '/32'
--- appended, what its cast and set_masklen(.., 32) print. Anything else is checked in full by
+-- counter key hashes that text, client_network_text). A dotted quad's is not kept: it is the
+-- address with '/32' appended, what its cast and set_masklen(.., 32) print, and
+-- client_network_text appends it to the kept address when no network is kept (one set_config
+-- fewer for every public request; callgrind: 3.3k instructions a pre-request, issue 13, session
+-- 10). Only the pre-request keeps either, once per transaction, so a kept address without a
+-- kept network is a dotted quad's. Anything else is checked in full by
 -- keep_parsed_address, a call: its checks' nodes are set up only when it runs (a dotted quad
 -- skips it), where inlined they were set up in every transaction. keep_quad_headers is the
 -- dotted quad's arm alone, for a caller that has told the two apart already (the pre-request's
@@ -158,8 +162,7 @@ comment on function app_logic.keep_user_agent(jsonb) is
 create function app_logic.keep_quad_headers(p_headers jsonb, p_quad text) returns text
 language sql volatile
 as $$
-    select set_config('app.request_client_ip', p_quad, true) || set_config('app.request_client_network', p_quad || '/32', true)
-        || app_logic.keep_user_agent(p_headers)
+    select set_config('app.request_client_ip', p_quad, true) || app_logic.keep_user_agent(p_headers)
 $$;
 comment on function app_logic.keep_quad_headers(jsonb, text) is
 'keep_request_headers for headers whose X-Real-IP is the canonical dotted quad p_quad (never null).';
@@ -219,12 +222,15 @@ comment on function app_logic.client_ip() is
 'Client IP address from X-Real-IP (set by nginx), IPv4-mapped addresses as IPv4; null when absent or malformed.';
 
 -- The network as text, as the limiter hashes it (no cast to inet and back), and client_network
--- from it.
+-- from it: the kept network, else the kept address of a dotted quad as its /32 (keep_quad_headers
+-- keeps no network), else read from the headers.
 create function app_logic.client_network_text() returns text
 language sql stable
 as $$
     select coalesce(
-        nullif(current_setting('app.request_client_network', true), ''), app_logic.client_network_text_from_headers()
+        nullif(current_setting('app.request_client_network', true), ''),
+        nullif(current_setting('app.request_client_ip', true), '') || '/32',
+        app_logic.client_network_text_from_headers()
     )
 $$;
 comment on function app_logic.client_network_text() is
@@ -245,8 +251,9 @@ as $$
 $$;
 comment on function app_logic.request_user_agent() is 'The request''s User-Agent header; null when absent or empty.';
 
--- The one keyed hash (pseudonyms, rate-limit keys, spam signatures): HMAC-SHA256 of a text's
--- UTF-8 bytes with a text key, as 32 bytes. Inlined into its callers like them.
+-- The keyed hash (pseudonyms, spam signatures; the rate-limit keys are the same HMAC of the text
+-- as it is, 040-rate-limits): HMAC-SHA256 of a text's UTF-8 bytes with a text key, as 32 bytes.
+-- Inlined into its callers like them.
 create function app_logic.hmac_sha256(p_value text, p_key text) returns bytea
 language sql stable
 as $$

@@ -7,7 +7,7 @@
 -- The values the pre-request keeps (one header read per request) answer the same, and once kept
 -- they are what the request reads, whatever request.headers says later.
 begin;
-select plan(13);
+select plan(15);
 
 create temporary table addresses (raw text, expected inet) on commit drop;
 insert into addresses values
@@ -269,6 +269,31 @@ select is(
     ),
     array[null, null, null]::text[],
     'a request without an address keeps none: headers named like the kept settings change nothing'
+);
+
+-- A dotted quad's network is not kept (one set_config fewer per request, issue 13): the readers
+-- append /32 to the kept address. An address kept with its network (IPv6) reads that network.
+create function pg_temp.network_kept_and_read(p_raw text) returns text[]
+language plpgsql volatile
+as $$
+declare
+    v_seen text[];
+begin
+    perform set_config('request.headers', jsonb_build_object('x-real-ip', p_raw)::text, true);
+    perform app_logic.keep_request_headers(app_logic.request_headers(), app_logic.dotted_quad(p_raw));
+    perform set_config('request.headers', '{"x-real-ip": "not an address"}', true);
+    v_seen := array[current_setting('app.request_client_network', true), app_logic.client_network_text()];
+    perform pg_temp.clear_kept();
+    return v_seen;
+end
+$$;
+select is(
+    pg_temp.network_kept_and_read('203.0.113.6'), array['', '203.0.113.6/32'],
+    'a dotted quad keeps no network, and the readers answer its /32 from the kept address'
+);
+select is(
+    pg_temp.network_kept_and_read('2001:db8:1:2::7'), array['2001:db8:1:2::/64', '2001:db8:1:2::/64'],
+    'an IPv6 address keeps its /64, and the readers answer that'
 );
 
 -- The readers are inlined and read the kept setting; their path through the headers is a

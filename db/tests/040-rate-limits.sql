@@ -2,7 +2,7 @@
 -- per-email rule, IPv6 /64 clients, counters without addresses in clear, and their purge; the
 -- limits compiled into constants and the counters' one-bytea key (issue 13).
 begin;
-select plan(38);
+select plan(44);
 
 -- One request of a client at a moment: what the limiter answers (null = admitted).
 create function pg_temp.hit(p_ip text, p_at text, p_email text default null) returns jsonb
@@ -138,6 +138,56 @@ select is(
     ),
     array['email true 32', 'ip true 32'],
     'a counter''s key is the whole HMAC of action, scope and network or email, never shortened'
+);
+
+-- The key hashes the text as it is (pgcrypto's hmac of text): the same HMAC of its UTF-8 bytes
+-- only in a UTF-8 database, and so for an email outside ASCII too.
+select is(current_setting('server_encoding'), 'UTF8', 'the database is UTF-8: a text''s bytes are its UTF-8');
+select pg_temp.hit('203.0.113.79', '2026-03-02 09:00:30+00', 'Jürgen.Ñandú@例え.テスト');
+select is(
+    (
+        select
+            c.subject = extensions.hmac(
+                convert_to('leads:email:' || lower('Jürgen.Ñandú@例え.テスト'), 'UTF8'),
+                convert_to(app_logic.setting('hash_pepper'), 'UTF8'), 'sha256'
+            )
+        from app.rate_limit_counters as c
+        where c.action = 'leads' and c.scope = 'email' and c.expires_at = '2026-03-02 10:00:30+00'
+    ),
+    true,
+    'the key of an email outside ASCII is the HMAC of its lower-cased UTF-8 bytes'
+);
+
+-- An email of 1 to 254 characters (after trimming) is counted per email, whatever its bytes;
+-- none other is (the IP rule still counts it).
+create function pg_temp.email_counted(p_ip text, p_at text, p_email text) returns boolean
+language plpgsql volatile
+as $$
+begin
+    perform pg_temp.hit(p_ip, p_at, p_email);
+    return exists (
+        select from app.rate_limit_counters as c
+        where c.subject = app_logic.rate_limit_subject('leads', 'email', lower(app_logic.trim_text(p_email)))
+    );
+end
+$$;
+select is(
+    pg_temp.email_counted('203.0.113.80', '2026-03-02 09:02:00+00', repeat('é', 242) || '@example.org'),
+    true,
+    'an email of 254 characters is counted per email, though it is more than 254 bytes'
+);
+select is(
+    pg_temp.email_counted('203.0.113.81', '2026-03-02 09:02:00+00', repeat('e', 243) || '@example.org'),
+    false,
+    'an email of 255 characters is not counted per email'
+);
+select is(
+    pg_temp.email_counted('203.0.113.82', '2026-03-02 09:02:00+00', ' '), false, 'a blank email is not counted per email'
+);
+select isnt_empty(
+    $$ select from app.rate_limit_counters as c
+       where c.subject = app_logic.rate_limit_subject('leads', 'ip', '203.0.113.82/32') $$,
+    'the IP of a request with a blank email is counted'
 );
 
 -- The limits compiled into constants: the same answers as the table, for every rule; nothing
