@@ -417,10 +417,15 @@ begin
             test := '@.type() == "object"';
             return;
         end if;
-        -- No member but a known key whose value passes its test: each member's test is an
-        -- exists(), true or false, never unknown under the negation. The numbers' scales at
-        -- once: their printed array, [a, b, c], at most 36 characters long, holds none longer
-        -- than 34 (one test where each number had its own: 5 metrics, 26k instructions).
+        -- An object whose known members pass their tests, as the body's: a key lookup and a test
+        -- per known member (an optional one may be absent: strict mode's unknown), and no unknown
+        -- key, by SQL after the jsonpath, which is false for anything but an object or no value
+        -- at all (jsonb - text[] refuses a scalar; AND stops at the false). One keyvalue() pass
+        -- over the members with a test per key built a JSON object per member and compared keys
+        -- one by one: 37k instructions of coreWebVitals' three metrics (issue 13, session 10,
+        -- -10k a lead, callgrind). The numbers' scales at once: their printed array, [a, b, c],
+        -- at most 36 characters long, holds none longer than 34 (one test where each number had
+        -- its own: 5 metrics, 26k instructions).
         v_numbers := (
             select count(*) from jsonb_each(p_rule -> 'properties') as p (k, r) where p.r ->> 'type' = 'number'
         ) > 1;
@@ -430,16 +435,19 @@ begin
                 conds := null;
                 return;
             end if;
-            v_cases := v_cases || (format('@.key == %s', app_logic.jsonpath_string(v_key))
-                || coalesce(format(' && exists(@.value ? (%s))', v_sub.test), ''));
+            if v_sub.test is not null then
+                v_cases := v_cases || format('(exists(@.%1$s ? (%2$s)) || (exists(@.%1$s)) is unknown)',
+                    app_logic.jsonpath_string(v_key), v_sub.test);
+            end if;
             conds := conds || v_sub.conds;
         end loop;
+        conds := format('(%s - %L::text[]) = ''{}''::jsonb', v_value,
+            array(select k from jsonb_object_keys(coalesce(p_rule -> 'properties', '{}')) as k order by k)) || conds;
         if v_numbers then
             conds := conds || format('char_length(jsonb_path_query_array(v_0, %L, ''{}'', true)::text) <= 36',
                 format('strict %s.* ? (@.type() == "number")', app_logic.jsonpath_accessor(p_path)));
         end if;
-        test := format('@.type() == "object" && !exists(@.keyvalue() ? (!(%s)))',
-            coalesce(nullif(array_to_string(v_cases, ' || '), ''), '@.type() == "none"'));
+        test := array_to_string(array['@.type() == "object"'] || v_cases, ' && ');
     else
         conds := null; -- an array: app_logic.compile_array_check or the exact statements
     end if;

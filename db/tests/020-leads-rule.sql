@@ -486,7 +486,7 @@ select is(api.submit_lead(tap.lead()), '{"status": "received"}', 'a valid lead w
 select is(
     (
         select array_agg(f.funcname::text order by f.funcname) from pg_stat_xact_user_functions as f
-        where f.funcname in ('submit_lead_checks', 'phone_to_e164', 'submit_lead_passes_sure')
+        where f.funcname in ('submit_lead_checks', 'submit_lead_checks_pass', 'phone_to_e164', 'submit_lead_passes_sure')
     ),
     null,
     'a valid lead without a phone calls neither the checks, nor phone_to_e164, nor the sure test'
