@@ -259,6 +259,18 @@ def test_a_framed_script_holds_one_call_and_runs_in_postgrests_five_statements()
     assert """select "app_logic"."pre_request"(), set_config('role', 'postgres', true);""" in framed_insert
 
 
+def _pgbench_framed(name: str, transactions: int, pg_cluster, db_url: str, tmp_path) -> subprocess.CompletedProcess:
+    """Run a bench script as `invoke bench` frames it, with pgbench (one client, prepared)."""
+    script = tmp_path / name
+    script.write_text(bench.framed(bench.BENCH_DIR / name))
+    proc = subprocess.run(
+        [str(config.pg_bindir() / "pgbench"), "-n", "-M", "prepared", "-c", "1", "-t", str(transactions), "-f", str(script)],
+        env=testing.psql_env(pg_cluster, db_url.rsplit("/", 1)[-1]), capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
 @pytest.mark.parametrize("name", sorted(FRAMED))
 def test_a_framed_script_stores_its_row_when_pgbench_runs_it(name, pg_cluster, db, db_url, tmp_path):
     db.execute(
@@ -268,13 +280,7 @@ def test_a_framed_script_stores_its_row_when_pgbench_runs_it(name, pg_cluster, d
     )
     table = FRAMED[name]
     before = db.execute(f"select count(*) from {table}").fetchone()[0]
-    script = tmp_path / name
-    script.write_text(bench.framed(bench.BENCH_DIR / name))
-    proc = subprocess.run(
-        [str(config.pg_bindir() / "pgbench"), "-n", "-M", "prepared", "-c", "1", "-t", "3", "-f", str(script)],
-        env=testing.psql_env(pg_cluster, db_url.rsplit("/", 1)[-1]), capture_output=True, text=True,
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc = _pgbench_framed(name, 3, pg_cluster, db_url, tmp_path)
     assert bench.parse_pgbench(proc.stdout, proc.stderr)[1:] == (3, 0)
     assert db.execute(f"select count(*) from {table}").fetchone()[0] == before + 3
 
@@ -286,13 +292,7 @@ STORED = ("app.leads", "app.lead_interactions", "app.consent_audit", "app.rate_l
 def test_the_stored_rows_baseline_writes_what_a_submission_stores(pg_cluster, db, db_url, tmp_path):
     def written(name: str) -> dict[str, int]:
         before = {t: db.execute(f"select count(*) from {t}").fetchone()[0] for t in STORED}
-        script = tmp_path / name
-        script.write_text(bench.framed(bench.BENCH_DIR / name))
-        proc = subprocess.run(
-            [str(config.pg_bindir() / "pgbench"), "-n", "-M", "prepared", "-c", "1", "-t", "1", "-f", str(script)],
-            env=testing.psql_env(pg_cluster, db_url.rsplit("/", 1)[-1]), capture_output=True, text=True,
-        )
-        assert proc.returncode == 0, proc.stderr
+        _pgbench_framed(name, 1, pg_cluster, db_url, tmp_path)
         return {t: db.execute(f"select count(*) from {t}").fetchone()[0] - before[t] for t in STORED}
 
     submission = written("submit_lead.sql")
