@@ -3,8 +3,8 @@
 (a) a plain INSERT of a valid lead row; (a') the same INSERT inside the five statements
 PostgREST sends for a request (BEGIN, request context, pre-request, main query, COMMIT): the
 ceiling of (b); (a'') the rows a submission stores, written with no logic in the same five
-statements (bench/framed_rows.sql): the tighter ceiling of (b); (b) a submission exactly as PostgREST runs it (bench/submit_lead.sql). The
-limiter's cost: b with the rate-limit rules in place against b with none. Page views: the
+statements (bench/framed_rows.sql): the tighter ceiling of (b); (b) a submission exactly as
+PostgREST runs it (bench/submit_lead.sql). The limiter's cost: b with the rate-limit rules in place against b with none. Page views: the
 endpoint against a plain INSERT into the same partitioned table.
 """
 

@@ -71,7 +71,8 @@ begin
     -- The versions an audit row may name (see app.consent_text_version below). NOT VALID: no scan
     -- of the audit; every stored row names a text, as the check before this one (or the foreign key
     -- before the domain) held, and a text still named cannot be deleted. The domain's change
-    -- reaches other sessions at commit, as a changed table constraint does.
+    -- reaches other sessions at commit, as a changed table constraint does. With no text at all
+    -- the list is null and drops out of the format: every version is refused.
     alter domain app.consent_text_version drop constraint if exists consent_text_version_known;
     execute format(
         'alter domain app.consent_text_version add constraint consent_text_version_known '

@@ -28,7 +28,9 @@ comment on column app.rate_limit_counters.expires_at is 'When the newest hit lea
 -- pgcrypto's hmac(text, text, text), not app_logic.hmac_sha256 (issue 13): the database is UTF-8
 -- (db/tests/040-rate-limits.sql checks it), so a text's bytes are its UTF-8 and the key the same
 -- HMAC, without two convert_to() calls per key, each a lookup of the encoding by name and a
--- check of the text (callgrind: 6k instructions a submission, two keys).
+-- check of the text (callgrind: 6k instructions a submission, two keys). Here and not in
+-- app_logic.hmac_sha256: these keys live minutes, while the pseudonyms it makes are stored, and
+-- in a database of another encoding they must stay the HMAC of the UTF-8 bytes.
 create function app_logic.rate_limit_subject(p_action text, p_scope text, p_value text, p_pepper text) returns bytea
 language sql stable
 as $$
