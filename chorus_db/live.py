@@ -13,8 +13,10 @@ plain HTTP, so nginx proxies it with its usual timeouts and headers, the key che
 as for every other endpoint, and clients reconnect by themselves.
 
 Bounded whatever the traffic: a client gets one `snapshot` event on connect (the last minutes)
-and then at most one `minute` event per CHORUS_LIVE_INTERVAL seconds (default 2), only when the
-current minute changed, plus a ping comment every 15 s. Memory holds CHORUS_LIVE_MINUTES minutes.
+and then, every CHORUS_LIVE_INTERVAL seconds (default 2) while anything changed, one `minute`
+event for each minute that changed meanwhile, oldest first (one, or two at the turn of a
+minute: the last counts of the minute that ended are sent too, not lost to the next one's),
+plus a ping comment every 15 s. Memory holds CHORUS_LIVE_MINUTES minutes.
 
 Run by `invoke up` (chorus_db.stack) and as the live-relay service of docker-compose.yml:
 `python -m chorus_db.live` with CHORUS_LIVE_DATABASE_URL (the authenticator's URL: LISTEN
@@ -47,11 +49,13 @@ def _iso(minute: int) -> str:
 
 
 class Aggregator:
-    """Per-minute counts of the notifications; `version` grows with every one added."""
+    """Per-minute counts of the notifications; `version` grows with every one added, and each
+    minute remembers the version of its last change (what a stream sends next)."""
 
     def __init__(self, keep_minutes: int = 10):
         self.keep_minutes = keep_minutes
         self.minutes: OrderedDict[int, dict] = OrderedDict()
+        self.minute_version: dict[int, int] = {}
         self.version = 0
         self.changed = asyncio.Event()
 
@@ -70,7 +74,7 @@ class Aggregator:
             bucket = self.minutes[minute] = self._empty(minute)
             self.minutes = OrderedDict(sorted(self.minutes.items()))
             while len(self.minutes) > self.keep_minutes:
-                self.minutes.popitem(last=False)
+                self.minute_version.pop(self.minutes.popitem(last=False)[0], None)
             if minute not in self.minutes:
                 return  # older than every minute kept
         bucket["counts"][kind] += 1
@@ -84,10 +88,12 @@ class Aggregator:
         elif kind == "brand_engagement":
             bucket["ctaClicks"] += int(payload.get("ctaClicks") or 0)
         self.version += 1
+        self.minute_version[minute] = self.version
         self.changed.set()
 
-    def latest(self) -> dict | None:
-        return next(reversed(self.minutes.values()), None)
+    def changed_since(self, version: int) -> list[dict]:
+        """The minutes changed after `version`, oldest first: at most the minutes kept."""
+        return [bucket for minute, bucket in self.minutes.items() if self.minute_version.get(minute, 0) > version]
 
     def recent(self) -> list[dict]:
         return list(self.minutes.values())
@@ -131,10 +137,11 @@ def create_app(dsn: str, interval: float = 2.0, keep_minutes: int = 10):
                 aggregator.changed.clear()
                 if aggregator.version == sent:
                     await aggregator.changed.wait()
-                # Coalesce: whatever arrives within the interval goes out as one event.
+                # Coalesce: whatever arrives within the interval goes out as one event a minute.
                 await asyncio.sleep(interval)
-                sent = aggregator.version
-                yield {"event": "minute", "data": json.dumps(aggregator.latest())}
+                changed, sent = aggregator.changed_since(sent), aggregator.version
+                for bucket in changed:
+                    yield {"event": "minute", "data": json.dumps(bucket)}
 
         return EventSourceResponse(events(), ping=15, headers={"Cache-Control": "no-store"})
 
