@@ -96,6 +96,28 @@ def test_the_guard_holds_with_session_replication_role_replica(api, db):
     assert len(audit(db)) == 2
 
 
+# A consent or a request without its consent type or granted, written directly by the owner:
+# the always empty index consent_audit_consent_fields_idx (db/schema/800) refuses it on every
+# path that writes the audit's indexes, COPY included, with the SQLSTATE and the constraint name
+# the table CHECK it replaced gave (the message names the index key's domain now).
+FIELDLESS = ("fields-direct", 1, "request", "marketing", None, "test", b"\x00")
+COLUMNS = "subject, seq, event, consent_type, granted, source, row_hash"
+
+
+@pytest.mark.parametrize("path", ["insert", "insert-on-conflict", "copy"])
+def test_a_consent_without_its_fields_is_refused_on_every_write_path_naming_the_constraint(db, path):
+    insert = f"insert into app.consent_audit ({COLUMNS}) values (%s, %s, %s, %s, %s, %s, %s)"
+    with pytest.raises(psycopg.errors.CheckViolation) as err:
+        if path == "copy":
+            with db.cursor().copy(f"copy app.consent_audit ({COLUMNS}) from stdin") as copy:
+                copy.write_row(FIELDLESS)
+        else:
+            db.execute(insert + (" on conflict do nothing" if path == "insert-on-conflict" else ""), FIELDLESS)
+    assert err.value.diag.sqlstate == "23514"
+    assert err.value.diag.constraint_name == "consent_audit_consent_fields"
+    assert audit(db) == []
+
+
 def test_no_api_role_can_touch_the_audit(db):
     rows = db.execute(
         "select r, p from unnest(array['anon', 'reader', 'admin']) as r,"

@@ -1,20 +1,31 @@
 -- The consent audit's two-column rule (consent_audit_consent_fields): a consent or a request
 -- names its consent type and says granted; an erasure need not. db/schema/650 wrote it in a
 -- shorter form ("or an erasure" for "or neither a consent nor a request", which the event
--- domain makes the same); here it is held against the rule it replaced on every combination of
--- event, consent type and granted, inserted directly as the owner.
+-- domain makes the same), and db/schema/800 made it the always empty index
+-- consent_audit_consent_fields_idx, whose key's domain refuses the rows it covers (a table CHECK
+-- is parsed again from its node string for every INSERT, an index's predicate is kept parsed);
+-- here it is held against the rule as db/schema/100 and 440 stored it on every combination of
+-- event, consent type and granted, inserted and updated directly as the owner.
 begin;
-select plan(6);
+select plan(11);
 
--- The SQLSTATE and constraint of a direct insert of one row, or 'stored'.
-create function pg_temp.outcome(p_n integer, p_event text, p_consent_type text, p_granted boolean) returns text
+-- The SQLSTATE and constraint of a direct insert of one row (or, with p_update, of the update of
+-- the stored row of subject 'fields-<p_n>' to these values), or 'stored'.
+create function pg_temp.outcome(
+    p_n integer, p_event text, p_consent_type text, p_granted boolean, p_update boolean default false
+) returns text
 language plpgsql volatile
 as $$
 declare
     v_constraint text;
 begin
-    insert into app.consent_audit (subject, seq, event, consent_type, granted, source, row_hash)
-    values ('fields-' || p_n, 1, p_event, p_consent_type, p_granted, 'test', '\x00');
+    if p_update then
+        update app.consent_audit set event = p_event, consent_type = p_consent_type, granted = p_granted
+        where subject = 'fields-' || p_n;
+    else
+        insert into app.consent_audit (subject, seq, event, consent_type, granted, source, row_hash)
+        values ('fields-' || p_n, 1, p_event, p_consent_type, p_granted, 'test', '\x00');
+    end if;
     return 'stored';
 exception when others then
     get stacked diagnostics v_constraint = constraint_name;
@@ -75,19 +86,68 @@ select is(
 select throws_ok(
     $$ insert into app.consent_audit (subject, seq, event, consent_type, source, row_hash)
        values ('fields-request', 1, 'request', 'marketing', 'test', '\x00') $$,
-    '23514', 'new row for relation "consent_audit" violates check constraint "consent_audit_consent_fields"',
-    'a request without granted is refused with the constraint''s message'
+    '23514', 'value for domain app.consent_fields_given violates check constraint "consent_audit_consent_fields"',
+    'a request without granted is refused, naming consent_audit_consent_fields'
+);
+select throws_ok(
+    $$ insert into app.consent_audit (subject, seq, event, consent_type, source, row_hash)
+       values ('fields-conflict', 1, 'consent', 'gdpr', 'test', '\x00') on conflict do nothing $$,
+    '23514', null,
+    'a consent without granted is refused by an INSERT ... ON CONFLICT DO NOTHING'
 );
 
--- The form db/schema/650 gave it: no array of events, which PostgreSQL would fold again for
--- every INSERT (the rule is read from its node string per statement).
-select ok(
+-- An UPDATE (the audit's guard refuses every one; here it is set aside, to show that the rule
+-- holds for a changed row as well: a change of event, consent type or granted is not a HOT
+-- update, so the index is maintained).
+alter table app.consent_audit disable trigger consent_audit_append_only;
+select is(
     (
-        select pg_get_constraintdef(c.oid) !~* 'array|any|all'
-        from pg_constraint as c
-        where c.conrelid = 'app.consent_audit'::regclass and c.conname = 'consent_audit_consent_fields'
+        select jsonb_agg(jsonb_build_array(s.n, c.event, c.consent_type, c.granted) order by s.n, c.n)
+        from combinations as s
+        cross join combinations as c
+        where
+            s.old_rule
+            and pg_temp.outcome(s.n, c.event, c.consent_type, c.granted, p_update => true)
+            is distinct from (case when c.old_rule then 'stored' else '23514 consent_audit_consent_fields' end)
     ),
-    'the rule compares the event with one constant, not with an array'
+    null,
+    'every stored row updated to every combination is refused exactly where the rule refuses, by consent_audit_consent_fields'
+);
+alter table app.consent_audit enable trigger consent_audit_append_only;
+
+-- The form db/schema/800 gave it: no table CHECK (read from its node string, simplified and
+-- compiled for every INSERT), an index covering exactly the refused rows instead.
+select is(
+    (
+        select array_agg(c.conname order by c.conname) from pg_constraint as c
+        where c.conrelid = 'app.consent_audit'::regclass and c.contype = 'c'
+    ),
+    null,
+    'the audit has no table check to parse for every INSERT'
+);
+select is(
+    (
+        select pg_get_expr(i.indpred, i.indrelid) from pg_index as i
+        where i.indexrelid = 'app.consent_audit_consent_fields_idx'::regclass
+    ),
+    '(((consent_type IS NULL) OR (granted IS NULL)) AND ((event)::text <> ''erasure''::text))',
+    'consent_audit_consent_fields_idx covers exactly the consents and requests without a consent type or granted'
+);
+select is(
+    (
+        select pg_get_indexdef(i.indexrelid, 1, true) from pg_index as i
+        where i.indexrelid = 'app.consent_audit_consent_fields_idx'::regclass
+    ),
+    '(false::app.consent_fields_given)',
+    'its key is the constant false, cast to the domain that refuses it'
+);
+select is(
+    (
+        select count(*)::integer from app.consent_audit as a
+        where a.event <> 'erasure' and (a.consent_type is null or a.granted is null)
+    ),
+    0,
+    'after every insert and update above, no row the index covers is stored'
 );
 
 select * from finish();
