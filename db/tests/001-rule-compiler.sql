@@ -3,7 +3,7 @@
 -- Bodies: each endpoint's valid example with every field set to each of ~50 hostile values,
 -- every field left out, an unknown field added, and the values themselves as the whole body.
 begin;
-select plan(21);
+select plan(24);
 
 create function pg_temp.corpus(p_example jsonb) returns setof jsonb
 language sql stable as $$
@@ -42,6 +42,12 @@ language sql stable as $$
         ('{"lcp": 1, "x": null}'), ('{"LCP": 1}'), ('{"": 1}'), ('{"cls": 1, "fid": 2, "inp": 3, "lcp": 4, "ttfb": 5}'),
         ('{"cls": 1, "fid": 2, "inp": 3, "lcp": 4, "ttfb": 5, "tbt": 6}'), ('{"cls": null, "lcp": 1}'),
         ('{"cls": 100, "ttfb": 3600000}'), ('{"cls": 101}'), ('{"fid": -0.5}'), ('{"lcp": {"lcp": 1}}'),
+        -- Paths against the one regular expression of start, spaces and control characters.
+        ('["/\u0007"]'), ('["/a\u2028"]'), ('["/\u00a0x"]'), ('["/a\tb"]'), ('["/\u202e"]'), ('["/\u0085"]'),
+        ('["//", "/x"]'), ('["a/"]'), ('["/é\u3000"]'), ('["\u0001/"]'), ('["/\u000b"]'), ('["/\u000c"]'),
+        ('["/\r"]'), ('["/\u001f"]'), ('["/\u009f"]'), ('["/\u2066"]'), ('["/\u2069"]'), ('["/\u2029"]'),
+        ('["/\u00ad"]'), ('["/\u2027"]'), ('["/\u202f"]'), ('["/\u2065"]'), ('["/\u206a"]'), ('["/[x]^$\\S*"]'),
+        ('[" /"]'), ('["\/x"]'), ('["/x", "/y\u0007"]'), ('["/\u00a0"]'), ('["/%20"]'), ('["/a\u0085b"]'), ('["\u0007x"]'),
         ('[[]]'), ('["/", "/a b"]'), ('"ab"'), ('"abcd"'), ('"abcde"'),
         -- Arrays the sure test reads with one jsonpath and its size in bytes: Unicode spaces,
         -- controls and bidi characters in an item, escapes, lengths at the limit in characters
@@ -171,6 +177,15 @@ select ok(
     'the sure test reads a nested object''s known members by key in its jsonpath, its unknown keys by one SQL '
     'condition (no keyvalue() pass, no SQL lookup per member), and tests leadSource with one regular expression'
 );
+select ok(
+    (
+        select p.prosrc ~ '@\.type\(\) == "string" && @ like_regex "\^/\[\^\[:space:\]\\\\\\\\u0001-'
+            and p.prosrc !~ '!\(@ like_regex "\['
+        from pg_proc as p
+        where p.oid = 'app_logic.submit_lead_passes(jsonb)'::regprocedure
+    ),
+    'a path viewed is tested by one regular expression (its start, no space, no control character)'
+);
 -- One constant jsonpath holds every type, character, enum and range test (one expression node
 -- where each field had several); SQL keeps only what jsonpath cannot see.
 select ok(
@@ -270,7 +285,10 @@ language sql immutable as $$
             "any": {},
             "pa": {"type": "array", "maxItems": 3, "items": {"type": "string", "maxLength": 40, "pattern": "^(?!x)[a-z]*$"}},
             "pm": {"type": "array", "items": {"type": "string", "maxLength": 50, "multiline": true}},
-            "pn": {"type": "array", "maxItems": 2}
+            "pn": {"type": "array", "maxItems": 2},
+            "ps": {"type": "array", "items": {"type": "string", "maxLength": 40, "pattern": "^ab\\S*$"}},
+            "pc": {"type": "array", "items": {"type": "string", "maxLength": 40, "pattern": "^\u0007\\S*$"}},
+            "pd": {"type": "array", "items": {"type": "string", "maxLength": 40, "pattern": "^a.\\S*$"}}
         }
     }'::jsonb
 $$;
@@ -279,8 +297,32 @@ select is_empty(
     $$ select * from pg_temp.disagreements('app_logic.tap_every_word', pg_temp.every_word_rule(),
         '{"s": " abc ", "m": "line\nline", "e": "x", "n": 1.5, "i": 3, "b": true, "o": {"deep": [{"k": 1}, {}]},
           "f": {"a": 1}, "a": [1, 2], "u": "x", "any": [1, {"x": null}], "p": "ab", "t": "abc", "en": "y",
-          "pa": ["ab", "c"], "pm": ["a\nb"], "pn": [1, "x"]}') $$,
+          "pa": ["ab", "c"], "pm": ["a\nb"], "pn": [1, "x"],
+          "ps": ["ab", "abc/d"], "pc": [], "pd": ["a\u00a0x"]}') $$,
     'a rule using every word compiles to the interpreter''s answers'
+);
+-- The same on a body the sure test passes, so that the arrays' own checks decide (the example
+-- above, padded, goes to the exact statements).
+select ok(
+    app_logic.tap_every_word_sure('{"s": "abc", "ps": ["ab"], "pc": [], "pd": ["a x"]}') is not false
+    and not exists (
+        select from pg_temp.disagreements('app_logic.tap_every_word', pg_temp.every_word_rule(),
+            '{"s": "abc", "ps": ["ab"], "pc": [], "pd": ["a x"]}')
+    ),
+    'the arrays'' checks after a sure test agree with the interpreter'
+);
+-- A pattern of a literal start and \S* is one regular expression with the control characters;
+-- a start with a control character or a metacharacter keeps the two.
+select ok(
+    (
+        select p.prosrc ~ '\(v_0 -> ''ps''\).*@ like_regex "\^ab\[\^\[:space:\]\\\\\\\\u0001-[^"]*\]\*\$"\)'
+            and p.prosrc ~ '\(v_0 -> ''pc''\)[^\n]*!\(@ like_regex "\['
+            and p.prosrc ~ '\(v_0 -> ''pd''\)[^\n]*!\(@ like_regex "\['
+        from pg_proc as p
+        where p.oid = 'app_logic.tap_every_word(jsonb)'::regprocedure
+    ),
+    'an array''s pattern of a literal start and \S* takes the control characters into one regular expression, '
+    'any other pattern keeps its own beside the control-character test'
 );
 select matches(
     (
