@@ -278,7 +278,7 @@ comment on function app_logic.jsonpath_accessor(text[]) is
 -- The sure test of one value: true only for a value that passes p_rule, and never for a value it
 -- is not sure of (the exact statements above then decide). p_path is the value's place in the
 -- body v_0. It comes in two parts: test, a strict-mode jsonpath condition on the value (@), and
--- conds, SQL conditions for what jsonpath cannot see (a string's length, a number's scale, the
+-- conds, SQL conditions for what jsonpath cannot see (a string's length over 254, a number's scale, the
 -- phone's check), true or null for an absent value. conds is null when the rule has no sure test
 -- (arrays, free-form JSON, words the compiler does not know); test is null for "any value".
 -- app_logic.compile_rule joins the tests of all properties into ONE constant jsonpath
@@ -293,9 +293,9 @@ comment on function app_logic.jsonpath_accessor(text[]) is
 -- anything) is unknown, never true, so `exists(A ? (test))` is true only for a value of the
 -- right type that passes; the whole predicate is read with `is true`, so an unknown result is
 -- not sure. like_regex takes the flag "s", so that its flags are those of `~` (no newline rule).
--- A string's length and a number's scale are invisible to jsonpath (no length method; 3.000
--- equals 3): SQL tests them, after the jsonpath (a number is printed only once it is known to be
--- in range). A valid value it is not sure of (padded with spaces, a JSON null, a number written
+-- A number's scale is invisible to jsonpath (3.000 equals 3), and so is a string's length (no
+-- length method): SQL tests the scale and lengths over 254, after the jsonpath (a number is
+-- printed only once it is known to be in range); a shorter length is a regular expression. A valid value it is not sure of (padded with spaces, a JSON null, a number written
 -- 3.0, a long address) costs the exact statements as well.
 create function app_logic.compile_sure(
     p_rule jsonb, p_path text[], p_scale_apart boolean default false, out test text, out conds text[]
@@ -360,12 +360,6 @@ begin
             v_max := least(coalesce(v_max, 64), 64);
         end if;
         v_checks := array[format('@ like_regex %s flag "s"', app_logic.jsonpath_string('^' || v_pattern || '$'))];
-        if v_min > 1 then
-            conds := conds || format('char_length(%s) >= %s', v_text, v_min);
-        end if;
-        if v_max is not null then
-            conds := conds || format('char_length(%s) <= %s', v_text, v_max);
-        end if;
         -- ^[...]{m,n}$ is ^[...]*$ and a length from m to n: a bounded repeat is the slow case of
         -- PostgreSQL's regular expressions (45k instructions for leadSource's, 5k without).
         v_match := regexp_match(p_rule ->> 'pattern', '^\^(\[[^]\\]+\])\{([0-9]+),([0-9]+)\}[$]$');
@@ -382,14 +376,29 @@ begin
             v_checks := v_checks || format('@ like_regex %s flag "s"', app_logic.jsonpath_string('^' || v_match[1] || '*$'));
         end if;
         if v_match is not null then
-            if v_match[2]::integer > coalesce(v_min, 0) then
-                conds := conds || format('char_length(%s) >= %s', v_text, v_match[2]);
-            end if;
-            if v_match[3]::integer < coalesce(v_max, v_match[3]::integer + 1) then
-                conds := conds || format('char_length(%s) <= %s', v_text, v_match[3]);
-            end if;
+            v_min := greatest(v_min, v_match[2]::integer);
+            v_max := least(v_max, v_match[3]::integer);
         elsif p_rule ? 'pattern' then
             v_checks := v_checks || format('@ like_regex %s flag "s"', app_logic.jsonpath_string(p_rule ->> 'pattern'));
+        end if;
+        -- The lengths (exact: the text is its own trimmed form). Up to 254 characters in the
+        -- jsonpath, as a search for one character more (or for the least number), which runs
+        -- only for a value that is there: a char_length bound set up its three nodes in every
+        -- transaction, present value or not (issue 13, session 11: -11k instructions a lead,
+        -- callgrind, for eight bounds of which three on absent keys; a present one costs about
+        -- as much either way). Unanchored: "^.{101}" measured ten times slower, a lookahead in
+        -- the value's own pattern thirty times. A repeat takes at most 255 (PostgreSQL's
+        -- DUPMAX), and a nested one for 5,000 costs a hundred thousand instructions a value:
+        -- longer bounds stay SQL.
+        if v_min > 1 and v_min <= 255 then
+            v_checks := v_checks || format('@ like_regex ".{%s}" flag "s"', ceil(v_min));
+        elsif v_min > 1 then
+            conds := conds || format('char_length(%s) >= %s', v_text, v_min);
+        end if;
+        if v_max < 255 then
+            v_checks := v_checks || format('!(@ like_regex ".{%s}" flag "s")', floor(v_max) + 1);
+        elsif v_max is not null then
+            conds := conds || format('char_length(%s) <= %s', v_text, v_max);
         end if;
         if v_type = 'email' then
             v_checks := v_checks || format('!(@ like_regex %s flag "s")', app_logic.jsonpath_string(app_logic.email_dots_pattern()));

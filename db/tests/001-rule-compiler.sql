@@ -74,7 +74,18 @@ language sql stable as $$
         ('{"lcp": 0.100000000000000000000000000000000}'), ('{"lcp": 1.000000000000000000000000000000000, "cls": 1}'),
         ('{"cls": 0.1234, "inp": 120, "lcp": 2300, "ttfb": 300}'),
         ('{"lcp": 3599999.5, "fid": 3599999.5, "inp": 3599999.5, "ttfb": 3599999.5, "cls": 99.5}'),
-        ('{"lcp": 1.00000000000000000000000000000000}'), ('{"cls": 100.000000000000000000000000000000000}')
+        ('{"lcp": 1.00000000000000000000000000000000}'), ('{"cls": 100.000000000000000000000000000000000}'),
+        -- Lengths by a search for one character more (session 11): at and over each bound up to
+        -- 254, in characters of one to four bytes, combining marks, newlines, padding that trims.
+        (to_jsonb(repeat('a', 40))), (to_jsonb(repeat('a', 41))), (to_jsonb(repeat('a', 64))), (to_jsonb(repeat('a', 65))),
+        (to_jsonb(repeat('a', 99))), (to_jsonb(repeat('a', 199))), (to_jsonb(repeat('a', 200))), (to_jsonb(repeat('a', 254))),
+        (to_jsonb(repeat('日', 100))), (to_jsonb(repeat('日', 101))), (to_jsonb(repeat('😀', 100))),
+        (to_jsonb(repeat('😀', 101))), (to_jsonb(repeat('e' || chr(769), 50))), (to_jsonb(repeat('e' || chr(769), 51))),
+        (to_jsonb(repeat('ü', 200))), (to_jsonb(repeat('ü', 201))), (to_jsonb('a' || repeat(chr(10), 98) || 'a')),
+        (to_jsonb('a' || repeat(chr(10), 99) || 'a')), (to_jsonb(' ' || repeat('a', 100) || ' ')),
+        (to_jsonb(repeat('a', 99) || ' ')), (to_jsonb(repeat('a', 42) || '@example.com')),
+        (to_jsonb(repeat('a', 52) || '@example.com')), (to_jsonb(repeat('a', 53) || '@example.com')),
+        (to_jsonb(repeat('a', 49) || chr(8203))), (to_jsonb(repeat('ab', 25))), (to_jsonb('contact_' || repeat('x', 43)))
     )
     select jsonb_set(p_example, array[k], v) from keys, vals
     union all
@@ -168,14 +179,15 @@ select ok(
             and p.prosrc ~ '\(\(v_0 -> ''coreWebVitals''\) - ''\{cls,fid,inp,lcp,ttfb\}''::text\[\]\) = ''\{\}''::jsonb'
             and p.prosrc !~ '-> ''coreWebVitals'' ->'
             and p.prosrc !~ '#> ''\{coreWebVitals,'
-            and p.prosrc ~ '\$\."leadSource" \? \(@ like_regex "\^\[a-z0-9_\]\+\$" flag "s"\)\)'
+            and p.prosrc ~ '\$\."leadSource" \? \(@ like_regex "\^\[a-z0-9_\]\+\$" flag "s" && !\(@ like_regex "\.\{51\}" flag "s"\)\)\)'
             and p.prosrc !~ '\(v_0 ->> ''leadSource''\) ~'
             and p.prosrc !~ '\(v_0 -> ''leadSource''\)::text ~'
         from pg_proc as p
         where p.oid = 'app_logic.submit_lead_passes_sure(jsonb)'::regprocedure
     ),
     'the sure test reads a nested object''s known members by key in its jsonpath, its unknown keys by one SQL '
-    'condition (no keyvalue() pass, no SQL lookup per member), and tests leadSource with one regular expression'
+    'condition (no keyvalue() pass, no SQL lookup per member), and tests leadSource with one regular expression '
+    'and its length'
 );
 select ok(
     (
@@ -194,12 +206,15 @@ select ok(
             (select count(*) from regexp_matches(p.prosrc, '@@', 'g')) = 1
             and p.prosrc ~ '\(v_0 @@ E?''strict \(exists\(\$\."accessibilityTheme" \? \(@ == "default" \|\| '
             and p.prosrc ~ '::jsonpath\) is true'
+            and p.prosrc ~ '"firstName" \? \(@ like_regex "[^"]*" flag "s" && !\(@ like_regex "\.\{101\}" flag "s"\)\)'
+            and (select count(*) from regexp_matches(p.prosrc, 'char_length\(\(v_0 ->> ', 'g')) = 3
             and p.prosrc !~ '[^@] ~ '
             and p.prosrc !~ 'jsonb_typeof'
         from pg_proc as p
         where p.oid = 'app_logic.submit_lead_passes_sure(jsonb)'::regprocedure
     ),
-    'the lead rule''s sure test is one jsonpath (read with is true) and SQL for lengths, scales and the phone'
+    'the lead rule''s sure test is one jsonpath (read with is true, lengths up to 254 in it) and SQL for longer '
+    'lengths, scales and the phone'
 );
 select is_empty(
     $$ select b from pg_temp.corpus('{"sessionId": "s-1", "path": "/ecosystem", "referrer": "https://www.example.com/",
@@ -301,15 +316,16 @@ select is_empty(
           "ps": ["ab", "abc/d"], "pc": [], "pd": ["a\u00a0x"]}') $$,
     'a rule using every word compiles to the interpreter''s answers'
 );
--- The same on a body the sure test passes, so that the arrays' own checks decide (the example
--- above, padded, goes to the exact statements).
+-- The same on a body the sure test passes, so that its lengths and the arrays' own checks decide
+-- (the example above, padded, goes to the exact statements).
 select ok(
-    app_logic.tap_every_word_sure('{"s": "abc", "ps": ["ab"], "pc": [], "pd": ["a x"]}') is not false
+    app_logic.tap_every_word_sure('{"s": "abc", "m": "line\nline", "p": "abc", "t": "ab\nc", "ps": ["ab"], "pc": [],
+        "pd": ["a x"]}') is not false
     and not exists (
         select from pg_temp.disagreements('app_logic.tap_every_word', pg_temp.every_word_rule(),
-            '{"s": "abc", "ps": ["ab"], "pc": [], "pd": ["a x"]}')
+            '{"s": "abc", "m": "line\nline", "p": "abc", "t": "ab\nc", "ps": ["ab"], "pc": [], "pd": ["a x"]}')
     ),
-    'the arrays'' checks after a sure test agree with the interpreter'
+    'the sure test''s lengths and the arrays'' checks after it agree with the interpreter'
 );
 -- A pattern of a literal start and \S* is one regular expression with the control characters;
 -- a start with a control character or a metacharacter keeps the two.
