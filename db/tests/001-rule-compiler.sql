@@ -85,7 +85,11 @@ language sql stable as $$
         (to_jsonb('a' || repeat(chr(10), 99) || 'a')), (to_jsonb(' ' || repeat('a', 100) || ' ')),
         (to_jsonb(repeat('a', 99) || ' ')), (to_jsonb(repeat('a', 42) || '@example.com')),
         (to_jsonb(repeat('a', 52) || '@example.com')), (to_jsonb(repeat('a', 53) || '@example.com')),
-        (to_jsonb(repeat('a', 49) || chr(8203))), (to_jsonb(repeat('ab', 25))), (to_jsonb('contact_' || repeat('x', 43)))
+        (to_jsonb(repeat('a', 49) || chr(8203))), (to_jsonb(repeat('ab', 25))), (to_jsonb('contact_' || repeat('x', 43))),
+        -- Nested scales by the printed array of every member (session 11): nulls, four-letter keys.
+        ('{"cls": null, "lcp": 0.100000000000000000000000000000000}'), ('{"ttfb": 0.100000000000000000000000000000000}'),
+        ('{"cls": 1e-33}'), ('{"cls": null, "fid": null, "inp": null, "lcp": null, "ttfb": null}'),
+        ('{"cls": null, "lcp": 0.12345678901234567890123456789012}'), ('{"lcp": "0.1000000000000000000000000000000000"}')
     )
     select jsonb_set(p_example, array[k], v) from keys, vals
     union all
@@ -179,6 +183,7 @@ select ok(
             and p.prosrc ~ '\(\(v_0 -> ''coreWebVitals''\) - ''\{cls,fid,inp,lcp,ttfb\}''::text\[\]\) = ''\{\}''::jsonb'
             and p.prosrc !~ '-> ''coreWebVitals'' ->'
             and p.prosrc !~ '#> ''\{coreWebVitals,'
+            and p.prosrc ~ 'octet_length\(jsonb_path_query_array\(v_0, ''strict \$\."coreWebVitals"\.\*'', ''\{\}'', true\)::text\) <= 36'
             and p.prosrc ~ '\$\."leadSource" \? \(@ like_regex "\^\[a-z0-9_\]\+\$" flag "s" && !\(@ like_regex "\.\{51\}" flag "s"\)\)\)'
             and p.prosrc !~ '\(v_0 ->> ''leadSource''\) ~'
             and p.prosrc !~ '\(v_0 -> ''leadSource''\)::text ~'
@@ -186,8 +191,8 @@ select ok(
         where p.oid = 'app_logic.submit_lead_passes_sure(jsonb)'::regprocedure
     ),
     'the sure test reads a nested object''s known members by key in its jsonpath, its unknown keys by one SQL '
-    'condition (no keyvalue() pass, no SQL lookup per member), and tests leadSource with one regular expression '
-    'and its length'
+    'condition (no keyvalue() pass, no SQL lookup per member), their scales by the bytes of all of them printed, '
+    'and tests leadSource with one regular expression and its length'
 );
 select ok(
     (
@@ -303,7 +308,9 @@ language sql immutable as $$
             "pn": {"type": "array", "maxItems": 2},
             "ps": {"type": "array", "items": {"type": "string", "maxLength": 40, "pattern": "^ab\\S*$"}},
             "pc": {"type": "array", "items": {"type": "string", "maxLength": 40, "pattern": "^\u0007\\S*$"}},
-            "pd": {"type": "array", "items": {"type": "string", "maxLength": 40, "pattern": "^a.\\S*$"}}
+            "pd": {"type": "array", "items": {"type": "string", "maxLength": 40, "pattern": "^a.\\S*$"}},
+            "mo": {"type": "object", "properties": {"x": {"type": "number"}, "y": {"type": "number", "maximum": 9},
+                "z": {"type": "string", "maxLength": 60}}}
         }
     }'::jsonb
 $$;
@@ -320,12 +327,14 @@ select is_empty(
 -- (the example above, padded, goes to the exact statements).
 select ok(
     app_logic.tap_every_word_sure('{"s": "abc", "m": "line\nline", "p": "abc", "t": "ab\nc", "ps": ["ab"], "pc": [],
-        "pd": ["a x"]}') is not false
+        "pd": ["a x"], "mo": {"x": 1.5, "y": 2, "z": "a string longer than the numbers'' 36 characters"}}') is not false
     and not exists (
         select from pg_temp.disagreements('app_logic.tap_every_word', pg_temp.every_word_rule(),
-            '{"s": "abc", "m": "line\nline", "p": "abc", "t": "ab\nc", "ps": ["ab"], "pc": [], "pd": ["a x"]}')
+            '{"s": "abc", "m": "line\nline", "p": "abc", "t": "ab\nc", "ps": ["ab"], "pc": [], "pd": ["a x"],
+              "mo": {"x": 1.5, "y": 2, "z": "a string longer than the numbers'' 36 characters"}}')
     ),
-    'the sure test''s lengths and the arrays'' checks after it agree with the interpreter'
+    'the sure test''s lengths, the scales of an object''s numbers beside a string, and the arrays'' checks after it '
+    'agree with the interpreter'
 );
 -- A pattern of a literal start and \S* is one regular expression with the control characters;
 -- a start with a control character or a metacharacter keeps the two.
