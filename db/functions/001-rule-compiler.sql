@@ -278,9 +278,10 @@ comment on function app_logic.jsonpath_accessor(text[]) is
 -- The sure test of one value: true only for a value that passes p_rule, and never for a value it
 -- is not sure of (the exact statements above then decide). p_path is the value's place in the
 -- body v_0. It comes in two parts: test, a strict-mode jsonpath condition on the value (@), and
--- conds, SQL conditions for what jsonpath cannot see (a string's length over 254, a number's scale, the
--- phone's check), true or null for an absent value. conds is null when the rule has no sure test
--- (arrays, free-form JSON, words the compiler does not know); test is null for "any value".
+-- conds, SQL conditions for what jsonpath cannot see (a string's length over 254, a number's
+-- scale, the phone's check), true or null for an absent value. conds is null when the rule has no
+-- sure test (arrays, free-form JSON, words the compiler does not know); test is null for "any
+-- value".
 -- app_logic.compile_rule joins the tests of all properties into ONE constant jsonpath
 -- (v_0 @@ '...'), their conds after it.
 --
@@ -295,8 +296,9 @@ comment on function app_logic.jsonpath_accessor(text[]) is
 -- not sure. like_regex takes the flag "s", so that its flags are those of `~` (no newline rule).
 -- A number's scale is invisible to jsonpath (3.000 equals 3), and so is a string's length (no
 -- length method): SQL tests the scale and lengths over 254, after the jsonpath (a number is
--- printed only once it is known to be in range); a shorter length is a regular expression. A valid value it is not sure of (padded with spaces, a JSON null, a number written
--- 3.0, a long address) costs the exact statements as well.
+-- printed only once it is known to be in range); a shorter length is a regular expression. A
+-- valid value it is not sure of (padded with spaces, a JSON null, a number written 3.0, a long
+-- address) costs the exact statements as well.
 create function app_logic.compile_sure(
     p_rule jsonb, p_path text[], p_scale_apart boolean default false, out test text, out conds text[]
 )
@@ -465,7 +467,7 @@ begin
             array(select k from jsonb_object_keys(coalesce(p_rule -> 'properties', '{}')) as k order by k)) || conds;
         -- Every member when all are numbers (the jsonpath has seen their types; a JSON null's
         -- text only counts against a valid body), in bytes (a number's text is ASCII): no filter
-        -- to run, no characters to count (issue 13, session 11, -5.6k instructions a lead,
+        -- to run, no characters to count (issue 13, session 11, -6k to -9k instructions a lead,
         -- callgrind). Silent: an absent object is an empty array.
         if v_numbers then
             conds := conds || format('octet_length(jsonb_path_query_array(v_0, %L, ''{}'', true)::text) <= 36',
