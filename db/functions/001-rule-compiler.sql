@@ -224,6 +224,7 @@ declare
     v_items jsonb := p_rule -> 'items';
     v_max integer := (v_items ->> 'maxLength')::integer;
     v_filter text;
+    v_match text[];
 begin
     if p_rule ->> 'type' is distinct from 'array' or p_rule ? 'maxBytes'
         or exists (select from jsonb_object_keys(p_rule) as k where k <> all(app_logic.compiled_rule_words()))
@@ -237,10 +238,20 @@ begin
         return null;
     end if;
     -- Strict mode: the item test is false, never unknown, for an item that is no string.
-    v_filter := format('@.type() == "string" && !(@ like_regex %s)',
-        app_logic.jsonpath_string('[' || app_logic.control_characters(false) || ']'));
-    if v_items ? 'pattern' then
-        v_filter := v_filter || format(' && @ like_regex %s', app_logic.jsonpath_string(v_items ->> 'pattern'));
+    -- A pattern of a literal start and \S* (a path: ^/\S*$) takes the control characters into
+    -- its bracket, one regular expression where two ran for each item (issue 13, session 11,
+    -- -8.5k instructions a lead for three paths, callgrind): \S is [^[:space:]], and the start,
+    -- tested here, holds no control character (nor a metacharacter: it is matched as it is).
+    v_match := regexp_match(v_items ->> 'pattern', '^\^([^][\\(){}|*+?.$^]*)\\S\*[$]$');
+    if v_match is not null and v_match[1] !~ ('[' || app_logic.control_characters(false) || ']') then
+        v_filter := format('@.type() == "string" && @ like_regex %s', app_logic.jsonpath_string(
+            '^' || v_match[1] || '[^[:space:]' || app_logic.control_characters(false) || ']*$'));
+    else
+        v_filter := format('@.type() == "string" && !(@ like_regex %s)',
+            app_logic.jsonpath_string('[' || app_logic.control_characters(false) || ']'));
+        if v_items ? 'pattern' then
+            v_filter := v_filter || format(' && @ like_regex %s', app_logic.jsonpath_string(v_items ->> 'pattern'));
+        end if;
     end if;
     -- Absent (0 bytes) or JSON null passes; the type, the count and the items in one jsonpath.
     return format('case when coalesce(pg_column_size(%s), 0) <= %s then (coalesce(%s, ''null'') @@ %L) is true else %s end',
@@ -267,9 +278,10 @@ comment on function app_logic.jsonpath_accessor(text[]) is
 -- The sure test of one value: true only for a value that passes p_rule, and never for a value it
 -- is not sure of (the exact statements above then decide). p_path is the value's place in the
 -- body v_0. It comes in two parts: test, a strict-mode jsonpath condition on the value (@), and
--- conds, SQL conditions for what jsonpath cannot see (a string's length, a number's scale, the
--- phone's check), true or null for an absent value. conds is null when the rule has no sure test
--- (arrays, free-form JSON, words the compiler does not know); test is null for "any value".
+-- conds, SQL conditions for what jsonpath cannot see (a string's length over 254, a number's
+-- scale, the phone's check), true or null for an absent value. conds is null when the rule has no
+-- sure test (arrays, free-form JSON, words the compiler does not know); test is null for "any
+-- value".
 -- app_logic.compile_rule joins the tests of all properties into ONE constant jsonpath
 -- (v_0 @@ '...'), their conds after it.
 --
@@ -282,10 +294,11 @@ comment on function app_logic.jsonpath_accessor(text[]) is
 -- anything) is unknown, never true, so `exists(A ? (test))` is true only for a value of the
 -- right type that passes; the whole predicate is read with `is true`, so an unknown result is
 -- not sure. like_regex takes the flag "s", so that its flags are those of `~` (no newline rule).
--- A string's length and a number's scale are invisible to jsonpath (no length method; 3.000
--- equals 3): SQL tests them, after the jsonpath (a number is printed only once it is known to be
--- in range). A valid value it is not sure of (padded with spaces, a JSON null, a number written
--- 3.0, a long address) costs the exact statements as well.
+-- A number's scale is invisible to jsonpath (3.000 equals 3), and so is a string's length (no
+-- length method): SQL tests the scale and lengths over 254, after the jsonpath (a number is
+-- printed only once it is known to be in range); a shorter length is a regular expression. A
+-- valid value it is not sure of (padded with spaces, a JSON null, a number written 3.0, a long
+-- address) costs the exact statements as well.
 create function app_logic.compile_sure(
     p_rule jsonb, p_path text[], p_scale_apart boolean default false, out test text, out conds text[]
 )
@@ -349,12 +362,6 @@ begin
             v_max := least(coalesce(v_max, 64), 64);
         end if;
         v_checks := array[format('@ like_regex %s flag "s"', app_logic.jsonpath_string('^' || v_pattern || '$'))];
-        if v_min > 1 then
-            conds := conds || format('char_length(%s) >= %s', v_text, v_min);
-        end if;
-        if v_max is not null then
-            conds := conds || format('char_length(%s) <= %s', v_text, v_max);
-        end if;
         -- ^[...]{m,n}$ is ^[...]*$ and a length from m to n: a bounded repeat is the slow case of
         -- PostgreSQL's regular expressions (45k instructions for leadSource's, 5k without).
         v_match := regexp_match(p_rule ->> 'pattern', '^\^(\[[^]\\]+\])\{([0-9]+),([0-9]+)\}[$]$');
@@ -371,14 +378,29 @@ begin
             v_checks := v_checks || format('@ like_regex %s flag "s"', app_logic.jsonpath_string('^' || v_match[1] || '*$'));
         end if;
         if v_match is not null then
-            if v_match[2]::integer > coalesce(v_min, 0) then
-                conds := conds || format('char_length(%s) >= %s', v_text, v_match[2]);
-            end if;
-            if v_match[3]::integer < coalesce(v_max, v_match[3]::integer + 1) then
-                conds := conds || format('char_length(%s) <= %s', v_text, v_match[3]);
-            end if;
+            v_min := greatest(v_min, v_match[2]::integer);
+            v_max := least(v_max, v_match[3]::integer);
         elsif p_rule ? 'pattern' then
             v_checks := v_checks || format('@ like_regex %s flag "s"', app_logic.jsonpath_string(p_rule ->> 'pattern'));
+        end if;
+        -- The lengths (exact: the text is its own trimmed form). Up to 254 characters in the
+        -- jsonpath, as a search for one character more (or for the least number), which runs
+        -- only for a value that is there: a char_length bound set up its three nodes in every
+        -- transaction, present value or not (issue 13, session 11: -11k instructions a lead,
+        -- callgrind, for eight bounds of which three on absent keys; a present one costs about
+        -- as much either way). Unanchored: "^.{101}" measured ten times slower, a lookahead in
+        -- the value's own pattern thirty times. A repeat takes at most 255 (PostgreSQL's
+        -- DUPMAX), and a nested one for 5,000 costs a hundred thousand instructions a value:
+        -- longer bounds stay SQL.
+        if v_min > 1 and v_min <= 255 then
+            v_checks := v_checks || format('@ like_regex ".{%s}" flag "s"', ceil(v_min));
+        elsif v_min > 1 then
+            conds := conds || format('char_length(%s) >= %s', v_text, v_min);
+        end if;
+        if v_max < 255 then
+            v_checks := v_checks || format('!(@ like_regex ".{%s}" flag "s")', floor(v_max) + 1);
+        elsif v_max is not null then
+            conds := conds || format('char_length(%s) <= %s', v_text, v_max);
         end if;
         if v_type = 'email' then
             v_checks := v_checks || format('!(@ like_regex %s flag "s")', app_logic.jsonpath_string(app_logic.email_dots_pattern()));
@@ -443,9 +465,15 @@ begin
         end loop;
         conds := format('(%s - %L::text[]) = ''{}''::jsonb', v_value,
             array(select k from jsonb_object_keys(coalesce(p_rule -> 'properties', '{}')) as k order by k)) || conds;
+        -- Every member when all are numbers (the jsonpath has seen their types; a JSON null's
+        -- text only counts against a valid body), in bytes (a number's text is ASCII): no filter
+        -- to run, no characters to count (issue 13, session 11, -6k to -9k instructions a lead,
+        -- callgrind). Silent: an absent object is an empty array.
         if v_numbers then
-            conds := conds || format('char_length(jsonb_path_query_array(v_0, %L, ''{}'', true)::text) <= 36',
-                format('strict %s.* ? (@.type() == "number")', app_logic.jsonpath_accessor(p_path)));
+            conds := conds || format('octet_length(jsonb_path_query_array(v_0, %L, ''{}'', true)::text) <= 36',
+                format('strict %s.*%s', app_logic.jsonpath_accessor(p_path), case when exists (
+                    select from jsonb_each(p_rule -> 'properties') as p (k, r) where p.r ->> 'type' is distinct from 'number'
+                ) then ' ? (@.type() == "number")' else '' end));
         end if;
         test := array_to_string(array['@.type() == "object"'] || v_cases, ' && ');
     else

@@ -3,7 +3,7 @@
 -- Bodies: each endpoint's valid example with every field set to each of ~50 hostile values,
 -- every field left out, an unknown field added, and the values themselves as the whole body.
 begin;
-select plan(21);
+select plan(24);
 
 create function pg_temp.corpus(p_example jsonb) returns setof jsonb
 language sql stable as $$
@@ -42,6 +42,12 @@ language sql stable as $$
         ('{"lcp": 1, "x": null}'), ('{"LCP": 1}'), ('{"": 1}'), ('{"cls": 1, "fid": 2, "inp": 3, "lcp": 4, "ttfb": 5}'),
         ('{"cls": 1, "fid": 2, "inp": 3, "lcp": 4, "ttfb": 5, "tbt": 6}'), ('{"cls": null, "lcp": 1}'),
         ('{"cls": 100, "ttfb": 3600000}'), ('{"cls": 101}'), ('{"fid": -0.5}'), ('{"lcp": {"lcp": 1}}'),
+        -- Paths against the one regular expression of start, spaces and control characters.
+        ('["/\u0007"]'), ('["/a\u2028"]'), ('["/\u00a0x"]'), ('["/a\tb"]'), ('["/\u202e"]'), ('["/\u0085"]'),
+        ('["//", "/x"]'), ('["a/"]'), ('["/é\u3000"]'), ('["\u0001/"]'), ('["/\u000b"]'), ('["/\u000c"]'),
+        ('["/\r"]'), ('["/\u001f"]'), ('["/\u009f"]'), ('["/\u2066"]'), ('["/\u2069"]'), ('["/\u2029"]'),
+        ('["/\u00ad"]'), ('["/\u2027"]'), ('["/\u202f"]'), ('["/\u2065"]'), ('["/\u206a"]'), ('["/[x]^$\\S*"]'),
+        ('[" /"]'), ('["\/x"]'), ('["/x", "/y\u0007"]'), ('["/\u00a0"]'), ('["/%20"]'), ('["/a\u0085b"]'), ('["\u0007x"]'),
         ('[[]]'), ('["/", "/a b"]'), ('"ab"'), ('"abcd"'), ('"abcde"'),
         -- Arrays the sure test reads with one jsonpath and its size in bytes: Unicode spaces,
         -- controls and bidi characters in an item, escapes, lengths at the limit in characters
@@ -68,7 +74,22 @@ language sql stable as $$
         ('{"lcp": 0.100000000000000000000000000000000}'), ('{"lcp": 1.000000000000000000000000000000000, "cls": 1}'),
         ('{"cls": 0.1234, "inp": 120, "lcp": 2300, "ttfb": 300}'),
         ('{"lcp": 3599999.5, "fid": 3599999.5, "inp": 3599999.5, "ttfb": 3599999.5, "cls": 99.5}'),
-        ('{"lcp": 1.00000000000000000000000000000000}'), ('{"cls": 100.000000000000000000000000000000000}')
+        ('{"lcp": 1.00000000000000000000000000000000}'), ('{"cls": 100.000000000000000000000000000000000}'),
+        -- Lengths by a search for one character more (session 11): at and over each bound up to
+        -- 254, in characters of one to four bytes, combining marks, newlines, padding that trims.
+        (to_jsonb(repeat('a', 40))), (to_jsonb(repeat('a', 41))), (to_jsonb(repeat('a', 64))), (to_jsonb(repeat('a', 65))),
+        (to_jsonb(repeat('a', 99))), (to_jsonb(repeat('a', 199))), (to_jsonb(repeat('a', 200))), (to_jsonb(repeat('a', 254))),
+        (to_jsonb(repeat('日', 100))), (to_jsonb(repeat('日', 101))), (to_jsonb(repeat('😀', 100))),
+        (to_jsonb(repeat('😀', 101))), (to_jsonb(repeat('e' || chr(769), 50))), (to_jsonb(repeat('e' || chr(769), 51))),
+        (to_jsonb(repeat('ü', 200))), (to_jsonb(repeat('ü', 201))), (to_jsonb('a' || repeat(chr(10), 98) || 'a')),
+        (to_jsonb('a' || repeat(chr(10), 99) || 'a')), (to_jsonb(' ' || repeat('a', 100) || ' ')),
+        (to_jsonb(repeat('a', 99) || ' ')), (to_jsonb(repeat('a', 42) || '@example.com')),
+        (to_jsonb(repeat('a', 52) || '@example.com')), (to_jsonb(repeat('a', 53) || '@example.com')),
+        (to_jsonb(repeat('a', 49) || chr(8203))), (to_jsonb(repeat('ab', 25))), (to_jsonb('contact_' || repeat('x', 43))),
+        -- Nested scales by the printed array of every member (session 11): nulls, four-letter keys.
+        ('{"cls": null, "lcp": 0.100000000000000000000000000000000}'), ('{"ttfb": 0.100000000000000000000000000000000}'),
+        ('{"cls": 1e-33}'), ('{"cls": null, "fid": null, "inp": null, "lcp": null, "ttfb": null}'),
+        ('{"cls": null, "lcp": 0.12345678901234567890123456789012}'), ('{"lcp": "0.1000000000000000000000000000000000"}')
     )
     select jsonb_set(p_example, array[k], v) from keys, vals
     union all
@@ -162,14 +183,26 @@ select ok(
             and p.prosrc ~ '\(\(v_0 -> ''coreWebVitals''\) - ''\{cls,fid,inp,lcp,ttfb\}''::text\[\]\) = ''\{\}''::jsonb'
             and p.prosrc !~ '-> ''coreWebVitals'' ->'
             and p.prosrc !~ '#> ''\{coreWebVitals,'
-            and p.prosrc ~ '\$\."leadSource" \? \(@ like_regex "\^\[a-z0-9_\]\+\$" flag "s"\)\)'
+            and p.prosrc ~ 'octet_length\(jsonb_path_query_array\(v_0, ''strict \$\."coreWebVitals"\.\*'', '
+            and p.prosrc ~ '"leadSource" \? \(@ like_regex "\^\[a-z0-9_\]\+\$" flag "s" && !\(@ like_regex "\.\{51\}"'
             and p.prosrc !~ '\(v_0 ->> ''leadSource''\) ~'
             and p.prosrc !~ '\(v_0 -> ''leadSource''\)::text ~'
         from pg_proc as p
         where p.oid = 'app_logic.submit_lead_passes_sure(jsonb)'::regprocedure
     ),
     'the sure test reads a nested object''s known members by key in its jsonpath, its unknown keys by one SQL '
-    'condition (no keyvalue() pass, no SQL lookup per member), and tests leadSource with one regular expression'
+    'condition (no keyvalue() pass, no SQL lookup per member), their scales by the bytes of all of them printed, '
+    'and tests leadSource with one regular expression and its length'
+);
+select ok(
+    (
+        select
+            p.prosrc ~ '@\.type\(\) == "string" && @ like_regex "\^/\[\^\[:space:\]\\\\\\\\u0001-'
+            and p.prosrc !~ '!\(@ like_regex "\['
+        from pg_proc as p
+        where p.oid = 'app_logic.submit_lead_passes(jsonb)'::regprocedure
+    ),
+    'a path viewed is tested by one regular expression (its start, no space, no control character)'
 );
 -- One constant jsonpath holds every type, character, enum and range test (one expression node
 -- where each field had several); SQL keeps only what jsonpath cannot see.
@@ -179,12 +212,15 @@ select ok(
             (select count(*) from regexp_matches(p.prosrc, '@@', 'g')) = 1
             and p.prosrc ~ '\(v_0 @@ E?''strict \(exists\(\$\."accessibilityTheme" \? \(@ == "default" \|\| '
             and p.prosrc ~ '::jsonpath\) is true'
+            and p.prosrc ~ '"firstName" \? \(@ like_regex "[^"]*" flag "s" && !\(@ like_regex "\.\{101\}" flag "s"\)\)'
+            and (select count(*) from regexp_matches(p.prosrc, 'char_length\(\(v_0 ->> ', 'g')) = 3
             and p.prosrc !~ '[^@] ~ '
             and p.prosrc !~ 'jsonb_typeof'
         from pg_proc as p
         where p.oid = 'app_logic.submit_lead_passes_sure(jsonb)'::regprocedure
     ),
-    'the lead rule''s sure test is one jsonpath (read with is true) and SQL for lengths, scales and the phone'
+    'the lead rule''s sure test is one jsonpath (read with is true, lengths up to 254 in it) and SQL for longer '
+    'lengths, scales and the phone'
 );
 select is_empty(
     $$ select b from pg_temp.corpus('{"sessionId": "s-1", "path": "/ecosystem", "referrer": "https://www.example.com/",
@@ -270,7 +306,12 @@ language sql immutable as $$
             "any": {},
             "pa": {"type": "array", "maxItems": 3, "items": {"type": "string", "maxLength": 40, "pattern": "^(?!x)[a-z]*$"}},
             "pm": {"type": "array", "items": {"type": "string", "maxLength": 50, "multiline": true}},
-            "pn": {"type": "array", "maxItems": 2}
+            "pn": {"type": "array", "maxItems": 2},
+            "ps": {"type": "array", "items": {"type": "string", "maxLength": 40, "pattern": "^ab\\S*$"}},
+            "pc": {"type": "array", "items": {"type": "string", "maxLength": 40, "pattern": "^\u0007\\S*$"}},
+            "pd": {"type": "array", "items": {"type": "string", "maxLength": 40, "pattern": "^a.\\S*$"}},
+            "mo": {"type": "object", "properties": {"x": {"type": "number"}, "y": {"type": "number", "maximum": 9},
+                "z": {"type": "string", "maxLength": 60}}}
         }
     }'::jsonb
 $$;
@@ -279,8 +320,38 @@ select is_empty(
     $$ select * from pg_temp.disagreements('app_logic.tap_every_word', pg_temp.every_word_rule(),
         '{"s": " abc ", "m": "line\nline", "e": "x", "n": 1.5, "i": 3, "b": true, "o": {"deep": [{"k": 1}, {}]},
           "f": {"a": 1}, "a": [1, 2], "u": "x", "any": [1, {"x": null}], "p": "ab", "t": "abc", "en": "y",
-          "pa": ["ab", "c"], "pm": ["a\nb"], "pn": [1, "x"]}') $$,
+          "pa": ["ab", "c"], "pm": ["a\nb"], "pn": [1, "x"],
+          "ps": ["ab", "abc/d"], "pc": [], "pd": ["a\u00a0x"]}') $$,
     'a rule using every word compiles to the interpreter''s answers'
+);
+-- The same on a body the sure test passes, so that its lengths and the arrays' own checks decide
+-- (the example above, padded, goes to the exact statements).
+select ok(
+    app_logic.tap_every_word_sure('{"s": "abc", "m": "line\nline", "p": "abc", "t": "ab\nc", "ps": ["ab"], "pc": [],
+        "pd": ["a x"], "mo": {"x": 1.5, "y": 2, "z": "a string longer than the numbers'' 36 characters"}}') is not false
+    and not exists (
+        select from pg_temp.disagreements(
+            'app_logic.tap_every_word', pg_temp.every_word_rule(),
+            '{"s": "abc", "m": "line\nline", "p": "abc", "t": "ab\nc", "ps": ["ab"], "pc": [], "pd": ["a x"],
+              "mo": {"x": 1.5, "y": 2, "z": "a string longer than the numbers'' 36 characters"}}'
+        )
+    ),
+    'the sure test''s lengths, the scales of an object''s numbers beside a string, and the arrays'' checks after it '
+    'agree with the interpreter'
+);
+-- A pattern of a literal start and \S* is one regular expression with the control characters;
+-- a start with a control character or a metacharacter keeps the two.
+select ok(
+    (
+        select
+            p.prosrc ~ '\(v_0 -> ''ps''\).*@ like_regex "\^ab\[\^\[:space:\]\\\\\\\\u0001-[^"]*\]\*\$"\)'
+            and p.prosrc ~ '\(v_0 -> ''pc''\)[^\n]*!\(@ like_regex "\['
+            and p.prosrc ~ '\(v_0 -> ''pd''\)[^\n]*!\(@ like_regex "\['
+        from pg_proc as p
+        where p.oid = 'app_logic.tap_every_word(jsonb)'::regprocedure
+    ),
+    'an array''s pattern of a literal start and \S* takes the control characters into one regular expression, '
+    'any other pattern keeps its own beside the control-character test'
 );
 select matches(
     (
