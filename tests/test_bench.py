@@ -266,6 +266,16 @@ def test_a_retention_variants_wal_writer_settings_reach_the_server_on_a_reload_a
     assert {n: db.execute("select current_setting(%s)", (n,)).fetchone()[0] for n in retention.VARIANT_SETTINGS} == before
 
 
+def test_a_wal_writer_setting_the_server_refuses_stops_the_bench_before_it_generates_anything(db, db_url):
+    variants = retention.parse_variants("default|wal_writer_flush_after=128kB|wal_writer_delay=0")
+    with pytest.raises(UserError, match="the retention variant wal_writer_delay=0: .*wal_writer_delay"):
+        retention.check_server_settings(db_url, variants)
+    # What the earlier variants set is reset.
+    assert _auto_conf_settings(db) == {}
+    retention.check_server_settings(db_url, variants[:2])
+    assert _auto_conf_settings(db) == {}
+
+
 def test_generation_chunks_cover_every_row_once():
     assert retention.chunks(10, 4) == [(1, 4), (5, 8), (9, 10)]
     assert sum(hi - lo + 1 for lo, hi in retention.chunks(1_000_001, 250_000)) == 1_000_001

@@ -308,7 +308,24 @@ class Generated:
 
 def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quick: bool = False,
                        variants: list[Variant] | None = None) -> None:
+    check_server_settings(cluster.url(BENCH_DB), variants or [{}])
     measure(report, cluster, generate(report, cluster, quick), variants)
+
+
+def check_server_settings(url: str, variants: list[Variant]) -> None:
+    """Each variant's server settings set once and reset, before the minutes of generation: a value
+    PostgreSQL refuses (out of range, a wrong unit) stops the run here."""
+    if not any(_server_settings(v) for v in variants):
+        return
+    with psycopg.connect(url, autocommit=True) as conn:
+        try:
+            for variant in variants:
+                try:
+                    apply_server_settings(conn, _server_settings(variant))
+                except psycopg.errors.InvalidParameterValue as exc:
+                    raise UserError(f"the retention variant {variant_name(variant)}: {exc}") from None
+        finally:
+            apply_server_settings(conn, {})
 
 
 def generate(report: Report, cluster: Cluster, quick: bool = False) -> Generated:
