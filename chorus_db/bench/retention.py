@@ -535,6 +535,11 @@ def measure(report: Report, cluster: Cluster, data: Generated, variants: list[Va
     if len(variants) > 1:
         _report_variants(report, load.rows, windows, window_variant, wal, vacuums.waits, url, sides["quiet"],
                          window_settings if vary_settings else None)
+        for name in dict.fromkeys(map(variant_name, variants)):
+            if name not in window_variant:
+                # The job ran out of due rows before this variant's turn (--quick ends in a window or two).
+                report.figures[f"retention variant {name}"] = "no window: the job was done before its turn"
+                print(f"    variant {name}: no window: the job was done before its turn", flush=True)
     if pairs:
         report.figures["retention: p99 while running / without, median over adjacent window pairs (a check on the pooled ratio)"] = (
             f"{statistics.median(pairs):.2f} over {len(pairs)} pairs (from {min(pairs):.2f} to {max(pairs):.2f})"
