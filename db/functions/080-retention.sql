@@ -317,9 +317,10 @@ comment on function app_logic.apply_retention(text, integer) is
 --   the job pays that flush itself, before its pause. Off (the default), a batch's WAL that the
 --   WAL writer has not yet flushed (it flushes every wal_writer_delay, or after
 --   wal_writer_flush_after) is flushed by the next request's commit, with its own record.
---   Opt-in (issue 13, session 11): with requests at 200/s one of their commits still flushed a
---   batch's WAL (about 0.6 MB) in 9 of 12 batches with it, 12 of 12 without (strace, README);
---   the retention bench alternates it with the default to tell whether it moves their p99.
+--   Opt-in (issue 13, session 11): with requests at 200/s one of their commits still flushed 100 kB
+--   or more of a batch's WAL in 9 of 12 batches with it (median 324 kB), in 12 of 12 without
+--   (598 kB; strace, README); the retention bench alternates it with the default to tell
+--   whether it moves their p99.
 create procedure app_logic.run_retention(
     p_kind text default null, p_batch_rows integer default 2000, p_pause_ratio numeric default 4,
     p_max_seconds numeric default null, p_wal_rate bigint default null, p_batch_wal bigint default null,
