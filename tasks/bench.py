@@ -17,7 +17,8 @@ from ._helpers import echo, task
         "growth": "also measure cost growth (1k, 100k, 1M leads, 10M audit rows; about 5 more minutes)",
         "keep": "keep the chorus_bench database afterwards for inspection (it is dropped by default)",
         "retention_variants": "variants of the retention job its windows take in turn, \"|\"-separated, each "
-                              "batch_rows=N,pause_ratio=N,wal_rate=BYTES_PER_S,batch_wal=BYTES or default (each reported apart)",
+                              "batch_rows=N,pause_ratio=N,wal_rate=BYTES_PER_S,batch_wal=BYTES,sync_commit=0|1,"
+                              "wal_writer_delay=10ms,wal_writer_flush_after=128kB or default (each reported apart)",
     },
 )
 def run(c, seconds=10, rounds=2, quick=False, only="sql,http,knobs,retention,audit,encryption,ops", keep=False, growth=False,

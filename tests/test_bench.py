@@ -206,6 +206,76 @@ def test_retention_variants_name_only_run_retentions_knobs_and_their_values_trav
         retention.parse_variants("batch_rows=1); drop table x; --")
 
 
+def test_a_retention_variant_sets_the_jobs_commit_mode_and_the_wal_writers_settings_apart_from_its_call():
+    variants = retention.parse_variants("sync_commit=1|wal_writer_delay=10ms, wal_writer_flush_after=128kB, batch_rows=500"
+                                        "|sync_commit=0")
+    assert variants == [{"sync_commit": True},
+                        {"wal_writer_delay": "10ms", "wal_writer_flush_after": "128kB", "batch_rows": 500.0},
+                        {"sync_commit": False}]
+    assert [retention.variant_name(v) for v in variants] == [
+        "sync_commit=1", "wal_writer_delay=10ms,wal_writer_flush_after=128kB,batch_rows=500", "sync_commit=0"]
+    assert retention._job_call(variants[0]) == "call app_logic.run_retention(p_max_seconds => %s, p_synchronous_commit => %s::boolean)"
+    assert retention._job_values(variants[0]) == [True]
+    # The server settings are not the call's: the CALL has only the knobs, with their values in order.
+    assert retention._job_call(variants[1]) == "call app_logic.run_retention(p_max_seconds => %s, p_batch_rows => %s::integer)"
+    assert retention._job_values(variants[1]) == [500.0]
+    assert retention._server_settings(variants[1]) == {"wal_writer_delay": "10ms", "wal_writer_flush_after": "128kB"}
+    assert retention._server_settings(variants[0]) == {}
+    with pytest.raises(UserError, match="sync_commit is 1 .on. or 0 .off., not '2'"):
+        retention.parse_variants("sync_commit=2")
+    with pytest.raises(UserError, match=re.escape("wal_writer_delay must be a whole number with an optional unit (e.g. 10ms, 128kB), "
+                                                  "not \"10ms'; select 1\"")):
+        retention.parse_variants("wal_writer_delay=10ms'; select 1")
+    # Only the WAL writer's reloadable settings: not a restart's, not a session's.
+    with pytest.raises(UserError, match="not 'wal_buffers'"):
+        retention.parse_variants("wal_buffers=64MB")
+    with pytest.raises(UserError, match="not 'synchronous_commit'"):
+        retention.parse_variants("synchronous_commit=off")
+
+
+def _auto_conf_settings(conn) -> dict[str, str]:
+    return {name: setting for name, setting in conn.execute(
+        "select name, setting from pg_file_settings where sourcefile like '%%postgresql.auto.conf' and name = any(%s)",
+        (list(retention.VARIANT_SETTINGS),))}
+
+
+def test_a_retention_variants_wal_writer_settings_reach_the_server_on_a_reload_and_are_reset_after(db, db_url):
+    import psycopg
+
+    before = {n: db.execute("select current_setting(%s)", (n,)).fetchone()[0] for n in retention.VARIANT_SETTINGS}
+    try:
+        retention.apply_server_settings(db, {"wal_writer_delay": "10ms", "wal_writer_flush_after": "128kB"})
+        # Every session (and the WAL writer, signalled with them) reads them, with no restart.
+        with psycopg.connect(db_url, autocommit=True) as other:
+            assert other.execute("select current_setting('wal_writer_delay'), current_setting('wal_writer_flush_after')"
+                                 ).fetchone() == ("10ms", "128kB")
+        assert _auto_conf_settings(db) == {"wal_writer_delay": "10ms", "wal_writer_flush_after": "128kB"}
+        # One set, the other back to the cluster's own.
+        retention.apply_server_settings(db, {"wal_writer_flush_after": "0"})
+        with psycopg.connect(db_url, autocommit=True) as other:
+            assert other.execute("select current_setting('wal_writer_delay'), current_setting('wal_writer_flush_after')"
+                                 ).fetchone() == (before["wal_writer_delay"], "0")
+        with pytest.raises(ValueError, match="not a variant setting: fsync"):
+            retention.apply_server_settings(db, {"fsync": "off"})
+        # PostgreSQL checks the value itself.
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            retention.apply_server_settings(db, {"wal_writer_delay": "0"})
+    finally:
+        retention.apply_server_settings(db, {})
+    assert _auto_conf_settings(db) == {}
+    assert {n: db.execute("select current_setting(%s)", (n,)).fetchone()[0] for n in retention.VARIANT_SETTINGS} == before
+
+
+def test_a_wal_writer_setting_the_server_refuses_stops_the_bench_before_it_generates_anything(db, db_url):
+    variants = retention.parse_variants("default|wal_writer_flush_after=128kB|wal_writer_delay=0")
+    with pytest.raises(UserError, match="the retention variant wal_writer_delay=0: .*wal_writer_delay"):
+        retention.check_server_settings(db_url, variants)
+    # What the earlier variants set is reset.
+    assert _auto_conf_settings(db) == {}
+    retention.check_server_settings(db_url, variants[:2])
+    assert _auto_conf_settings(db) == {}
+
+
 def test_generation_chunks_cover_every_row_once():
     assert retention.chunks(10, 4) == [(1, 4), (5, 8), (9, 10)]
     assert sum(hi - lo + 1 for lo, hi in retention.chunks(1_000_001, 250_000)) == 1_000_001

@@ -128,6 +128,45 @@ def test_the_job_does_not_wait_for_wal_flushes_and_restores_the_setting(db):
     assert db.execute("show synchronous_commit").fetchone()[0] == "on"
 
 
+def _commit_modes(db, call: str) -> list[str]:
+    """synchronous_commit as each batch of `call` (a run_retention of brand_engagement over three
+    expired rows, one a batch) deleted its row: the mode its commit then used."""
+    db.execute(f"set app.frozen_now = '{FROZEN}'")
+    db.execute("create table public.commit_modes (id serial, mode text)")
+    db.execute(
+        "create function public.note_commit_mode() returns trigger language plpgsql as $$ begin"
+        " insert into public.commit_modes (mode) values (current_setting('synchronous_commit')); return old; end $$"
+    )
+    db.execute("create trigger note before delete on app.brand_engagement for each row execute function public.note_commit_mode()")
+    db.execute(
+        "insert into app.brand_engagement (session_id, created_at)"
+        " select 'old-' || i, timestamptz '2020-01-01' from generate_series(1, 3) as i"
+    )
+    db.execute("set synchronous_commit = local")
+    db.execute(call)
+    # The session's own setting is back after the job, whichever mode its batches used.
+    assert db.execute("show synchronous_commit").fetchone()[0] == "local"
+    return [r[0] for r in db.execute("select mode from public.commit_modes order by id")]
+
+
+def test_by_default_every_batch_commits_without_waiting_for_the_wal_flush(db):
+    assert _commit_modes(db, "call app_logic.run_retention('brand_engagement', 1, 0)") == ["off"] * 3
+
+
+def test_with_synchronous_commit_every_batch_waits_for_its_wal_flush(db):
+    """The job pays its own batches' flushes (opt-in, alternated in the retention bench)."""
+    modes = _commit_modes(db, "call app_logic.run_retention('brand_engagement', 1, 0, p_synchronous_commit => true)")
+    assert modes == ["on"] * 3
+
+
+def test_a_synchronous_commit_choice_of_null_is_refused(db):
+    import psycopg
+    import pytest
+
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="must be true or false, not null"):
+        db.execute("call app_logic.run_retention('brand_engagement', p_synchronous_commit => null)")
+
+
 def test_a_pause_ratio_out_of_range_is_refused(db):
     import psycopg
     import pytest

@@ -5,12 +5,14 @@ it, and lead submissions' latency at a fixed rate while it runs against their la
 
 from __future__ import annotations
 
+import re
 import statistics
 import threading
 import time
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
 
 from ..cluster import Cluster
 from ..errors import UserError
@@ -29,41 +31,110 @@ GUARD_SECONDS = 0.5
 AFTERMATH_MAX_SECONDS = 180
 # pgbench runs in stretches this long, back to back, while the windows alternate.
 STRETCH_SECONDS = 20
-# What a variant of the job (`invoke bench --retention-variants`) may set: run_retention's knobs.
+# What a variant of the job (`invoke bench --retention-variants`) may set: run_retention's knobs
+# (sync_commit=1: p_synchronous_commit, each batch's commit waits for its own WAL flush) ...
 VARIANT_PARAMETERS = {"batch_rows": "p_batch_rows => %s::integer", "pause_ratio": "p_pause_ratio => %s::numeric",
-                      "wal_rate": "p_wal_rate => %s::bigint", "batch_wal": "p_batch_wal => %s::bigint"}
+                      "wal_rate": "p_wal_rate => %s::bigint", "batch_wal": "p_batch_wal => %s::bigint",
+                      "sync_commit": "p_synchronous_commit => %s::boolean"}
+# ... and the WAL writer's server settings, which decide how much of the job's WAL is still
+# unflushed when a request commits (issue 13, session 11). Only these: both take effect on a
+# reload (SIGHUP, checked against pg_settings before any is set), so a variant sets them with
+# ALTER SYSTEM for its retention windows and the quiet window before each, and the bench resets
+# them after (and before, after an interrupted run).
+VARIANT_SETTINGS = ("wal_writer_delay", "wal_writer_flush_after")
+# A setting's value: a whole number with an optional unit (PostgreSQL checks the rest).
+_SETTING_VALUE = re.compile(r"[0-9]+(us|ms|s|min|h|d|B|kB|MB|GB)?")
+
+Variant = dict[str, "float | bool | str"]
 
 
-def parse_variants(text: str) -> list[dict[str, float]]:
+def parse_variants(text: str) -> list[Variant]:
     """Variants of the job to alternate, separated by "|", each "name=value,..." of
-    VARIANT_PARAMETERS ("" or "default": run_retention's defaults)."""
+    VARIANT_PARAMETERS or VARIANT_SETTINGS ("" or "default": run_retention's defaults, the
+    server's settings)."""
     variants = []
     for part in text.split("|"):
-        variant: dict[str, float] = {}
+        variant: Variant = {}
         for item in part.split(","):
             item = item.strip()
             if not item or item == "default":
                 continue
-            name, _, value = item.partition("=")
-            if name.strip() not in VARIANT_PARAMETERS:
-                raise UserError(f"a retention variant sets {', '.join(VARIANT_PARAMETERS)}, not {name.strip()!r}: "
-                                'write e.g. "default|batch_rows=500,wal_rate=4000000"')
+            name, _, value = (x.strip() for x in item.partition("="))
+            if name in VARIANT_SETTINGS:
+                if not _SETTING_VALUE.fullmatch(value):
+                    raise UserError(f"the retention variant's {name} must be a whole number with an optional unit "
+                                    f"(e.g. 10ms, 128kB), not {value!r}")
+                variant[name] = value
+                continue
+            if name not in VARIANT_PARAMETERS:
+                raise UserError(f"a retention variant sets {', '.join([*VARIANT_PARAMETERS, *VARIANT_SETTINGS])}, "
+                                f'not {name!r}: write e.g. "default|batch_rows=500,wal_rate=4000000|sync_commit=1"')
             try:
-                variant[name.strip()] = float(value)
+                number = float(value)
             except ValueError:
-                raise UserError(f"the retention variant's {name.strip()} must be a number, not {value.strip()!r}") from None
+                raise UserError(f"the retention variant's {name} must be a number, not {value!r}") from None
+            if name == "sync_commit":
+                if number not in (0, 1):
+                    raise UserError(f"the retention variant's sync_commit is 1 (on) or 0 (off), not {value!r}")
+                variant[name] = number == 1
+            else:
+                variant[name] = number
         variants.append(variant)
     return variants
 
 
-def variant_name(variant: dict[str, float]) -> str:
-    return ",".join(f"{k}={v:g}" for k, v in variant.items()) or "default"
+def variant_name(variant: Variant) -> str:
+    return ",".join(f"{k}={v if isinstance(v, str) else format(v, 'g')}" for k, v in variant.items()) or "default"
 
 
-def _job_call(variant: dict[str, float]) -> str:
-    """The CALL of run_retention for one variant (names from VARIANT_PARAMETERS only, values as parameters)."""
+def _job_call(variant: Variant) -> str:
+    """The CALL of run_retention for one variant (names from VARIANT_PARAMETERS only, values as
+    parameters: _job_values)."""
     return "call app_logic.run_retention(p_max_seconds => %s" + "".join(
-        f", {VARIANT_PARAMETERS[k]}" for k in variant) + ")"
+        f", {VARIANT_PARAMETERS[k]}" for k in variant if k in VARIANT_PARAMETERS) + ")"
+
+
+def _job_values(variant: Variant) -> list:
+    return [v for k, v in variant.items() if k in VARIANT_PARAMETERS]
+
+
+def _server_settings(variant: Variant) -> dict[str, str]:
+    return {k: str(v) for k, v in variant.items() if k in VARIANT_SETTINGS}
+
+
+def apply_server_settings(conn: psycopg.Connection, settings: dict[str, str], wait_seconds: float = 10.0) -> None:
+    """Set these of VARIANT_SETTINGS (ALTER SYSTEM), reset the others to the cluster's own, reload,
+    and wait until the server reads them from the file ALTER SYSTEM writes (the WAL writer rereads
+    its configuration on the same signal)."""
+    unknown = set(settings) - set(VARIANT_SETTINGS)
+    if unknown:
+        raise ValueError(f"not a variant setting: {', '.join(sorted(unknown))}")
+    (not_reloadable,) = conn.execute(
+        "select array_agg(name order by name) from pg_settings where name = any(%s) and context <> 'sighup'",
+        (list(VARIANT_SETTINGS),),
+    ).fetchone()
+    if not_reloadable:
+        raise RuntimeError(f"{', '.join(not_reloadable)} no longer take(s) effect on a reload: the bench cannot vary it")
+    for name in VARIANT_SETTINGS:
+        if name in settings:
+            conn.execute(sql.SQL("alter system set {} = {}").format(sql.Identifier(name), sql.Literal(settings[name])))
+        else:
+            conn.execute(sql.SQL("alter system reset {}").format(sql.Identifier(name)))
+    conn.execute("select pg_reload_conf()")
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        # Read from postgresql.auto.conf exactly where a value is set (and not where it is reset).
+        (waiting,) = conn.execute(
+            "select count(*) from pg_settings where name = any(%s) "
+            "and coalesce(sourcefile like '%%postgresql.auto.conf', false) <> (name = any(%s))",
+            (list(VARIANT_SETTINGS), list(settings)),
+        ).fetchone()
+        if not waiting:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not take the settings {settings or 'reset'} within {wait_seconds:g} s")
+        time.sleep(0.05)
+    time.sleep(0.2)  # the WAL writer, signalled with this session, has reread its configuration too
 
 
 def _generate(url: str, label: str, statements: list[tuple[str, int]]) -> None:
@@ -128,9 +199,11 @@ class _VacuumMonitor:
     """Which tables a vacuum (auto or not) works on, and what the submissions' backends wait for
     (pg_stat_activity's wait event, "CPU" for none), sampled every 0.1 s."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, job_pid: int = 0) -> None:
         self.url = url
+        self.job_pid = job_pid  # the session that calls run_retention: its waits are "job ..."
         self.samples: list[tuple[float, str]] = []
+        # (time, wait) of the submissions; "walwriter WAIT" and "job WAIT" for the WAL writer and the job.
         self.waits: list[tuple[float, str]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run)
@@ -144,11 +217,15 @@ class _VacuumMonitor:
                     "where v.datname = current_database()"
                 ):
                     self.samples.append((now, table))
-                for (wait,) in conn.execute(
-                    "select coalesce(wait_event_type || ':' || wait_event, 'CPU') from pg_stat_activity "
-                    "where usename = 'authenticator' and state = 'active' and datname = current_database()"
+                for who, wait in conn.execute(
+                    "select case when backend_type = 'walwriter' then 'walwriter' "
+                    "when usename = 'authenticator' then 'submissions' else 'job' end, "
+                    "coalesce(wait_event_type || ':' || wait_event, 'CPU') from pg_stat_activity "
+                    "where (usename = 'authenticator' and state = 'active' and datname = current_database()) "
+                    "or backend_type = 'walwriter' or (pid = %s and state = 'active')",
+                    (self.job_pid,),
                 ):
-                    self.waits.append((now, wait))
+                    self.waits.append((now, wait) if who == "submissions" else (now, f"{who} {wait}"))
                 time.sleep(0.1)
 
     def seen_since(self, since: float) -> bool:
@@ -230,8 +307,25 @@ class Generated:
 
 
 def retention_at_scale(report: Report, cluster: Cluster, seconds: int = 10, quick: bool = False,
-                       variants: list[dict[str, float]] | None = None) -> None:
+                       variants: list[Variant] | None = None) -> None:
+    check_server_settings(cluster.url(BENCH_DB), variants or [{}])
     measure(report, cluster, generate(report, cluster, quick), variants)
+
+
+def check_server_settings(url: str, variants: list[Variant]) -> None:
+    """Each variant's server settings set once and reset, before the minutes of generation: a value
+    PostgreSQL refuses (out of range, a wrong unit) stops the run here."""
+    if not any(_server_settings(v) for v in variants):
+        return
+    with psycopg.connect(url, autocommit=True) as conn:
+        try:
+            for variant in variants:
+                try:
+                    apply_server_settings(conn, _server_settings(variant))
+                except psycopg.errors.InvalidParameterValue as exc:
+                    raise UserError(f"the retention variant {variant_name(variant)}: {exc}") from None
+        finally:
+            apply_server_settings(conn, {})
 
 
 def generate(report: Report, cluster: Cluster, quick: bool = False) -> Generated:
@@ -303,7 +397,7 @@ def generate(report: Report, cluster: Cluster, quick: bool = False) -> Generated
     return Generated(rows, views, counters, partition)
 
 
-def measure(report: Report, cluster: Cluster, data: Generated, variants: list[dict[str, float]] | None = None) -> None:
+def measure(report: Report, cluster: Cluster, data: Generated, variants: list[Variant] | None = None) -> None:
     """Submissions at the fixed rate while the job alternates with quiet windows until it is done.
     With variants (parse_variants), the retention windows take them in turn, and each variant's
     figures (pair median, p99, WAL rate, waits) are reported beside the pooled ones."""
@@ -316,32 +410,56 @@ def measure(report: Report, cluster: Cluster, data: Generated, variants: list[di
     # A transaction counts for the side it ran in; one that overlaps a change of side counts for
     # neither. A vacuum of a table the job emptied is the job's doing: while one runs (during the
     # job or after it), submissions count as "while retention runs".
+    conn = psycopg.connect(url, autocommit=True)  # the job's session (and the windows' bookkeeping)
     load = _Submissions(cluster)
-    vacuums = _VacuumMonitor(url)
+    vacuums = _VacuumMonitor(url, job_pid=conn.info.backend_pid)
     windows: list[tuple[str, float, float]] = []
-    # WAL written in each alternated window (bytes): what the job adds over the quiet rate is
-    # what the submissions' commits flush with theirs.
-    wal: list[tuple[str, float, int]] = []
+    # WAL in each alternated window: its bytes (what the job adds over the quiet rate is what the
+    # submissions' commits flush with theirs) and pg_stat_wal's writes and syncs (every process's:
+    # the submissions', the WAL writer's, the job's, reported when its CALL returns).
+    wal: list[tuple[str, float, int, int, int]] = []
     window_variant: list[str] = []  # the variant of each retention window, in order
+    # The WAL writer's settings the server had as each quiet window and each retention window began.
+    window_settings: list[str] = []
+    # The WAL writer's settings only when a variant sets them: otherwise the server is left alone.
+    vary_settings = any(_server_settings(v) for v in variants)
+    settings_now: dict[str, str] | None = None
     load.start()
     vacuums.start()
     try:
         time.sleep(2)  # pgbench connected and at its rate before the first window
-        with psycopg.connect(url, autocommit=True) as conn:
-            def insert_lsn() -> int:
-                return int(conn.execute("select pg_current_wal_insert_lsn() - '0/0'").fetchone()[0])
+        with conn:
+            def wal_now() -> tuple[int, int, int]:
+                lsn, writes, syncs = conn.execute(
+                    "select pg_current_wal_insert_lsn() - '0/0', wal_write, wal_sync from pg_stat_wal").fetchone()
+                return int(lsn), int(writes), int(syncs)
+
+            def settings_in_force() -> None:
+                window_settings.append(conn.execute(
+                    "select string_agg(name || '=' || current_setting(name), ',' order by name) from pg_settings "
+                    "where name = any(%s)", (list(VARIANT_SETTINGS),)).fetchone()[0])
+
+            def wal_since(kind: str, started: float, before: tuple[int, int, int]) -> None:
+                after = wal_now()
+                wal.append((kind, windows[-1][2] - started, *(a - b for a, b in zip(after, before))))
 
             while True:
-                started, lsn = time.time(), insert_lsn()
+                variant = variants[len(windows) // 2 % len(variants)]
+                if vary_settings and _server_settings(variant) != settings_now:
+                    # The pair's quiet window runs with the variant's server settings too.
+                    settings_now = _server_settings(variant)
+                    apply_server_settings(conn, settings_now)
+                settings_in_force()
+                started, before = time.time(), wal_now()
                 time.sleep(WINDOW_SECONDS)
                 windows.append(("quiet", started, time.time()))
-                wal.append(("quiet", windows[-1][2] - started, insert_lsn() - lsn))
-                started, lsn = time.time(), insert_lsn()
-                variant = variants[len(windows) // 2 % len(variants)]
-                conn.execute(_job_call(variant), (WINDOW_SECONDS, *variant.values()))
+                wal_since("quiet", started, before)
+                settings_in_force()
+                started, before = time.time(), wal_now()
+                conn.execute(_job_call(variant), (WINDOW_SECONDS, *_job_values(variant)))
                 windows.append(("busy", started, time.time()))
                 window_variant.append(variant_name(variant))
-                wal.append(("busy", windows[-1][2] - started, insert_lsn() - lsn))
+                wal_since("busy", started, before)
                 print(f"    submissions at {RETENTION_RATE}/s: quiet window and retention window {len(windows) // 2} "
                       f"({windows[-1][2] - started:.1f} s)", flush=True)
                 (pending,) = conn.execute(
@@ -351,8 +469,12 @@ def measure(report: Report, cluster: Cluster, data: Generated, variants: list[di
                 if not pending:
                     break
             # After the job: quiet windows until autovacuum has been through what the job emptied
-            # (it wakes up to a minute later) and a window has passed without any such vacuum.
+            # (it wakes up to a minute later) and a window has passed without any such vacuum;
+            # with the cluster's own settings.
             job_end = time.time()
+            if settings_now:
+                apply_server_settings(conn, {})
+                settings_now = {}
             done_start = windows[1][1]
             while True:
                 started = time.time()
@@ -366,6 +488,10 @@ def measure(report: Report, cluster: Cluster, data: Generated, variants: list[di
     finally:
         load.stop()
         vacuums.stop()
+        if vary_settings and settings_now != {}:
+            with psycopg.connect(url, autocommit=True) as reset:
+                apply_server_settings(reset, {})
+        conn.close()
     if load.error:
         raise RuntimeError(f"the submissions failed: {load.error}")
     done = {"start": done_start, "end": job_end}
@@ -407,7 +533,13 @@ def measure(report: Report, cluster: Cluster, data: Generated, variants: list[di
         )
     pairs = _pair_ratios(load.rows, windows)
     if len(variants) > 1:
-        _report_variants(report, load.rows, windows, window_variant, wal, vacuums.waits, url, sides["quiet"])
+        _report_variants(report, load.rows, windows, window_variant, wal, vacuums.waits, url, sides["quiet"],
+                         window_settings if vary_settings else None)
+        for name in dict.fromkeys(map(variant_name, variants)):
+            if name not in window_variant:
+                # The job ran out of due rows before this variant's turn (--quick ends in a window or two).
+                report.figures[f"retention variant {name}"] = "no window: the job was done before its turn"
+                print(f"    variant {name}: no window: the job was done before its turn", flush=True)
     if pairs:
         report.figures["retention: p99 while running / without, median over adjacent window pairs (a check on the pooled ratio)"] = (
             f"{statistics.median(pairs):.2f} over {len(pairs)} pairs (from {min(pairs):.2f} to {max(pairs):.2f})"
@@ -452,8 +584,8 @@ def measure(report: Report, cluster: Cluster, data: Generated, variants: list[di
         report.figures["retention: share of its windows the job spent in batches (the rest paused)"] = (
             round(float(batch_seconds or 0) / job_seconds, 3)
         )
-    quiet_rate = sum(b for k, _, b in wal if k == "quiet") / max(sum(t for k, t, _ in wal if k == "quiet"), 1e-9)
-    job_wal = sum(b for k, _, b in wal if k == "busy") - quiet_rate * sum(t for k, t, _ in wal if k == "busy")
+    quiet_rate = sum(w[2] for w in wal if w[0] == "quiet") / max(sum(w[1] for w in wal if w[0] == "quiet"), 1e-9)
+    job_wal = sum(w[2] for w in wal if w[0] == "busy") - quiet_rate * sum(w[1] for w in wal if w[0] == "busy")
     # Counters are unlogged: their removal writes no WAL, so they are not counted per row here.
     counters_removed, counters_secs, _ = runs.get("rate_limit_counters", (0, 0.0, None))
     logged_removed = float(removed_all or 0) - float(counters_removed or 0)
@@ -494,25 +626,32 @@ def measure(report: Report, cluster: Cluster, data: Generated, variants: list[di
 
 
 def _report_variants(report: Report, rows: list[tuple[float, float]], windows: list[tuple[str, float, float]],
-                     window_variant: list[str], wal: list[tuple[str, float, int]],
-                     waits: list[tuple[float, str]], url: str, quiet_side: list[float]) -> None:
+                     window_variant: list[str], wal: list[tuple[str, float, int, int, int]],
+                     waits: list[tuple[float, str]], url: str, quiet_side: list[float],
+                     window_settings: list[str] | None = None) -> None:
     """Per variant of the job: its retention windows against the quiet window before each (pair
     median), the pooled p99 of its windows against the quiet side's (the samples the headline
     ratio counts as without retention: not those during a vacuum of an emptied table after the
-    job), its WAL rate, the share of its windows spent in batches, and what the submissions
-    waited for meanwhile."""
+    job), its WAL rate, the share of its windows spent in batches, the WAL syncs per second
+    (pg_stat_wal, every process) in its windows and in the quiet ones before them, and what the
+    submissions, the WAL writer and the job's session waited for meanwhile (who flushes); with
+    window_settings (two a pair: as its quiet and its retention window began), the WAL writer's
+    settings the server had in its windows, as a check that the variant got them."""
     quiet = [w for w in windows if w[0] == "quiet"]
     busy = [w for w in windows if w[0] == "busy"]
     busy_wal = [w for w in wal if w[0] == "busy"]
+    quiet_wal = [w for w in wal if w[0] == "quiet"]  # the quiet windows before the job's, in order
 
     def inside(start: float, end: float, guard: float) -> list[float]:
         return [la for la, done in rows if start + guard <= done - la / 1000.0 and done <= end - guard]
 
-    def top_waits(spans: list[tuple[float, float]]) -> str:
+    def top_waits(spans: list[tuple[float, float]], who: str = "") -> str:
+        """The commonest waits of the submissions (who ""), of "walwriter" or of "job"."""
         counts: dict[str, int] = {}
         for t, wait in waits:
-            if any(s <= t <= e for s, e in spans):
-                counts[wait] = counts.get(wait, 0) + 1
+            process, _, event = wait.rpartition(" ")
+            if process == who and any(s <= t <= e for s, e in spans):
+                counts[event] = counts.get(event, 0) + 1
         total = sum(counts.values()) or 1
         return ", ".join(f"{w} {n / total:.0%}" for w, n in sorted(counts.items(), key=lambda x: -x[1])[:4])
 
@@ -531,6 +670,8 @@ def _report_variants(report: Report, rows: list[tuple[float, float]], windows: l
                 if len(q) >= 100 and len(b) >= 100:
                     ratios.append(percentiles(b)[1] / percentiles(q)[1])
             seconds = sum(busy_wal[i][1] for i in idx)
+            quiet_seconds = sum(quiet_wal[i][1] for i in idx)
+            spans = [(busy[i][1], busy[i][2]) for i in idx]
             (batch_seconds, removed) = conn.execute(
                 "select coalesce(extract(epoch from sum(duration)), 0), coalesce(sum(rows_removed), 0) "
                 "from app.retention_runs where " + " or ".join(
@@ -545,7 +686,14 @@ def _report_variants(report: Report, rows: list[tuple[float, float]], windows: l
                     f"({', '.join(f'{r:.2f}' for r in ratios)}); "
                     f"WAL {sum(busy_wal[i][2] for i in idx) / max(seconds, 1e-9) / 1e6:.2f} MB/s, "
                     f"{int(removed):,} rows, in batches {float(batch_seconds) / max(seconds, 1e-9):.2f}; "
-                    f"waits: {top_waits([(busy[i][1], busy[i][2]) for i in idx])}")
+                    f"WAL syncs {sum(busy_wal[i][4] for i in idx) / max(seconds, 1e-9):.0f}/s, writes "
+                    f"{sum(busy_wal[i][3] for i in idx) / max(seconds, 1e-9):.0f}/s (its quiet windows "
+                    f"{sum(quiet_wal[i][4] for i in idx) / max(quiet_seconds, 1e-9):.0f}/s, "
+                    f"{sum(quiet_wal[i][3] for i in idx) / max(quiet_seconds, 1e-9):.0f}/s); "
+                    f"waits: {top_waits(spans)}; WAL writer: {top_waits(spans, 'walwriter')}; "
+                    f"job: {top_waits(spans, 'job')}")
+            if window_settings:
+                line += "; server: " + " / ".join(sorted({window_settings[j] for i in idx for j in (2 * i, 2 * i + 1)}))
             report.figures[f"retention variant {name}"] = line
             print(f"    variant {name}: {line}", flush=True)
 

@@ -313,9 +313,18 @@ comment on function app_logic.apply_retention(text, integer) is
 --   where it wrote 100 kB, in one burst that the requests' commits flush with theirs: small
 --   batches while pages are written whole, full ones again after.
 --   Opt-in: alternated with the default in the retention bench it did not do better (README).
+-- * with p_synchronous_commit each batch's commit waits for its WAL flush (synchronous_commit on):
+--   the job pays that flush itself, before its pause. Off (the default), a batch's WAL that the
+--   WAL writer has not yet flushed (it flushes every wal_writer_delay, or after
+--   wal_writer_flush_after) is flushed by the next request's commit, with its own record.
+--   Opt-in (issue 13, session 11): with requests at 200/s one of their commits still flushed 100 kB
+--   or more of a batch's WAL in 9 of 12 batches with it (median 324 kB), in 12 of 12 without
+--   (598 kB; strace, README); the retention bench alternates it with the default to tell
+--   whether it moves their p99.
 create procedure app_logic.run_retention(
     p_kind text default null, p_batch_rows integer default 2000, p_pause_ratio numeric default 4,
-    p_max_seconds numeric default null, p_wal_rate bigint default null, p_batch_wal bigint default null
+    p_max_seconds numeric default null, p_wal_rate bigint default null, p_batch_wal bigint default null,
+    p_synchronous_commit boolean default false
 )
 language plpgsql
 as $$
@@ -344,7 +353,11 @@ begin
     if p_batch_wal <= 0 then
         raise exception 'the WAL per batch must be a positive number of bytes, not %', p_batch_wal using errcode = '22023';
     end if;
-    perform set_config('synchronous_commit', 'off', false);
+    if p_synchronous_commit is null then
+        raise exception 'whether the job''s commits wait for the WAL flush must be true or false, not null'
+            using errcode = '22023';
+    end if;
+    perform set_config('synchronous_commit', case when p_synchronous_commit then 'on' else 'off' end, false);
     loop
         v_started := clock_timestamp();
         v_wal_start := pg_catalog.pg_current_wal_insert_lsn();
@@ -379,8 +392,9 @@ begin
     perform set_config('synchronous_commit', v_commit_setting, false);
 end
 $$;
-comment on procedure app_logic.run_retention (text, integer, numeric, numeric, bigint, bigint) is
+comment on procedure app_logic.run_retention (text, integer, numeric, numeric, bigint, bigint, boolean) is
 'Apply retention (every rule, or p_kind) in committed batches of p_batch_rows until nothing is due (or '
 'p_max_seconds have passed), pausing p_pause_ratio times each batch''s duration between batches (and, with '
 'p_wal_rate, at least as long as the batch''s WAL takes at that many bytes per second); with p_batch_wal, '
-'each next batch has the rows that write about that many bytes of WAL at the last batch''s rate, at most p_batch_rows.';
+'each next batch has the rows that write about that many bytes of WAL at the last batch''s rate, at most p_batch_rows; '
+'with p_synchronous_commit, each batch''s commit waits for its WAL flush (by default it does not).';
