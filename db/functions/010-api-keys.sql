@@ -181,14 +181,17 @@ create function app_logic.pre_request() returns void
 language plpgsql volatile
 as $$
 declare
-    -- The request's one header read: what the rest of the request reads of it is kept (000-foundation).
-    v_headers jsonb := app_logic.request_headers();
-    v_quad text := app_logic.dotted_quad(v_headers ->> 'x-real-ip');
+    -- The request's one header read: what the rest of the request reads of it is kept (000-foundation),
+    -- read from the text on the common path (header_text_value).
+    v_text text := current_setting('request.headers', true);
+    v_address text := app_logic.header_text_value(v_text, 'x-real-ip');
+    v_headers jsonb;
     v_done text;
 begin
-    if v_headers ? 'x-api-key' or current_user <> 'anon'
+    if strpos(v_text, '"x-api-key"') > 0 or current_user <> 'anon'
         or app_logic.protected_route_target(current_setting('request.path', true)) is not null then
-        v_done := app_logic.keep_request_headers(v_headers, v_quad) || (case
+        v_headers := app_logic.request_headers();
+        v_done := app_logic.keep_request_headers(v_headers, app_logic.dotted_quad(v_headers ->> 'x-real-ip')) || (case
             when nullif(v_headers ->> 'x-api-key', '') is not null then app_logic.pre_request_with_key()
             -- Roles come only from API keys: a request that reached us in another role (a JWT's)
             -- is refused, whatever the token said.
@@ -209,13 +212,19 @@ begin
         end)::text;
         return;
     end if;
-    -- A public request: stays anon, under anon's statement_timeout. An address that is no
-    -- canonical dotted quad is checked in full, in an assignment set up only when it runs.
-    if v_quad is null then
-        v_done := app_logic.keep_request_headers(v_headers, v_quad) || app_logic.apply_statement_timeout('anon');
-    else
-        v_done := app_logic.keep_quad_headers(v_headers, v_quad) || app_logic.apply_statement_timeout('anon');
+    -- A public request: stays anon, under anon's statement_timeout. Its headers are read from
+    -- the text when they hold no backslash (no escape: every value is its text) and X-Real-IP
+    -- is a canonical dotted quad; else the JSON is parsed and the address checked in full, in
+    -- statements set up only when they run.
+    if app_logic.dotted_quad(v_address) is null or strpos(v_text, '\') > 0 then
+        v_headers := app_logic.request_headers();
+        v_done := app_logic.keep_request_headers(v_headers, app_logic.dotted_quad(v_headers ->> 'x-real-ip'))
+            || app_logic.apply_statement_timeout('anon');
+        return;
     end if;
+    v_done := set_config('app.request_client_ip', v_address, true)
+        || set_config('app.request_user_agent', app_logic.header_text_value(v_text, 'user-agent'), true)
+        || app_logic.apply_statement_timeout('anon');
 end
 $$;
 comment on function app_logic.pre_request() is
