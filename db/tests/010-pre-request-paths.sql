@@ -189,6 +189,7 @@ h as (
         '{"x-real-ip": "203.0.113.9", "user-agent": "back\\slash"}',
         '{"user-agent": "ends in a backslash\\", "x-real-ip": "203.0.113.9"}',
         '{"x-real-ip": "203.0.113.9", "user-agent": "say \"x-api-key\""}',
+        '{"x-real-ip": "203.0.113.9", "user-agent": "say \"x-api-key"}',
         '{"x-real-ip": "203.0.113.9", "user-agent": "\"x-api-key\":\"chk_x"}',
         '{"x-real-ip": "203.0.113.9", "user-agent": "tab\there\u0001"}',
         '{"x-real-ip": "203.0.113.9", "user-agent": "M\u00f6zilla \u2603 \u2028"}',
