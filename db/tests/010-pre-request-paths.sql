@@ -175,34 +175,35 @@ h as (
     union all
     -- As PostgREST writes request.headers: no spaces, names in its order, values JSON-escaped.
     select pg_temp.as_postgrest_writes(w.headers)
-    from unnest(array[
-        '{"x-forwarded-for": "203.0.113.9", "user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0.0.0",'
-        ' "content-length": "478", "x-real-ip": "203.0.113.9", "content-type": "application/json", "host": "localhost",'
-        ' "accept": "*/*"}',
-        '{"x-real-ip": "203.0.113.9"}',
-        '{"user-agent": "Agent/2"}',
-        '{"x-real-ip": "203.0.113.9", "user-agent": ""}',
-        '{"x-real-ip": "", "user-agent": "Agent/3"}',
-        '{"user-agent": "x\",\"x-real-ip\":\"198.51.100.66", "x-real-ip": "203.0.113.9"}',
-        '{"x-real-ip": "203.0.113.9", "user-agent": "x\",\"x-real-ip\":\"198.51.100.66"}',
-        '{"user-agent": "x\",\"x-real-ip\":\"198.51.100.66"}',
-        '{"x-real-ip": "203.0.113.9", "user-agent": "back\\slash"}',
-        '{"user-agent": "ends in a backslash\\", "x-real-ip": "203.0.113.9"}',
-        '{"x-real-ip": "203.0.113.9", "user-agent": "say \"x-api-key\""}',
-        '{"x-real-ip": "203.0.113.9", "user-agent": "say \"x-api-key"}',
-        '{"x-real-ip": "203.0.113.9", "user-agent": "\"x-api-key\":\"chk_x"}',
-        '{"x-real-ip": "203.0.113.9", "user-agent": "tab\there\u0001"}',
-        '{"x-real-ip": "203.0.113.9", "user-agent": "M\u00f6zilla \u2603 \u2028"}',
-        '{"user-agent": "x-real-ip", "x-real-ip": "203.0.113.9", "x-forwarded-for": "x-real-ip"}',
-        '{"a-x-real-ip": "198.51.100.67", "x-real-ip-2": "198.51.100.68", "x-real-ip": "203.0.113.9"}',
-        '{"x-real-ip": "2001:db8::5", "user-agent": "Agent/4"}',
-        '{"x-real-ip": "::ffff:203.0.113.9", "user-agent": "Agent/5"}',
-        '{"x-real-ip": "203.0.113.09", "user-agent": "Agent/6"}',
-        '{"x-real-ip": "203.0.113.9 ", "user-agent": "Agent/7"}',
-        '{"x-real-ip": "203.0.113.9\"", "user-agent": "Agent/8"}',
-        '{"x-real-ip": "203.0.113.9", "x-api-key": ""}',
-        '{"x-real-ip": "203.0.113.9", "x-api-key": "chk_not_a_key"}'
-    ]) as w (headers)
+    from
+        unnest(array[
+            '{"x-forwarded-for": "203.0.113.9", "user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0.0.0",'
+            ' "content-length": "478", "x-real-ip": "203.0.113.9", "content-type": "application/json", "host": "localhost",'
+            ' "accept": "*/*"}',
+            '{"x-real-ip": "203.0.113.9"}',
+            '{"user-agent": "Agent/2"}',
+            '{"x-real-ip": "203.0.113.9", "user-agent": ""}',
+            '{"x-real-ip": "", "user-agent": "Agent/3"}',
+            '{"user-agent": "x\",\"x-real-ip\":\"198.51.100.66", "x-real-ip": "203.0.113.9"}',
+            '{"x-real-ip": "203.0.113.9", "user-agent": "x\",\"x-real-ip\":\"198.51.100.66"}',
+            '{"user-agent": "x\",\"x-real-ip\":\"198.51.100.66"}',
+            '{"x-real-ip": "203.0.113.9", "user-agent": "back\\slash"}',
+            '{"user-agent": "ends in a backslash\\", "x-real-ip": "203.0.113.9"}',
+            '{"x-real-ip": "203.0.113.9", "user-agent": "say \"x-api-key\""}',
+            '{"x-real-ip": "203.0.113.9", "user-agent": "say \"x-api-key"}',
+            '{"x-real-ip": "203.0.113.9", "user-agent": "\"x-api-key\":\"chk_x"}',
+            '{"x-real-ip": "203.0.113.9", "user-agent": "tab\there\u0001"}',
+            '{"x-real-ip": "203.0.113.9", "user-agent": "M\u00f6zilla \u2603 \u2028"}',
+            '{"user-agent": "x-real-ip", "x-real-ip": "203.0.113.9", "x-forwarded-for": "x-real-ip"}',
+            '{"a-x-real-ip": "198.51.100.67", "x-real-ip-2": "198.51.100.68", "x-real-ip": "203.0.113.9"}',
+            '{"x-real-ip": "2001:db8::5", "user-agent": "Agent/4"}',
+            '{"x-real-ip": "::ffff:203.0.113.9", "user-agent": "Agent/5"}',
+            '{"x-real-ip": "203.0.113.09", "user-agent": "Agent/6"}',
+            '{"x-real-ip": "203.0.113.9 ", "user-agent": "Agent/7"}',
+            '{"x-real-ip": "203.0.113.9\"", "user-agent": "Agent/8"}',
+            '{"x-real-ip": "203.0.113.9", "x-api-key": ""}',
+            '{"x-real-ip": "203.0.113.9", "x-api-key": "chk_not_a_key"}'
+        ]) as w (headers)
     union all
     select jsonb_build_object('x-real-ip', '203.0.113.7', 'x-api-key', k.secret)::text from keys as k
     union all
