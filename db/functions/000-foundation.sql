@@ -47,14 +47,13 @@ $$;
 -- characters after "<name>":" up to the next double quote ('' when the text holds no such key;
 -- null for a null text). The pre-request's public path reads X-Real-IP and User-Agent so
 -- (issue 13, session 11): a JSON parse of what nginx forwards from a browser costs 26k
--- instructions, these reads 5k (callgrind). It is the value itself whenever the value holds no
--- backslash, for the text PostgREST writes (one flat object of string values, unique names,
--- written without spaces): in JSON text a double quote inside a string is always escaped, so
--- an unescaped one right after the name ends a key, and the first one after the value's
--- opening quote closes it, unless a backslash escape comes first. Headers in any other form
--- give '' or a value the callers treat as absent: the pre-request then parses the JSON (an
--- address that is no dotted quad, a user agent with a backslash). db/tests/010-pre-request-paths.sql
--- compares both reads on hostile headers.
+-- instructions, these reads 5k (callgrind). It is the value itself in a text without a
+-- backslash, as PostgREST writes request.headers (one flat object of string values, unique
+-- names, no spaces): without an escape every double quote opens or closes a string, so
+-- "<name>":" is that key and its value's opening quote, and the next one closes the value.
+-- Only such a text gets here (the pre-request routes any other to the JSON), and headers
+-- written with spaces give '', which the pre-request treats as no dotted quad: it parses the
+-- JSON. db/tests/010-pre-request-paths.sql compares both reads on hostile headers.
 create function app_logic.header_text_value(p_headers text, p_name text) returns text
 language sql immutable
 as $$

@@ -115,8 +115,8 @@ select is(
 );
 select is(
     pg_temp.assignments_run('{"x-real-ip":"203.0.113.8","user-agent":"say \"hi\""}', '/rpc/submit_lead'),
-    array[0, 1, 0],
-    'headers holding a backslash (an escape) are parsed as JSON in the public branch'
+    array[1, 0, 0],
+    'headers holding a backslash (an escape) are read from the parsed JSON, in the full branch'
 );
 select is(
     pg_temp.assignments_run('{"x-real-ip": "2001:db8:1:2::9"}', '/rpc/submit_lead'),
