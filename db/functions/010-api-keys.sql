@@ -179,9 +179,10 @@ comment on function app_logic.pre_request_with_key() is
 -- pre-request of a framed submission: 150k instructions, 142k by the path alone).
 --
 -- No JSON parse on the common path (issue 13, session 11). The routing condition also asks the
--- text of request.headers whether it holds "x-api-key" or a backslash at all: a key's name is
--- always written so, and a false alarm only routes to the full branch, which decides from the
--- parsed JSON. So the public branch sees only headers without an escape, whose values
+-- text of request.headers whether it holds "x-api-key" (followed by anything: split_part, since
+-- strpos counts the characters before a match, 4k more for a request with a key) or a backslash
+-- at all: a key's name is always written so, and a false alarm only routes to the full branch,
+-- which decides from the parsed JSON. So the public branch sees only headers without an escape, whose values
 -- app_logic.header_text_value (000-foundation) reads from the text: with a canonical dotted
 -- quad as X-Real-IP it keeps that and the user agent; otherwise it parses the JSON as before. The JSON parse of the
 -- headers nginx forwards from a browser costs 26k instructions (what PostgREST writes for Chrome's
@@ -198,10 +199,13 @@ declare
     v_headers jsonb;
     v_done text;
 begin
-    if strpos(v_text, '"x-api-key"') > 0 or strpos(v_text, '\') > 0 or current_user <> 'anon'
+    if split_part(v_text, '"x-api-key"', 2) <> '' or strpos(v_text, '\') > 0 or current_user <> 'anon'
         or app_logic.protected_route_target(current_setting('request.path', true)) is not null then
         v_headers := app_logic.request_headers();
-        v_done := app_logic.keep_request_headers(v_headers, app_logic.dotted_quad(v_headers ->> 'x-real-ip')) || (case
+        -- A variable: keep_request_headers uses its quad more than once (an expression in its
+        -- place would run the regular expression each time).
+        v_address := app_logic.dotted_quad(v_headers ->> 'x-real-ip');
+        v_done := app_logic.keep_request_headers(v_headers, v_address) || (case
             when nullif(v_headers ->> 'x-api-key', '') is not null then app_logic.pre_request_with_key()
             -- Roles come only from API keys: a request that reached us in another role (a JWT's)
             -- is refused, whatever the token said.
@@ -229,8 +233,8 @@ begin
     v_address := app_logic.header_text_value(v_text, 'x-real-ip');
     if app_logic.dotted_quad(v_address) is null then
         v_headers := app_logic.request_headers();
-        v_done := app_logic.keep_request_headers(v_headers, app_logic.dotted_quad(v_headers ->> 'x-real-ip'))
-            || app_logic.apply_statement_timeout('anon');
+        v_address := app_logic.dotted_quad(v_headers ->> 'x-real-ip');
+        v_done := app_logic.keep_request_headers(v_headers, v_address) || app_logic.apply_statement_timeout('anon');
         return;
     end if;
     v_done := set_config('app.request_client_ip', v_address, true)
