@@ -186,8 +186,9 @@ comment on function app_logic.pre_request_with_key() is
 -- app_logic.header_text_value (000-foundation) reads from the text: with a canonical dotted
 -- quad as X-Real-IP it keeps that and the user agent; otherwise it parses the JSON as before. The JSON parse of the
 -- headers nginx forwards from a browser costs 26k instructions (what PostgREST writes for Chrome's
--- form post: tests/test_http_headers.py); a browser's framed submission 2,036.1k -> 2,014.0k
--- (-22k), the bench's 2,002.5k -> 1,987.0k (callgrind, fresh builds of main and this).
+-- form post: tests/test_http_headers.py); a browser's framed submission 2,037.4k -> 2,014.3k
+-- (-23k), the bench's 2,002.5k -> 1,988.0k; a request with a key pays 10k more for the text
+-- checks (the frame around select 1: 724.6k -> 734.7k; callgrind, fresh builds of main and this).
 create function app_logic.pre_request() returns void
 language plpgsql volatile
 as $$
