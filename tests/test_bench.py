@@ -5,6 +5,7 @@ few transactions on a fresh build."""
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import re
 import shutil
@@ -14,7 +15,7 @@ import threading
 import pytest
 
 from chorus_db import bench, config, stack, testing
-from chorus_db.bench import brand, progress, retention
+from chorus_db.bench import brand, common, progress, retention
 from chorus_db.errors import UserError
 
 PGBENCH_OK = """\
@@ -494,3 +495,28 @@ def test_the_bench_runs_the_vendored_postgrest_the_tests_run(tmp_path, monkeypat
     binary.with_name("postgrest.sha256").write_text("0" * 64 + "\n")
     assert common.postgrest_binary() == binary
     assert common.machine()["postgrest"] == "12.2.3"
+
+
+# The frames with a browser's headers (`framed(..., headers=)`, issue 13 session 11): what nginx
+# forwards of them (tests/test_http_headers.py holds it to the real stack) and the full set.
+@pytest.mark.parametrize("headers", ["browser", "unfiltered"])
+def test_a_submission_framed_with_a_browsers_headers_stores_its_lead_with_that_user_agent(
+    headers, pg_cluster, db, db_url, tmp_path
+):
+    text = bench.framed(bench.BENCH_DIR / "submit_lead.sql", headers)
+    sql = "\n".join(line for line in text.splitlines() if not line.startswith(("\\", "--")))
+    assert set(re.findall(r"(?<![:\w]):([A-Za-z_]\w*)", sql)) <= {"o2", "o3", "o4"}
+    script = tmp_path / "submit_lead.sql"
+    script.write_text(text)
+    before = db.execute("select count(*) from app.leads").fetchone()[0]
+    proc = subprocess.run(
+        [str(config.pg_bindir() / "pgbench"), "-n", "-M", "prepared", "-c", "1", "-t", "3", "-f", str(script)],
+        env=testing.psql_env(pg_cluster, db_url.rsplit("/", 1)[-1]), capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert db.execute("select count(*) from app.leads").fetchone()[0] == before + 3
+    agents = db.execute("select distinct user_agent from app.consent_audit").fetchall()
+    assert agents == [(common.BROWSER_REQUEST["user-agent"],)]
+    cookies = re.search(r"set_config\('request.cookies', '(.*)', true\)", text)[1]
+    assert json.loads(cookies) == ({} if headers == "browser" else common._cookies(common.BROWSER_COOKIE))
+    assert len(common._cookies(common.BROWSER_COOKIE)) == common.BROWSER_COOKIE.count("; ") + 1

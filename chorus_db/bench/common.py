@@ -8,6 +8,7 @@ Every run is checked against the database: each transaction must have stored its
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -246,6 +247,84 @@ def _count(cluster: Cluster, sql: str) -> int:
 # Checked again in session 10 against the postmaster under callgrind (README, "The frame and the
 # pool, session 10"): the same statements, PostgREST binding as parameters what this writes literally.
 # A bench script that starts with a `-- frame:` line holds only its call; pgbench runs it framed.
+# The request headers a frame sets in request.headers (names lower-cased; X-Real-IP's 10.0.0.1
+# becomes the run's address), by `framed(..., headers=)`:
+# * "bench": what the bench has always sent (wrk and pgbench send almost no headers);
+# * "browser": what PostgREST receives when a browser posts the form through nginx, which
+#   forwards only the headers PostgREST or the SQL reads (deploy/nginx/api.conf.template:
+#   `proxy_pass_request_headers off`); tests/test_http_headers.py sends BROWSER_REQUEST through
+#   the real stack and finds exactly these names in request.headers, and request.cookies `{}`;
+# * "unfiltered": BROWSER_REQUEST as PostgREST would put it in request.headers (and its Cookie
+#   in request.cookies) if nginx forwarded every header: what the filter spares the database.
+# BROWSER_REQUEST is what Chrome 131 on Windows sends with the form's fetch() POST of a lead
+# (web/public/form/form.js: same origin, so the site's cookies go along), headers in Chrome's
+# order as its DevTools list them: the client hints (sec-ch-ua*) and fetch metadata (sec-fetch-*)
+# Chrome adds to every request over HTTPS, a Referer with a campaign's query string, and about 2 kB (1,926 bytes) of
+# cookies of the kind a marketing site sets (Google Analytics 4 and Ads, Meta's pixel, HubSpot,
+# a OneTrust consent banner, Hotjar; values in those tools' formats, numbers made up).
+BROWSER_COOKIE = "; ".join([
+    "_ga=GA1.1.1184723985.1764493521",
+    "_ga_7XKQ2M4B9R=GS1.1.1764671022.12.1.1764671388.0.0.1893425675",
+    "_gcl_au=1.1.1618334721.1764493521",
+    "_fbp=fb.1.1764493521847.729134856123984765",
+    "hubspotutk=5d2c8f1a9b3e47c6a0f4d8e2b1c7a935",
+    "__hstc=181257784.5d2c8f1a9b3e47c6a0f4d8e2b1c7a935.1764493522117.1764612875403.1764671023554.9",
+    "__hssrc=1",
+    "__hssc=181257784.3.1764671023554",
+    "OptanonAlertBoxClosed=2026-11-30T09%3A05%3A44.213Z",
+    "OptanonConsent=isGpcEnabled=0&datestamp=Tue+Dec+02+2026+10%3A29%3A48+GMT%2B0100+(Central+European+"
+    "Standard+Time)&version=202409.1.0&browserGpcFlag=0&isIABGlobal=false&hosts=&consentId=3f9b2c71-5e"
+    "8a-4d16-b0c4-9a7e2f1d6c38&interactionCount=2&isAnonUser=1&landingPath=NotLandingPage&groups=C0001"
+    "%3A1%2CC0002%3A1%2CC0003%3A1%2CC0004%3A1%2CC0005%3A0&geolocation=DE%3BBE&AwaitingReconsent=false",
+    "_hjSessionUser_3471265=eyJpZCI6IjJhYjRkOGM5LTFmM2UtNWE3Yi05YzBkLTRlNmY4YTJiMWMzZCIsImNyZWF0ZWQi"
+    "OjE3NjQ0OTM1MjI0MDMsImV4aXN0aW5nIjp0cnVlfQ==",
+    "_hjSession_3471265=eyJpZCI6IjdjMWU5ZjNhLTJiNGQtNDhlNi1hMGM1LWQzZjdiOGUyYTlmMSIsImMiOjE3NjQ2NzEw"
+    "MjM2NzEsInMiOjAsInIiOjAsInNiIjowLCJzciI6MCwic2UiOjAsImZzIjowLCJzcCI6MX0=",
+    "_clck=1w8k3pz%7C2%7Cfrt%7C0%7C1793",
+    "_clsk=9x2mqa%7C1764671389102%7C4%7C1%7Cz.clarity.ms%2Fcollect",
+    "li_sugr=8a6f3c21-4b7d-4e09-9c15-2d7e8f0a6b34",
+    "_uetsid=0b4c6e10cf5611f0a3b1d79e2f8c4a65",
+    "_uetvid=0b4c9a30cf5611f0b7e25f1c3d9a8e47",
+    "ajs_anonymous_id=%22c7e4a1f2-9b3d-4c58-8e6a-1f0d2b7c9e43%22",
+    "intercom-id-x7k2m9q4=6e1b9c3f-2a7d-4f08-b5c1-8d3e0a9f7b26",
+    "intercom-device-id-x7k2m9q4=a4f8e2c6-1d9b-4a37-8c0e-5b7f3d1e9a62",
+    "cf_clearance=Jx8mQ2vN7kL4pR1sT6wY9zA3bC5dE0fG.hI2jK4lM6-1764671023-1.2.1.1-aB3cD5eF7gH9iJ1kL3mN5oP7q"
+    "R9sT1uV3wX5yZ7aB9cD1eF3gH5iJ7kL9mN1oP3qR5sT7uV9wX1yZ3aB5cD7eF9gH1iJ3kL5mN7oP9qR1sT3uV5wX7yZ9aB1cD3eF"
+    "5gH7iJ9kL1mN3oP5qR7sT9uV1wX3yZ5aB7cD9eF1gH3iJ5kL7mN9oP1qR3sT5uV7wX9yZ1aB3cD5eF7gH9iJ1kL3mN5oP7qR9sT",
+    "site_locale=en-GB",
+    "recently_viewed=%5B%22%2Fecosystem%22%2C%22%2Fpricing%22%2C%22%2Fcontact%22%5D",
+])
+BROWSER_REQUEST = {
+    "host": "www.chorus.example",
+    "connection": "keep-alive",
+    "content-length": "478",
+    "sec-ch-ua-platform": '"Windows"',
+    "user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    "sec-ch-ua": '"Google Chrome";v="131", "Chromium";v="131", "Not_A Brand";v="24"',
+    "content-type": "application/json",
+    "sec-ch-ua-mobile": "?0",
+    "accept": "*/*",
+    "origin": "https://www.chorus.example",
+    "sec-fetch-site": "same-origin",
+    "sec-fetch-mode": "cors",
+    "sec-fetch-dest": "empty",
+    "referer": "https://www.chorus.example/contact?utm_source=newsletter&utm_medium=email&utm_campaign=q4-launch",
+    "accept-encoding": "gzip, deflate, br, zstd",
+    "accept-language": "en-GB,en;q=0.9,de;q=0.8",
+    "cookie": BROWSER_COOKIE,
+    "priority": "u=1, i",
+}
+HEADER_SETS = {
+    "bench": {
+        "prefer": "return=minimal", "x-real-ip": "10.0.0.1", "user-agent": "pgbench", "content-type": "application/json",
+        "host": "127.0.0.1", "accept": "*/*",
+    },
+    "browser": {
+        "x-forwarded-for": "10.0.0.1", "user-agent": BROWSER_REQUEST["user-agent"], "content-length": "478",
+        "x-real-ip": "10.0.0.1", "content-type": "application/json", "host": "localhost", "accept": "*/*",
+    },
+    "unfiltered": {**BROWSER_REQUEST, "x-real-ip": "10.0.0.1", "x-forwarded-for": "10.0.0.1"},
+}
 FRAME_LINE = re.compile(r"^-- frame:(?P<options>.*)$", re.M)
 FRAME_HEAD = """\\set o2 random(0, 255)
 \\set o3 random(0, 255)
@@ -260,13 +339,12 @@ select
     set_config(
         'request.headers',
         format(
-            '{{"prefer":"return=minimal","x-real-ip":"10.%s.%s.%s","user-agent":"pgbench",'
-            '"content-type":"application/json","host":"127.0.0.1","accept":"*/*"{extra_headers}}}',
+            {headers},
             :o2::integer, :o3::integer, :o4::integer
         ),
         true
     ),
-    set_config('request.cookies', '{{}}', true);
+    set_config('request.cookies', {cookies}, true);
 select "app_logic"."pre_request"(){switch_role};
 """
 FRAME_CALL = """with pgrst_source as (
@@ -286,7 +364,7 @@ from (select "{function}".* from "pgrst_source" as "{function}" limit 1000 offse
 """
 
 
-def framed(script: Path) -> str:
+def framed(script: Path, headers: str = "bench") -> str:
     """The text pgbench runs for a bench script. A script whose first line is `-- frame:` holds only
     its main statement and gets PostgREST's framing; options after it, `key=value`:
     `role` (default anon), `x-api-key` (a header), `path`, `statement` (a file of bench/ run as the
@@ -311,10 +389,28 @@ def framed(script: Path) -> str:
             raise ValueError(f"{script.name}: a framed script holds one select \"api\".\"<function>\"(...) call")
         main = FRAME_CALL.format(call=body.rstrip(";"), function=function[1])
         path = options.get("path", f"/rpc/{function[1]}")
-    extra = "".join(f',"{name}":"{value}"' for name, value in options.items() if name.startswith("x-"))
+    sent = {**HEADER_SETS[headers], **{name: value for name, value in options.items() if name.startswith("x-")}}
+    header_text, cookies = _frame_literal(sent), _frame_literal(_cookies(sent.get("cookie", "")), formatted=False)
     switch = f", set_config('role', '{options['main-role']}', true)" if "main-role" in options else ""
-    head = FRAME_HEAD.format(role=options.get("role", "anon"), path=path, extra_headers=extra, switch_role=switch)
+    head = FRAME_HEAD.format(
+        role=options.get("role", "anon"), path=path, headers=header_text, cookies=cookies, switch_role=switch
+    )
     return head + main + "commit;\n"
+
+
+def _cookies(header: str) -> dict[str, str]:
+    """request.cookies as PostgREST sets it from a Cookie header: each name=value pair."""
+    pairs = (part.strip().partition("=") for part in header.split(";") if part.strip())
+    return {name: value for name, _eq, value in pairs}
+
+
+def _frame_literal(value: dict[str, str], formatted: bool = True) -> str:
+    """A JSON object as the SQL literal of the frame: for format() (% doubled) with X-Real-IP's
+    octets as its %s, or as it is."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False).replace("'", "''")
+    if formatted:
+        text = text.replace("%", "%%").replace('"x-real-ip":"10.0.0.1"', '"x-real-ip":"10.%s.%s.%s"')
+    return f"'{text}'"
 
 
 def pgbench_raw(cluster: Cluster, script: Path, *, clients: int = CLIENTS, seconds: float = 10, user: str = "postgres",

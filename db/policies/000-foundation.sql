@@ -19,7 +19,8 @@ grant usage on schema extensions to anon, reader, admin;
 grant execute on function app_logic.pre_request() to anon, reader, admin;
 -- Helpers the pre-request function calls as the request's role.
 grant execute on function app_logic.request_headers() to anon, reader, admin;
-grant execute on function app_logic.request_header(text) to anon, reader, admin;
+grant execute on function app_logic.request_header(text), app_logic.read_request_header(text) to anon, reader, admin;
+grant execute on function app_logic.header_text_value(text, text) to anon, reader, admin;
 grant execute on function app_logic.keep_request_headers(jsonb, text), app_logic.keep_parsed_address(text)
 to anon, reader, admin;
 grant execute on function app_logic.keep_quad_headers(jsonb, text), app_logic.keep_user_agent(jsonb) to anon, reader, admin;

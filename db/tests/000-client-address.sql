@@ -7,7 +7,7 @@
 -- The values the pre-request keeps (one header read per request) answer the same, and once kept
 -- they are what the request reads, whatever request.headers says later.
 begin;
-select plan(15);
+select plan(16);
 
 create temporary table addresses (raw text, expected inet) on commit drop;
 insert into addresses values
@@ -262,6 +262,11 @@ select is(
     pg_temp.after_pre_request('{"x-real-ip": "203.0.113.5", "user-agent": "Agent/1", "x-forwarded-for": "198.51.100.1"}'),
     array['203.0.113.5', '203.0.113.5/32', 'Agent/1'],
     'after the pre-request the address, network and user agent are the ones it read, not the headers read again'
+);
+select is(
+    pg_temp.after_pre_request('{"x-real-ip":"203.0.113.5","user-agent":"Agent/1 (é)","x-forwarded-for":"198.51.100.1"}'),
+    array['203.0.113.5', '203.0.113.5/32', 'Agent/1 (é)'],
+    'headers as PostgREST writes them (read from their text, issue 13 session 11) keep the same address, network and agent'
 );
 select is(
     pg_temp.after_pre_request(

@@ -5,8 +5,11 @@
 -- routing condition made true (built from its own source), compared on every route, method,
 -- role and a set of hostile headers (the kept address, network and user agent, the role, the
 -- timeout, the key, or the error raised). plpgsql_check's profiler shows which branch ran.
+-- Since session 11 the public branch reads X-Real-IP and User-Agent from the text PostgREST
+-- writes (app_logic.header_text_value), the full branch from the parsed JSON: the headers
+-- compared include that text with values built to mislead a text search (issue 13).
 begin;
-select plan(7);
+select plan(10);
 
 -- Loaded before any function runs in this session (its profiler sees only functions set up after).
 create extension plpgsql_check;
@@ -101,9 +104,19 @@ begin
 end
 $$;
 select is(
-    pg_temp.assignments_run('{"x-real-ip": "203.0.113.8"}', '/rpc/submit_lead'),
+    pg_temp.assignments_run('{"x-real-ip":"203.0.113.8","user-agent":"Agent/1"}', '/rpc/submit_lead'),
     array[0, 0, 1],
-    'a public request runs the public branch only: the key lookup and the refusals are not set up'
+    'a public request runs the public branch only: the key lookup and the refusals are not set up, no JSON is parsed'
+);
+select is(
+    pg_temp.assignments_run('{"x-real-ip": "203.0.113.8"}', '/rpc/submit_lead'),
+    array[0, 1, 0],
+    'headers written otherwise than PostgREST writes them are parsed as JSON in the public branch'
+);
+select is(
+    pg_temp.assignments_run('{"x-real-ip":"203.0.113.8","user-agent":"say \"hi\""}', '/rpc/submit_lead'),
+    array[1, 0, 0],
+    'headers holding a backslash (an escape) are read from the parsed JSON, in the full branch'
 );
 select is(
     pg_temp.assignments_run('{"x-real-ip": "2001:db8:1:2::9"}', '/rpc/submit_lead'),
@@ -122,6 +135,19 @@ select is(
 );
 
 select set_config('plpgsql_check.profiler', 'off', true);
+
+-- A JSON object's text as PostgREST writes request.headers: members in order, no spaces.
+create function pg_temp.as_postgrest_writes(p_headers text) returns text
+language sql immutable
+as $$
+    select '{' || coalesce(string_agg(to_json(e.key)::text || ':' || to_json(e.value)::text, ',' order by e.n), '') || '}'
+    from json_each_text(p_headers::json) with ordinality as e (key, value, n)
+$$;
+select is(
+    pg_temp.as_postgrest_writes('{"x-real-ip": "203.0.113.9", "user-agent": "a \"b\" \\ c"}'),
+    '{"x-real-ip":"203.0.113.9","user-agent":"a \"b\" \\ c"}',
+    'the headers are written as PostgREST writes them'
+);
 
 create temporary table requests (role text, method text, path text, headers text) on commit drop;
 insert into requests
@@ -147,7 +173,42 @@ h as (
             '{"X-API-Key": "chk_spelled_otherwise"}'
         ]) as headers
     union all
+    -- As PostgREST writes request.headers: no spaces, names in its order, values JSON-escaped.
+    select pg_temp.as_postgrest_writes(w.headers)
+    from
+        unnest(array[
+            '{"x-forwarded-for": "203.0.113.9", "user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0.0.0",'
+            ' "content-length": "478", "x-real-ip": "203.0.113.9", "content-type": "application/json", "host": "localhost",'
+            ' "accept": "*/*"}',
+            '{"x-real-ip": "203.0.113.9"}',
+            '{"user-agent": "Agent/2"}',
+            '{"x-real-ip": "203.0.113.9", "user-agent": ""}',
+            '{"x-real-ip": "", "user-agent": "Agent/3"}',
+            '{"user-agent": "x\",\"x-real-ip\":\"198.51.100.66", "x-real-ip": "203.0.113.9"}',
+            '{"x-real-ip": "203.0.113.9", "user-agent": "x\",\"x-real-ip\":\"198.51.100.66"}',
+            '{"user-agent": "x\",\"x-real-ip\":\"198.51.100.66"}',
+            '{"x-real-ip": "203.0.113.9", "user-agent": "back\\slash"}',
+            '{"user-agent": "ends in a backslash\\", "x-real-ip": "203.0.113.9"}',
+            '{"x-real-ip": "203.0.113.9", "user-agent": "say \"x-api-key\""}',
+            '{"x-real-ip": "203.0.113.9", "user-agent": "say \"x-api-key"}',
+            '{"x-real-ip": "203.0.113.9", "user-agent": "\"x-api-key\":\"chk_x"}',
+            '{"x-real-ip": "203.0.113.9", "user-agent": "tab\there\u0001"}',
+            '{"x-real-ip": "203.0.113.9", "user-agent": "M\u00f6zilla \u2603 \u2028"}',
+            '{"user-agent": "x-real-ip", "x-real-ip": "203.0.113.9", "x-forwarded-for": "x-real-ip"}',
+            '{"a-x-real-ip": "198.51.100.67", "x-real-ip-2": "198.51.100.68", "x-real-ip": "203.0.113.9"}',
+            '{"x-real-ip": "2001:db8::5", "user-agent": "Agent/4"}',
+            '{"x-real-ip": "::ffff:203.0.113.9", "user-agent": "Agent/5"}',
+            '{"x-real-ip": "203.0.113.09", "user-agent": "Agent/6"}',
+            '{"x-real-ip": "203.0.113.9 ", "user-agent": "Agent/7"}',
+            '{"x-real-ip": "203.0.113.9\"", "user-agent": "Agent/8"}',
+            '{"x-real-ip": "203.0.113.9", "x-api-key": ""}',
+            '{"x-real-ip": "203.0.113.9", "x-api-key": "chk_not_a_key"}'
+        ]) as w (headers)
+    union all
     select jsonb_build_object('x-real-ip', '203.0.113.7', 'x-api-key', k.secret)::text from keys as k
+    union all
+    select pg_temp.as_postgrest_writes(json_build_object('x-real-ip', '203.0.113.7', 'x-api-key', k.secret)::text)
+    from keys as k
 )
 
 select

@@ -135,7 +135,9 @@ class PostgrestSim:
                            set_config('request.cookies', '{}', true),
                            set_config('search_path', 'api', true)
                     """,
-                    (method.upper(), route.target, json.dumps(request_headers)),
+                    # Written as PostgREST writes it (no spaces, UTF-8 as it is), so the
+                    # pre-request reads it from its text as for a real request (header_text_value).
+                    (method.upper(), route.target, json.dumps(request_headers, separators=(",", ":"), ensure_ascii=False)),
                 )
                 if frozen_now:
                     conn.execute("select set_config('app.frozen_now', %s, true)", (frozen_now,))
