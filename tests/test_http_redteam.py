@@ -765,3 +765,60 @@ def test_the_worst_strings_a_body_can_hold_cost_a_small_multiple_of_a_usual_subm
     # Measured 2.3 to 4.8 (the 64 KB of plain text the most), the same with the compiler before
     # session 11 (char_length bounds): linear in the body's length, never in a bound.
     assert max(ratios.values()) < 8, ratios
+
+
+# Characters at a text's edges and inside it that the checks tell apart: trimmed spaces (ASCII,
+# no-break, ideographic), C0/C1 controls, DEL, bidi overrides and isolates, line separators, a
+# byte-order mark, combining marks, astral characters.
+EDGE_TEXTS = [" ", "\u00a0", "\u3000", "\t", "\n", "\r\n", "\u0085", "\u007f", "\u202e", "\u2066", "\u2028", "\u2029",
+              "\ufeff", "\u200b", "\u0301", "\U0001d11e", "\u00e9", "x", "/", "\\", "\"", "'", "%", "_", "A"]
+
+
+def _length_variants(rule: dict) -> list[str]:
+    """Texts at and around every length bound of a rule (and 254 to 256, the jsonpath's limit),
+    in ASCII, two-byte, astral and combining characters, padded, with a control inside."""
+    bounds = {1, 254, 255, 256}
+    for word in ("minLength", "maxLength"):
+        if word in rule:
+            bounds |= {rule[word] - 1, rule[word], rule[word] + 1}
+    texts = []
+    for n in sorted(b for b in bounds if b > 0):
+        for unit in ("a", "\u00e9", "\U0001d11e", "e\u0301"):
+            body = (unit * n)[:n] if len(unit) == 1 else unit * (n // 2) + "a" * (n % 2)
+            texts += [body, "/" + body[1:], " " + body + "\u3000", body[: n // 2] + "\n" + body[n // 2 + 1:]]
+    texts += [edge * k + "ab" + edge * k for edge in EDGE_TEXTS for k in (1, 2)]
+    texts += ["ab" + edge + "cd" for edge in EDGE_TEXTS] + ["", "/"]
+    return texts
+
+
+def test_the_sure_test_never_passes_what_the_exact_statements_refuse(db):
+    """Differential, session 11 (the validator's lengths and the paths' one regular expression
+    moved into the jsonpath): for every string field of the lead and page-view rules (the
+    lead's pagesViewed items too), a few hundred texts at and around its bounds and with every
+    edge character; the sure test is never true where the exact statements say false, and the
+    compiled check answers as the exact statements. Fails with a bound off by one."""
+    checked = 0
+    for rule_function, compiled, base in (
+        ("submit_lead_rule", "submit_lead_passes",
+         {"firstName": "Ada", "lastName": "L", "email": "a@example.org", "gdprConsent": True}),
+        ("record_page_view_rule", "page_view_passes", {"sessionId": "s-1", "path": "/a"}),
+    ):
+        rule = db.execute(f"select app_logic.{rule_function}()").fetchone()[0]
+        for field, sub in rule["properties"].items():
+            if sub.get("type") == "array" and sub.get("items", {}).get("type") == "string":
+                place, sub = "items", sub["items"]
+            elif sub.get("type") in ("string", "email", "phone") and "enum" not in sub:
+                place = "value"
+            else:
+                continue
+            bodies = [json.dumps({**base, field: [text] if place == "items" else text}) for text in _length_variants(sub)]
+            rows = db.execute(
+                f"select b, app_logic.{compiled}_sure(b::jsonb), app_logic.{compiled}_exact(b::jsonb),"
+                f" app_logic.{compiled}(b::jsonb) from unnest(%s::text[]) as b",
+                (bodies,),
+            ).fetchall()
+            wrong = [(json.loads(b)[field], s, e, c) for b, s, e, c in rows if (s and not e) or c is not e]
+            assert wrong == [], (field, wrong[:5])
+            checked += len(rows)
+    print(f"\nsure test against the exact statements: {checked} bodies")
+    assert checked > 2000
