@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from tests.support.http_stack import next_client_address
+from tests.support.http_stack import next_client_address, recording
 from tests.test_http_hardening import get_request, is_error_json, raw
 
 pytestmark = pytest.mark.http
@@ -564,12 +564,8 @@ HOSTILE_EXTRAS = [
 
 @pytest.fixture
 def seen_consent(http):
-    http.sql(SEEN_CONSENT_DROP)
-    http.sql(SEEN_CONSENT)
-    try:
-        yield lambda: http.sql("select * from public.test_seen_consent")
-    finally:
-        http.sql(SEEN_CONSENT_DROP)
+    with recording(http, SEEN_CONSENT, SEEN_CONSENT_DROP, "select * from public.test_seen_consent") as read:
+        yield read
 
 
 def _lead_request(agent: bytes | None, extra: bytes = b"", version: bytes = b"HTTP/1.1") -> bytes:
