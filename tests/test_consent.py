@@ -150,3 +150,28 @@ def test_a_text_an_append_under_way_names_cannot_be_deleted_under_it(db, db_url)
         with pytest.raises(psycopg.errors.ForeignKeyViolation, match=named):
             deleter.execute("delete from app.consent_texts where version = 'race-1'")
     assert db.execute("select count(*) from app.consent_texts where version = 'race-1'").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("path", ["merge", "insert-select", "on-conflict-do-update"])
+def test_a_consent_without_its_fields_is_refused_by_merge_and_an_upsert_too(db, path):
+    """Red team, session 11: the other statements that write the audit's indexes (MERGE, a
+    multi-row INSERT ... SELECT, and the update arm of an upsert with the append-only guard off)
+    meet the always-empty index as INSERT does."""
+    if path == "on-conflict-do-update":
+        db.execute(f"insert into app.consent_audit ({COLUMNS}) values ('fields-upsert', 1, 'consent', 'gdpr', true, 'test', '\\x00')")
+        db.execute("alter table app.consent_audit disable trigger consent_audit_append_only")
+        statement = (f"insert into app.consent_audit ({COLUMNS}) values ('fields-upsert', 1, 'consent', 'gdpr', true, 'test', '\\x00')"
+                     " on conflict (subject, seq) do update set granted = null")
+    elif path == "merge":
+        statement = (f"merge into app.consent_audit as a using (select 'fields-merge' as s) as v on a.subject = v.s"
+                     f" when not matched then insert ({COLUMNS}) values (v.s, 1, 'request', 'marketing', null, 'test', '\\x00')")
+    else:
+        statement = (f"insert into app.consent_audit ({COLUMNS}) select 'fields-many-' || i, 1,"
+                     " 'consent', case when i = 3 then null else 'gdpr' end, true, 'test', '\\x00' from generate_series(1, 5) as i")
+    try:
+        with pytest.raises(psycopg.errors.CheckViolation) as err:
+            db.execute(statement)
+    finally:
+        db.execute("alter table app.consent_audit enable trigger consent_audit_append_only")
+    assert err.value.diag.constraint_name == "consent_audit_consent_fields"
+    assert [row[:5] for row in audit(db)] == ([("fields-upsert", 1, "consent", "gdpr", True)] if path == "on-conflict-do-update" else [])

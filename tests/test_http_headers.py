@@ -18,6 +18,7 @@ import secrets
 import pytest
 
 from chorus_db.bench.common import BROWSER_COOKIE, BROWSER_REQUEST, HEADER_SETS
+from tests.support.http_stack import recording
 
 pytestmark = pytest.mark.http
 
@@ -46,12 +47,8 @@ drop table if exists public.test_seen_request;
 @pytest.fixture
 def seen(http):
     """The request.headers and request.cookies texts of each request that stored a lead."""
-    http.sql(RECORDER_DROP)
-    http.sql(RECORDER)
-    try:
-        yield lambda: http.sql("select headers, cookies from public.test_seen_request")
-    finally:
-        http.sql(RECORDER_DROP)
+    with recording(http, RECORDER, RECORDER_DROP, "select headers, cookies from public.test_seen_request") as read:
+        yield read
 
 
 def lead() -> dict:

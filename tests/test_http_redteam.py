@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from tests.support.http_stack import next_client_address
+from tests.support.http_stack import next_client_address, recording
 from tests.test_http_hardening import get_request, is_error_json, raw
 
 pytestmark = pytest.mark.http
@@ -484,3 +484,341 @@ def test_a_bounded_hostile_run_over_the_newer_endpoints_gets_no_5xx_and_stores_n
     assert set(counts) <= KNOWN_STATUSES, counts
     assert stored_by_refused == set()
     assert _postgrest_log_lines(http) == log_before
+
+
+# -- session 11: what the pre-request reads from the text of request.headers ------------------------
+# The public path reads X-Real-IP and User-Agent from the TEXT PostgREST writes (no JSON parse:
+# app_logic.header_text_value, db/functions/010-api-keys.sql) when that text holds no backslash
+# and no "x-api-key". An attacker's aims: another address than nginx's (skip or shift the rate
+# limit), a keyed request on the public path or the reverse, a kept user agent that is not the
+# JSON's. A statement-free recorder (a row trigger on the audit, made for these tests only) copies
+# what PostgreSQL kept for each submission beside the text it kept it from; each is compared with
+# the JSON's own reading and with the TCP peer.
+SEEN_CONSENT = """
+create table public.test_seen_consent (
+    headers text, kept_ip text, network text, agent text, stored_agent text, ip_hash text, json_ip_hash text
+);
+create function public.test_record_consent() returns trigger
+language plpgsql security definer
+set search_path = pg_catalog, public, pg_temp
+as $$
+begin
+    insert into public.test_seen_consent values (
+        current_setting('request.headers', true), current_setting('app.request_client_ip', true),
+        app_logic.client_network_text(), app_logic.request_user_agent(), new.user_agent, new.ip_hash,
+        app_logic.pseudonym(current_setting('request.headers', true)::jsonb ->> 'x-real-ip')
+    );
+    return null;
+end
+$$;
+create trigger test_record_consent after insert on app.consent_audit
+for each row when (new.consent_type = 'gdpr') execute function public.test_record_consent();
+"""
+SEEN_CONSENT_DROP = """
+drop trigger if exists test_record_consent on app.consent_audit;
+drop function if exists public.test_record_consent();
+drop table if exists public.test_seen_consent;
+"""
+
+# User-Agent values (bytes as sent) built to mislead a text search, and the text's edges.
+HOSTILE_AGENTS = [
+    b"Agent/1",
+    b'say "hi"',
+    b'x","x-real-ip":"198.51.100.66',
+    b'x\\",\\"x-real-ip\\":\\"198.51.100.66',
+    b'","x-real-ip":"198.51.100.66","user-agent":"forged',
+    b"ends in a backslash\\",
+    b"\\u0041\\u0000",
+    b"x-real-ip",
+    b'"x-real-ip":"',
+    b"x-api-key",
+    b'"x-api-key":"chk_forged',
+    b'x","x-api-key":"chk_forged',
+    "M\u00f6zilla \u2603 \U0001d11e e\u0301 \u00a0 \u2028 \ufeff".encode(),
+    "\u202eevil\u202c".encode(),
+    b"\x7f",
+    b"a:b,c;d=e {f} [g] <h> 'i' `j`",
+    b"tab\there",
+    b"  padded  ",
+    b"A" * 600,
+    b"B" * 7000,
+    b"C" * 9000,
+    b"",
+]
+# Headers a client adds to move the address or the path: each request carries one line set.
+HOSTILE_EXTRAS = [
+    b"",
+    b"X-Real-IP: 198.51.100.70",
+    b"x-real-ip: 198.51.100.71\r\nX-REAL-IP: 198.51.100.72",
+    b"X_Real_IP: 198.51.100.73",
+    b"X-Real-IP : 198.51.100.74",
+    b"X-Forwarded-For: 198.51.100.75\r\nForwarded: for=198.51.100.75",
+    b"X-Real-Ip: 198.51.100.76\r\nUser-Agent: second agent",
+    b"X-\xffReal-IP: 198.51.100.77",
+    b"X-Chorus-Query: \"x-real-ip\":\"198.51.100.78",
+    b"Cookie: x-real-ip=198.51.100.79; x-api-key=chk_forged",
+    b"X-API-Key:",
+    b"\r\n".join(b"X-Junk-%d: \"x-real-ip\":\"198.51.100.80" % i for i in range(60)),
+]
+
+
+@pytest.fixture
+def seen_consent(http):
+    with recording(http, SEEN_CONSENT, SEEN_CONSENT_DROP, "select * from public.test_seen_consent") as read:
+        yield read
+
+
+def _lead_request(agent: bytes | None, extra: bytes = b"", version: bytes = b"HTTP/1.1") -> bytes:
+    body = json.dumps({"firstName": "Ada", "lastName": "Text", "email": f"rt-text.{secrets.token_hex(5)}@example.org",
+                       "gdprConsent": True}).encode()
+    head = b"POST /api/leads " + version + b"\r\nHost: api\r\nContent-Type: application/json\r\n"
+    if agent is not None:
+        head += b"User-Agent: " + agent + b"\r\n"
+    if extra:
+        head += extra + b"\r\n"
+    return head + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body
+
+
+def _check_kept(row, source: str) -> None:
+    headers, kept_ip, network, agent, stored_agent, ip_hash, json_ip_hash = row
+    parsed = json.loads(headers)
+    # The address is nginx's TCP peer, whatever the text or the client said.
+    assert parsed["x-real-ip"] == source and kept_ip == source and network == source + "/32", row
+    assert ip_hash == json_ip_hash, row
+    # The user agent kept is the JSON's (absent: none), stored as the audit keeps it.
+    assert agent == parsed.get("user-agent"), row
+    assert stored_agent == (None if agent is None else agent[:512]), row
+
+
+def test_the_address_and_user_agent_kept_are_the_jsons_whatever_the_headers_hold(http, seen_consent):
+    """Every hostile user agent with every hostile extra header set, and HTTP/1.0 and no user
+    agent at all: no 5xx, and for each stored submission the address kept is the TCP peer and the
+    user agent the JSON's. Fails without the backslash routing of pre_request (the user agent
+    is then cut at its first escaped quote)."""
+    cases = [(agent, extra, b"HTTP/1.1") for agent in HOSTILE_AGENTS for extra in HOSTILE_EXTRAS[:3]]
+    cases += [(HOSTILE_AGENTS[i % len(HOSTILE_AGENTS)], extra, b"HTTP/1.1") for i, extra in enumerate(HOSTILE_EXTRAS)]
+    cases += [(None, b"", b"HTTP/1.1"), (None, b"", b"HTTP/1.0"), (b"Agent/1.0", b"X-Real-IP: 198.51.100.81", b"HTTP/1.0")]
+    statuses, sources = collections.Counter(), []
+    for agent, extra, version in cases:
+        source = next_client_address()
+        status, _, body = raw(http, _lead_request(agent, extra, version), source=source)
+        statuses[status] += 1
+        assert status in (201, 400, 431), (agent, extra, status, body[:200])
+        if status == 201:
+            sources.append(source)
+    rows = seen_consent()
+    print(f"\nheader text reads: {len(cases)} submissions, statuses {dict(statuses)}")
+    assert len(rows) == len(sources) and statuses[201] > len(cases) // 2
+    by_ip = {json.loads(row[0])["x-real-ip"]: row for row in rows}
+    for source in sources:
+        _check_kept(by_ip[source], source)
+
+
+def test_no_header_text_moves_a_client_out_of_its_rate_limit(http):
+    """Five submissions from one address, each with a user agent or extra header that writes
+    another X-Real-IP into the header text; the sixth, and every one after, is 429 CHR01."""
+    source = next_client_address()
+    tricks = [
+        (b'x","x-real-ip":"198.51.100.90', b""),
+        (b"Agent/1", b"X-Real-IP: 198.51.100.91"),
+        (b'x\\",\\"x-real-ip\\":\\"198.51.100.92', b"X-Forwarded-For: 198.51.100.92"),
+        (b"x-real-ip", b"X-Chorus-Query: \"x-real-ip\":\"198.51.100.93"),
+        (b'","x-real-ip":"198.51.100.94","user-agent":"forged', b"x-real-ip: 198.51.100.94"),
+    ]
+    statuses = [raw(http, _lead_request(agent, extra), source=source)[0] for agent, extra in tricks]
+    assert statuses == [201] * 5, statuses
+    for agent, extra in tricks[:3]:
+        status, _, body = raw(http, _lead_request(agent, extra), source=source)
+        assert status == 429 and is_error_json(body, "CHR01"), (agent, status, body[:200])
+
+
+@pytest.mark.parametrize("extra", [
+    b"X-API-Key: chk_forged",
+    b"x-api-key: chk_forged",
+    b"X-API-KEY: chk_forged",
+    b"X-API-Key: chk_forged\r\nX-API-Key: chk_forged_too",
+    b"X-API-Key: " + b"k" * 300,
+    b"X-API-Key:  chk_forged\t",
+    b'X-API-Key: chk_forged\r\nUser-Agent: say "x-api-key"',
+])
+def test_a_wrong_key_in_any_spelling_is_refused_on_a_public_path(http, extra):
+    """A request with a key never takes the public path: the pre-request's text test finds the
+    key's name however the client spelled the header (PostgREST writes it lower-cased). Fails
+    without that test (the wrong key is ignored and the submission stored: 201)."""
+    before = http.sql("select count(*) from app.leads")[0][0]
+    status, _, body = raw(http, _lead_request(b"Agent/1", extra), source=next_client_address())
+    assert status == 401 and is_error_json(body, "CHK01"), (extra, status, body[:200])
+    assert http.sql("select count(*) from app.leads")[0][0] == before
+
+
+# -- session 11: the validator's string lengths inside the jsonpath (like_regex ".{N+1}", flag s) ----
+def _lead_with(**fields) -> dict:
+    return {"firstName": "Ada", "lastName": "Lengths", "email": f"rt-len.{secrets.token_hex(5)}@example.org",
+            "gdprConsent": True, **fields}
+
+
+LOCAL, LABEL = "l" * 64, "d" * 63
+LENGTH_CASES = [
+    # (fields, the field refused or None for a submission that is stored)
+    ({"firstName": "\u00e9" * 100}, None),
+    ({"firstName": "\u00e9" * 101}, "firstName"),
+    ({"firstName": "\U0001d11e" * 100}, None),
+    ({"firstName": "\U0001d11e" * 101}, "firstName"),
+    ({"firstName": "e\u0301" * 50}, None),
+    ({"firstName": "e\u0301" * 50 + "x"}, "firstName"),
+    ({"lastName": "a\nb"}, "lastName"),
+    # A NUL escape is refused by jsonb before any SQL of ours (README, Error codes): 400, never a 5xx.
+    ({"lastName": "a\u0000b"}, "22P05"),
+    ({"companyName": "\u00e9" * 200}, None),
+    ({"companyName": "\u00e9" * 201}, "companyName"),
+    ({"companyName": "x" * 254}, "companyName"),
+    ({"leadSource": "a" * 50}, None),
+    ({"leadSource": "a" * 51}, "leadSource"),
+    ({"sessionId": "s" * 100}, None),
+    ({"sessionId": "s\u00e9" * 51}, "sessionId"),
+    ({"phone": "+1 202 555 0" + "1" * 28}, "phone"),
+    ({"email": f"{LOCAL}@{LABEL}.{LABEL}.{'d' * 61}"}, None),
+    ({"email": f"{LOCAL}@{LABEL}.{LABEL}.{'d' * 62}"}, "email"),
+    ({"email": "\u00e9" * 255 + "@example.org"}, "email"),
+    ({"inquiryDetails": ("line\n" * 1000)[:-1] + "!"}, None),
+    ({"inquiryDetails": ("line\n" * 1000) + "!"}, "inquiryDetails"),
+    ({"inquiryDetails": "\u00e9\u0301\n" * 1700}, "inquiryDetails"),
+    ({"firstName": "\u00e9" * 30000}, "firstName"),
+    ({"inquiryDetails": "x" * 65000}, "inquiryDetails"),
+    ({"firstName": "\n" * 32000}, "firstName"),
+    ({"pagesViewed": ["/" + "p" * 199]}, None),
+    ({"pagesViewed": ["/" + "p" * 200]}, "pagesViewed[0]"),
+    ({"pagesViewed": ["/\u00e9" * 100]}, None),
+    ({"pagesViewed": ["/" + "\u00e9" * 200]}, "pagesViewed[0]"),
+]
+
+
+@pytest.mark.parametrize("fields, refused", LENGTH_CASES, ids=[str(i) for i in range(len(LENGTH_CASES))])
+def test_string_lengths_at_and_over_their_bounds_are_decided_exactly_and_named(http, fields, refused):
+    body = _lead_with(**fields)
+    client = http.fresh_client()
+    # UTF-8 as it is: 30,000 x U+00E9 is 60 KB, under nginx's 64 KiB (escaped it would be 180 KB).
+    response = client.post("/api/leads", data=json.dumps(body, ensure_ascii=False).encode(),
+                           headers={"Content-Type": "application/json"})
+    stored = http.sql("select count(*) from app.leads where email = lower(%s)", (body["email"],))[0][0]
+    if refused is None:
+        assert response.status_code == 201 and stored == 1, response.text[:300]
+    elif refused == "22P05":
+        assert response.status_code == 400 and response.json()["code"] == "22P05" and stored == 0, response.text[:300]
+    else:
+        assert response.status_code == 400, response.text[:300]
+        document = response.json()
+        assert document["code"] == "CHV01" and refused in [e["field"] for e in document["errors"]], document
+        assert stored == 0
+
+
+TIME_SUBMISSION = """
+create function pg_temp.time_submission(p_body jsonb, p_runs integer) returns float8
+language plpgsql as $$
+declare
+    v_started timestamptz := clock_timestamp();
+    v_answer jsonb;
+begin
+    for i in 1..p_runs loop
+        -- Each run in a subtransaction rolled back: the counters and rows never grow.
+        begin
+            v_answer := api.submit_lead(p_body);
+            raise sqlstate 'RT001';
+        exception when sqlstate 'RT001' then
+            null;
+        end;
+    end loop;
+    return extract(epoch from clock_timestamp() - v_started) * 1000000 / p_runs;
+end
+$$;
+"""
+
+
+def test_the_worst_strings_a_body_can_hold_cost_a_small_multiple_of_a_usual_submission(db):
+    """CPU bounded: the longest strings nginx lets through (64 KiB: multibyte, combining,
+    newlines, every bounded field one character over) against an ordinary accepted submission,
+    in microseconds per call of api.submit_lead (median of 5 rounds)."""
+    import statistics
+
+    db.execute(TIME_SUBMISSION)
+    db.execute("select set_config('request.headers', '{\"x-real-ip\":\"203.0.113.200\"}', false)")
+    usual = _lead_with(companyName="Analytical Engines", inquiryDetails="Hello,\nplease call me.", leadSource="contact_form")
+    over = {"firstName": "\u00e9" * 101, "lastName": "\U0001d11e" * 101, "companyName": "e\u0301" * 101,
+            "leadSource": "a" * 51, "sessionId": "s" * 101, "inquiryDetails": "\u00e9\n" * 2501,
+            "pagesViewed": ["/" + "p" * 200] * 20}
+    worst = {
+        "firstName, 30,000 x U+00E9": _lead_with(firstName="\u00e9" * 30000),
+        "inquiryDetails, 65,000 x": _lead_with(inquiryDetails="x" * 65000),
+        "firstName, 32,000 newlines": _lead_with(firstName="\n" * 32000),
+        "lastName, 15,000 x U+1D11E": _lead_with(lastName="\U0001d11e" * 15000),
+        "companyName, 20,000 x e+U+0301": _lead_with(companyName="e\u0301" * 20000),
+        "every bounded field one over": _lead_with(**over),
+    }
+
+    def cost(body) -> float:
+        return statistics.median(db.execute("select pg_temp.time_submission(%s::jsonb, 20)", (json.dumps(body),)).fetchone()[0]
+                                 for _ in range(5))
+
+    base = cost(usual)
+    ratios = {name: cost(body) / base for name, body in worst.items()}
+    print(f"\nusual submission {base:.0f} us; worst cases / usual: " + ", ".join(f"{n} {r:.2f}" for n, r in ratios.items()))
+    # Measured 2.3 to 4.8 (the 64 KB of plain text the most), the same with the compiler before
+    # session 11 (char_length bounds): linear in the body's length, never in a bound.
+    assert max(ratios.values()) < 8, ratios
+
+
+# Characters at a text's edges and inside it that the checks tell apart: trimmed spaces (ASCII,
+# no-break, ideographic), C0/C1 controls, DEL, bidi overrides and isolates, line separators, a
+# byte-order mark, combining marks, astral characters.
+EDGE_TEXTS = [" ", "\u00a0", "\u3000", "\t", "\n", "\r\n", "\u0085", "\u007f", "\u202e", "\u2066", "\u2028", "\u2029",
+              "\ufeff", "\u200b", "\u0301", "\U0001d11e", "\u00e9", "x", "/", "\\", "\"", "'", "%", "_", "A"]
+
+
+def _length_variants(rule: dict) -> list[str]:
+    """Texts at and around every length bound of a rule (and 254 to 256, the jsonpath's limit),
+    in ASCII, two-byte, astral and combining characters, padded, with a control inside."""
+    bounds = {1, 254, 255, 256}
+    for word in ("minLength", "maxLength"):
+        if word in rule:
+            bounds |= {rule[word] - 1, rule[word], rule[word] + 1}
+    texts = []
+    for n in sorted(b for b in bounds if b > 0):
+        for unit in ("a", "\u00e9", "\U0001d11e", "e\u0301"):
+            body = (unit * n)[:n] if len(unit) == 1 else unit * (n // 2) + "a" * (n % 2)
+            texts += [body, "/" + body[1:], " " + body + "\u3000", body[: n // 2] + "\n" + body[n // 2 + 1:]]
+    texts += [edge * k + "ab" + edge * k for edge in EDGE_TEXTS for k in (1, 2)]
+    texts += ["ab" + edge + "cd" for edge in EDGE_TEXTS] + ["", "/"]
+    return texts
+
+
+def test_the_sure_test_never_passes_what_the_exact_statements_refuse(db):
+    """Differential, session 11 (the validator's lengths and the paths' one regular expression
+    moved into the jsonpath): for every string field of the lead and page-view rules (the
+    lead's pagesViewed items too), a few hundred texts at and around its bounds and with every
+    edge character; the sure test is never true where the exact statements say false, and the
+    compiled check answers as the exact statements. Fails with a bound off by one."""
+    checked = 0
+    for rule_function, compiled, base in (
+        ("submit_lead_rule", "submit_lead_passes",
+         {"firstName": "Ada", "lastName": "L", "email": "a@example.org", "gdprConsent": True}),
+        ("record_page_view_rule", "page_view_passes", {"sessionId": "s-1", "path": "/a"}),
+    ):
+        rule = db.execute(f"select app_logic.{rule_function}()").fetchone()[0]
+        for field, sub in rule["properties"].items():
+            if sub.get("type") == "array" and sub.get("items", {}).get("type") == "string":
+                place, sub = "items", sub["items"]
+            elif sub.get("type") in ("string", "email", "phone") and "enum" not in sub:
+                place = "value"
+            else:
+                continue
+            bodies = [json.dumps({**base, field: [text] if place == "items" else text}) for text in _length_variants(sub)]
+            rows = db.execute(
+                f"select b, app_logic.{compiled}_sure(b::jsonb), app_logic.{compiled}_exact(b::jsonb),"
+                f" app_logic.{compiled}(b::jsonb) from unnest(%s::text[]) as b",
+                (bodies,),
+            ).fetchall()
+            wrong = [(json.loads(b)[field], s, e, c) for b, s, e, c in rows if (s and not e) or c is not e]
+            assert wrong == [], (field, wrong[:5])
+            checked += len(rows)
+    print(f"\nsure test against the exact statements: {checked} bodies")
+    assert checked > 2000

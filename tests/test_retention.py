@@ -287,3 +287,50 @@ def test_db_retention_shows_the_rules_and_applies_them_on_request(db, db_url):
     assert db.execute("select count(*) from app.accessibility_preferences").fetchone()[0] == 0
     line = next(ln for ln in applied.stdout.splitlines() if "accessibility_preferences" in ln and "row(s)" in ln)
     assert "1 row(s)" in line
+
+
+def test_no_role_but_the_owner_may_run_or_apply_retention(db):
+    """Red team, session 11: the knob p_synchronous_commit is the job's, not a client's. No web,
+    worker or key-holding role (nor PUBLIC) may call any overload of run_retention or
+    apply_retention, so nobody else can make the job's commits skip (or wait for) the flush,
+    delete early, or hold a core."""
+    rows = db.execute(
+        """
+        select r.rolname, p.oid::regprocedure::text
+        from pg_proc as p cross join pg_roles as r
+        where p.pronamespace = 'app_logic'::regnamespace and p.proname in ('run_retention', 'apply_retention')
+            and not r.rolsuper and r.oid <> p.proowner and r.rolname !~ '^pg_'
+            and has_function_privilege(r.oid, p.oid, 'execute')
+        """
+    ).fetchall()
+    assert rows == []
+    assert db.execute(
+        "select count(*) from pg_proc where pronamespace = 'app_logic'::regnamespace and proname = 'run_retention'"
+    ).fetchone()[0] == 1
+    for role in ("anon", "reader", "admin", "authenticator"):
+        import psycopg
+        import pytest
+
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            with db.transaction():
+                db.execute(f"set local role {role}")
+                db.execute("call app_logic.run_retention('brand_engagement', p_synchronous_commit => true)")
+
+
+def test_inside_a_transaction_block_the_job_refuses_to_run_and_changes_nothing(db):
+    """Red team, session 11: CALL inside BEGIN cannot commit its batches (2D000); the batch it
+    deleted and the session's synchronous_commit go back with the rollback."""
+    import psycopg
+    import pytest
+
+    db.execute(
+        "insert into app.brand_engagement (session_id, created_at)"
+        " select 'old-tx-' || i, timestamptz '2020-01-01' from generate_series(1, 3) as i"
+    )
+    db.execute("set synchronous_commit = local")
+    for knob in ("false", "true"):
+        with pytest.raises(psycopg.errors.InvalidTransactionTermination):
+            with db.transaction():
+                db.execute(f"call app_logic.run_retention('brand_engagement', 1, 0, p_synchronous_commit => {knob})")
+        assert db.execute("show synchronous_commit").fetchone()[0] == "local"
+        assert db.execute("select count(*) from app.brand_engagement where session_id like 'old-tx-%'").fetchone()[0] == 3

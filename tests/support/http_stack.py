@@ -7,6 +7,7 @@ missing, so the `http` fixture can skip with that reason printed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import os
@@ -154,6 +155,18 @@ class HttpStack:
         stack.stop_all(self.run_dir)
         shutil.rmtree(self.run_dir, ignore_errors=True)
         self.run_dir = None
+
+
+@contextlib.contextmanager
+def recording(http: HttpClient, create: str, drop: str, query: str):
+    """A recorder made for one test only (a table and the trigger that fills it, `create`),
+    dropped before and after (`drop`); yields a function that reads it (`query`)."""
+    http.sql(drop)
+    http.sql(create)
+    try:
+        yield lambda: http.sql(query)
+    finally:
+        http.sql(drop)
 
 
 def listens_on_tcp(pid: int) -> bool:
