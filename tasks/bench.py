@@ -14,7 +14,7 @@ from ._helpers import echo, task
         "rounds": "alternations of baseline and subject; medians are reported (default 2)",
         "quick": "small retention sizes for a smoke run (100k+100k rows, 1M page views instead of 1M+1M and 10M)",
         "only": "comma-separated parts to run: sql, http, knobs, retention, audit, encryption, ops, growth (default: all but growth)",
-        "growth": "also measure cost growth (1k, 100k, 1M leads, 10M audit rows; about 5 more minutes)",
+        "growth": "also measure cost growth (1k, 100k, 1M leads, 10M audit rows, each later phase beside a copy of the 1k database; about 7 more minutes)",
         "keep": "keep the chorus_bench database afterwards for inspection (it is dropped by default)",
         "retention_variants": "variants of the retention job its windows take in turn, \"|\"-separated, each "
                               "batch_rows=N,pause_ratio=N,wal_rate=BYTES_PER_S,batch_wal=BYTES,sync_commit=0|1,"

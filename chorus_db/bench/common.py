@@ -234,8 +234,8 @@ def percentiles(latencies: list[float]) -> tuple[float | None, float | None]:
     return qs[49], qs[98]
 
 
-def _count(cluster: Cluster, sql: str) -> int:
-    with psycopg.connect(cluster.url(BENCH_DB), autocommit=True) as conn:
+def _count(cluster: Cluster, sql: str, database: str | None = None) -> int:
+    with psycopg.connect(cluster.url(database or BENCH_DB), autocommit=True) as conn:
         return conn.execute(sql).fetchone()[0]
 
 
@@ -414,11 +414,12 @@ def _frame_literal(value: dict[str, str], formatted: bool = True) -> str:
 
 
 def pgbench_raw(cluster: Cluster, script: Path, *, clients: int = CLIENTS, seconds: float = 10, user: str = "postgres",
-                rate: float | None = None, label: str | None = None) -> tuple[str, str, list[tuple[float, float]]]:
+                rate: float | None = None, label: str | None = None,
+                database: str | None = None) -> tuple[str, str, list[tuple[float, float]]]:
     """Run one pgbench script (prepared statements, like PostgREST; framed as PostgREST frames a
     request when it asks, see `framed`); stdout, stderr, log rows.
     With a label, its progress is shown (seconds elapsed of the run's length)."""
-    env = testing.psql_env(cluster, BENCH_DB)
+    env = testing.psql_env(cluster, database or BENCH_DB)
     if user == "authenticator":
         env.update(PGUSER="authenticator", PGPASSWORD=AUTH_PASSWORD)
     with tempfile.TemporaryDirectory(prefix="chorus-bench-") as tmp:
@@ -515,10 +516,11 @@ class Check:
 
 
 def pgbench(cluster: Cluster, name: str, script: Path, *, seconds: float = 10, user: str = "postgres",
-            checks: tuple[Check, ...] = ()) -> Run:
-    before = [_count(cluster, c.sql) for c in checks]
+            checks: tuple[Check, ...] = (), database: str | None = None) -> Run:
+    """One measured pgbench run in `database` (default the bench database)."""
+    before = [_count(cluster, c.sql, database) for c in checks]
     processes, cpu0 = len(cluster_pids(cluster)), cluster_cpu(cluster)
-    stdout, stderr, rows = pgbench_raw(cluster, script, seconds=seconds, user=user, label=name)
+    stdout, stderr, rows = pgbench_raw(cluster, script, seconds=seconds, user=user, label=name, database=database)
     _settled(cluster, processes)
     cpu1 = cluster_cpu(cluster)
     tps, tx, failed = parse_pgbench(stdout, stderr)
@@ -526,7 +528,7 @@ def pgbench(cluster: Cluster, name: str, script: Path, *, seconds: float = 10, u
     # The cluster's CPU per transaction moves much less with other load on the machine than tps.
     run.cpu_ms["PostgreSQL"] = (cpu1 - cpu0) * 1000 / max(1, tx)
     for check, start in zip(checks, before):
-        grew = _count(cluster, check.sql) - start
+        grew = _count(cluster, check.sql, database) - start
         if check.per_tx is None:
             if grew < tx:
                 run.problems.append(f"{check.label}: {grew} new rows for {tx} transactions (expected at least {tx})")
