@@ -1,21 +1,10 @@
 -- The cheaper checks of db/schema/850 (issue 13, session 11) against the rules they replace: JSON
 -- arrays and objects by containment, the source's length in bytes, upper bounds of characters as
 -- a cast to varchar(N), and the audit's user agent cut by that cast. Each accepts and refuses
--- exactly what the rule before did, and a refusal keeps its SQLSTATE and constraint name.
+-- exactly what the rule before did (app_logic.value_fits: whether the domain takes a value), and
+-- a refusal keeps its SQLSTATE and constraint name.
 begin;
 select plan(22);
-
--- Whether a domain accepts a value: false when its check refuses it (23514), as an INSERT would.
-create function pg_temp.accepts(p_domain regtype, p_value text) returns boolean
-language plpgsql volatile
-as $$
-begin
-    execute format('select %L::%s', p_value, p_domain);
-    return true;
-exception when check_violation then
-    return false;
-end
-$$;
 
 -- No check of these domains counts characters or names a JSON type (what 850 took out).
 select is(
@@ -56,13 +45,14 @@ select is(
                 ('app.consent_source', 50), ('app.consent_user_agent', 512)
             ) as d (domain, bound)
         cross join lateral pg_temp.lengths_around(d.bound) as v
-        where pg_temp.accepts(d.domain, v) is distinct from (v is null or char_length(v) <= d.bound)
+        where app_logic.value_fits(v, d.domain::text) is distinct from (v is null or char_length(v) <= d.bound)
     ),
     null,
     'each bound accepts up to its number of characters, however many bytes, and refuses one more'
 );
 select ok(
-    pg_temp.accepts('app.lead_inquiry', repeat(chr(28450), 5000)) and pg_temp.accepts('app.consent_user_agent', repeat(chr(128512), 512)),
+    app_logic.value_fits(repeat(chr(28450), 5000), 'app.lead_inquiry')
+    and app_logic.value_fits(repeat(chr(128512), 512), 'app.consent_user_agent'),
     'a value of more bytes than its bound but as many characters is accepted (15,000 and 2,048 bytes)'
 );
 
@@ -77,7 +67,7 @@ select is(
                 '[]', '[1]', '[[]]', '[{}]', '["/", "/contact"]', '{}', '{"a": 1}', '{"a": []}', '{"": {}}',
                 '1', '-0.5', '"a"', '"[]"', '"{}"', '""', 'null', 'true', 'false', null
             ]) as v
-        where pg_temp.accepts(d.domain, v) is distinct from (v is null or jsonb_typeof(v::jsonb) = d.kind)
+        where app_logic.value_fits(v, d.domain::text) is distinct from (v is null or jsonb_typeof(v::jsonb) = d.kind)
     ),
     null,
     'pages accept exactly the JSON arrays, vitals and browser info exactly the objects'
@@ -86,7 +76,7 @@ select is(
     (
         select array_agg(n order by n) from generate_series(4090, 4100) as n
         where
-            pg_temp.accepts('app.lead_browser_info', jsonb_build_object('ua', repeat('u', n - 10))::text)
+            app_logic.value_fits(jsonb_build_object('ua', repeat('u', n - 10))::text, 'app.lead_browser_info')
             is distinct from (n <= 4096)
     ),
     null,
@@ -98,11 +88,14 @@ select is(
 select is(
     (
         select array_agg(v order by v)
-        from unnest(array[
-            repeat('a', 50), repeat('a', 51), repeat(chr(233), 25), repeat(chr(233), 26), repeat('a', 49) || chr(233),
-            repeat('_', 50), repeat('9', 51), '', null
-        ]) as v
-        where pg_temp.accepts('app.lead_source', v) is distinct from coalesce(v ~ '^[a-z0-9_]+$' and char_length(v) <= 50, true)
+        from
+            unnest(array[
+                repeat('a', 50), repeat('a', 51), repeat(chr(233), 25), repeat(chr(233), 26), repeat('a', 49) || chr(233),
+                repeat('_', 50), repeat('9', 51), '', null
+            ]) as v
+        where
+            app_logic.value_fits(v, 'app.lead_source')
+            is distinct from coalesce(v ~ '^[a-z0-9_]+$' and char_length(v) <= 50, true)
     ),
     null,
     'the source accepts what its pattern and 50 characters accepted'
@@ -187,22 +180,34 @@ select app_logic.append_consent('checks-b', 'consent', 'gdpr', true, 'test', nul
 select app_logic.append_consent('checks-c', 'consent', 'gdpr', true, 'test', null, repeat('u', 511) || ' é ');
 select app_logic.append_consent('checks-d', 'consent', 'gdpr', true, 'test', null, null);
 select is(
-    (select user_agent::text from app.consent_audit where subject = 'checks-a'),
+    (
+        select user_agent::text from app.consent_audit
+        where subject = 'checks-a'
+    ),
     left(repeat(chr(28450), 513), 512),
     'a user agent of 513 three-byte characters is kept to its first 512'
 );
 select is(
-    (select user_agent::text from app.consent_audit where subject = 'checks-b'),
+    (
+        select user_agent::text from app.consent_audit
+        where subject = 'checks-b'
+    ),
     repeat(chr(128512), 512),
     'a user agent of 512 four-byte characters is kept whole'
 );
 select is(
-    (select user_agent::text from app.consent_audit where subject = 'checks-c'),
+    (
+        select user_agent::text from app.consent_audit
+        where subject = 'checks-c'
+    ),
     repeat('u', 511) || ' ',
     'a cut keeps the space before it, as left did'
 );
 select is(
-    (select user_agent::text from app.consent_audit where subject = 'checks-d'),
+    (
+        select user_agent::text from app.consent_audit
+        where subject = 'checks-d'
+    ),
     null::text,
     'no user agent stays none'
 );
