@@ -20,9 +20,8 @@
 --   character by character. Null stays null, which a check passes, as before.
 -- All of it with the append's user agent cut by a cast (db/functions/030-consent.sql): 1,945,315
 -- → 1,943,250 per framed submission (−2.1k, −0.1%: means of 6 and 4 builds; char_length 4.4k →
--- 2.1k), and
--- 1,972,425 → 1,961,301 (−11.1k, −0.6%) with a browser's request (chorus_db.bench.common
--- BROWSER_REQUEST: char_length 8.8k → 2.1k, left 6.2k → 0).
+-- 2.1k), and 1,972,425 → 1,961,301 (−11.1k, −0.6%) with a browser's request
+-- (chorus_db.bench.common BROWSER_REQUEST: char_length 8.8k → 2.1k, left 6.2k → 0).
 --
 -- NOT VALID scans nothing: every stored value passed the check it replaces, which refuses the
 -- same values. Squawk's warnings are about that: each check comes back in the same transaction.
