@@ -205,7 +205,11 @@ begin
                 t.user_agent, case when p_event <> 'erasure' then app_logic.consent_text_at(t.recorded_at) end,
                 t.recorded_at, e.row_hash, p_submission_id
             ) as row_hash1
-        from (select app_logic.now() as recorded_at, left(p_user_agent, 512) as user_agent offset 0) as t
+        -- The user agent cut to 512 characters by the cast, as left(p_user_agent, 512) cut it: the
+        -- cast returns a value of at most 512 bytes as it is, where left counted its characters
+        -- (issue 13, session 11, callgrind: left cost 6.2k of a submission with a browser's user
+        -- agent of 111 characters, the cast 0.04k; pgTAP 020-leads-domain-checks, 030-consent-append).
+        from (select app_logic.now() as recorded_at, p_user_agent::varchar(512)::text as user_agent offset 0) as t
         left join lateral (
             select a.seq, a.row_hash from app.consent_audit as a
             where a.subject = p_subject
