@@ -168,8 +168,9 @@ comment on function app_logic.keep_parsed_address(text) is
 -- kept network is a dotted quad's. Anything else is checked in full by
 -- keep_parsed_address, a call: its checks' nodes are set up only when it runs (a dotted quad
 -- skips it), where inlined they were set up in every transaction. keep_quad_headers is the
--- dotted quad's arm alone, for a caller that has told the two apart already (the pre-request's
--- public branch: without the CASE and the call's node, 5k instructions less to set up).
+-- dotted quad's arm alone. The pre-request's public branch no longer calls it: since session 11
+-- it keeps the same two settings from the text of request.headers (header_text_value), so the
+-- settings' names stand there too (010-api-keys.sql, pre_request).
 create function app_logic.keep_user_agent(p_headers jsonb) returns text
 language sql volatile
 as $$
