@@ -112,7 +112,10 @@ def wait_postgrest_socket(rcfg: stack.StackConfig, timeout: float = 30.0) -> Non
         if not service.running():
             raise stack.StackError(f"the replica's PostgREST stopped while starting; its log ({service.logfile}):\n{service.log_tail(1500)}")
         if time.monotonic() > deadline:
-            raise stack.StackError(f"the replica's PostgREST did not answer within {timeout:.0f} s; its log:\n{service.log_tail(1500)}")
+            raise stack.StackError(
+                f"the replica's PostgREST did not answer within {timeout:.0f} s: check that the standby accepts "
+                f"the authenticator's connections (`invoke db.replica`), then run again; its log:\n{service.log_tail(1500)}"
+            )
         time.sleep(0.1)
 
 

@@ -245,13 +245,32 @@ def nginx_main_config(nginx_dir: Path, api_conf: Path, http_extra: str = "", cac
 
 
 # -- processes -------------------------------------------------------------------------------
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, ...); [] when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, IndexError, ProcessLookupError):
+        return []
+
+
 def _alive(pid: int) -> bool:
     """True while the process exists and is not a zombie (an orphan nobody reaped is dead)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError, ProcessLookupError):
-        return False
-    return state not in ("Z", "X")
+    fields = _stat(pid)
+    return bool(fields) and fields[0] not in ("Z", "X")
+
+
+def _is_ours(marker: str, cmdline: str, environ: list[str], ppid: int | None) -> bool:
+    """Whether a live process is the one a pid file names: its command line or environment holds
+    the marker, or it is a child of this process still inside execve. Popen returns as soon as
+    the exec has replaced the child's memory, but the kernel shows the new command line and
+    environment only once the exec has laid them out; until then both read empty. Under load
+    that took long enough to be seen (PostgREST, in state D, empty cmdline and environ, found by
+    the first check after start_postgrest: a false "stopped while starting" in 1 of 6 loaded runs
+    of tests/test_replica.py). A child of ours cannot be another program's reused pid, since its
+    pid stays taken until we reap it."""
+    if marker in cmdline or marker in environ:
+        return True
+    return ppid == os.getpid() and (not cmdline or environ == [""])
 
 
 def _cmdline(pid: int) -> str:
@@ -318,7 +337,9 @@ class Service:
             return None
         if not _alive(pid):
             return None
-        if self.marker not in _cmdline(pid) and self.marker not in _environ(pid):
+        fields = _stat(pid)
+        ppid = int(fields[1]) if len(fields) > 1 else None
+        if not _is_ours(self.marker, _cmdline(pid), _environ(pid), ppid):
             return None  # the pid was reused by a process that is not ours
         return pid
 

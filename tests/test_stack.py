@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -455,3 +456,29 @@ def test_up_without_postgrest_explains_in_one_paragraph_and_starts_nothing(stack
     assert "\n" not in message, "one paragraph"
     assert "POSTGREST_BIN=" in message and "v12.2" in message and "releases" in message
     assert not (base / "pgdata").exists(), "nothing is started without PostgREST"
+
+
+def test_a_service_is_ours_by_its_marker_or_while_our_child_is_still_inside_execve(tmp_path):
+    """Service.pid(): a pid file's process counts as ours by the marker in its command line or
+    environment, and also while it is a child of this process whose exec has not yet laid out
+    its command line and environment (both read empty then: seen under load, where it made
+    wait_postgrest_socket report a PostgREST that was starting as stopped)."""
+    marker = f"CHORUS_TEST_MARKER={tmp_path}"
+    # The /proc facts of a child caught inside execve, and of the same facts elsewhere.
+    assert stack._is_ours(marker, "", [""], os.getpid())
+    assert not stack._is_ours(marker, "", [""], 1), "a process that is not our child is never taken as ours"
+    assert not stack._is_ours(marker, "sleep 30", ["PATH=/bin"], os.getpid()), "a child of ours running another program"
+    # Real processes: our child with the marker is found by its pid file, one without it is not.
+    for env, expected in ((dict(os.environ, CHORUS_TEST_MARKER=str(tmp_path)), True), (dict(os.environ), False)):
+        proc = subprocess.Popen(["sleep", "30"], env=env)
+        try:
+            service = stack.Service("sleeper", tmp_path / "sleep.pid", marker=marker, popen=proc)
+            service.pidfile.write_text(f"{proc.pid}\n")
+            deadline = time.monotonic() + 10
+            while stack._cmdline(proc.pid) == "" and time.monotonic() < deadline:
+                time.sleep(0.01)  # past the exec, so the marker alone decides
+            assert (service.pid() == proc.pid) is expected
+        finally:
+            proc.kill()
+            proc.wait()
+        assert service.pid() is None, "a reaped process is not running"
