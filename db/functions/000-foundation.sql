@@ -197,7 +197,8 @@ create function app_logic.keep_request_headers(p_headers jsonb, p_quad text) ret
 language sql volatile
 as $$
     select case
-        when p_quad is null then app_logic.keep_parsed_address(p_headers ->> 'x-real-ip', coalesce(p_headers ->> 'user-agent', ''))
+        when p_quad is null
+            then app_logic.keep_parsed_address(p_headers ->> 'x-real-ip', coalesce(p_headers ->> 'user-agent', ''))
         else app_logic.keep_quad_headers(p_headers, p_quad)
     end
 $$;
