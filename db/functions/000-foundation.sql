@@ -129,17 +129,31 @@ $$;
 comment on function app_logic.parse_client_network(text) is
 'An X-Real-IP value as the client it counts as: the IPv4 address or the IPv6 /64; null when absent or malformed.';
 
+-- The one place the address and the user agent a request keeps are written (issue 13, session
+-- 12): the pre-request's text path, keep_quad_headers and keep_parsed_address all call it. A
+-- volatile SQL function of one expression using each argument once, so PostgreSQL inlines it
+-- into its callers' expressions: no call node of its own (pg_stat_user_functions counts no call
+-- of it with track_functions = all).
+create function app_logic.keep_client_settings(p_address text, p_user_agent text) returns text
+language sql volatile
+as $$
+    select set_config('app.request_client_ip', p_address, true) || set_config('app.request_user_agent', p_user_agent, true)
+$$;
+comment on function app_logic.keep_client_settings(text, text) is
+'Keep the client address and the user agent given for the rest of the transaction (the pre-request''s settings).';
+
 -- The address of a value that is not a canonical dotted quad, checked in full: '' when refused.
-create function app_logic.keep_parsed_address(p_raw text) returns text
+create function app_logic.keep_parsed_address(p_raw text, p_user_agent text) returns text
 language plpgsql volatile
 as $$
 begin
-    return set_config('app.request_client_ip', coalesce(app_logic.parse_client_ip(p_raw)::text, ''), true)
+    return app_logic.keep_client_settings(coalesce(app_logic.parse_client_ip(p_raw)::text, ''), p_user_agent)
         || set_config('app.request_client_network', coalesce(app_logic.parse_client_network(p_raw)::text, ''), true);
 end
 $$;
-comment on function app_logic.keep_parsed_address(text) is
-'Keep the address and network of an X-Real-IP value that is no canonical dotted quad (keep_request_headers).';
+comment on function app_logic.keep_parsed_address(text, text) is
+'Keep the address and network of an X-Real-IP value that is no canonical dotted quad, and the user agent '
+'(keep_request_headers).';
 
 -- One header read per request (issue 13). A submission read request.headers four times (the
 -- API key in the pre-request, the address for the limiter and for the consent rows, the user
@@ -169,20 +183,12 @@ comment on function app_logic.keep_parsed_address(text) is
 -- keep_parsed_address, a call: its checks' nodes are set up only when it runs (a dotted quad
 -- skips it), where inlined they were set up in every transaction. keep_quad_headers is the
 -- dotted quad's arm alone. The pre-request's public branch no longer calls it: since session 11
--- it keeps the same two settings from the text of request.headers (header_text_value), so the
--- settings' names stand there too (010-api-keys.sql, pre_request).
-create function app_logic.keep_user_agent(p_headers jsonb) returns text
-language sql volatile
-as $$
-    select set_config('app.request_user_agent', coalesce(p_headers ->> 'user-agent', ''), true)
-$$;
-comment on function app_logic.keep_user_agent(jsonb) is
-'Keep the user agent of these request headers for the rest of the transaction (keep_request_headers).';
-
+-- it keeps the same two settings from the text of request.headers (header_text_value), through
+-- keep_client_settings as both arms here do, so each setting's name is written in one place.
 create function app_logic.keep_quad_headers(p_headers jsonb, p_quad text) returns text
 language sql volatile
 as $$
-    select set_config('app.request_client_ip', p_quad, true) || app_logic.keep_user_agent(p_headers)
+    select app_logic.keep_client_settings(p_quad, coalesce(p_headers ->> 'user-agent', ''))
 $$;
 comment on function app_logic.keep_quad_headers(jsonb, text) is
 'keep_request_headers for headers whose X-Real-IP is the canonical dotted quad p_quad (never null).';
@@ -191,7 +197,8 @@ create function app_logic.keep_request_headers(p_headers jsonb, p_quad text) ret
 language sql volatile
 as $$
     select case
-        when p_quad is null then app_logic.keep_parsed_address(p_headers ->> 'x-real-ip') || app_logic.keep_user_agent(p_headers)
+        when p_quad is null
+            then app_logic.keep_parsed_address(p_headers ->> 'x-real-ip', coalesce(p_headers ->> 'user-agent', ''))
         else app_logic.keep_quad_headers(p_headers, p_quad)
     end
 $$;

@@ -238,8 +238,7 @@ begin
         v_done := app_logic.keep_request_headers(v_headers, v_address) || app_logic.apply_statement_timeout('anon');
         return;
     end if;
-    v_done := set_config('app.request_client_ip', v_address, true)
-        || set_config('app.request_user_agent', app_logic.header_text_value(v_text, 'user-agent'), true)
+    v_done := app_logic.keep_client_settings(v_address, app_logic.header_text_value(v_text, 'user-agent'))
         || app_logic.apply_statement_timeout('anon');
 end
 $$;

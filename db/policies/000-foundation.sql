@@ -21,9 +21,10 @@ grant execute on function app_logic.pre_request() to anon, reader, admin;
 grant execute on function app_logic.request_headers() to anon, reader, admin;
 grant execute on function app_logic.request_header(text), app_logic.read_request_header(text) to anon, reader, admin;
 grant execute on function app_logic.header_text_value(text, text) to anon, reader, admin;
-grant execute on function app_logic.keep_request_headers(jsonb, text), app_logic.keep_parsed_address(text)
+grant execute on function app_logic.keep_request_headers(jsonb, text), app_logic.keep_parsed_address(text, text)
 to anon, reader, admin;
-grant execute on function app_logic.keep_quad_headers(jsonb, text), app_logic.keep_user_agent(jsonb) to anon, reader, admin;
+grant execute on function app_logic.keep_quad_headers(jsonb, text), app_logic.keep_client_settings(text, text)
+to anon, reader, admin;
 grant execute on function app_logic.dotted_quad(text), app_logic.parse_client_ip(text), app_logic.parse_client_network(text)
 to anon, reader, admin;
 grant execute on function app_logic.api_key_lookup(text) to anon, reader, admin;
